@@ -1,0 +1,7 @@
+"""``python -m lifecircle``."""
+
+import sys
+
+from lifecircle.cli import main
+
+sys.exit(main())

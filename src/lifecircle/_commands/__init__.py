@@ -1,0 +1,1 @@
+"""Subcommands of the ``lifecircle`` command, one module each (see :mod:`lifecircle.cli`)."""

@@ -1,0 +1,241 @@
+"""Snapping points onto the nearest point of the nearest edge (never to the nearest node).
+
+A point's network position is ``(edge, offset_m)``: the edge it projects onto and the distance
+along that edge from its ``u`` end, in the edge's own length metres. The straight line from the
+point to its projection is the *access leg* (``access_m``), counted in the point's distance.
+Points whose access leg exceeds ``max_snap_m`` are flagged ``on_network=False``: they are kept and
+reported, but they reach nothing.
+
+The nearest-edge search
+-----------------------
+Shapely's ``STRtree.query_nearest`` is exact but slow for hundreds of thousands of points. We cut
+every edge into pieces no longer than ``piece_m`` and put the piece midpoints into a
+``scipy.spatial.cKDTree``. For each point the ``k`` nearest midpoints give candidate pieces; the
+exact point-to-segment distance to each is computed and the smallest kept. A piece whose midpoint
+is at distance ``m`` is at least ``m - h`` away (``h``: the largest half piece length), so when the
+best exact distance found is ``<= m_k - h`` (``m_k``: the k-th midpoint distance), no other piece
+can be closer and the answer is exact. The few points that fail the test are re-checked against
+every piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scipy.spatial import cKDTree
+
+    from lifecircle.network import RoadNetwork
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SNAP_M: Final = 300.0
+DEFAULT_PIECE_M: Final = 25.0
+
+
+@dataclass(frozen=True)
+class SnapIndex:
+    """Edge pieces and a KD-tree over their midpoints (see the module docstring)."""
+
+    tree: cKDTree
+    piece_edge: NDArray[np.int64]
+    ax: NDArray[np.float64]
+    ay: NDArray[np.float64]
+    bx: NDArray[np.float64]
+    by: NDArray[np.float64]
+    t0: NDArray[np.float64]   # fraction along the edge at the piece start
+    t1: NDArray[np.float64]   # fraction along the edge at the piece end
+    half_max_m: float
+
+    @classmethod
+    def build(cls, network: RoadNetwork, *, piece_m: float = DEFAULT_PIECE_M) -> SnapIndex:
+        """Cut the network's edges into pieces of at most ``piece_m`` metres and index them."""
+        from scipy.spatial import cKDTree
+
+        xu, yu = network.node_x[network.edge_u], network.node_y[network.edge_u]
+        xv, yv = network.node_x[network.edge_v], network.node_y[network.edge_v]
+        geom_len = np.hypot(xv - xu, yv - yu)
+        n_pieces = np.maximum(1, np.ceil(geom_len / piece_m)).astype(np.int64)
+        piece_edge = np.repeat(np.arange(network.n_edges, dtype=np.int64), n_pieces)
+        starts = np.cumsum(n_pieces) - n_pieces
+        k = np.arange(len(piece_edge)) - np.repeat(starts, n_pieces)
+        cnt = n_pieces[piece_edge]
+        t0 = k / cnt
+        t1 = (k + 1) / cnt
+        ax = xu[piece_edge] + t0 * (xv - xu)[piece_edge]
+        ay = yu[piece_edge] + t0 * (yv - yu)[piece_edge]
+        bx = xu[piece_edge] + t1 * (xv - xu)[piece_edge]
+        by = yu[piece_edge] + t1 * (yv - yu)[piece_edge]
+        half = float((geom_len / n_pieces).max()) / 2.0
+        tree = cKDTree(np.column_stack([(ax + bx) / 2.0, (ay + by) / 2.0]),
+                       leafsize=32, balanced_tree=False, compact_nodes=False)
+        return cls(tree, piece_edge, ax, ay, bx, by, t0, t1, half)
+
+    def _exact(
+        self, px: NDArray[np.float64], py: NDArray[np.float64], pieces: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Distance from points to pieces (broadcast) and the fraction along each piece."""
+        ax, ay = self.ax[pieces], self.ay[pieces]
+        dx, dy = self.bx[pieces] - ax, self.by[pieces] - ay
+        den = dx * dx + dy * dy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.where(den > 0, ((px - ax) * dx + (py - ay) * dy) / den, 0.0)
+        s = np.clip(s, 0.0, 1.0)
+        d = np.hypot(ax + s * dx - px, ay + s * dy - py)
+        return d, s
+
+
+@dataclass(frozen=True)
+class Snapped:
+    """Points placed on the network.
+
+    Attributes
+    ----------
+    edge : ndarray of int64
+        Index of the nearest edge (always set, also for off-network points).
+    offset_m : ndarray of float64
+        Distance along the edge from its ``u`` end, in edge-length metres.
+    access_m : ndarray of float64
+        Straight-line metres from the point to the edge (the access leg).
+    x, y : ndarray of float64
+        The projection onto the edge, in the network CRS.
+    on_network : ndarray of bool
+        ``access_m <= max_snap_m``; False points are kept but reach nothing.
+    max_snap_m : float
+    """
+
+    edge: NDArray[np.int64]
+    offset_m: NDArray[np.float64]
+    access_m: NDArray[np.float64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    on_network: NDArray[np.bool_]
+    max_snap_m: float
+
+    def __len__(self) -> int:
+        return len(self.edge)
+
+    def routable_edge(self) -> NDArray[np.int64]:
+        """``edge`` with -1 where the point is off the network (what routing expects)."""
+        return np.where(self.on_network, self.edge, -1)
+
+
+def snap_index(network: RoadNetwork, *, piece_m: float = DEFAULT_PIECE_M) -> SnapIndex:
+    """The network's snapping index, built on first use and cached on the network."""
+    key = f"snap_index_{piece_m}"
+    if key not in network._cache:
+        network._cache[key] = SnapIndex.build(network, piece_m=piece_m)
+    return network._cache[key]  # type: ignore[no-any-return]
+
+
+def snap_to_network(
+    network: RoadNetwork,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    k: int = 8,
+    piece_m: float = DEFAULT_PIECE_M,
+) -> Snapped:
+    """Snap points (network CRS metres) to the nearest point of the nearest edge.
+
+    Parameters
+    ----------
+    network : RoadNetwork
+    x, y : array_like
+        Point coordinates in ``network.crs`` (metres).
+    max_snap_m : float, default 300
+        Longest access leg in metres; farther points are flagged ``on_network=False``.
+    k : int, default 8
+        Candidate pieces per point in the first pass (speed only; the result is exact).
+    piece_m : float, default 25
+        Piece length of the index (speed only).
+
+    Returns
+    -------
+    Snapped
+    """
+    px = np.asarray(x, dtype=float).ravel()
+    py = np.asarray(y, dtype=float).ravel()
+    if px.shape != py.shape:
+        raise ValueError(f"x and y differ in length: {px.shape} vs {py.shape}")
+    if not (np.isfinite(max_snap_m) and max_snap_m >= 0):
+        raise ValueError(f"max_snap_m must be a non-negative number of metres, got {max_snap_m}")
+    n = len(px)
+    idx = snap_index(network, piece_m=piece_m)
+    if n == 0:
+        e = np.zeros(0, np.int64)
+        f = np.zeros(0, float)
+        return Snapped(e, f, f, f, f, np.zeros(0, bool), max_snap_m)
+    finite = np.isfinite(px) & np.isfinite(py)
+    if not finite.all():
+        raise ValueError("snap_to_network got NaN or infinite coordinates; validate inputs first")
+    k = int(min(k, idx.tree.n))
+    mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=-1)
+    mid_d = mid_d.reshape(n, k)
+    cand = cand.reshape(n, k).astype(np.int64)
+    d, s = idx._exact(px[:, None], py[:, None], cand)
+    best = np.argmin(d, axis=1)
+    rows = np.arange(n)
+    best_piece = cand[rows, best]
+    best_d = d[rows, best]
+    best_s = s[rows, best]
+    # exactness test; points beyond max_snap_m by more than the bound need no proof
+    unproven = best_d > mid_d[:, -1] - idx.half_max_m
+    if k == idx.tree.n:
+        unproven[:] = False
+    lower_bound = mid_d[:, 0] - idx.half_max_m
+    unproven &= lower_bound <= max_snap_m
+    if unproven.any():
+        ui = np.flatnonzero(unproven)
+        lists = idx.tree.query_ball_point(
+            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=-1)
+        lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
+        flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
+        owner = np.repeat(ui, lens)
+        dd, ss = idx._exact(px[owner], py[owner], flat)
+        # per owner: the smallest distance (ties: smallest piece index, for determinism)
+        order = np.lexsort((flat, dd, owner))
+        owner_s, first = np.unique(owner[order], return_index=True)
+        pick = order[first]
+        better = dd[pick] < best_d[owner_s]
+        tgt = owner_s[better]
+        best_piece[tgt] = flat[pick][better]
+        best_d[tgt] = dd[pick][better]
+        best_s[tgt] = ss[pick][better]
+        logger.debug("snapping: %d of %d points needed the exact fallback", len(ui), n)
+    edge = idx.piece_edge[best_piece]
+    frac = idx.t0[best_piece] + best_s * (idx.t1[best_piece] - idx.t0[best_piece])
+    offset = frac * network.edge_length_m[edge]
+    sx = idx.ax[best_piece] + best_s * (idx.bx[best_piece] - idx.ax[best_piece])
+    sy = idx.ay[best_piece] + best_s * (idx.by[best_piece] - idx.ay[best_piece])
+    return Snapped(
+        edge=edge, offset_m=offset, access_m=best_d, x=sx, y=sy,
+        on_network=best_d <= max_snap_m, max_snap_m=float(max_snap_m))
+
+
+def outside_network_area(
+    network: RoadNetwork, x: ArrayLike, y: ArrayLike, *, margin_m: float
+) -> NDArray[np.bool_]:
+    """True for points outside the network's convex hull grown by ``margin_m`` metres.
+
+    Such points are almost always data errors (swapped lon/lat, a wrong coordinate system, a
+    site in another county) rather than residents far from a street, so inputs reject them.
+    """
+    import shapely
+
+    key = f"area_{margin_m}"
+    if key not in network._cache:
+        hull = shapely.convex_hull(shapely.multipoints(np.column_stack([network.node_x, network.node_y])))
+        area = shapely.buffer(hull, margin_m)
+        shapely.prepare(area)
+        network._cache[key] = area
+    area = network._cache[key]
+    px = np.asarray(x, dtype=float)
+    py = np.asarray(y, dtype=float)
+    return ~shapely.contains_xy(area, px, py)
