@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"lifecircle._commands.{info.name}").register(sub)
+    # -v/-q work after the subcommand too (``lifecircle coverage ... -q``)
+    for p in sub.choices.values():
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="more log output (-vv: debug)")
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only errors on stderr")
     return parser
 
 

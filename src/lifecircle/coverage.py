@@ -159,16 +159,22 @@ class CoverageResult:
         }
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """The ``q`` quantile of ``values`` weighted by ``weights`` (inf values allowed)."""
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[float]) -> Any:
+    """The ``q`` quantile(s) of ``values`` weighted by ``weights`` (inf values allowed).
+
+    One sort serves several quantiles: pass a list to get a list back.
+    """
+    qs = [q] if np.isscalar(q) else list(q)  # type: ignore[arg-type]
     ok = weights > 0
     v, w = values[ok], weights[ok]
     if len(v) == 0:
-        return float("nan")
-    order = np.argsort(v, kind="stable")
-    cw = np.cumsum(w[order])
-    i = int(np.searchsorted(cw, q * cw[-1], side="left"))
-    return float(v[order][min(i, len(v) - 1)])
+        out = [float("nan")] * len(qs)
+    else:
+        order = np.argsort(v)
+        cw = np.cumsum(w[order])
+        idx = np.minimum(np.searchsorted(cw, np.asarray(qs) * cw[-1], side="left"), len(v) - 1)
+        out = [float(x) for x in v[order][idx]]
+    return out[0] if np.isscalar(q) else out
 
 
 def compute_coverage(
@@ -208,7 +214,7 @@ def compute_coverage(
     missing = needed - set(networks)
     if missing:
         raise InputError(f"the standard needs network(s) for mode(s) {', '.join(sorted(missing))}")
-    nets = {m: networks[m] for m in sorted(needed)}
+    nets: dict[str, RoadNetwork] = {m: networks[m] for m in sorted(needed)}
     crs = common_crs(nets)
     for col in ("id", "tier", "lon", "lat"):
         if col not in facilities.columns:
@@ -277,20 +283,24 @@ def compute_coverage(
                               limit_m=np.inf if limit_m is None else float(limit_m))
         d = out.distance_m
         covered = d <= tier.threshold_m
-        nearest = np.where(out.source >= 0, fac_ids[idx[np.maximum(out.source, 0)]], "")
+        has = out.source >= 0
+        fac_index = np.full(len(res), -1, dtype=np.int64)
+        fac_index[has] = idx[out.source[has]]
+        nearest = np.full(len(res), "", dtype=object)
+        nearest[has] = fac_ids[fac_index[has]]
         res[cols["distance"]] = d
         res[cols["minutes"]] = d / tier.speed_m_per_min
         res[cols["nearest"]] = nearest
         res[cols["covered"]] = covered
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities
-        own = out.source >= 0
-        fac_index = idx[np.maximum(out.source, 0)]
-        sel = own & covered & (fac_tier[fac_index] == tier.key)
+        sel = has & covered
+        sel[has] &= fac_tier[fac_index[has]] == tier.key
         fac.loc[:, "catchment_population"] += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
         fac.loc[:, "catchment_residents"] += np.bincount(fac_index[sel], minlength=len(fac))
         tot = float(pop.sum())
         cov_pop = float(pop[covered].sum())
+        med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
         tier_rows.append({
             "tier": tier.key,
             "label_zh": tier.label_zh,
@@ -309,8 +319,8 @@ def compute_coverage(
             "elderly_share": float(elderly[covered].sum() / elderly.sum()) if elderly.sum() else float("nan"),
             "residents_total": len(res),
             "residents_covered": int(covered.sum()),
-            "median_distance_m": weighted_quantile(d, pop, 0.5),
-            "p90_distance_m": weighted_quantile(d, pop, 0.9),
+            "median_distance_m": med,
+            "p90_distance_m": p90,
         })
         logger.info("%s: %.1f%% of %.0f people within %.0f m", tier.key,
                     100 * tier_rows[-1]["share"], tot, tier.threshold_m)

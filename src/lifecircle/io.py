@@ -283,7 +283,7 @@ def read_points(
 
         g = np.asarray(geom.values if hasattr(geom, "values") else geom)
         empty = shapely.is_missing(g) | shapely.is_empty(g)
-        pts = shapely.point_on_surface(np.where(empty, None, g))
+        pts = shapely.point_on_surface(np.where(empty, None, g))  # type: ignore[call-overload]
         lon = np.where(empty, np.nan, shapely.get_x(pts))
         lat = np.where(empty, np.nan, shapely.get_y(pts))
         flag(empty, "missing_coordinates", "the feature has no geometry")
@@ -302,9 +302,9 @@ def read_points(
 
     # duplicate ids (the second and later rows are rejected; the first is kept)
     dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
-    first_row = {}
+    first_row: dict[str, Any] = {}
     for i in np.flatnonzero(id_str.duplicated(keep=False).to_numpy()):
-        first_row.setdefault(id_str.iat[i], rows[i])
+        first_row.setdefault(str(id_str.iat[int(i)]), rows[i])
     flag(dup, "duplicate_id", np.array(
         [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str], dtype=object))
 

@@ -257,7 +257,6 @@ class RoadNetwork:
 
     def to_lonlat(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric x/y in :attr:`crs` → WGS84 lon/lat."""
-        from pyproj import Transformer
 
         t = _transformer(self.crs, "EPSG:4326")
         lon, lat = t.transform(np.asarray(x, float), np.asarray(y, float))
@@ -372,7 +371,7 @@ class _RawWays:
     source: str
 
 
-def _edges_from_ways(raw: _RawWays, mode: str, crs: str | None) -> RoadNetwork:
+def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNetwork:
     keep_way = np.array([way_allowed(t, mode) for t in raw.way_tags], dtype=bool)
     if not keep_way.any():
         raise NetworkError(
@@ -460,7 +459,7 @@ def _read_osm_ways(path: Path) -> _RawWays:
               .with_locations()
               .with_filter(osmium.filter.KeyFilter("highway")))
         for obj in fp:
-            if not obj.is_way():
+            if not isinstance(obj, osmium.osm.Way):
                 continue
             starts.append(len(refs))
             tags.append({t.k: t.v for t in obj.tags})
@@ -628,7 +627,7 @@ def from_networkx(
     names: list[str] = []
     seen_undirected: set[tuple[int, int, Any]] = set()
     next_virtual = -1
-    for u, v, k, d in edges:
+    for u, v, _k, d in edges:
         iu, iv = index[u], index[v]
         if not directed:
             # undirected modes: osmnx stores two-way streets twice (u,v) and (v,u); keep one

@@ -8,6 +8,7 @@ effective parameters and unit conversions are logged once per run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -272,3 +273,205 @@ def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun
 def finite_or_none(v: float) -> float | None:
     """JSON has no infinity: ``inf``/``nan`` become ``None``."""
     return float(v) if np.isfinite(v) else None
+
+
+def run_export(
+    inputs: Inputs,
+    *,
+    out: str | Path,
+    layers: str | list[str] | tuple[str, ...] | None = None,
+    fmt: str = "geojson",
+    crs: str = "wgs84",
+    precision: int | None = None,
+    overwrite: bool = False,
+    limit_m: float | None = None,
+    coverage: CoverageRun | None = None,
+    sources: dict[str, Any] | None = None,
+) -> Any:
+    """Export result layers as GeoJSON, GeoPackage, Shapefile or CSV in the chosen CRS.
+
+    The request (layer names and their availability, format, CRS, existing files) is checked
+    before the coverage run, and every layer is built before the first file is written, so a bad
+    request writes nothing.
+
+    Parameters
+    ----------
+    inputs : Inputs
+    out : path
+        Folder (one file per layer) or ``.gpkg`` file.
+    layers : str or sequence, optional
+        ``"facilities,residents"``…, ``"all"``; default facilities, residents and units.
+    fmt : {"geojson", "gpkg", "shp", "csv"}
+    crs : str
+        ``wgs84``, ``cgcs2000``, ``cgcs2000-gk`` (zone chosen from the network's extent),
+        ``cgcs2000-gk:<CM>``, ``gcj02``, ``bd09`` or ``EPSG:n``.
+    precision : int, optional
+        Coordinate decimals (default 6 for degrees, 2 for metres in GeoJSON/CSV).
+    overwrite : bool
+    limit_m : float, optional
+        Search cut-off of the coverage run.
+    coverage : CoverageRun, optional
+        Reuse a coverage run instead of computing one.
+    sources : dict, optional
+        Precomputed layers for :class:`lifecircle.export.ExportSources` (``service_areas``,
+        ``catchments``, ``gaps``, ``candidates``, ``unit_tables``).
+
+    Returns
+    -------
+    lifecircle.export.ExportResult
+    """
+    from lifecircle.export import (
+        GIS_FORMATS,
+        ExportSources,
+        LayerUnavailableError,
+        build_layers,
+        check_writable,
+        export_layers,
+        export_paths,
+        parse_layers,
+        resolve_output_crs,
+        unavailable_layers,
+        write_csv,
+    )
+
+    names = parse_layers(layers)
+    f = str(fmt).lower()
+    if f not in GIS_FORMATS:
+        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(GIS_FORMATS)}")
+    problems = unavailable_layers(names, units_loaded=bool(inputs.units),
+                                  given=[k for k, v in (sources or {}).items() if v is not None])
+    if problems:
+        raise LayerUnavailableError("; ".join(problems) + "; nothing was written")
+    net = next(iter(inputs.networks.values()))
+    minx, miny, maxx, maxy = net.bounds
+    lon, _lat = net.to_lonlat(np.array([minx, maxx, minx, maxx], float), np.array([miny, miny, maxy, maxy], float))
+    ocrs = resolve_output_crs(crs, lon_range=(float(lon.min()), float(lon.max())))
+    if ocrs.reason and ocrs.reason != "given":
+        logger.info("export CRS %s: %s", ocrs.label, ocrs.reason)
+    o = Path(out)
+    rejects_path = (o.with_name(f"{o.stem}_rejects.csv") if f == "gpkg" and o.suffix.lower() == ".gpkg"
+                    else o / "rejects.csv")
+    check_writable([p for ps in export_paths(names, out, f, ocrs).values() for p in ps] + [rejects_path],
+                   overwrite=overwrite)
+    t0 = time.perf_counter()
+    cov = coverage or run_coverage(inputs, limit_m=limit_m)
+    src = ExportSources(run=cov, **(sources or {}))
+    built = build_layers(src, names)
+    t1 = time.perf_counter()
+    result = export_layers(built, out, f, ocrs, precision=precision, overwrite=overwrite,
+                           tier_keys=inputs.standard.keys)
+    rejects = inputs.rejects()
+    write_csv(rejects, rejects_path, overwrite=overwrite)
+    result = dataclasses.replace(result, paths={**result.paths, "rejects": [rejects_path]},
+                                 features={**result.features, "rejects": len(rejects)})
+    logger.info("export: layers %.2f s, write %.2f s", t1 - t0, time.perf_counter() - t1)
+    return result
+
+
+def run_scoring(
+    inputs: Inputs,
+    *,
+    tier: str,
+    candidates: str | Path | pd.DataFrame | None = None,
+    candidates_crs: str | None = None,
+    weight: str = "population",
+    select_k: int = 0,
+    method: str = "greedy",
+    chunk: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Any = None,
+    max_exact_pairs: int | None = None,
+) -> Any:
+    """Score candidate sites for one tier and choose the best ``select_k`` (see :mod:`lifecircle.siting`).
+
+    Parameters
+    ----------
+    tier : str
+        Tier key or label (e.g. ``station`` or ``服务站``).
+    candidates : path, ``"auto"``, ``"auto:N"`` or DataFrame, optional
+        A candidates file (validated like facilities, rejects kept), automatic gap sites, or a
+        frame with ``id, lon, lat`` (WGS84); default the scenario's ``[candidates]`` file.
+    candidates_crs : str, optional
+        Coordinate system of the candidates file (default the scenario's, else ``wgs84``).
+    weight, select_k, method, chunk, checkpoint_dir, resume, progress, max_exact_pairs
+        See :func:`lifecircle.siting.score_sites`; ``progress(finished_in_block, total)`` is
+        called after every routing block.
+
+    Returns
+    -------
+    lifecircle.siting.ScoringRun
+    """
+    from dataclasses import replace
+
+    from lifecircle import siting
+    from lifecircle.io import empty_rejects
+
+    if inputs.residents is None:
+        raise InputError("scoring needs residents (--residents or [residents] in the scenario)")
+    std = inputs.standard
+    key = std.resolve_tier(tier)
+    if key is None:
+        std.tier(tier)  # raises with the list of known tiers
+    assert key is not None
+    t = std.tier(key)
+    t0 = time.perf_counter()
+    keep = set(std.serving_tiers(key))
+    sub_std = replace(std, tiers=tuple(x for x in std.tiers if x.key in keep))
+    fac = inputs.facilities.frame
+    fac = fac.loc[fac["tier"].isin(keep)].reset_index(drop=True)
+    net = inputs.networks[t.mode]
+    res = inputs.residents.frame
+    res_loc = locate({t.mode: net}, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
+                     max_snap_m=inputs.max_snap_m)
+    result = compute_coverage({t.mode: net}, fac, res, sub_std, max_snap_m=inputs.max_snap_m,
+                              resident_located=res_loc)
+    t_cov = time.perf_counter() - t0
+    cov = CoverageRun(inputs=inputs, result=result, timings_s={"coverage": t_cov})
+
+    sc = inputs.scenario
+    spec = candidates if candidates is not None else (sc.candidates if sc else None)
+    if spec is None:
+        raise InputError("give --candidates PATH or --candidates auto[:N] (or [candidates] in the scenario)")
+    if isinstance(spec, pd.DataFrame):
+        frame = spec.reset_index(drop=True).copy()
+        if "row" not in frame.columns:
+            frame["row"] = np.arange(1, len(frame) + 1)
+        frame["id"] = frame["id"].astype(str)
+        table = PointTable("candidates", "<candidates>", "wgs84", frame, empty_rejects(), len(frame))
+    else:
+        auto_n = siting.parse_candidates_spec(str(spec))
+        if auto_n is not None:
+            frame = siting.auto_candidates(result, net, key, n=auto_n, weight=weight)
+            frame.insert(1, "row", np.arange(1, len(frame) + 1))
+            table = PointTable("candidates", f"auto:{auto_n}", "wgs84", frame, empty_rejects(), len(frame))
+        else:
+            crs = candidates_crs or (sc.candidates_crs if sc and candidates is None else "wgs84")
+            table = read_points(spec, "candidates", crs=crs, standard=std)
+    table = siting.validate_candidates(table, inputs, key)
+    logger.info("candidates: %d used, %d rejected", len(table.frame), len(table.rejects))
+    scored = siting.score_sites(
+        result, net, table.frame, key, weight=weight, select_k=select_k, method=method,
+        units=inputs.units, chunk=chunk, checkpoint_dir=checkpoint_dir, resume=resume,
+        progress=progress, max_exact_pairs=max_exact_pairs or siting.MAX_EXACT_PAIRS)
+    load = inputs.timings_s.get("load", 0.0)
+    timings = {"load": load, "coverage": t_cov, **{f"scoring_{k}": v for k, v in scored.timings_s.items()},
+               "total": load + time.perf_counter() - t0}
+    return siting.ScoringRun(inputs=inputs, coverage=cov, candidates=table, result=scored,
+                             timings_s=timings)
+
+
+def run_report(run: CoverageRun, *, gap_cell_m: float = 200.0, min_gap_population: float = 1.0) -> Any:
+    """Per-unit coverage (达标率) and coverage gaps of a coverage run.
+
+    Units are the sub-district and ``run.inputs.units``; see :mod:`lifecircle.report` for the
+    method. Returns a :class:`lifecircle.report.CoverageReport` (write it with
+    :func:`lifecircle.report.write_report`, draw it with :func:`lifecircle.maps.write_coverage_map`).
+    """
+    from lifecircle.report import build_report
+
+    t0 = time.perf_counter()
+    rep = build_report(run, gap_cell_m=gap_cell_m, min_gap_population=min_gap_population)
+    logger.info("report: %d unit layer(s), %d gap(s) in %.2f s", len(rep.levels), len(rep.gaps.table),
+                time.perf_counter() - t0)
+    return rep

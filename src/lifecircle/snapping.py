@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SNAP_M: Final = 300.0
-DEFAULT_PIECE_M: Final = 25.0
+DEFAULT_PIECE_M: Final = 40.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def snap_to_network(
     y: ArrayLike,
     *,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    k: int = 8,
+    k: int = 6,
     piece_m: float = DEFAULT_PIECE_M,
 ) -> Snapped:
     """Snap points (network CRS metres) to the nearest point of the nearest edge.
@@ -151,9 +151,9 @@ def snap_to_network(
         Point coordinates in ``network.crs`` (metres).
     max_snap_m : float, default 300
         Longest access leg in metres; farther points are flagged ``on_network=False``.
-    k : int, default 8
+    k : int, default 6
         Candidate pieces per point in the first pass (speed only; the result is exact).
-    piece_m : float, default 25
+    piece_m : float, default 40
         Piece length of the index (speed only).
 
     Returns

@@ -1,0 +1,50 @@
+# lifecircle — two commands do everything on a fresh machine:
+#   make demo   builds the (synthetic) Tancheng demonstration and writes maps/*.html
+#   make test   installs the dev dependencies and runs lint, type checks and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test install install-dev lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/lifecircle demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests scripts
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: for this project that means something is broken,
+# so it is reported as a failure, never as success.
+pytest: $(VENV)/.installed-dev
+	@$(BIN)/python -m pytest -q --cov=lifecircle --cov-report=term:skip-covered --cov-fail-under=80 $(PYTEST_ARGS); \
+	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python scripts/bench_engine.py
+	$(BIN)/python scripts/bench_service_areas.py
+	$(BIN)/python scripts/bench_scoring.py
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .lifecircle_cache out
