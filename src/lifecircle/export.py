@@ -466,20 +466,25 @@ LAYER_SCHEMAS: dict[str, tuple[FieldSpec, ...]] = {
         _f("facility_id", "string", "", "id of the facility", "fac_id"),
         _f("name", "string", "", "facility name"),
         _f("tier", "string", "", "tier key"),
+        _f("mode", "string", "", "travel mode"),
         _f("budget_min", "float", "min", "travel-time budget of the area"),
         _f("budget_m", "float", "m", "network distance budget of the area"),
         _f("area_m2", "float", "m²", "polygon area (in the analysis CRS)"),
-        _f("population", "float", "people", "people inside the area", "pop"),
+        _f("population", "float", "people", "people whose network distance to the facility is "
+           "within the budget (from distances, not point-in-polygon)", "pop"),
+        _f("residents", "integer", "points", "resident points counted"),
     ),
     "catchments": (
         _f("facility_id", "string", "", "id of the facility", "fac_id"),
         _f("name", "string", "", "facility name"),
         _f("tier", "string", "", "tier key"),
+        _f("mode", "string", "", "travel mode"),
         _f("budget_min", "float", "min", "travel-time budget"),
         _f("budget_m", "float", "m", "network distance budget"),
         _f("area_m2", "float", "m²", "polygon area (in the analysis CRS)"),
         _f("population", "float", "people", "people for whom this is the nearest facility of "
-           "its tier within the budget", "pop"),
+           "its tier within the budget (the population served)", "pop"),
+        _f("residents", "integer", "points", "resident points counted"),
     ),
     "network": (
         _f("mode", "string", "", "network mode: walk, bike or drive"),
@@ -514,9 +519,35 @@ LAYER_SCHEMAS: dict[str, tuple[FieldSpec, ...]] = {
         _f("median_distance_m", "float", "m", "population-weighted median distance over the gap",
            "med_dist_m"),
     ),
-    # candidates come from lifecircle.siting; their columns are passed through and described
-    # in the <layer>_fields.csv sidecar.
-    "candidates": (),
+    # candidates: lifecircle.siting.CANDIDATE_COLUMNS (described there), passed through
+    "candidates": (
+        _f("rank", "integer", "", "1 = best candidate"),
+        _f("candidate_id", "string", "", "candidate id", "cand_id"),
+        _f("name", "string", "", "candidate name"),
+        _f("selected", "bool", "", "chosen by the selection", "selected"),
+        _f("pick_gain", "float", "weight", "weight newly covered when it was picked"),
+        _f("cumulative_share", "float", "0-1", "tier coverage after this pick", "cum_share"),
+        _f("marginal_gain", "float", "weight", "uncovered weight it alone would cover", "gain"),
+        _f("marginal_gain_population", "float", "people", "uncovered people it alone would cover",
+           "gain_pop"),
+        _f("marginal_gain_elderly", "float", "people", "uncovered elderly it alone would cover",
+           "gain_eld"),
+        _f("total_within", "float", "weight", "weight within the standard of the site",
+           "tot_within"),
+        _f("overlap", "float", "weight", "weight within reach that is already covered"),
+        _f("overlap_share", "float", "0-1", "overlap / total_within", "overlap_sh"),
+        _f("residents_within", "integer", "points", "resident points within the standard",
+           "res_within"),
+        _f("residents_new", "integer", "points", "uncovered resident points within it", "res_new"),
+        _f("nearest_existing_m", "float", "m", "network distance to the nearest existing "
+           "facility of the tier", "near_ex_m"),
+        _f("nearest_existing_id", "string", "", "its id", "near_ex_id"),
+        _f("snap_m", "float", "m", "distance to the nearest street"),
+        _f("on_network", "bool", "", "within max_snap_m of a street", "on_net"),
+        _f("capacity", "float", "people", "capacity (null when not given)"),
+        _f("reason_zh", "string", "", "one-line reason (Chinese)"),
+        _f("reason_en", "string", "", "one-line reason (English)"),
+    ),
 }
 
 #: Extra Shapefile abbreviations for columns of pass-through layers.
@@ -566,7 +597,7 @@ def _dtype_name(s: pd.Series) -> str:
 
 
 def _generic_short(name: str) -> str:
-    parts = [_SHORT_WORDS.get(p, p) for p in name.split("_")]
+    parts = [_SHORT_WORDS.get(p.lower(), p) for p in name.split("_")]
     return "_".join(parts)[:10]
 
 
@@ -834,27 +865,12 @@ def network_layer(src: ExportSources) -> Any:
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
-def _optional_layer(src: ExportSources, layer: str, attr: str, module: str,
-                    functions: tuple[str, ...]) -> Any:
-    """A layer precomputed on ``src`` or computed by ``lifecircle.<module>`` if it exists."""
-    import importlib
-
+def _given_gdf(layer: str, given: Any) -> Any:
+    """A precomputed layer as a WGS84 GeoDataFrame."""
     import geopandas as gpd
 
-    given = getattr(src, attr)
-    if given is None:
-        try:
-            mod = importlib.import_module(f"lifecircle.{module}")
-        except ImportError:
-            raise LayerUnavailableError(
-                f"layer {layer!r} is not available in this run: lifecircle.{module} is not part "
-                "of this installation") from None
-        fn = next((getattr(mod, n) for n in functions if callable(getattr(mod, n, None))), None)
-        if fn is None:
-            raise LayerUnavailableError(
-                f"layer {layer!r} is not available in this run: lifecircle.{module} has none of "
-                f"{', '.join(functions)}")
-        given = fn(src.run)
+    if hasattr(given, "to_wgs84"):  # lifecircle.service_areas.ServiceAreas
+        given = given.to_wgs84()
     if not isinstance(given, gpd.GeoDataFrame):
         raise LayerUnavailableError(f"layer {layer!r}: expected a GeoDataFrame, got {type(given).__name__}")
     if given.crs is None:
@@ -862,16 +878,35 @@ def _optional_layer(src: ExportSources, layer: str, attr: str, module: str,
     return given.to_crs(4326) if given.crs.to_epsg() != 4326 else given
 
 
+def _areas(src: ExportSources, layer: str, dissolve: str) -> Any:
+    given = getattr(src, layer)
+    if given is None:
+        try:
+            from lifecircle.service_areas import compute_service_areas
+        except ImportError:
+            raise LayerUnavailableError(
+                f"layer {layer!r} is not available in this run: lifecircle.service_areas is not "
+                "part of this installation") from None
+        run = src.run
+        res = run.inputs.residents
+        given = compute_service_areas(
+            run.inputs.networks, run.inputs.facilities.frame, src.standard,
+            residents=res.frame if res is not None else None, dissolve=dissolve,
+            max_snap_m=run.inputs.max_snap_m, facility_located=run.result.facility_located,
+            resident_located=run.result.resident_located)
+    return _given_gdf(layer, given)
+
+
 def service_areas_layer(src: ExportSources) -> Any:
-    """Service-area polygons (from :mod:`lifecircle.service_areas`)."""
-    return _optional_layer(src, "service_areas", "service_areas", "service_areas",
-                           ("service_areas_from_run", "compute_service_areas", "service_areas"))
+    """Per facility, the polygon reachable within its tier's standard
+    (:func:`lifecircle.service_areas.compute_service_areas`, ``dissolve="none"``)."""
+    return _areas(src, "service_areas", "none")
 
 
 def catchments_layer(src: ExportSources) -> Any:
-    """Catchment polygons (from :mod:`lifecircle.service_areas`)."""
-    return _optional_layer(src, "catchments", "catchments", "service_areas",
-                           ("catchments_from_run", "compute_catchments", "catchments"))
+    """Per facility, the part of its tier's service area it is the nearest facility for
+    (:func:`lifecircle.service_areas.compute_service_areas`, ``dissolve="catchment"``)."""
+    return _areas(src, "catchments", "catchment")
 
 
 def gaps_layer(src: ExportSources) -> Any:
@@ -907,9 +942,26 @@ def gaps_layer(src: ExportSources) -> Any:
 
 
 def candidates_layer(src: ExportSources) -> Any:
-    """Scored candidate sites (from :mod:`lifecircle.siting`)."""
-    return _optional_layer(src, "candidates", "candidates", "siting",
-                           ("candidates_from_run", "score_candidates", "candidates"))
+    """Scored candidate sites: ``src.candidates`` holds a :class:`lifecircle.siting.ScoringRun`,
+    its ``ScoringResult``, a DataFrame with ``lon``/``lat`` (WGS84) or a GeoDataFrame."""
+    import geopandas as gpd
+
+    given = src.candidates
+    if given is None:
+        raise LayerUnavailableError(
+            "layer 'candidates' is not available in this run: no sites were scored; give "
+            "--score-tier TIER (and --candidates FILE or auto)")
+    if hasattr(given, "result") and hasattr(given.result, "candidates"):
+        given = given.result
+    if hasattr(given, "candidates") and isinstance(given.candidates, pd.DataFrame):
+        given = given.candidates
+    if isinstance(given, gpd.GeoDataFrame):
+        return _given_gdf("candidates", given)
+    frame = pd.DataFrame(given)
+    if not {"lon", "lat"} <= set(frame.columns):
+        raise LayerUnavailableError("layer 'candidates': the table has no lon/lat columns")
+    cols = [c for c in frame.columns if c not in ("lon", "lat", "x", "y")]
+    return _points_gdf(frame.reset_index(drop=True), cols)
 
 
 #: Layer name -> builder. Adding a layer is one line here plus its schema above.
@@ -929,7 +981,6 @@ OPTIONAL_LAYER_MODULES: dict[str, tuple[str, str]] = {
     "service_areas": ("service_areas", "service_areas"),
     "catchments": ("catchments", "service_areas"),
     "gaps": ("gaps", "report"),
-    "candidates": ("candidates", "siting"),
 }
 
 
@@ -952,6 +1003,9 @@ def unavailable_layers(names: Sequence[str], *, units_loaded: bool,
     if "units" in names and not units_loaded:
         out.append("layer 'units' is not available in this run: no unit polygons were loaded; "
                    "give --units FILE (communities, grids) or a scenario with [[units]]")
+    if "candidates" in names and "candidates" not in given:
+        out.append("layer 'candidates' is not available in this run: no sites were scored; "
+                   "give --score-tier TIER (and --candidates FILE or auto)")
     for n in names:
         if n in OPTIONAL_LAYER_MODULES:
             attr, module = OPTIONAL_LAYER_MODULES[n]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import time
@@ -655,6 +656,19 @@ def from_networkx(
                 next_virtual -= 1
                 chain.append(len(node_x) - 1)
         chain.append(iv)
+        hw_value = _first_str(d.get("highway"))
+        name_value = _first_str(d.get("name"))
+        if len(chain) == 2:  # a straight edge: the common case, no numpy per edge
+            total = d.get(length_attr)
+            if total is None:
+                total = math.hypot(node_x[iv] - node_x[iu], node_y[iv] - node_y[iu])
+            us.append(iu)
+            vs.append(iv)
+            lens.append(float(total))
+            oneway.append(is_oneway)
+            hw.append(hw_value)
+            names.append(name_value)
+            continue
         cx = np.array([node_x[i] for i in chain])
         cy = np.array([node_y[i] for i in chain])
         piece = np.hypot(np.diff(cx), np.diff(cy))
@@ -666,8 +680,8 @@ def from_networkx(
             vs.append(b)
             lens.append(total * float(s))
             oneway.append(is_oneway)
-            hw.append(_first_str(d.get("highway")))
-            names.append(_first_str(d.get("name")))
+            hw.append(hw_value)
+            names.append(name_value)
     hw_codes, hw_values = _categorize(hw)
     nm_codes, nm_values = _categorize(names)
     keep = np.array(us) != np.array(vs)

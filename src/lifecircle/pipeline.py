@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lifecircle.config import ServiceStandard, load_standard
+from lifecircle.coords import out_of_china
 from lifecircle.coverage import CoverageResult, compute_coverage, locate
 from lifecircle.errors import InputError
 from lifecircle.io import PointTable, Scenario, UnitLayer, load_scenario, read_boundary, read_points
@@ -198,11 +199,15 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
         return table
     x, y = network.from_lonlat(table.frame["lon"].to_numpy(float), table.frame["lat"].to_numpy(float))
     out = outside_network_area(network, x, y, margin_m=max_snap_m)
-    hint = (" (if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09)"
-            if table.crs in ("wgs84", "cgcs2000") else "")
+    lon = table.frame["lon"].to_numpy(float)
+    lat = table.frame["lat"].to_numpy(float)
+    # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
+    hint = np.where(~out_of_china(lon, lat) & (table.crs in ("wgs84", "cgcs2000")),
+                    "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
+                    "")
     details = [f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
-               f"(more than {max_snap_m:.0f} m beyond its outline){hint}"
-               for lo, la in zip(table.frame["lon"], table.frame["lat"], strict=True)]
+               f"(more than {max_snap_m:.0f} m beyond its outline){h}"
+               for lo, la, h in zip(lon, lat, hint, strict=True)]
     return table.with_rejects(out, "outside_network_area", details)
 
 
@@ -287,6 +292,8 @@ def run_export(
     limit_m: float | None = None,
     coverage: CoverageRun | None = None,
     sources: dict[str, Any] | None = None,
+    score_tier: str | None = None,
+    candidates: str | Path | None = None,
 ) -> Any:
     """Export result layers as GeoJSON, GeoPackage, Shapefile or CSV in the chosen CRS.
 
@@ -300,7 +307,8 @@ def run_export(
     out : path
         Folder (one file per layer) or ``.gpkg`` file.
     layers : str or sequence, optional
-        ``"facilities,residents"``…, ``"all"``; default facilities, residents and units.
+        ``"facilities,residents"``…, ``"all"``; default facilities, residents and (when unit
+        polygons are loaded) units.
     fmt : {"geojson", "gpkg", "shp", "csv"}
     crs : str
         ``wgs84``, ``cgcs2000``, ``cgcs2000-gk`` (zone chosen from the network's extent),
@@ -315,6 +323,10 @@ def run_export(
     sources : dict, optional
         Precomputed layers for :class:`lifecircle.export.ExportSources` (``service_areas``,
         ``catchments``, ``gaps``, ``candidates``, ``unit_tables``).
+    score_tier, candidates : str, optional
+        For the ``candidates`` layer: score candidate sites of this tier with
+        :func:`run_scoring` (``candidates``: a file, ``"auto"`` or ``"auto:N"``; default the
+        scenario's).
 
     Returns
     -------
@@ -334,12 +346,15 @@ def run_export(
         write_csv,
     )
 
-    names = parse_layers(layers)
+    names = (parse_layers(layers) if layers is not None
+             else ["facilities", "residents", *(["units"] if inputs.units else [])])
     f = str(fmt).lower()
     if f not in GIS_FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(GIS_FORMATS)}")
-    problems = unavailable_layers(names, units_loaded=bool(inputs.units),
-                                  given=[k for k, v in (sources or {}).items() if v is not None])
+    given = [k for k, v in (sources or {}).items() if v is not None]
+    if score_tier is not None:
+        given.append("candidates")
+    problems = unavailable_layers(names, units_loaded=bool(inputs.units), given=given)
     if problems:
         raise LayerUnavailableError("; ".join(problems) + "; nothing was written")
     net = next(iter(inputs.networks.values()))
@@ -355,7 +370,10 @@ def run_export(
                    overwrite=overwrite)
     t0 = time.perf_counter()
     cov = coverage or run_coverage(inputs, limit_m=limit_m)
-    src = ExportSources(run=cov, **(sources or {}))
+    extra = dict(sources or {})
+    if "candidates" in names and extra.get("candidates") is None and score_tier is not None:
+        extra["candidates"] = run_scoring(inputs, tier=score_tier, candidates=candidates)
+    src = ExportSources(run=cov, **extra)
     built = build_layers(src, names)
     t1 = time.perf_counter()
     result = export_layers(built, out, f, ocrs, precision=precision, overwrite=overwrite,
@@ -447,9 +465,12 @@ def run_scoring(
             table = PointTable("candidates", f"auto:{auto_n}", "wgs84", frame, empty_rejects(), len(frame))
         else:
             crs = candidates_crs or (sc.candidates_crs if sc and candidates is None else "wgs84")
-            table = read_points(spec, "candidates", crs=crs, standard=std)
+            # tiers are resolved in validate_candidates (a blank tier means "this tier")
+            table = read_points(spec, "candidates", crs=crs)
     table = siting.validate_candidates(table, inputs, key)
     logger.info("candidates: %d used, %d rejected", len(table.frame), len(table.rejects))
+    if len(table.frame) == 0:
+        logger.warning("no usable candidate sites (%d rejected; see rejects.csv)", len(table.rejects))
     scored = siting.score_sites(
         result, net, table.frame, key, weight=weight, select_k=select_k, method=method,
         units=inputs.units, chunk=chunk, checkpoint_dir=checkpoint_dir, resume=resume,
@@ -475,3 +496,22 @@ def run_report(run: CoverageRun, *, gap_cell_m: float = 200.0, min_gap_populatio
     logger.info("report: %d unit layer(s), %d gap(s) in %.2f s", len(rep.levels), len(rep.gaps.table),
                 time.perf_counter() - t0)
     return rep
+
+
+def tier_service_areas(run: CoverageRun, *, buffer_m: float = 50.0) -> Any:
+    """Each tier's service area at its own standard (``dissolve="tier"``), for maps.
+
+    Reuses the run's snapped positions. Returns a GeoDataFrame in EPSG:4326 with ``tier``,
+    ``budget_m``, ``budget_min``, ``area_m2`` and ``population``.
+    """
+    from lifecircle.service_areas import compute_service_areas
+
+    inputs = run.inputs
+    res = inputs.residents.frame if inputs.residents is not None else None
+    t0 = time.perf_counter()
+    areas = compute_service_areas(
+        inputs.networks, inputs.facilities.frame, inputs.standard, residents=res, dissolve="tier",
+        buffer_m=buffer_m, max_snap_m=inputs.max_snap_m,
+        facility_located=run.result.facility_located, resident_located=run.result.resident_located)
+    logger.info("tier service areas in %.2f s", time.perf_counter() - t0)
+    return areas.to_wgs84()

@@ -176,7 +176,9 @@ def snap_to_network(
     if not finite.all():
         raise ValueError("snap_to_network got NaN or infinite coordinates; validate inputs first")
     k = int(min(k, idx.tree.n))
-    mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=-1)
+    # threads pay off for large batches only (small HTTP requests would wait for thread start-up)
+    workers = -1 if n >= 20_000 else 1
+    mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=workers)
     mid_d = mid_d.reshape(n, k)
     cand = cand.reshape(n, k).astype(np.int64)
     d, s = idx._exact(px[:, None], py[:, None], cand)
@@ -194,7 +196,7 @@ def snap_to_network(
     if unproven.any():
         ui = np.flatnonzero(unproven)
         lists = idx.tree.query_ball_point(
-            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=-1)
+            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers)
         lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
         flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
         owner = np.repeat(ui, lens)
