@@ -39,12 +39,12 @@ def test_empty_and_bad_input(grid_network):
         snap_to_network(grid_network, [X0], [Y0], max_snap_m=-1)
 
 
-@pytest.mark.parametrize("k", [1, 8])
-def test_exact_against_brute_force_on_real_osm(helsinki_walk, k):
+@pytest.mark.parametrize(("k", "n"), [(1, 6000), (8, 6000), (6, 25_000)])
+def test_exact_against_brute_force_on_real_osm(helsinki_walk, k, n):
+    # 25,000 points take the batch path (threads, Z-order traversal)
     net = helsinki_walk
     rng = np.random.default_rng(11)
     minx, miny, maxx, maxy = net.bounds
-    n = 6000
     x = rng.uniform(minx - 500, maxx + 500, n)
     y = rng.uniform(miny - 500, maxy + 500, n)
     s = snap_to_network(net, x, y, max_snap_m=1e9, k=k)

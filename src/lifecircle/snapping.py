@@ -178,6 +178,11 @@ def snap_to_network(
     k = int(min(k, idx.tree.n))
     # threads pay off for large batches only (small HTTP requests would wait for thread start-up)
     workers = -1 if n >= 20_000 else 1
+    # visit the points in Morton (Z-curve) order: neighbouring queries touch the same tree nodes
+    # and pieces, which roughly halves the time of a large batch; results are put back at the end
+    zorder = _morton_order(px, py) if n >= 20_000 else None
+    if zorder is not None:
+        px, py = px[zorder], py[zorder]
     mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=workers)
     mid_d = mid_d.reshape(n, k)
     cand = cand.reshape(n, k).astype(np.int64)
@@ -216,9 +221,28 @@ def snap_to_network(
     offset = frac * network.edge_length_m[edge]
     sx = idx.ax[best_piece] + best_s * (idx.bx[best_piece] - idx.ax[best_piece])
     sy = idx.ay[best_piece] + best_s * (idx.by[best_piece] - idx.ay[best_piece])
+    if zorder is not None:
+        back = np.empty_like(zorder)
+        back[zorder] = np.arange(n)
+        edge, offset, best_d, sx, sy = edge[back], offset[back], best_d[back], sx[back], sy[back]
     return Snapped(
         edge=edge, offset_m=offset, access_m=best_d, x=sx, y=sy,
         on_network=best_d <= max_snap_m, max_snap_m=float(max_snap_m))
+
+
+def _morton_order(x: NDArray[np.float64], y: NDArray[np.float64], *, cell_m: float = 400.0) -> NDArray[np.int64]:
+    """Indices that sort points along a Z-order curve of ``cell_m`` cells."""
+
+    def spread(v: NDArray[np.int64]) -> NDArray[np.int64]:
+        v = v & 0xFFFF
+        v = (v | (v << 8)) & 0x00FF00FF
+        v = (v | (v << 4)) & 0x0F0F0F0F
+        v = (v | (v << 2)) & 0x33333333
+        return (v | (v << 1)) & 0x55555555
+
+    cx = np.floor((x - x.min()) / cell_m).astype(np.int64)
+    cy = np.floor((y - y.min()) / cell_m).astype(np.int64)
+    return np.argsort(spread(cx) | (spread(cy) << 1), kind="stable")
 
 
 def outside_network_area(
