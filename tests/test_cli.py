@@ -114,3 +114,30 @@ def test_import_is_light():
             "'matplotlib') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_coverage_with_units_writes_the_report(inputs: Path, helsinki_pbf: Path, helsinki_walk):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    minx, miny, maxx, maxy = helsinki_walk.bounds
+    cx = (minx + maxx) / 2
+    west = box(minx - 1000, miny - 1000, cx, maxy + 1000)
+    east = box(cx, miny - 1000, maxx + 1000, maxy + 1000)
+    units = gpd.GeoDataFrame({"community_id": ["W", "E"], "name": ["西", "东"]},
+                             geometry=[west, east], crs=helsinki_walk.crs).to_crs(4326)
+    units.to_file(inputs / "communities.geojson")
+    out = inputs / "out_units"
+    code = run_cli("coverage", "--network", str(helsinki_pbf), "--facilities", str(inputs / "fac.csv"),
+                   "--residents", str(inputs / "res.csv"), "--units", str(inputs / "communities.geojson"),
+                   "--out", str(out), "--no-cache", "-q")
+    assert code == 0
+    for name in ("units_community.csv", "units.json", "gaps.csv", "report.md", "report.html"):
+        assert (out / name).exists()
+    tables = list(out.glob("units_*.csv"))
+    per_unit = pd.concat([pd.read_csv(t) for t in tables if "subdistrict" not in t.name])
+    residents = pd.read_csv(out / "residents.csv")
+    # every resident is in exactly one of the two halves: populations add up
+    assert per_unit["population"].sum() == pytest.approx(residents["population"].sum())
+    covered = residents.loc[residents["point_covered"], "population"].sum()
+    assert per_unit["point_population_covered"].sum() == pytest.approx(covered)

@@ -434,12 +434,14 @@ def read_units(
         gdf = gpd.read_file(p)
     except Exception as exc:
         raise InputError(f"cannot read units file {p}: {exc}") from exc
-    key = key or p.stem.rstrip("s")
+    key = key or _singular(p.stem)
     if id_field is None:
         for cand in (f"{key}_id", "unit_id", "id", "code", "adcode"):
             if cand in gdf.columns:
                 id_field = cand
                 break
+        else:  # e.g. community_id in communities.geojson
+            id_field = next((str(c) for c in gdf.columns if str(c).endswith("_id")), None)
     if id_field is None or id_field not in gdf.columns:
         raise InputError(f"units file {p}: no id column (looked for {key}_id, unit_id, id, code); "
                          f"columns are {', '.join(map(str, gdf.columns))}; pass id_field")
@@ -472,6 +474,13 @@ def read_units(
     if dup.any():
         raise InputError(f"units file {p}: duplicate unit ids {', '.join(frame['unit_id'][dup].head(5))}")
     return UnitLayer(key=key, label_zh=label_zh or key, label_en=label_en or key, frame=frame, path=str(p))
+
+
+def _singular(word: str) -> str:
+    """``communities`` -> ``community``, ``grids`` -> ``grid`` (unit keys from file names)."""
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
 def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:

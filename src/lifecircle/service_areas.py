@@ -99,6 +99,10 @@ DEFAULT_BUFFER_M: Final = 50.0
 #: Segments per quarter circle in buffers (4 keeps round caps within 8 % of a true circle).
 QUAD_SEGS: Final = 4
 DISSOLVE_MODES: Final = ("none", "tier", "catchment")
+#: Threads for buffering and unioning (GEOS releases the GIL).
+WORKERS: Final = 2
+#: Pieces per spatial tile when one polygon is built from very many pieces.
+TILE_PIECES: Final = 4000
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -342,18 +346,89 @@ def _merge_pieces(parts: Sequence[_Pieces]) -> _Pieces:
                    np.concatenate([p.group for p in parts]))
 
 
+def _padded(geoms: NDArray[np.object_], group: IntArray, n_groups: int) -> NDArray[np.object_]:
+    """Geometries as a (n_groups, max per group) array padded with None (for axis reductions)."""
+    cnt = np.bincount(group, minlength=n_groups)
+    arr = np.full((n_groups, max(1, int(cnt.max()) if len(cnt) else 1)), None, dtype=object)
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    start = np.cumsum(cnt) - cnt
+    arr[g, np.arange(len(g)) - start[g]] = geoms[order]
+    return arr
+
+
+def _union_buffers(coords: FloatArray, group: IntArray, n_groups: int,
+                   buffer_m: float) -> NDArray[np.object_]:
+    """Buffer every piece and union the buffers per group (vectorised over groups)."""
+    bufs = shapely.buffer(shapely.linestrings(coords), buffer_m, quad_segs=QUAD_SEGS)
+    out = shapely.union_all(_padded(bufs, group, n_groups), axis=1)
+    return np.asarray(out, dtype=object).reshape(n_groups)
+
+
 def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
-                   simplify_m: float = 0.0) -> NDArray[np.object_]:
-    """One buffered polygon per group (empty where a group has no piece)."""
+                   simplify_m: float = 0.0, workers: int | None = None) -> NDArray[np.object_]:
+    """One buffered polygon per group (empty where a group has no piece).
+
+    Every piece is buffered on its own and the buffers are unioned per group (GEOS buffers a
+    large MultiLineString far more slowly). Large groups are first cut into spatial tiles that
+    are unioned separately. The work runs on ``workers`` threads (GEOS releases the GIL; default
+    :data:`WORKERS`).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     out = np.array([shapely.Polygon()] * n_groups, dtype=object)
     if len(pieces) == 0:
         return out
-    order = np.argsort(pieces.group, kind="stable")
-    lines = shapely.linestrings(pieces.coords[order])
-    grp = pieces.group[order]
-    present = np.unique(grp)
-    mls = shapely.multilinestrings(lines, indices=np.searchsorted(present, grp))
-    polys = shapely.buffer(mls, buffer_m, quad_segs=QUAD_SEGS)
+    coords, group = pieces.coords, pieces.group
+    present, gi = np.unique(group, return_inverse=True)
+    n_present = len(present)
+    # split large groups into tiles of about TILE_PIECES pieces (by piece midpoint)
+    cnt = np.bincount(gi, minlength=n_present)
+    tiles_per = np.maximum(1, np.ceil(cnt / TILE_PIECES)).astype(np.int64)
+    sub = np.zeros(len(gi), dtype=np.int64)
+    big = np.flatnonzero(tiles_per > 1)
+    if len(big):
+        mid = coords.mean(axis=1)
+        for g in big:   # a handful of groups at most: loop over groups, not pieces
+            sel = np.flatnonzero(gi == g)
+            side = int(np.ceil(np.sqrt(tiles_per[g])))
+            m = mid[sel]
+            lo, hi = m.min(axis=0), m.max(axis=0)
+            cell = np.maximum((hi - lo) / side, 1e-9)
+            ij = np.minimum(((m - lo) / cell).astype(np.int64), side - 1)
+            sub[sel] = ij[:, 0] * side + ij[:, 1]
+    unit_key = gi.astype(np.int64) * (int(sub.max()) + 1) + sub
+    units, ui = np.unique(unit_key, return_inverse=True)
+    unit_group = units // (int(sub.max()) + 1)
+    n_units = len(units)
+    n_workers = max(1, min(workers or WORKERS, n_units))
+    # balance the threads by piece count: contiguous unit ranges of similar size
+    order = np.argsort(ui, kind="stable")
+    ucnt = np.bincount(ui, minlength=n_units)
+    cum = np.cumsum(ucnt)
+    n_batches = min(n_units, n_workers * 4)
+    cuts = np.unique(np.searchsorted(cum, np.linspace(0, cum[-1], n_batches + 1)[1:-1], side="left") + 1)
+    unit_bounds = np.concatenate([[0], cuts[cuts < n_units], [n_units]])
+    piece_bounds = np.concatenate([[0], cum])[unit_bounds]
+    sorted_coords = coords[order]
+    sorted_ui = ui[order]
+
+    def work(k: int) -> NDArray[np.object_]:
+        a, b = piece_bounds[k], piece_bounds[k + 1]
+        u0, u1 = unit_bounds[k], unit_bounds[k + 1]
+        return _union_buffers(sorted_coords[a:b], sorted_ui[a:b] - u0, u1 - u0, buffer_m)
+
+    batches = range(len(unit_bounds) - 1)
+    if n_workers > 1:
+        with ThreadPoolExecutor(n_workers) as ex:
+            unit_polys = np.concatenate(list(ex.map(work, batches)))
+    else:
+        unit_polys = np.concatenate([work(k) for k in batches])
+    if len(units) > n_present:
+        polys = shapely.union_all(_padded(unit_polys, unit_group, n_present), axis=1)
+        polys = np.asarray(polys, dtype=object).reshape(n_present)
+    else:
+        polys = unit_polys
     if simplify_m > 0:
         polys = shapely.simplify(polys, simplify_m, preserve_topology=True)
     out[present] = polys

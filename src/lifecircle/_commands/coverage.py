@@ -15,11 +15,15 @@ def register(sub: Any) -> None:
         "coverage", help="network distance from every resident to each tier, and coverage",
         description="Compute every resident's road-network distance to the nearest facility of "
                     "each tier and whether it is within the standard. Writes residents.csv, "
-                    "facilities.csv, summary.json and rejects.csv to --out.")
+                    "facilities.csv, summary.json and rejects.csv to --out; with --units (or units "
+                    "in the scenario) also the per-unit tables (units_*.csv, units.json), the gaps "
+                    "(gaps.csv/json/geojson) and report.md / report.html.")
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--limit-m", type=float, metavar="M",
                    help="search cut-off in metres (default none: exact distances for everyone)")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh",
+                   help="language of the report pages written when units are given (default zh)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -33,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = inputs_from_args(args)
     cov = run_coverage(inputs, limit_m=args.limit_m)
     write_coverage_outputs(cov, args.out, overwrite=args.overwrite)
+    if inputs.units:
+        # per-unit 达标率 tables, gaps and the report pages
+        from lifecircle.report import write_report
+
+        write_report(cov, args.out, lang=args.lang, overwrite=args.overwrite)
     print_summary(cov)
     return 0
 
