@@ -139,11 +139,13 @@ def test_network_layer_lengths(run, layers):
     np.testing.assert_allclose(utm.geometry.length, net["length_m"], atol=0.01)
 
 
-def test_schema_table_in_docs_matches_code():
-    text = DOCS.read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", [DOCS, DOCS.parents[1] / "README.md"], ids=["docs", "README"])
+def test_schema_table_in_docs_matches_code(doc):
+    # README.md is refreshed with scripts/update_schema_docs.py
+    text = doc.read_text(encoding="utf-8")
     for line in schema_markdown().splitlines():
         if line.startswith("| `"):
-            assert line in text, f"docs/gis-export.md is missing or has a stale row: {line}"
+            assert line in text, f"{doc.name} is missing or has a stale row: {line}"
 
 
 # -- CRS choice ----------------------------------------------------------------------------
