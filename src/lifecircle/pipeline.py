@@ -515,3 +515,53 @@ def tier_service_areas(run: CoverageRun, *, buffer_m: float = 50.0) -> Any:
         facility_located=run.result.facility_located, resident_located=run.result.resident_located)
     logger.info("tier service areas in %.2f s", time.perf_counter() - t0)
     return areas.to_wgs84()
+
+
+@dataclass(frozen=True)
+class ServiceAreaRun:
+    """A service-area run: inputs, polygons (:class:`lifecircle.service_areas.ServiceAreas`)
+    and timings."""
+
+    inputs: Inputs
+    result: Any
+    timings_s: dict[str, float]
+
+
+def run_service_areas(
+    inputs: Inputs,
+    *,
+    tiers: tuple[str, ...] | list[str] | None = None,
+    minutes: list[float] | None = None,
+    metres: list[float] | None = None,
+    dissolve: str = "none",
+    rings: bool = False,
+    buffer_m: float = 50.0,
+    simplify_m: float = 0.0,
+) -> ServiceAreaRun:
+    """Service-area polygons (see :mod:`lifecircle.service_areas`); residents are optional.
+
+    Returns
+    -------
+    ServiceAreaRun
+        ``timings_s`` has ``load``, ``snap``, ``polygons`` and ``total`` seconds.
+    """
+    from lifecircle.service_areas import compute_service_areas
+
+    t0 = time.perf_counter()
+    fac = inputs.facilities.frame
+    fac_loc = locate(inputs.networks, fac["lon"].to_numpy(float), fac["lat"].to_numpy(float),
+                     max_snap_m=inputs.max_snap_m)
+    res = inputs.residents.frame if inputs.residents is not None else None
+    res_loc = (locate(inputs.networks, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
+                      max_snap_m=inputs.max_snap_m) if res is not None else None)
+    t_snap = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result = compute_service_areas(
+        inputs.networks, fac, inputs.standard, residents=res, tiers=tiers, minutes=minutes,
+        metres=metres, dissolve=dissolve, rings=rings, buffer_m=buffer_m, simplify_m=simplify_m,
+        max_snap_m=inputs.max_snap_m, facility_located=fac_loc, resident_located=res_loc)
+    t_poly = time.perf_counter() - t1
+    load = inputs.timings_s.get("load", 0.0)
+    timings = {"load": load, "snap": t_snap, "polygons": t_poly, "total": load + t_snap + t_poly}
+    logger.info("service areas: snap %.2f s, polygons %.2f s", t_snap, t_poly)
+    return ServiceAreaRun(inputs=inputs, result=result, timings_s=timings)

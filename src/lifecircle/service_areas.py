@@ -63,6 +63,7 @@ own access legs.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,11 +97,13 @@ logger = logging.getLogger(__name__)
 
 #: Default buffer width around reachable streets, in metres (half a typical urban block depth).
 DEFAULT_BUFFER_M: Final = 50.0
-#: Segments per quarter circle in buffers (4 keeps round caps within 8 % of a true circle).
-QUAD_SEGS: Final = 4
+#: Segments per quarter circle in round caps and joins. The vertices lie on the true circle, so a
+#: buffer never reaches beyond ``buffer_m`` and falls short of it by at most
+#: ``buffer_m * (1 - cos(pi / (4 * QUAD_SEGS)))`` (3.8 m at 50 m).
+QUAD_SEGS: Final = 2
 DISSOLVE_MODES: Final = ("none", "tier", "catchment")
 #: Threads for buffering and unioning (GEOS releases the GIL).
-WORKERS: Final = 2
+WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
 #: Pieces per spatial tile when one polygon is built from very many pieces.
 TILE_PIECES: Final = 4000
 
@@ -360,7 +363,8 @@ def _padded(geoms: NDArray[np.object_], group: IntArray, n_groups: int) -> NDArr
 def _union_buffers(coords: FloatArray, group: IntArray, n_groups: int,
                    buffer_m: float) -> NDArray[np.object_]:
     """Buffer every piece and union the buffers per group (vectorised over groups)."""
-    bufs = shapely.buffer(shapely.linestrings(coords), buffer_m, quad_segs=QUAD_SEGS)
+    bufs = np.asarray(shapely.buffer(shapely.linestrings(coords), buffer_m, quad_segs=QUAD_SEGS),
+                      dtype=object)
     out = shapely.union_all(_padded(bufs, group, n_groups), axis=1)
     return np.asarray(out, dtype=object).reshape(n_groups)
 
@@ -441,7 +445,7 @@ def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
 def facility_areas(
     network: RoadNetwork,
     sources: Positions,
-    budgets_m: Sequence[float],
+    budgets_m: Sequence[float] | FloatArray,
     *,
     xy: FloatArray | None = None,
     buffer_m: float = DEFAULT_BUFFER_M,
@@ -518,7 +522,7 @@ def _nearest_pieces(network: RoadNetwork, sources: Positions, budgets: FloatArra
 def tier_areas(
     network: RoadNetwork,
     sources: Positions,
-    budgets_m: Sequence[float],
+    budgets_m: Sequence[float] | FloatArray,
     *,
     xy: FloatArray | None = None,
     buffer_m: float = DEFAULT_BUFFER_M,
@@ -543,7 +547,7 @@ def tier_areas(
 def catchment_areas(
     network: RoadNetwork,
     sources: Positions,
-    budgets_m: Sequence[float],
+    budgets_m: Sequence[float] | FloatArray,
     *,
     xy: FloatArray | None = None,
     buffer_m: float = DEFAULT_BUFFER_M,
@@ -608,22 +612,19 @@ def _partition(pieces: _Pieces, area: Any, *, buffer_m: float,
                                                        ordered=True))
     if len(cells) != len(pts):   # pragma: no cover - GEOS merged near-duplicate points
         raise RuntimeError("Voronoi partition lost points; catchments cannot be split")
-    order = np.argsort(lab, kind="stable")
-    bounds = np.searchsorted(lab[order], labels, side="left")
-    regions = np.array([shapely.coverage_union_all(c) for c in np.split(cells[order], bounds[1:])],
-                       dtype=object)
-    lab_piece = np.searchsorted(labels, pieces.label)
-    grp = np.argsort(lab_piece, kind="stable")
-    own = shapely.multilinestrings(shapely.linestrings(pieces.coords[grp]), indices=lab_piece[grp])
-    own_buf = shapely.buffer(own, buffer_m, quad_segs=QUAD_SEGS)
-    wide = shapely.buffer(own, buffer_m + step, quad_segs=QUAD_SEGS)
+    lab_index = np.searchsorted(labels, lab).astype(np.int64)
+    regions = np.asarray(shapely.coverage_union_all(_padded(np.asarray(cells, dtype=object),
+                                                            lab_index, len(labels)), axis=1),
+                         dtype=object).reshape(len(labels))
+    by_label = _Pieces(pieces.coords, pieces.label, np.searchsorted(labels, pieces.label))
+    own_buf = _buffer_groups(by_label, len(labels), buffer_m=buffer_m)
+    wide = _buffer_groups(by_label, len(labels), buffer_m=buffer_m + step)
     candidate = shapely.intersection(regions, wide)
     tree = shapely.STRtree(own_buf)
     ci, nj = tree.query(candidate, predicate="intersects")
     parts = shapely.intersection(candidate[ci], own_buf[nj])
-    cut = np.searchsorted(ci, np.arange(len(labels)), side="left")
-    result = np.array([shapely.union_all(g) if len(g) else shapely.Polygon()
-                       for g in np.split(parts, cut[1:])], dtype=object)
+    result = np.asarray(shapely.union_all(_padded(parts, ci.astype(np.int64), len(labels)), axis=1),
+                        dtype=object).reshape(len(labels))
     if simplify_m > 0:
         # simplified per label, then clipped back to the label's own region: still disjoint
         result = shapely.intersection(shapely.simplify(result, simplify_m, preserve_topology=True),
@@ -795,7 +796,7 @@ def compute_service_areas(
     missing = {t.mode for t in sel_tiers} - set(networks)
     if missing:
         raise InputError(f"the selected tiers need network(s) for mode(s) {', '.join(sorted(missing))}")
-    nets = {m: networks[m] for m in sorted({t.mode for t in sel_tiers})}
+    nets: dict[str, RoadNetwork] = {m: networks[m] for m in sorted({t.mode for t in sel_tiers})}
     if not nets:
         raise InputError("no tier selected has facilities")
     crs = common_crs(nets)
@@ -825,8 +826,8 @@ def compute_service_areas(
         graph = RoutingGraph.from_network(net)
         b_m, b_min = tier_budgets(tier, minutes=minutes, metres=metres)
         nb = len(b_m)
-        keys = (tier.key,) if dissolve == "none" else standard.serving_tiers(tier.key)
-        idx = np.flatnonzero(np.isin(fac_tier, keys))
+        serving = (tier.key,) if dissolve == "none" else standard.serving_tiers(tier.key)
+        idx = np.flatnonzero(np.isin(fac_tier, serving))
         src = fac_loc.positions(tier.mode).subset(idx)
         off = src.edge < 0
         if off.any():
@@ -963,6 +964,13 @@ def write_service_areas(areas: ServiceAreas, path: str | Path, *, overwrite: boo
     gdf = areas.to_wgs84()
     with atomic_path(target, overwrite=overwrite) as tmp:
         kwargs: dict[str, Any] = {"layer": "service_areas"} if suffix == ".gpkg" else {}
-        gdf.to_file(tmp, driver=drivers[suffix], engine="pyogrio", **kwargs)
+        # GDAL wants the real extension: write beside the temporary name, then take its place
+        staged = tmp.with_name(tmp.name + suffix)
+        try:
+            gdf.to_file(staged, driver=drivers[suffix], engine="pyogrio", **kwargs)
+            os.replace(staged, tmp)
+        finally:
+            if staged.exists():
+                staged.unlink()
     logger.info("wrote %d polygon(s) to %s", len(gdf), target)
     return target

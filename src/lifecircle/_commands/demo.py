@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
     rep = run_report(cov)
     write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
     areas = tier_service_areas(cov)
+    # colour communities by the 5-minute tier: the gaps a planner acts on first
+    five_minute = cov.result.standard.tiers[-1].key
     map_path = write_coverage_map(cov, args.map, offline=not args.online, lang=args.lang,
-                                  overwrite=True, report=rep, service_areas=areas)
+                                  overwrite=True, report=rep, service_areas=areas,
+                                  choropleth_tier=five_minute)
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
     print_summary(cov)
     print_worst_units(rep, cov, key="community")
