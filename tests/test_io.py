@@ -50,13 +50,15 @@ def test_facilities_every_reject_reason(tmp_path):
 
 
 def test_residents_population_reasons(tmp_path):
-    p = write(tmp_path, "res.csv", "id,lon,lat,population,elderly\n"
-              "R1,118.33,34.61,100,10\nR2,118.33,34.61,,\nR3,118.33,34.61,-5,\n"
-              "R4,118.33,34.61,many,\nR5,118.33,34.61,10,20\nR6,118.33,34.61,0,\n")
+    p = write(tmp_path, "res.csv", "id,lon,lat,population,elderly,children\n"
+              "R1,118.33,34.61,100,10,20\nR2,118.33,34.61,,,\nR3,118.33,34.61,-5,,\n"
+              "R4,118.33,34.61,many,,\nR5,118.33,34.61,10,20,\nR6,118.33,34.61,0,,\n"
+              "R7,118.33,34.61,10,,-1\n")
     t = read_points(p, "residents")
     reasons = dict(zip(t.rejects["id"], t.rejects["reason"], strict=True))
     assert reasons == {"R2": "missing_population", "R3": "negative_population",
-                       "R4": "non_numeric_population", "R5": "bad_elderly"}
+                       "R4": "non_numeric_population", "R5": "bad_elderly", "R7": "bad_children"}
+    assert "exceeds population" in t.rejects.set_index("id").loc["R5", "detail"]
     assert list(t.frame["id"]) == ["R1", "R6"]
     assert t.frame["population"].tolist() == [100.0, 0.0]
     assert t.n_input == len(t.frame) + len(t.rejects)
