@@ -209,10 +209,37 @@ def nearest_sources(
         min_only=True, return_predecessors=True)
     node_d = np.asarray(dist[:n], dtype=float)
     node_src = np.where(origin[:n] >= n, origin[:n] - n, -1).astype(np.int64)
-    d, s = read_off(graph, node_d[None, :], node_src[None, :], destinations)
-    d, s = d[0], s[0]
-    # same-edge sources can be nearer than going round through a node
-    si, di, cost = same_edge_pairs(graph, src, destinations)
+    d, s = nearest_from_nodes(graph, src, node_d, node_src, destinations)
+    over = d > limit_m
+    d[over] = np.inf
+    s[over] = -1
+    # map back to the caller's source numbering
+    s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
+    node_src = np.where(node_src >= 0, usable[np.maximum(node_src, 0)], -1)
+    return NearestResult(d, s, node_d, node_src)
+
+
+def nearest_from_nodes(
+    graph: RoutingGraph,
+    sources: Positions,
+    node_distance_m: FloatArray,
+    node_source: IntArray,
+    destinations: Positions,
+) -> tuple[FloatArray, IntArray]:
+    """Nearest-source distance of destinations from per-node results, without a search.
+
+    The read-off through each destination's edge ends (:func:`read_off`), then the sources on
+    the destination's own edge (:func:`same_edge_pairs`), which can be nearer than going round
+    through a node. ``node_source`` indexes ``sources``.
+
+    Returns
+    -------
+    distance_m, source : ndarray
+        Per destination (``inf`` / -1 when nothing is reachable).
+    """
+    d2, s2 = read_off(graph, node_distance_m[None, :], node_source[None, :], destinations)
+    d, s = d2[0].copy(), s2[0].copy()
+    si, di, cost = same_edge_pairs(graph, sources, destinations)
     if len(si):
         total = cost + destinations.access_m[di]
         order = np.lexsort((total, di))
@@ -221,13 +248,7 @@ def nearest_sources(
         better = best < d[di_s]
         d[di_s[better]] = best[better]
         s[di_s[better]] = si[order][first][better]
-    over = d > limit_m
-    d[over] = np.inf
-    s[over] = -1
-    # map back to the caller's source numbering
-    s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
-    node_src = np.where(node_src >= 0, usable[np.maximum(node_src, 0)], -1)
-    return NearestResult(d, s, node_d, node_src)
+    return d, s
 
 
 def read_off(

@@ -65,7 +65,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lifecircle import __version__
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.errors import InputError, LifecircleError
-from lifecircle.routing import Positions, RoutingGraph, nearest_sources, read_off, same_edge_pairs
+from lifecircle.routing import Positions, RoutingGraph, nearest_from_nodes, nearest_sources
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("lifecircle.service.access")
@@ -198,18 +198,7 @@ def nearest_from_lookup(
     source : ndarray of int64
         Index into ``sources``, -1 if none.
     """
-    d2, s2 = read_off(graph, node_distance_m[None, :], node_source[None, :], destinations)
-    d, s = d2[0].copy(), s2[0].copy()
-    si, di, cost = same_edge_pairs(graph, sources, destinations)
-    if len(si):
-        total = cost + destinations.access_m[di]
-        order = np.lexsort((total, di))
-        di_s, first = np.unique(di[order], return_index=True)
-        best = total[order][first]
-        better = best < d[di_s]
-        d[di_s[better]] = best[better]
-        s[di_s[better]] = si[order][first][better]
-    return d, s
+    return nearest_from_nodes(graph, sources, node_distance_m, node_source, destinations)
 
 
 @dataclass(frozen=True)
