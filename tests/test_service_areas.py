@@ -408,3 +408,82 @@ def test_geojson_written_is_valid_wgs84(town, people, tmp_path: Path) -> None:
     assert len(back) == len(areas.frame)
     with pytest.raises(FileExistsError):
         write_service_areas(areas, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# tier unions: filled blocks (faces) and directly drawn buffers change nothing
+def _tier_both_ways(monkeypatch, net, pos, xy, budgets):
+    import lifecircle.service_areas as sa
+
+    monkeypatch.setattr(sa, "FACE_FILL_PIECES", 10**9)
+    plain = tier_areas(net, pos, budgets, xy=xy)
+    monkeypatch.setattr(sa, "FACE_FILL_PIECES", 0)
+    net._cache.pop("service_area_faces", None)
+    filled = tier_areas(net, pos, budgets, xy=xy)
+    return plain, filled
+
+
+def _assert_same(plain, filled) -> None:
+    assert shapely.is_valid(filled).all()
+    for a, b in zip(plain, filled, strict=True):
+        assert abs(shapely.area(a) - shapely.area(b)) <= 1e-9 * shapely.area(a)
+        assert shapely.area(shapely.symmetric_difference(a, b)) <= 1e-7 * shapely.area(a)
+
+
+def test_face_fill_is_exact_on_a_grid(monkeypatch, town) -> None:
+    import lifecircle.service_areas as sa
+
+    net, pos, xy = town
+    budgets = [250.0, 500.0, 900.0]
+    plain, filled = _tier_both_ways(monkeypatch, net, pos, xy, budgets)
+    _assert_same(plain, filled)
+    # the path was taken: blocks were filled and street buffers left out
+    graph = sa.RoutingGraph.from_network(net)
+    near = sa.nearest_sources(graph, pos, Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)),
+                              limit_m=900.0)
+    seg = sa._nearest_segments(net, graph, pos, near.node_distance_m, near.node_source, 900.0)
+    faces, drop = sa._face_fill(net, seg, 900.0, W)
+    assert len(faces) > 20 and drop.sum() > 10
+    # filled faces lie inside the plain union
+    assert shapely.area(shapely.difference(shapely.union_all(faces), plain[2])) < 1e-6
+
+
+def test_face_fill_is_exact_on_a_non_planar_network(monkeypatch) -> None:
+    """Long streets crossing blocks without a junction (bridges): traced rings are not faces."""
+    base = perturbed_grid(side=14, spacing=60.0, drop=0.15, seed=8)
+    rng = np.random.default_rng(2)
+    a = rng.choice(base.n_nodes, 12, replace=False)
+    b = rng.choice(base.n_nodes, 12, replace=False)
+    keep = a != b
+    net = from_arrays(base.node_x, base.node_y, np.concatenate([base.edge_u, a[keep]]),
+                      np.concatenate([base.edge_v, b[keep]]), crs=GRID_CRS)
+    pts = rng.uniform([GRID_ORIGIN[0] + 100, GRID_ORIGIN[1] + 100],
+                      [GRID_ORIGIN[0] + 700, GRID_ORIGIN[1] + 700], size=(4, 2))
+    pos, xy = snapped(net, pts[:, 0], pts[:, 1])
+    plain, filled = _tier_both_ways(monkeypatch, net, pos, xy, [200.0, 600.0])
+    _assert_same(plain, filled)
+
+
+def test_face_fill_is_exact_on_real_streets(monkeypatch, helsinki_walk: RoadNetwork) -> None:
+    net = helsinki_walk
+    comp = net.components()
+    rng = np.random.default_rng(9)
+    nodes = rng.choice(np.flatnonzero(comp.node_component == 0), 5, replace=False)
+    pos, xy = snapped(net, net.node_x[nodes] + 10.0, net.node_y[nodes] - 12.0)
+    plain, filled = _tier_both_ways(monkeypatch, net, pos, xy, [400.0, 800.0])
+    _assert_same(plain, filled)
+
+
+def test_drawn_buffers_match_geos() -> None:
+    from lifecircle.service_areas import _stadiums
+
+    rng = np.random.default_rng(1)
+    coords = rng.uniform(0, 500, size=(300, 2, 2))
+    coords[:5, 1] = coords[:5, 0]                      # zero length: left to GEOS
+    coords[5:10, 1] = coords[5:10, 0] + 1e-3           # very short: left to GEOS
+    coords[10:15, 1] = coords[10:15, 0] + 1.5          # short
+    ours = _stadiums(coords, W)
+    geos = shapely.buffer(shapely.linestrings(coords), W, quad_segs=QUAD_SEGS)
+    assert shapely.is_valid(ours).all()
+    assert np.abs(shapely.area(ours) - shapely.area(geos)).max() < 1e-6
+    assert shapely.hausdorff_distance(ours, geos).max() < 1e-6

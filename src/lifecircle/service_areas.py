@@ -20,11 +20,14 @@ facility can be reached within ``B``, widened by a buffer:
    facility's position, which is ``access`` metres from it, and its access leg (the straight line
    from the facility to the street) is part of the area when within budget, so there is never a
    hole at the origin.
-3. **Buffer.** The reached pieces of one facility and budget are gathered into one
-   MultiLineString and buffered once by ``buffer_m`` (default :data:`DEFAULT_BUFFER_M` = 50 m,
-   round caps, ``quad_segs`` = 4). Blocks enclosed by reached streets that are wider than twice
-   the buffer stay holes; no convex or concave hull is ever taken, so every point of a polygon
-   lies within ``buffer_m`` of a reachable street.
+3. **Buffer.** Every reached piece of one facility and budget is buffered by ``buffer_m``
+   (default :data:`DEFAULT_BUFFER_M` = 50 m, round caps, :data:`QUAD_SEGS` segments per quarter
+   circle) and the buffers are unioned (in spatial tiles on threads). Blocks enclosed by reached
+   streets that are wider than twice the buffer stay holes; no convex or concave hull is ever
+   taken, so every point of a polygon lies within ``buffer_m`` of a reachable street. Tier unions
+   of many pieces take a shortcut with the same result: blocks that the buffers of their own
+   reached ring fill completely are added whole, and streets deep inside such blocks need no
+   buffer (:func:`_face_fill`).
 4. **Simplification** (optional, ``simplify_m``): Douglas-Peucker with topology preserved, which
    moves no boundary by more than the tolerance, so it cannot add land farther than
    ``buffer_m + simplify_m`` from a reachable street.
@@ -106,6 +109,11 @@ DISSOLVE_MODES: Final = ("none", "tier", "catchment")
 WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
 #: Pieces per spatial tile when one polygon is built from very many pieces.
 TILE_PIECES: Final = 4000
+#: Tier unions from at least this many pieces fill enclosed blocks instead of buffering the
+#: streets inside them (see :func:`_face_fill`).
+FACE_FILL_PIECES: Final = 2000
+#: Faces with longer rings are never filled (they are rarely narrow enough to fill).
+MAX_FACE_RING: Final = 64
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -133,6 +141,7 @@ class _Segments:
     lab_l: IntArray
     lab_r: IntArray
     group: IntArray
+    edge: IntArray
 
     @staticmethod
     def concat(parts: Sequence[_Segments]) -> _Segments:
@@ -142,11 +151,13 @@ class _Segments:
 
 @dataclass(frozen=True)
 class _Pieces:
-    """Reached straight pieces: coordinates (P, 2, 2), label (facility) and group."""
+    """Reached straight pieces: coordinates (P, 2, 2), label (facility), group and, where known,
+    the network edge each piece lies on (-1: an access leg)."""
 
     coords: FloatArray
     label: IntArray
     group: IntArray
+    edge: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.label)
@@ -190,7 +201,8 @@ def _cut(seg: _Segments, budget_m: FloatArray | float, *, split_nearest: bool) -
     coords = np.concatenate([piece(pre_ok, zeros, pre_end), piece(suf_ok, suf_start, length)])
     label = np.concatenate([seg.lab_l[pre_ok], seg.lab_r[suf_ok]])
     group = np.concatenate([seg.group[pre_ok], seg.group[suf_ok]])
-    return _Pieces(coords, label, group)
+    edge = np.concatenate([seg.edge[pre_ok], seg.edge[suf_ok]])
+    return _Pieces(coords, label, group, edge)
 
 
 def _incidence(network: RoadNetwork) -> tuple[IntArray, IntArray, IntArray, IntArray]:
@@ -226,7 +238,7 @@ def _edge_segments(
     v = network.edge_v[edges]
     return _Segments(network.node_x[u], network.node_y[u], network.node_x[v], network.node_y[v],
                      graph.edge_length_m[edges], dl, dr, graph.edge_twoway[edges],
-                     lab_l, lab_r, group)
+                     lab_l, lab_r, group, edges)
 
 
 def _point_on_edge(network: RoadNetwork, graph: RoutingGraph, edge: IntArray,
@@ -272,9 +284,9 @@ def _facility_chunk_segments(
     px, py = _point_on_edge(network, graph, oe, off)
     tw = graph.edge_twoway[oe]
     first = _Segments(network.node_x[ou], network.node_y[ou], px, py, off, dist[rr, ou],
-                      src.access_m.copy(), tw, labels, labels, rr.astype(np.int64))
+                      src.access_m.copy(), tw, labels, labels, rr.astype(np.int64), oe)
     second = _Segments(px, py, network.node_x[ov], network.node_y[ov], length - off,
-                       src.access_m.copy(), dist[rr, ov], tw, labels, labels, rr.astype(np.int64))
+                       src.access_m.copy(), dist[rr, ov], tw, labels, labels, rr.astype(np.int64), oe)
     return _Segments.concat([generic, first, second])
 
 
@@ -331,7 +343,7 @@ def _nearest_segments(
         b = a + 1
         parts.append(_Segments(bp_x[a], bp_y[a], bp_x[b], bp_y[b], bp_t[b] - bp_t[a], bp_d[a],
                                bp_d[b], graph.edge_twoway[bp_edge[a]], bp_lab[a], bp_lab[b],
-                               np.zeros(len(a), dtype=np.int64)))
+                               np.zeros(len(a), dtype=np.int64), bp_edge[a]))
     return _Segments.concat(parts)
 
 
@@ -340,13 +352,15 @@ def _access_pieces(src: Positions, xy: FloatArray, snapped_xy: FloatArray, budge
     """The facilities' access legs (facility point to its street) where within budget."""
     ok = (src.edge >= 0) & (src.access_m <= budget_m) & (src.access_m > 0)
     coords = np.stack([xy[ok], snapped_xy[ok]], axis=1)
-    return _Pieces(coords, labels[ok], groups[ok])
+    return _Pieces(coords, labels[ok], groups[ok], np.full(int(ok.sum()), -1, dtype=np.int64))
 
 
 def _merge_pieces(parts: Sequence[_Pieces]) -> _Pieces:
     return _Pieces(np.concatenate([p.coords for p in parts]).reshape(-1, 2, 2),
                    np.concatenate([p.label for p in parts]),
-                   np.concatenate([p.group for p in parts]))
+                   np.concatenate([p.group for p in parts]),
+                   np.concatenate([p.edge if p.edge is not None else np.full(len(p), -1, np.int64)
+                                   for p in parts]))
 
 
 def _padded(geoms: NDArray[np.object_], group: IntArray, n_groups: int) -> NDArray[np.object_]:
@@ -360,83 +374,347 @@ def _padded(geoms: NDArray[np.object_], group: IntArray, n_groups: int) -> NDArr
     return arr
 
 
-def _union_buffers(coords: FloatArray, group: IntArray, n_groups: int,
-                   buffer_m: float) -> NDArray[np.object_]:
-    """Buffer every piece and union the buffers per group (vectorised over groups)."""
-    bufs = np.asarray(shapely.buffer(shapely.linestrings(coords), buffer_m, quad_segs=QUAD_SEGS),
-                      dtype=object)
-    out = shapely.union_all(_padded(bufs, group, n_groups), axis=1)
+def _stadiums(coords: FloatArray, buffer_m: float) -> NDArray[np.object_]:
+    """Round-capped buffers of straight pieces (P, 2, 2), drawn directly.
+
+    The same polygons as ``shapely.buffer(line, buffer_m, quad_segs=QUAD_SEGS)`` (the vertices of
+    GEOS's round caps: ``2 QUAD_SEGS + 1`` points per cap, from one side of the piece to the
+    other, on the circle), without the general buffer machinery. Pieces shorter than 2 % of
+    ``buffer_m`` are left to GEOS.
+    """
+    out = np.empty(len(coords), dtype=object)
+    p0, p1 = coords[:, 0], coords[:, 1]
+    d = p1 - p0
+    # GEOS simplifies its input within 1 % of the distance: very short pieces are left to it
+    ok = np.hypot(d[:, 0], d[:, 1]) > 0.02 * buffer_m
+    dd = d[ok] / np.hypot(d[ok, 0], d[ok, 1])[:, None]          # along the piece
+    nn = np.column_stack([-dd[:, 1], dd[:, 0]])                 # its left side
+    # cap directions: from the left side, clockwise, in steps of pi / (2 QUAD_SEGS)
+    steps = np.arange(2 * QUAD_SEGS + 1) * (np.pi / (2 * QUAD_SEGS))
+    u = (np.cos(steps)[None, :, None] * nn[:, None, :]
+         + np.sin(steps)[None, :, None] * dd[:, None, :]) * buffer_m
+    c1 = p1[ok][:, None, :] + u          # around p1, from its left side to its right side
+    c0 = p0[ok][:, None, :] - u          # around p0, from its right side to its left side
+    out[ok] = shapely.polygons(np.concatenate([c1, c0, c1[:, :1]], axis=1))
+    if not ok.all():
+        out[~ok] = shapely.buffer(shapely.linestrings(coords[~ok]), buffer_m, quad_segs=QUAD_SEGS)
+    return out
+
+
+def _union_buffers(coords: FloatArray, group: IntArray, n_groups: int, buffer_m: float,
+                   fill: NDArray[np.object_] | None = None,
+                   fill_group: IntArray | None = None) -> NDArray[np.object_]:
+    """Buffer every piece and union the buffers per group (vectorised over groups), together with
+    the group's ``fill`` polygons (faces of a planar subdivision: edge-matched, no overlaps)."""
+    geoms = _stadiums(coords, buffer_m)
+    if fill is not None and fill_group is not None and len(fill):
+        cov = np.asarray(shapely.coverage_union_all(_padded(fill, fill_group, n_groups), axis=1),
+                         dtype=object).reshape(n_groups)
+        # a coverage union assumes no overlaps; check by area (cheap) and fall back if needed
+        want = np.bincount(fill_group, weights=shapely.area(fill), minlength=n_groups)
+        got = shapely.area(cov)
+        bad = np.flatnonzero(~(np.abs(got - want) <= 1e-9 * np.maximum(want, 1.0)))
+        if len(bad):   # pragma: no cover - only on networks that are not planar
+            redo = np.asarray(shapely.union_all(_padded(fill, fill_group, n_groups)[bad], axis=1),
+                              dtype=object)
+            cov[bad] = redo.reshape(len(bad))
+        has = np.flatnonzero(np.bincount(fill_group, minlength=n_groups) > 0)
+        geoms = np.concatenate([geoms, cov[has]])
+        group = np.concatenate([group, has])
+    out = shapely.union_all(_padded(geoms, group, n_groups), axis=1)
     return np.asarray(out, dtype=object).reshape(n_groups)
 
 
+def _union_pairs(polys: NDArray[np.object_], idx: IntArray) -> NDArray[np.object_]:
+    return np.asarray(shapely.union(polys[idx], polys[idx + 1]), dtype=object)
+
+
+#: Work of a filled face relative to a buffer, when tiles are balanced between threads.
+FILL_WEIGHT: Final = 0.25
+
+
 def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
-                   simplify_m: float = 0.0, workers: int | None = None) -> NDArray[np.object_]:
+                   simplify_m: float = 0.0, workers: int | None = None,
+                   fill: tuple[NDArray[np.object_], IntArray] | None = None) -> NDArray[np.object_]:
     """One buffered polygon per group (empty where a group has no piece).
 
     Every piece is buffered on its own and the buffers are unioned per group (GEOS buffers a
     large MultiLineString far more slowly). Large groups are first cut into spatial tiles that
     are unioned separately. The work runs on ``workers`` threads (GEOS releases the GIL; default
-    :data:`WORKERS`).
+    :data:`WORKERS`). ``fill`` adds polygons (and their groups) to the unions: faces of a planar
+    subdivision, which are dissolved by a coverage union first.
     """
     from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
 
     out = np.array([shapely.Polygon()] * n_groups, dtype=object)
-    if len(pieces) == 0:
+    fill_geoms = fill[0] if fill is not None else np.array([], dtype=object)
+    fill_group = fill[1] if fill is not None else np.zeros(0, dtype=np.int64)
+    n_p, n_fill = len(pieces), len(fill_geoms)
+    if n_p + n_fill == 0:
         return out
-    coords, group = pieces.coords, pieces.group
-    present, gi = np.unique(group, return_inverse=True)
+    coords = pieces.coords
+    mid = coords.mean(axis=1)
+    weight = np.ones(n_p)
+    if n_fill:
+        fb = shapely.bounds(fill_geoms)
+        mid = np.concatenate([mid, (fb[:, :2] + fb[:, 2:]) / 2.0])
+        weight = np.concatenate([weight, np.full(n_fill, FILL_WEIGHT)])
+    present, gi = np.unique(np.concatenate([pieces.group, fill_group]), return_inverse=True)
     n_present = len(present)
     # split large groups into tiles of about TILE_PIECES pieces (by piece midpoint)
-    cnt = np.bincount(gi, minlength=n_present)
+    cnt = np.bincount(gi, weights=weight, minlength=n_present)
     tiles_per = np.maximum(1, np.ceil(cnt / TILE_PIECES)).astype(np.int64)
     sub = np.zeros(len(gi), dtype=np.int64)
     big = np.flatnonzero(tiles_per > 1)
-    if len(big):
-        mid = coords.mean(axis=1)
-        for g in big:   # a handful of groups at most: loop over groups, not pieces
-            sel = np.flatnonzero(gi == g)
-            side = int(np.ceil(np.sqrt(tiles_per[g])))
-            m = mid[sel]
-            lo, hi = m.min(axis=0), m.max(axis=0)
-            cell = np.maximum((hi - lo) / side, 1e-9)
-            ij = np.minimum(((m - lo) / cell).astype(np.int64), side - 1)
-            sub[sel] = ij[:, 0] * side + ij[:, 1]
+    for g in big:   # a handful of groups at most: loop over groups, not pieces
+        sel = np.flatnonzero(gi == g)
+        side = int(np.ceil(np.sqrt(tiles_per[g])))
+        m = mid[sel]
+        lo, hi = m.min(axis=0), m.max(axis=0)
+        cell = np.maximum((hi - lo) / side, 1e-9)
+        ij = np.minimum(((m - lo) / cell).astype(np.int64), side - 1)
+        sub[sel] = ij[:, 0] * side + ij[:, 1]
     unit_key = gi.astype(np.int64) * (int(sub.max()) + 1) + sub
     units, ui = np.unique(unit_key, return_inverse=True)
     unit_group = units // (int(sub.max()) + 1)
     n_units = len(units)
     n_workers = max(1, min(workers or WORKERS, n_units))
-    # balance the threads by piece count: contiguous unit ranges of similar size
+    # balance the threads by work: contiguous unit ranges of similar size
     order = np.argsort(ui, kind="stable")
-    ucnt = np.bincount(ui, minlength=n_units)
-    cum = np.cumsum(ucnt)
-    n_batches = min(n_units, n_workers * 4)
+    cum = np.cumsum(np.bincount(ui, weights=weight, minlength=n_units))
+    n_batches = min(n_units, n_workers * 16)
     cuts = np.unique(np.searchsorted(cum, np.linspace(0, cum[-1], n_batches + 1)[1:-1], side="left") + 1)
     unit_bounds = np.concatenate([[0], cuts[cuts < n_units], [n_units]])
-    piece_bounds = np.concatenate([[0], cum])[unit_bounds]
-    sorted_coords = coords[order]
+    item_bounds = np.concatenate([[0], np.cumsum(np.bincount(ui, minlength=n_units))])[unit_bounds]
     sorted_ui = ui[order]
 
     def work(k: int) -> NDArray[np.object_]:
-        a, b = piece_bounds[k], piece_bounds[k + 1]
+        a, b = item_bounds[k], item_bounds[k + 1]
         u0, u1 = unit_bounds[k], unit_bounds[k + 1]
-        return _union_buffers(sorted_coords[a:b], sorted_ui[a:b] - u0, u1 - u0, buffer_m)
+        items = order[a:b]
+        is_piece = items < n_p
+        pi, fi = items[is_piece], items[~is_piece] - n_p
+        local = sorted_ui[a:b] - u0
+        return _union_buffers(coords[pi], local[is_piece], u1 - u0, buffer_m,
+                               fill_geoms[fi], local[~is_piece])
 
-    batches = range(len(unit_bounds) - 1)
-    if n_workers > 1:
-        with ThreadPoolExecutor(n_workers) as ex:
-            unit_polys = np.concatenate(list(ex.map(work, batches)))
-    else:
-        unit_polys = np.concatenate([work(k) for k in batches])
-    if len(units) > n_present:
-        polys = shapely.union_all(_padded(unit_polys, unit_group, n_present), axis=1)
-        polys = np.asarray(polys, dtype=object).reshape(n_present)
-    else:
-        polys = unit_polys
+    # largest batches first, so that the threads finish together
+    batch_work = np.diff(np.concatenate([[0.0], cum])[unit_bounds])
+    batches = np.argsort(-batch_work, kind="stable")
+    with ThreadPoolExecutor(n_workers) as ex:
+        run = ex.map if n_workers > 1 else map
+        done = list(run(work, batches))
+        unit_polys = np.concatenate([done[i] for i in np.argsort(batches)])
+        # merge the tiles of each group pairwise (neighbouring tiles first), level by level, so
+        # that all but the last merges run in parallel
+        polys = np.asarray(unit_polys, dtype=object)
+        owner = unit_group.astype(np.int64)
+        while len(polys) > n_present:
+            first = np.ones(len(owner), dtype=bool)
+            first[1:] = owner[1:] != owner[:-1]
+            rank = np.arange(len(owner)) - np.maximum.accumulate(np.where(first, np.arange(len(owner)), 0))
+            left = np.flatnonzero((rank % 2 == 0) & np.append(owner[1:] == owner[:-1], False))
+            pairs = np.array_split(left, min(len(left), n_workers * 2))
+            merged = list(run(partial(_union_pairs, polys), pairs))
+            polys = polys.copy()
+            polys[np.concatenate(pairs)] = np.concatenate(merged)
+            gone = np.zeros(len(polys), dtype=bool)
+            gone[left + 1] = True
+            polys, owner = polys[~gone], owner[~gone]
     if simplify_m > 0:
         polys = shapely.simplify(polys, simplify_m, preserve_topology=True)
     out[present] = polys
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# faces: blocks enclosed by reached streets
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Faces:
+    """The faces of the street network as a planar graph (cached per network).
+
+    Half-edge ``h < E`` runs ``u -> v`` along edge ``h``, ``h + E`` runs back; ``left[h]`` is the
+    face on its left. Faces are traced by the usual rotation rule (at each node the next half-edge
+    is the one clockwise from the way back), which needs no noding: on a non-planar network a
+    traced cycle may not be a face, but it is only used when its ring is a valid polygon, and the
+    tests below only rely on the ring.
+    """
+
+    left: IntArray
+    nxt: IntArray                  # the next half-edge along the same face
+    ok: NDArray[np.bool_]          # bounded, short ring, no dead end or zero-length edge
+    first: IntArray                # a half-edge of each face
+    size: IntArray                 # half-edges per face
+    polys: NDArray[np.object_]     # the faces' polygons, built on demand
+    built: NDArray[np.bool_]
+    coverable: dict[float, NDArray[np.int8]] = field(default_factory=dict)  # -1 unknown, 0, 1
+
+
+def _faces(network: RoadNetwork) -> _Faces:
+    cached = network._cache.get("service_area_faces")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_e = network.n_edges
+    u = network.edge_u.astype(np.int64)
+    v = network.edge_v.astype(np.int64)
+    org = np.concatenate([u, v])
+    dst = np.concatenate([v, u])
+    x, y = network.node_x, network.node_y
+    h_all = np.arange(2 * n_e, dtype=np.int64)
+    # outgoing half-edges sorted counter-clockwise around each node
+    by_angle = np.argsort(np.arctan2(y[dst] - y[org], x[dst] - x[org]))
+    order = by_angle[np.argsort(org[by_angle], kind="stable")]
+    cnt = np.bincount(org, minlength=network.n_nodes)
+    start = np.cumsum(cnt) - cnt
+    rank = np.empty(2 * n_e, dtype=np.int64)
+    rank[order] = np.arange(2 * n_e) - start[org[order]]
+    cw = order[start[org] + (rank - 1) % cnt[org]]   # next clockwise around the origin
+    twin = np.concatenate([h_all[n_e:], h_all[:n_e]])
+    nxt = cw[twin]
+    n_f, left = connected_components(
+        csr_matrix((np.ones(2 * n_e, np.int8), (h_all, nxt)), shape=(2 * n_e, 2 * n_e)),
+        directed=True, connection="weak")
+    left = left.astype(np.int64)
+    area2 = np.bincount(left, weights=x[org] * y[dst] - x[dst] * y[org], minlength=n_f)
+    ok = area2 > 0
+    ok[left[left == left[twin]]] = False                     # dead ends, bridges
+    ok[left[(org == dst) | (network.edge_length_m[np.concatenate([h_all[:n_e]] * 2)] <= 0)]] = False
+    size = np.bincount(left, minlength=n_f)
+    ok &= size <= MAX_FACE_RING
+    first = np.full(n_f, 2 * n_e, dtype=np.int64)
+    np.minimum.at(first, left, h_all)
+    res = _Faces(left, nxt, ok, first, size, np.full(n_f, None, dtype=object),
+                 np.zeros(n_f, dtype=bool))
+    network._cache["service_area_faces"] = res
+    return res
+
+
+def _coverable_faces(network: RoadNetwork, faces: _Faces, cand: IntArray,
+                     radius_m: float) -> NDArray[np.bool_]:
+    """Which faces ``cand`` (with ``ok``) are valid polygons lying within ``radius_m`` of their
+    own ring (no inscribed disc wider than ``radius_m``); memoised per radius."""
+    memo = faces.coverable.setdefault(radius_m, np.full(len(faces.ok), -1, dtype=np.int8))
+    todo = cand[memo[cand] < 0]
+    if len(todo):
+        # the rings of the faces, walked along ``nxt`` (rows: faces, in order)
+        size = faces.size[todo]
+        walk = np.empty((len(todo), int(size.max())), dtype=np.int64)
+        cur = faces.first[todo]
+        for i in range(walk.shape[1]):
+            walk[:, i] = cur
+            cur = faces.nxt[cur]
+        n_e = network.n_edges
+        he = walk[np.arange(walk.shape[1]) < size[:, None]]
+        nodes = np.where(he < n_e, network.edge_u[he % n_e], network.edge_v[he % n_e])
+        which = np.repeat(np.arange(len(todo)), size)
+        px, py = network.node_x[nodes], network.node_y[nodes]
+        missing = ~faces.built[todo]
+        if missing.any():
+            sel = missing[which]
+            rings = shapely.linearrings(px[sel], py[sel],
+                                        indices=np.searchsorted(np.flatnonzero(missing), which[sel]))
+            faces.polys[todo[missing]] = shapely.polygons(rings)
+            faces.built[todo[missing]] = True
+        polys = faces.polys[todo]
+        good = shapely.is_valid(polys)
+        # convex rings: the widest inscribed disc has radius <= 2 area / perimeter
+        area = shapely.area(polys)
+        perim = shapely.length(polys)
+        easy = good & (2.0 * area <= radius_m * perim)
+        nxt_i = np.arange(len(he)) + 1
+        ends = np.cumsum(size) - 1
+        nxt_i[ends] = ends - size + 1
+        dx, dy = px[nxt_i] - px, py[nxt_i] - py
+        turn = dx * dy[nxt_i] - dy * dx[nxt_i]
+        convex = np.bincount(which, weights=(turn < 0), minlength=len(todo)) == 0
+        easy &= convex
+        hard = np.flatnonzero(good & ~easy)
+        res = easy.copy()
+        if len(hard):
+            res[hard] = shapely.is_empty(shapely.buffer(polys[hard], -radius_m, quad_segs=8))
+        memo[todo] = res.astype(np.int8)
+    return memo[cand] > 0
+
+
+def _full_edges(seg: _Segments, budget_m: float, n_edges: int) -> NDArray[np.bool_]:
+    """Edges reached end to end within ``budget_m`` (every sub-segment of them whole)."""
+    length = seg.length_m
+    with np.errstate(invalid="ignore"):
+        rem_l = budget_m - seg.dl
+        rem_r = budget_m - seg.dr
+        pre = np.where(seg.twoway, np.minimum(rem_l, length), -np.inf)
+        suf = np.maximum(length - rem_r, 0.0)
+        pre_ok = (rem_l >= 0) & (pre > 0)
+        suf_ok = (rem_r >= 0) & (suf < length)
+        whole = (pre_ok & ((pre >= length) | (suf_ok & (pre >= suf)))) | (suf_ok & (suf <= 0))
+    whole &= length > 0
+    n_seg = np.bincount(seg.edge, minlength=n_edges)
+    n_whole = np.bincount(seg.edge[whole], minlength=n_edges)
+    return (n_seg > 0) & (n_whole == n_seg)
+
+
+def _face_fill(network: RoadNetwork, seg: _Segments, budget_m: float,
+               buffer_m: float) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
+    """Blocks that the buffers fill anyway, and the edges whose buffers they make redundant.
+
+    Let ``r = 0.999 buffer_m cos(pi / (4 QUAD_SEGS))``: a drawn buffer still contains the true
+    disc of radius ``r`` around its street (the vertices of the round caps lie on the circle).
+
+    * A face whose ring is reached end to end and that has no point farther than ``r`` from its
+      ring (no inscribed disc wider than ``r``) lies inside the union of the buffers: it is
+      *filled*. ``R`` is the union of the filled faces.
+    * An edge with filled faces on both sides (*inner*) lies inside ``R``, and ``R``'s boundary
+      lies on the *rim* edges (filled on one side only), which stay. If the inner edge is at least
+      ``buffer_m - r`` from every rim edge, its buffer is redundant: a point ``p`` of the buffer
+      outside ``R`` leaves ``R`` on the way to the edge through a rim point ``q`` with
+      ``|pq| <= buffer_m - (buffer_m - r) = r``, so ``p`` is in the rim edge's buffer.
+
+    So the union of ``R`` and the remaining buffers equals the union of all buffers. Returns the
+    filled faces' polygons and the mask of redundant edges.
+    """
+    n_e = network.n_edges
+    full = _full_edges(seg, budget_m, n_e)
+    faces = _faces(network)
+    n_f = len(faces.ok)
+    broken = np.bincount(faces.left, weights=~np.concatenate([full, full]), minlength=n_f)
+    cand = np.flatnonzero(faces.ok & (broken == 0))
+    radius = buffer_m * float(np.cos(np.pi / (4 * QUAD_SEGS))) * 0.999
+    filled = np.zeros(n_f, dtype=bool)
+    filled[cand[_coverable_faces(network, faces, cand, radius)]] = True
+    drop = np.zeros(n_e, dtype=bool)
+    fill_ids = np.flatnonzero(filled)
+    if len(fill_ids) == 0:
+        return np.array([], dtype=object), drop
+    side_l = filled[faces.left[:n_e]]
+    side_r = filled[faces.left[n_e:]]
+    inner = np.flatnonzero(side_l & side_r)
+    rim = np.flatnonzero(side_l ^ side_r)
+    if len(inner):
+        # inner edges sharing a node with a rim edge stay; the others are measured
+        on_rim = np.zeros(network.n_nodes, dtype=bool)
+        on_rim[network.edge_u[rim]] = True
+        on_rim[network.edge_v[rim]] = True
+        inner = inner[~(on_rim[network.edge_u[inner]] | on_rim[network.edge_v[inner]])]
+        keep = np.zeros(len(inner), dtype=bool)
+        if len(rim) and len(inner):
+            hit, _ = shapely.STRtree(_edge_lines(network, rim)).query(
+                _edge_lines(network, inner), predicate="dwithin",
+                distance=(buffer_m - radius) * 1.01 + 1e-6)
+            keep[hit] = True
+        drop[inner[~keep]] = True
+    return faces.polys[fill_ids], drop
+
+
+def _edge_lines(network: RoadNetwork, edges: IntArray) -> NDArray[np.object_]:
+    u, v = network.edge_u[edges], network.edge_v[edges]
+    coords = np.stack([np.column_stack([network.node_x[u], network.node_y[u]]),
+                       np.column_stack([network.node_x[v], network.node_y[v]])], axis=1)
+    return np.asarray(shapely.linestrings(coords), dtype=object)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,7 +765,7 @@ def facility_areas(
         parts = []
         for b, budget in enumerate(budgets):
             p = _cut(seg, budget, split_nearest=False)
-            parts.append(_Pieces(p.coords, p.label, p.group * nb + b))
+            parts.append(_Pieces(p.coords, p.label, p.group * nb + b, p.edge))
             if xy is not None:
                 sxy = np.column_stack(_point_on_edge(network, graph, src.edge, src.offset_m))
                 rows = np.arange(len(idx), dtype=np.int64)
@@ -500,7 +778,8 @@ def facility_areas(
 
 
 def _nearest_pieces(network: RoadNetwork, sources: Positions, budgets: FloatArray,
-                    xy: FloatArray | None, *, split_nearest: bool) -> tuple[_Pieces, Any]:
+                    xy: FloatArray | None, *,
+                   split_nearest: bool) -> tuple[_Pieces, Any, _Segments]:
     graph = RoutingGraph.from_network(network)
     empty = Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     near = nearest_sources(graph, sources, empty, limit_m=float(budgets.max()))
@@ -510,13 +789,13 @@ def _nearest_pieces(network: RoadNetwork, sources: Positions, budgets: FloatArra
     ok = np.flatnonzero(sources.edge >= 0)
     for b, budget in enumerate(budgets):
         p = _cut(seg, budget, split_nearest=split_nearest)
-        parts.append(_Pieces(p.coords, p.label, np.full(len(p), b, dtype=np.int64)))
+        parts.append(_Pieces(p.coords, p.label, np.full(len(p), b, dtype=np.int64), p.edge))
         if xy is not None and len(ok):
             src = sources.subset(ok)
             sxy = np.column_stack(_point_on_edge(network, graph, src.edge, src.offset_m))
             parts.append(_access_pieces(src, xy[ok], sxy, np.full(len(ok), budget),
                                         ok.astype(np.int64), np.full(len(ok), b, dtype=np.int64)))
-    return _merge_pieces(parts), near
+    return _merge_pieces(parts), near, seg
 
 
 def tier_areas(
@@ -540,8 +819,23 @@ def tier_areas(
     budgets = np.asarray(budgets_m, dtype=float)
     if len(budgets) == 0:
         return np.array([], dtype=object)
-    pieces, _ = _nearest_pieces(network, sources, budgets, xy, split_nearest=False)
-    return _buffer_groups(pieces, len(budgets), buffer_m=buffer_m, simplify_m=simplify_m)
+    pieces, _, seg = _nearest_pieces(network, sources, budgets, xy, split_nearest=False)
+    if len(pieces) < FACE_FILL_PIECES or pieces.edge is None:
+        return _buffer_groups(pieces, len(budgets), buffer_m=buffer_m, simplify_m=simplify_m)
+    # blocks filled by the buffers anyway replace the buffers of the streets inside them
+    keep = np.ones(len(pieces), dtype=bool)
+    fills, fill_group = [], []
+    on_edge = pieces.edge >= 0
+    for b, budget in enumerate(budgets):
+        faces, drop = _face_fill(network, seg, float(budget), buffer_m)
+        fills.append(faces)
+        fill_group.append(np.full(len(faces), b, dtype=np.int64))
+        sel = on_edge & (pieces.group == b)
+        keep[np.flatnonzero(sel)[drop[pieces.edge[sel]]]] = False
+    kept = _Pieces(pieces.coords[keep], pieces.label[keep], pieces.group[keep], pieces.edge[keep])
+    polys = _buffer_groups(kept, len(budgets), buffer_m=buffer_m, simplify_m=simplify_m,
+                           fill=(np.concatenate(fills), np.concatenate(fill_group)))
+    return polys
 
 
 def catchment_areas(
@@ -567,7 +861,7 @@ def catchment_areas(
     out = np.array([shapely.Polygon()] * (k * nb), dtype=object).reshape(k, nb)
     if nb == 0:
         return out, np.array([], dtype=object)
-    pieces, _ = _nearest_pieces(network, sources, budgets, xy, split_nearest=True)
+    pieces, _, _ = _nearest_pieces(network, sources, budgets, xy, split_nearest=True)
     tier = _buffer_groups(pieces, nb, buffer_m=buffer_m)
     for b in range(nb):
         sel = pieces.group == b
