@@ -166,3 +166,10 @@ path = "communities.geojson"
         load_scenario(write(tmp_path, "bad.toml", "[nets]\npath='x'\n"))
     with pytest.raises(InputError, match=r"\[network\] needs a 'path'"):
         load_scenario(write(tmp_path, "bad2.toml", "[facilities]\npath='x'\n"))
+
+
+def test_candidates_tier_is_optional(tmp_path):
+    p = write(tmp_path, "cand.csv", "id,tier,lon,lat\nK1,,118.33,34.61\nK2,服务站,118.33,34.61\nK3,卫生站,118.33,34.61\n")
+    t = read_points(p, "candidates", standard=STD)
+    assert t.frame["id"].tolist() == ["K1", "K2"] and t.frame["tier"].tolist() == ["", "station"]
+    assert t.rejects["reason"].tolist() == ["unknown_tier"]

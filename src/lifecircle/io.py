@@ -320,7 +320,9 @@ def read_points(
         if standard is not None:
             keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
             known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
-            flag(keys == "", "unknown_tier", np.array(
+            # a candidate's tier may be left blank: it is then scored for the requested tier
+            blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
+            flag((keys == "") & ~blank_ok, "unknown_tier", np.array(
                 [f"tier {t!r} is not in standard {standard.name!r}; use one of {known}" for t in raw_tier],
                 dtype=object))
             out["tier"] = keys
