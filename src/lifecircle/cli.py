@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Road-network coverage analysis for the 15-minute community living circle "
                     "(15分钟社区生活圈): who reaches each tier of service within its standard, "
                     "where the gaps are, and where new sites should go.",
+        epilog="examples:\n"
+               "  lifecircle demo                      # the SYNTHETIC Tancheng demonstration\n"
+               "  lifecircle coverage --scenario data/demo/tancheng/scenario.toml --out out/cov\n"
+               "  lifecircle coverage --network roads.osm.pbf --facilities sites.xlsx \\\n"
+               "      --facilities-crs gcj02 --residents people.csv --units communities.geojson --out out/cov\n"
+               "  lifecircle COMMAND --help            # the options of one command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lifecircle {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
