@@ -275,11 +275,6 @@ def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun
     return CoverageRun(inputs=inputs, result=result, timings_s=timings)
 
 
-def finite_or_none(v: float) -> float | None:
-    """JSON has no infinity: ``inf``/``nan`` become ``None``."""
-    return float(v) if np.isfinite(v) else None
-
-
 def run_export(
     inputs: Inputs,
     *,
