@@ -59,8 +59,11 @@ _COMMON_EXCLUDE: Final = [("area", "yes"), ("access", "private")]
 _FILTERS: Final[dict[str, list[tuple[str, str]]]] = {
     "walk": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|"
-                    "proposed|raceway|razed|rest_area|services"),
+        (
+            "highway",
+            "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|"
+            "proposed|raceway|razed|rest_area|services",
+        ),
         ("foot", "no"),
         ("service", "private"),
         ("sidewalk", "separate"),
@@ -70,16 +73,22 @@ _FILTERS: Final[dict[str, list[tuple[str, str]]]] = {
     ],
     "bike": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bus_guideway|construction|corridor|elevator|escalator|footway|"
-                    "motor|no|planned|platform|proposed|raceway|razed|rest_area|services|steps"),
+        (
+            "highway",
+            "abandoned|bus_guideway|construction|corridor|elevator|escalator|footway|"
+            "motor|no|planned|platform|proposed|raceway|razed|rest_area|services|steps",
+        ),
         ("bicycle", "no"),
         ("service", "private"),
     ],
     "drive": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bridleway|bus_guideway|construction|corridor|cycleway|elevator|"
-                    "escalator|footway|no|path|pedestrian|planned|platform|proposed|raceway|"
-                    "razed|rest_area|service|services|steps|track"),
+        (
+            "highway",
+            "abandoned|bridleway|bus_guideway|construction|corridor|cycleway|elevator|"
+            "escalator|footway|no|path|pedestrian|planned|platform|proposed|raceway|"
+            "razed|rest_area|service|services|steps|track",
+        ),
         ("motor_vehicle", "no"),
         ("motorcar", "no"),
         ("service", "alley|driveway|emergency_access|parking|parking_aisle|private"),
@@ -102,8 +111,10 @@ def way_allowed(tags: Mapping[str, str], mode: str) -> bool:
 
 
 def haversine_m(
-    lon1: NDArray[np.float64], lat1: NDArray[np.float64],
-    lon2: NDArray[np.float64], lat2: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat1: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+    lat2: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Great-circle distance in metres (osmnx's formula and earth radius)."""
     y1, y2 = np.deg2rad(lat1), np.deg2rad(lat2)
@@ -188,14 +199,23 @@ class RoadNetwork:
         n = len(self.node_x)
         if n == 0 or len(self.edge_u) == 0:
             raise NetworkError(
-                f"the {self.mode} network from {self.source or 'the input'} has no edges; check that "
-                "the file covers the study area and contains highway=* ways for this mode"
+                f"the {self.mode} network from {self.source or 'the input'} has no edges; check "
+                "that the file covers the study area and contains highway=* ways for this mode"
             )
         for arr in (self.edge_u, self.edge_v):
             if arr.min() < 0 or arr.max() >= n:
                 raise NetworkError("edge endpoints refer to nodes that do not exist")
-        for name in ("node_id", "node_x", "node_y", "edge_u", "edge_v", "edge_length_m",
-                     "edge_oneway", "edge_highway", "edge_name"):
+        for name in (
+            "node_id",
+            "node_x",
+            "node_y",
+            "edge_u",
+            "edge_v",
+            "edge_length_m",
+            "edge_oneway",
+            "edge_highway",
+            "edge_name",
+        ):
             getattr(self, name).setflags(write=False)
 
     # -- sizes and derived geometry -------------------------------------------------------
@@ -217,15 +237,23 @@ class RoadNetwork:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(minx, miny, maxx, maxy)`` of the nodes, in :attr:`crs` metres."""
-        return (float(self.node_x.min()), float(self.node_y.min()),
-                float(self.node_x.max()), float(self.node_y.max()))
+        return (
+            float(self.node_x.min()),
+            float(self.node_y.min()),
+            float(self.node_x.max()),
+            float(self.node_y.max()),
+        )
 
     def edge_coords(self) -> NDArray[np.float64]:
         """Edge end points as an array of shape (E, 2, 2): ``[[xu, yu], [xv, yv]]``."""
         u, v = self.edge_u, self.edge_v
         return np.stack(
-            [np.column_stack([self.node_x[u], self.node_y[u]]),
-             np.column_stack([self.node_x[v], self.node_y[v]])], axis=1)
+            [
+                np.column_stack([self.node_x[u], self.node_y[u]]),
+                np.column_stack([self.node_x[v], self.node_y[v]]),
+            ],
+            axis=1,
+        )
 
     def edge_geometries(self) -> NDArray[np.object_]:
         """Shapely LineStrings of the edges (built on first use, then cached)."""
@@ -233,7 +261,7 @@ class RoadNetwork:
             import shapely
 
             self._cache["geoms"] = shapely.linestrings(self.edge_coords())
-        return self._cache["geoms"]  # type: ignore[no-any-return]
+        return self._cache["geoms"]
 
     def components(self) -> ComponentReport:
         """Connected components (weak for ``drive``); label 0 is the largest."""
@@ -242,8 +270,7 @@ class RoadNetwork:
             from scipy.sparse.csgraph import connected_components
 
             n = self.n_nodes
-            adj = sp.csr_matrix(
-                (np.ones(self.n_edges), (self.edge_u, self.edge_v)), shape=(n, n))
+            adj = sp.csr_matrix((np.ones(self.n_edges), (self.edge_u, self.edge_v)), shape=(n, n))
             k, labels = connected_components(adj, directed=True, connection="weak")
             sizes = np.bincount(labels, minlength=k)
             order = np.argsort(-sizes, kind="stable")
@@ -252,18 +279,25 @@ class RoadNetwork:
             labels = relabel[labels]
             largest = int(sizes.max())
             self._cache["components"] = ComponentReport(
-                n_components=int(k), largest_nodes=largest, other_nodes=n - largest,
-                node_component=labels)
-        return self._cache["components"]  # type: ignore[no-any-return]
+                n_components=int(k),
+                largest_nodes=largest,
+                other_nodes=n - largest,
+                node_component=labels,
+            )
+        return self._cache["components"]
 
-    def to_lonlat(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def to_lonlat(
+        self, x: NDArray[np.float64], y: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric x/y in :attr:`crs` → WGS84 lon/lat."""
 
         t = _transformer(self.crs, "EPSG:4326")
         lon, lat = t.transform(np.asarray(x, float), np.asarray(y, float))
         return np.asarray(lon, float), np.asarray(lat, float)
 
-    def from_lonlat(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def from_lonlat(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """WGS84 lon/lat → metric x/y in :attr:`crs`."""
         t = _transformer("EPSG:4326", self.crs)
         x, y = t.transform(np.asarray(lon, float), np.asarray(lat, float))
@@ -292,11 +326,18 @@ class RoadNetwork:
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
-                version=np.array(CACHE_VERSION), crs=np.array(self.crs), mode=np.array(self.mode),
+                version=np.array(CACHE_VERSION),
+                crs=np.array(self.crs),
+                mode=np.array(self.mode),
                 source=np.array(self.source),
-                node_id=self.node_id, node_x=self.node_x, node_y=self.node_y,
-                edge_u=self.edge_u, edge_v=self.edge_v, edge_length_m=self.edge_length_m,
-                edge_oneway=self.edge_oneway, edge_highway=self.edge_highway,
+                node_id=self.node_id,
+                node_x=self.node_x,
+                node_y=self.node_y,
+                edge_u=self.edge_u,
+                edge_v=self.edge_v,
+                edge_length_m=self.edge_length_m,
+                edge_oneway=self.edge_oneway,
+                edge_highway=self.edge_highway,
                 edge_name=self.edge_name,
                 highway_values=np.array(self.highway_values, dtype=str),
                 name_values=np.array(self.name_values, dtype=str),
@@ -312,10 +353,17 @@ class RoadNetwork:
                 if int(z["version"]) != CACHE_VERSION:
                     raise NetworkError(f"cache file {path} has an old format; delete it")
                 return cls(
-                    crs=str(z["crs"]), mode=str(z["mode"]), source=str(z["source"]),
-                    node_id=z["node_id"], node_x=z["node_x"], node_y=z["node_y"],
-                    edge_u=z["edge_u"], edge_v=z["edge_v"], edge_length_m=z["edge_length_m"],
-                    edge_oneway=z["edge_oneway"], edge_highway=z["edge_highway"],
+                    crs=str(z["crs"]),
+                    mode=str(z["mode"]),
+                    source=str(z["source"]),
+                    node_id=z["node_id"],
+                    node_x=z["node_x"],
+                    node_y=z["node_y"],
+                    edge_u=z["edge_u"],
+                    edge_v=z["edge_v"],
+                    edge_length_m=z["edge_length_m"],
+                    edge_oneway=z["edge_oneway"],
+                    edge_highway=z["edge_highway"],
                     edge_name=z["edge_name"],
                     highway_values=tuple(z["highway_values"].tolist()),
                     name_values=tuple(z["name_values"].tolist()),
@@ -336,7 +384,9 @@ def _transformer(src: str, dst: str) -> Any:
     return _TRANSFORMERS[key]
 
 
-def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: str | int | None = None) -> str:
+def choose_metric_crs(
+    lon: NDArray[np.float64], lat: NDArray[np.float64], crs: str | int | None = None
+) -> str:
     """The analysis CRS: ``crs`` if given (must be projected, in metres), else the UTM zone of
     the data's centre."""
     if crs is not None:
@@ -347,7 +397,9 @@ def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: s
         except Exception as exc:
             raise CRSError(f"unknown CRS {crs!r}: {exc}") from exc
         if not c.is_projected:
-            raise CRSError(f"analysis CRS {crs!r} is not projected; give a metric CRS such as EPSG:32650")
+            raise CRSError(
+                f"analysis CRS {crs!r} is not projected; give a metric CRS such as EPSG:32650"
+            )
         epsg = c.to_epsg()
         return f"EPSG:{epsg}" if epsg else c.to_wkt()
     cx = (float(np.nanmin(lon)) + float(np.nanmax(lon))) / 2.0
@@ -364,10 +416,10 @@ def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: s
 class _RawWays:
     """Ways as flat arrays: node refs, their lon/lat, and per-way attributes."""
 
-    refs: NDArray[np.int64]          # concatenated node refs of all ways
+    refs: NDArray[np.int64]  # concatenated node refs of all ways
     lon: NDArray[np.float64]
     lat: NDArray[np.float64]
-    way_start: NDArray[np.int64]     # start offset of each way in refs
+    way_start: NDArray[np.int64]  # start offset of each way in refs
     way_tags: list[dict[str, str]]
     source: str
 
@@ -377,7 +429,8 @@ def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNet
     if not keep_way.any():
         raise NetworkError(
             f"{raw.source}: no way is usable for the {mode!r} network (osmnx {mode} filter); "
-            "is this an OSM file with highway=* ways?")
+            "is this an OSM file with highway=* ways?"
+        )
     n_refs = len(raw.refs)
     way_end = np.append(raw.way_start[1:], n_refs)
     way_len = way_end - raw.way_start
@@ -424,16 +477,27 @@ def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNet
     metric = choose_metric_crs(lon, lat, crs)
     x, y = _transformer("EPSG:4326", metric).transform(lon, lat)
 
-    hw_codes, hw_values = _categorize([raw.way_tags[w].get("highway", "") for w in range(len(raw.way_tags))])
-    nm_codes, nm_values = _categorize([raw.way_tags[w].get("name", "") for w in range(len(raw.way_tags))])
+    hw_codes, hw_values = _categorize(
+        [raw.way_tags[w].get("highway", "") for w in range(len(raw.way_tags))]
+    )
+    nm_codes, nm_values = _categorize(
+        [raw.way_tags[w].get("name", "") for w in range(len(raw.way_tags))]
+    )
     return RoadNetwork(
-        crs=metric, mode=mode, node_id=node_ids.astype(np.int64),
-        node_x=np.asarray(x, float), node_y=np.asarray(y, float),
-        edge_u=edge_u, edge_v=edge_v, edge_length_m=length,
+        crs=metric,
+        mode=mode,
+        node_id=node_ids.astype(np.int64),
+        node_x=np.asarray(x, float),
+        node_y=np.asarray(y, float),
+        edge_u=edge_u,
+        edge_v=edge_v,
+        edge_length_m=length,
         edge_oneway=oneway_way[seg_way],
         edge_highway=hw_codes[seg_way].astype(np.int16),
         edge_name=nm_codes[seg_way].astype(np.int32),
-        highway_values=hw_values, name_values=nm_values, source=raw.source,
+        highway_values=hw_values,
+        name_values=nm_values,
+        source=raw.source,
     )
 
 
@@ -456,9 +520,11 @@ def _read_osm_ways(path: Path) -> _RawWays:
     starts: list[int] = []
     tags: list[dict[str, str]] = []
     try:
-        fp = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-              .with_locations()
-              .with_filter(osmium.filter.KeyFilter("highway")))
+        fp = (
+            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+            .with_locations()
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
         for obj in fp:
             if not isinstance(obj, osmium.osm.Way):
                 continue
@@ -478,9 +544,13 @@ def _read_osm_ways(path: Path) -> _RawWays:
     if not starts:
         raise NetworkError(f"OSM file {path} contains no highway=* ways")
     return _RawWays(
-        refs=np.array(refs, dtype=np.int64), lon=np.array(lons, dtype=float),
-        lat=np.array(lats, dtype=float), way_start=np.array(starts, dtype=np.int64),
-        way_tags=tags, source=str(path))
+        refs=np.array(refs, dtype=np.int64),
+        lon=np.array(lons, dtype=float),
+        lat=np.array(lats, dtype=float),
+        way_start=np.array(starts, dtype=np.int64),
+        way_tags=tags,
+        source=str(path),
+    )
 
 
 def load_networks(
@@ -531,8 +601,12 @@ def load_networks(
             if cache_paths[m].exists():
                 t0 = time.perf_counter()
                 out[m] = RoadNetwork.load(cache_paths[m])
-                logger.info("loaded %s network from cache %s in %.2f s", m, cache_paths[m],
-                            time.perf_counter() - t0)
+                logger.info(
+                    "loaded %s network from cache %s in %.2f s",
+                    m,
+                    cache_paths[m],
+                    time.perf_counter() - t0,
+                )
     missing = [m for m in modes if m not in out]
     if missing:
         t0 = time.perf_counter()
@@ -552,7 +626,8 @@ def load_networks(
                 out[m] = _edges_from_ways(raw, m, crs)
         else:
             raise NetworkError(
-                f"network file {p}: unknown type; use .osm, .osm.bz2, .osm.pbf or .graphml")
+                f"network file {p}: unknown type; use .osm, .osm.bz2, .osm.pbf or .graphml"
+            )
         logger.info("parsed %s (%s) in %.2f s", p, ", ".join(missing), time.perf_counter() - t0)
         for m in missing:
             if m in cache_paths:
@@ -561,8 +636,14 @@ def load_networks(
         s = out[m].summary()
         logger.info(
             "%s network: %d nodes, %d edges, %.1f km, %d component(s), %d node(s) outside the "
-            "largest", m, s["nodes"], s["edges"], s["length_km"], s["components"],
-            s["nodes_outside_largest_component"])
+            "largest",
+            m,
+            s["nodes"],
+            s["edges"],
+            s["length_km"],
+            s["components"],
+            s["nodes_outside_largest_component"],
+        )
     return {m: out[m] for m in modes}
 
 
@@ -608,8 +689,12 @@ def from_networkx(
     else:
         node_keys = np.arange(len(nodes), dtype=np.int64)
 
-    to_lonlat = _transformer(str(graph_crs), "EPSG:4326") if str(graph_crs).upper() not in ("EPSG:4326", "WGS84") else None
-    lon, lat = (to_lonlat.transform(gx, gy) if to_lonlat else (gx, gy))
+    to_lonlat = (
+        _transformer(str(graph_crs), "EPSG:4326")
+        if str(graph_crs).upper() not in ("EPSG:4326", "WGS84")
+        else None
+    )
+    lon, lat = to_lonlat.transform(gx, gy) if to_lonlat else (gx, gy)
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
     metric = choose_metric_crs(lon, lat, crs)
     nx_, ny_ = _transformer("EPSG:4326", metric).transform(lon, lat)
@@ -618,8 +703,11 @@ def from_networkx(
     node_id = list(node_keys)
 
     directed = graph.is_directed() and mode == "drive"
-    edges = graph.edges(keys=True, data=True) if graph.is_multigraph() else (
-        (u, v, 0, d) for u, v, d in graph.edges(data=True))
+    edges = (
+        graph.edges(keys=True, data=True)
+        if graph.is_multigraph()
+        else ((u, v, 0, d) for u, v, d in graph.edges(data=True))
+    )
     us: list[int] = []
     vs: list[int] = []
     lens: list[float] = []
@@ -647,7 +735,9 @@ def from_networkx(
                 clon, clat = coords[:, 0], coords[:, 1]
             mx, my = _transformer("EPSG:4326", metric).transform(np.asarray(clon), np.asarray(clat))
             # orient the geometry from u to v
-            if np.hypot(mx[0] - node_x[iu], my[0] - node_y[iu]) > np.hypot(mx[-1] - node_x[iu], my[-1] - node_y[iu]):
+            if np.hypot(mx[0] - node_x[iu], my[0] - node_y[iu]) > np.hypot(
+                mx[-1] - node_x[iu], my[-1] - node_y[iu]
+            ):
                 mx, my = mx[::-1], my[::-1]
             for px, py in zip(mx[1:-1], my[1:-1], strict=True):
                 node_x.append(float(px))
@@ -686,12 +776,20 @@ def from_networkx(
     nm_codes, nm_values = _categorize(names)
     keep = np.array(us) != np.array(vs)
     return RoadNetwork(
-        crs=metric, mode=mode, node_id=np.array(node_id, dtype=np.int64),
-        node_x=np.array(node_x, dtype=float), node_y=np.array(node_y, dtype=float),
-        edge_u=np.array(us, dtype=np.int32)[keep], edge_v=np.array(vs, dtype=np.int32)[keep],
-        edge_length_m=np.array(lens, dtype=float)[keep], edge_oneway=np.array(oneway, dtype=bool)[keep],
-        edge_highway=hw_codes[keep].astype(np.int16), edge_name=nm_codes[keep].astype(np.int32),
-        highway_values=hw_values, name_values=nm_values, source=source,
+        crs=metric,
+        mode=mode,
+        node_id=np.array(node_id, dtype=np.int64),
+        node_x=np.array(node_x, dtype=float),
+        node_y=np.array(node_y, dtype=float),
+        edge_u=np.array(us, dtype=np.int32)[keep],
+        edge_v=np.array(vs, dtype=np.int32)[keep],
+        edge_length_m=np.array(lens, dtype=float)[keep],
+        edge_oneway=np.array(oneway, dtype=bool)[keep],
+        edge_highway=hw_codes[keep].astype(np.int16),
+        edge_name=nm_codes[keep].astype(np.int32),
+        highway_values=hw_values,
+        name_values=nm_values,
+        source=source,
     )
 
 
@@ -707,8 +805,10 @@ def _first_str(v: Any) -> str:
 
 
 def from_arrays(
-    node_x: NDArray[np.float64], node_y: NDArray[np.float64],
-    edge_u: NDArray[np.integer[Any]], edge_v: NDArray[np.integer[Any]],
+    node_x: NDArray[np.float64],
+    node_y: NDArray[np.float64],
+    edge_u: NDArray[np.integer[Any]],
+    edge_v: NDArray[np.integer[Any]],
     *,
     crs: str,
     mode: str = "walk",
@@ -725,16 +825,31 @@ def from_arrays(
     y = np.asarray(node_y, dtype=float)
     u = np.asarray(edge_u, dtype=np.int32)
     v = np.asarray(edge_v, dtype=np.int32)
-    length = (np.hypot(x[v] - x[u], y[v] - y[u]) if edge_length_m is None
-              else np.asarray(edge_length_m, dtype=float))
+    length = (
+        np.hypot(x[v] - x[u], y[v] - y[u])
+        if edge_length_m is None
+        else np.asarray(edge_length_m, dtype=float)
+    )
     e = len(u)
     return RoadNetwork(
-        crs=crs, mode=mode,
-        node_id=np.arange(len(x), dtype=np.int64) if node_id is None else np.asarray(node_id, np.int64),
-        node_x=x, node_y=y, edge_u=u, edge_v=v, edge_length_m=length,
-        edge_oneway=(np.zeros(e, bool) if edge_oneway is None or mode != "drive"
-                     else np.asarray(edge_oneway, bool)),
-        edge_highway=np.full(e, -1, np.int16), edge_name=np.full(e, -1, np.int32), source=source,
+        crs=crs,
+        mode=mode,
+        node_id=np.arange(len(x), dtype=np.int64)
+        if node_id is None
+        else np.asarray(node_id, np.int64),
+        node_x=x,
+        node_y=y,
+        edge_u=u,
+        edge_v=v,
+        edge_length_m=length,
+        edge_oneway=(
+            np.zeros(e, bool)
+            if edge_oneway is None or mode != "drive"
+            else np.asarray(edge_oneway, bool)
+        ),
+        edge_highway=np.full(e, -1, np.int16),
+        edge_name=np.full(e, -1, np.int32),
+        source=source,
     )
 
 

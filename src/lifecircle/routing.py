@@ -88,7 +88,7 @@ class RoutingGraph:
         """Build (or fetch from the network's cache) the towards graph."""
         cached = network._cache.get("routing_graph")
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         u = network.edge_u.astype(np.int64)
         v = network.edge_v.astype(np.int64)
         w = network.edge_length_m
@@ -98,8 +98,16 @@ class RoutingGraph:
         cols = np.concatenate([u, v[twoway]])
         data = np.concatenate([w, w[twoway]])
         indptr, indices, weights = _csr_min(network.n_nodes, rows, cols, data)
-        graph = cls(network.n_nodes, indptr, indices, weights,
-                    network.edge_u, network.edge_v, network.edge_length_m, twoway)
+        graph = cls(
+            network.n_nodes,
+            indptr,
+            indices,
+            weights,
+            network.edge_u,
+            network.edge_v,
+            network.edge_length_m,
+            twoway,
+        )
         network._cache["routing_graph"] = graph
         return graph
 
@@ -200,13 +208,19 @@ def nearest_sources(
     usable = np.flatnonzero(sources.edge >= 0)
     if len(usable) == 0:
         inf = np.full(n_dst, np.inf)
-        return NearestResult(inf, np.full(n_dst, -1, np.int64), np.full(n, np.inf),
-                             np.full(n, -1, np.int64))
+        return NearestResult(
+            inf, np.full(n_dst, -1, np.int64), np.full(n, np.inf), np.full(n, -1, np.int64)
+        )
     src = sources.subset(usable)
     g = graph.augmented(src)
     dist, _pred, origin = dijkstra(
-        g, directed=True, indices=np.arange(n, n + len(src)), limit=limit_m,
-        min_only=True, return_predecessors=True)
+        g,
+        directed=True,
+        indices=np.arange(n, n + len(src)),
+        limit=limit_m,
+        min_only=True,
+        return_predecessors=True,
+    )
     node_d = np.asarray(dist[:n], dtype=float)
     node_src = np.where(origin[:n] >= n, origin[:n] - n, -1).astype(np.int64)
     d, s = nearest_from_nodes(graph, src, node_d, node_src, destinations)
@@ -348,7 +362,7 @@ def node_distance_chunks(
     c = chunk or chunk_size(graph.n_nodes, len(usable))
     n = graph.n_nodes
     for start in range(0, len(usable), c):
-        idx = usable[start:start + c]
+        idx = usable[start : start + c]
         g = graph.augmented(sources.subset(idx))
         d = dijkstra(g, directed=True, indices=np.arange(n, n + len(idx)), limit=limit_m)
         yield idx, np.asarray(d[:, :n])
@@ -398,7 +412,9 @@ def pair_distances_within(
         if lens.sum() == 0:
             continue
         row = np.repeat(np.arange(len(idx)), lens)
-        dst = dst_ok[np.fromiter((j for x in near for j in x), dtype=np.int64, count=int(lens.sum()))]
+        dst = dst_ok[
+            np.fromiter((j for x in near for j in x), dtype=np.int64, count=int(lens.sum()))
+        ]
         e = destinations.edge[dst]
         o = destinations.offset_m[dst]
         rem = graph.edge_length_m[e] - o
