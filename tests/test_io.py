@@ -205,7 +205,7 @@ path = "communities.geojson"
     assert s.units[0].read().frame["unit_id"].tolist() == ["C1", "C2"]
     with pytest.raises(InputError, match="unknown section"):
         load_scenario(write(tmp_path, "bad.toml", "[nets]\npath='x'\n"))
-    with pytest.raises(InputError, match=r"\[network\] needs a 'path'"):
+    with pytest.raises(InputError, match=r"missing required section \[network\]"):
         load_scenario(write(tmp_path, "bad2.toml", "[facilities]\npath='x'\n"))
 
 

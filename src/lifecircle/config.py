@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from lifecircle._schema import STANDARD, validate
 from lifecircle.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -270,6 +271,7 @@ def from_toml(path: str | Path) -> ServiceStandard:
         raise InputError(f"standard file {p} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"standard file {p} is not valid TOML: {exc}") from exc
+    validate(data, STANDARD, str(p))
     data.setdefault("name", p.stem)
     return from_mapping(data, where=str(p))
 

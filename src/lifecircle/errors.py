@@ -82,3 +82,41 @@ class OutputExistsError(LifecircleError, FileExistsError):
 class LayerUnavailableError(InputError):
     """A requested export layer exists but cannot be produced in this run (e.g. ``units``
     without unit polygons, ``candidates`` without scored sites)."""
+
+
+class ConfigError(InputError):
+    """A TOML file (``scenario.toml``, a standard) does not follow its schema.
+
+    Parameters
+    ----------
+    message : str
+        One-line summary naming the file.
+    lines : sequence of str
+        One line per problem, each naming file, section and key.
+    """
+
+    def __init__(self, message: str, lines: Sequence[str] = ()) -> None:
+        self.lines: list[str] = list(lines)
+        text = "\n".join([message, *(f"  - {line}" for line in self.lines)])
+        LifecircleError.__init__(self, text)
+        self.problems = []
+
+
+class RejectThresholdError(LifecircleError, ValueError):
+    """Too many input rows were rejected for the result to be trusted (exit code 3).
+
+    Attributes
+    ----------
+    counts : dict
+        Rejected rows per ``(kind, reason)``, for the stderr summary.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, counts: dict[tuple[str, str], int] | None = None) -> None:
+        self.counts = dict(counts or {})
+        super().__init__(message)
+
+
+class OutputLockedError(LifecircleError, BlockingIOError):
+    """Another lifecircle run is writing into the same output folder."""

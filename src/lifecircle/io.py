@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from lifecircle._schema import SCENARIO, validate
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import normalize_crs_name, to_wgs84
 from lifecircle.errors import CRSError, InputError
@@ -885,19 +886,6 @@ class Scenario:
         return load_standard(self.standard)
 
 
-_SCENARIO_SECTIONS: Final = {
-    "scenario",
-    "network",
-    "facilities",
-    "residents",
-    "standard",
-    "units",
-    "boundaries",
-    "candidates",
-    "analysis",
-}
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read a ``scenario.toml`` file.
 
@@ -913,20 +901,12 @@ def load_scenario(path: str | Path) -> Scenario:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"scenario file {p} is not valid TOML: {exc}") from exc
-    unknown = set(data) - _SCENARIO_SECTIONS
-    if unknown:
-        raise InputError(
-            f"scenario file {p}: unknown section(s) {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join(sorted(_SCENARIO_SECTIONS))}"
-        )
+    validate(data, SCENARIO, str(p))
     base = p.parent
 
     def rel(v: str | None) -> Path | None:
         return None if not v else (base / v).resolve() if not Path(v).is_absolute() else Path(v)
 
-    for section in ("network", "facilities"):
-        if "path" not in data.get(section, {}):
-            raise InputError(f"scenario file {p}: [{section}] needs a 'path'")
     meta = data.get("scenario", {})
     std = data.get("standard", {})
     standard = std.get("preset") or (str(rel(std["path"])) if "path" in std else "tancheng")

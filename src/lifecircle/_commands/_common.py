@@ -3,10 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import math
+import unicodedata
+from collections.abc import Callable
 
 from lifecircle.errors import InputError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.runs import Inputs
+
+
+def number(
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    integer: bool = False,
+) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number in a range, checked when the options are parsed.
+
+    Full-width digits (``１９``) are accepted (NFKC); ``nan``, ``inf`` and values out of range are
+    rejected with a message naming what is allowed (argparse exits with code 2).
+
+    Examples
+    --------
+    >>> number(minimum=0, exclusive_minimum=True)("１５００")
+    1500.0
+    >>> number(minimum=0)("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number ≥ 0, got 'nan'
+    """
+    lo = "" if minimum is None else f"{'>' if exclusive_minimum else '≥'} {minimum:g}"
+    hi = "" if maximum is None else f"≤ {maximum:g}"
+    kind = "a whole number" if integer else "a finite number"
+    allowed = " ".join(p for p in (kind, ", ".join(q for q in (lo, hi) if q)) if p)
+
+    def parse(text: str) -> float:
+        clean = unicodedata.normalize("NFKC", text).strip()
+        try:
+            value = int(clean) if integer else float(clean)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        bad = not math.isfinite(value)
+        if minimum is not None:
+            bad = bad or (value <= minimum if exclusive_minimum else value < minimum)
+        if maximum is not None:
+            bad = bad or value > maximum
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
 
 
 def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> None:
@@ -41,7 +89,7 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
     )
     g.add_argument(
         "--max-snap-m",
-        type=float,
+        type=number(minimum=0, maximum=100_000),
         metavar="M",
         help="longest straight access leg to a street in metres (default 300); farther "
         "points are flagged off-network",

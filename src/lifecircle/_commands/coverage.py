@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle.pipeline import run_coverage, write_coverage_outputs
 from lifecircle.report import write_report
 from lifecircle.runs import CoverageRun
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--limit-m",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True),
         metavar="M",
         help="search cut-off in metres (default none: exact distances for everyone)",
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lifecircle import demo
+from lifecircle._commands._common import number
 from lifecircle._commands.coverage import print_summary
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
@@ -46,7 +47,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--regenerate", action="store_true", help="generate the scenario files again")
     p.add_argument(
-        "--seed", type=int, default=2020, help="random seed of the generator (default 2020)"
+        "--seed",
+        type=number(minimum=0, maximum=2**32 - 1, integer=True),
+        default=2020,
+        help="random seed of the generator (default 2020)",
     )
     p.add_argument(
         "--scale",

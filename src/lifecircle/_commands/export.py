@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -51,13 +51,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--precision",
-        type=int,
+        type=number(minimum=0, maximum=15, integer=True),
         metavar="N",
         help="coordinate decimals (default 6 for degrees, 2 for metres)",
     )
     p.add_argument(
         "--limit-m",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True),
         metavar="M",
         help="search cut-off in metres for the coverage run (default none)",
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle._files import check_writable, write_csv
 from lifecircle.errors import InputError
 from lifecircle.export import write_service_areas
@@ -19,7 +20,7 @@ def _numbers(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers, got {text!r}"
         ) from None
-    if not values or any(not (v > 0) for v in values):
+    if not values or any(not (0 < v < math.inf) for v in values):
         raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
     return values
 
@@ -74,14 +75,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--buffer-m",
-        type=float,
+        type=number(minimum=0, maximum=10_000),
         default=50.0,
         metavar="M",
         help="buffer width around reachable streets in metres (default 50)",
     )
     p.add_argument(
         "--simplify-m",
-        type=float,
+        type=number(minimum=0, maximum=10_000),
         default=0.0,
         metavar="M",
         help="simplification tolerance in metres (default 0: none)",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle._files import check_writable
 from lifecircle.config import ServiceStandard
 from lifecircle.errors import InputError
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--gap-cell-m",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True, maximum=100_000),
         default=200.0,
         metavar="M",
         help="cell size for clustering uncovered residents into gaps (default 200 m)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle.pipeline import run_coverage, run_report
 from lifecircle.report import write_report
 
@@ -28,14 +28,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--gap-cell-m",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True, maximum=100_000),
         default=200.0,
         metavar="M",
         help="cell size for clustering uncovered residents into gaps (default 200 m)",
     )
     p.add_argument(
         "--limit-m",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True),
         metavar="M",
         help="search cut-off in metres (default none: exact distances for everyone)",
     )

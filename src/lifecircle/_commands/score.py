@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle._files import check_writable
 from lifecircle.errors import InputError
 from lifecircle.pipeline import ScoringRun, run_scoring, write_scoring_outputs
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     g.add_argument(
         "--select",
-        type=int,
+        type=number(minimum=0, integer=True),
         default=0,
         metavar="K",
         help="choose the K sites that together newly cover the most (default 0: score only)",
@@ -68,13 +68,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     g.add_argument(
         "--chunk",
-        type=int,
+        type=number(minimum=1, integer=True),
         metavar="N",
         help="candidates per routing block (default: sized to bound memory)",
     )
     g.add_argument(
         "--max-exact-pairs",
-        type=int,
+        type=number(minimum=1, integer=True),
         metavar="N",
         help="largest exact instance, in candidate x resident-group pairs (default 200,000)",
     )

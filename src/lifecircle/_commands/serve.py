@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from lifecircle import service
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle.errors import InputError
 
 
@@ -32,10 +32,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="address to listen on (default 127.0.0.1, this machine only); any other "
         "address needs a token",
     )
-    g.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    g.add_argument(
+        "--port",
+        type=number(minimum=0, maximum=65535, integer=True),
+        default=8000,
+        help="TCP port (default 8000)",
+    )
     g.add_argument(
         "--workers",
-        type=int,
+        type=number(minimum=1, maximum=256, integer=True),
         default=1,
         metavar="N",
         help="worker processes (default 1; each holds its own copy of the scenario)",
@@ -56,35 +61,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     g.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=number(minimum=1, integer=True),
         default=2_000_000,
         metavar="B",
         help="largest request body (default 2,000,000 bytes)",
     )
     g.add_argument(
         "--max-features",
-        type=int,
+        type=number(minimum=1, integer=True),
         default=1_000,
         metavar="N",
         help="most points per request (default 1,000)",
     )
     g.add_argument(
         "--max-budget-min",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True, maximum=1440),
         default=60.0,
         metavar="MIN",
         help="largest service-area budget in minutes (default 60)",
     )
     g.add_argument(
         "--timeout-s",
-        type=float,
+        type=number(minimum=0, exclusive_minimum=True, maximum=86_400),
         default=30.0,
         metavar="S",
         help="longest computation per request in seconds (default 30)",
     )
     g.add_argument(
         "--max-concurrent",
-        type=int,
+        type=number(minimum=1, maximum=1024, integer=True),
         default=4,
         metavar="N",
         help="computations running at once (default 4)",
