@@ -42,6 +42,7 @@ __all__ = [
     "geometry_dict",
     "jsonable",
     "to_json_text",
+    "user_cache_dir",
     "write_csv",
     "write_geojson",
     "write_json",
@@ -52,6 +53,13 @@ DEFAULT_GEOJSON_PRECISION = 6
 """Decimals kept in GeoJSON coordinates: 6 decimals of a degree ≈ 0.11 m."""
 
 EMPTY_FEATURE_COLLECTION = '{"type": "FeatureCollection", "features": []}'
+
+
+def user_cache_dir() -> Path:
+    """The user's cache folder for lifecircle: ``$XDG_CACHE_HOME/lifecircle`` (default
+    ``~/.cache/lifecircle``; ``%LOCALAPPDATA%\\lifecircle`` on Windows)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")
+    return (Path(base) if base else Path.home() / ".cache") / "lifecircle"
 
 
 # -- overwrite checks and atomic writes ------------------------------------------------------

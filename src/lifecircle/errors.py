@@ -113,8 +113,15 @@ class RejectThresholdError(LifecircleError, ValueError):
 
     exit_code = 3
 
-    def __init__(self, message: str, counts: dict[tuple[str, str], int] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        counts: dict[tuple[str, str], int] | None = None,
+        rejects: object = None,
+    ) -> None:
         self.counts = dict(counts or {})
+        #: the rejects table (a pandas DataFrame), written to rejects.csv before exiting
+        self.rejects = rejects
         super().__init__(message)
 
 

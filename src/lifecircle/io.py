@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from lifecircle._schema import SCENARIO, validate
 from lifecircle.config import ServiceStandard, load_standard
-from lifecircle.coords import normalize_crs_name, to_wgs84
+from lifecircle.coords import from_wgs84, normalize_crs_name, to_wgs84
 from lifecircle.errors import CRSError, InputError
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ class PointTable:
         Columns ``file, row, id, reason, detail``.
     n_input : int
         Rows in the file; always ``len(frame) + len(rejects)``.
+    rejected_values : pandas.DataFrame, optional
+        What is known of each rejected row, aligned with ``rejects``: ``x``, ``y`` (coordinates as
+        declared, NaN if unreadable), ``tier`` (key, "" if unknown) and ``population`` (NaN if
+        unknown). Used to judge how much of an input was lost and why (:mod:`lifecircle.diagnose`).
     """
 
     kind: str
@@ -100,6 +104,7 @@ class PointTable:
     frame: pd.DataFrame
     rejects: pd.DataFrame
     n_input: int
+    rejected_values: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.n_input != len(self.frame) + len(self.rejects):
@@ -135,7 +140,43 @@ class PointTable:
             self.frame.loc[~mask].reset_index(drop=True),
             pd.concat([self.rejects, new], ignore_index=True),
             self.n_input,
+            _concat_values(self, bad),
         )
+
+
+_VALUE_COLUMNS: Final = ("x", "y", "tier", "population")
+
+
+def _values_frame(
+    x: np.ndarray, y: np.ndarray, tier: np.ndarray | None, population: np.ndarray | None
+) -> pd.DataFrame:
+    """The ``rejected_values`` table (see :class:`PointTable`)."""
+    n = len(x)
+    return pd.DataFrame(
+        {
+            "x": np.asarray(x, dtype=float),
+            "y": np.asarray(y, dtype=float),
+            "tier": np.full(n, "", dtype=object) if tier is None else np.asarray(tier, object),
+            "population": np.full(n, np.nan)
+            if population is None
+            else np.asarray(population, dtype=float),
+        }
+    )
+
+
+def _concat_values(table: PointTable, bad: pd.DataFrame) -> pd.DataFrame:
+    """``table``'s rejected values plus those of the usable rows ``bad`` being rejected now."""
+    old = table.rejected_values
+    if old is None:
+        old = _values_frame(*(np.full(len(table.rejects), np.nan),) * 2, None, None)
+    lon, lat = from_wgs84(bad["lon"].to_numpy(float), bad["lat"].to_numpy(float), table.crs)
+    new = _values_frame(
+        lon,
+        lat,
+        bad["tier"].to_numpy(object) if "tier" in bad else None,
+        bad["population"].to_numpy(float) if "population" in bad else None,
+    )
+    return pd.concat([old, new], ignore_index=True)
 
 
 def empty_rejects() -> pd.DataFrame:
@@ -229,9 +270,35 @@ def _find_columns(
     return found
 
 
+#: Default largest population of one resident point (a building or compound); more is a
+#: data error (a county's total in one row, a misplaced decimal point) rejected as
+#: ``implausible_population``.
+DEFAULT_MAX_POPULATION: Final = 50_000
+
+#: ``1,900`` or ``12,345,678.5``: commas between groups of three digits (unambiguous).
+_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
+
+
+def _nfkc(series: pd.Series) -> pd.Series:
+    """Text cells NFKC-normalised (full-width digits ``１９`` -> ``19``, ``，`` -> ``,``)."""
+    if series.dtype != object:
+        return series
+    norm = series.str.normalize("NFKC").str.strip()  # NaN for cells that are not text
+    return series.where(norm.isna(), norm)
+
+
+def _numeric_count(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_numeric`, also accepting thousands separators (``1,900``) in counts."""
+    s = _nfkc(series)
+    if s.dtype != object:
+        return _numeric(s)
+    grouped = s.str.match(_THOUSANDS).fillna(False).astype(bool)
+    return _numeric(s.where(~grouped, s.str.replace(",", "", regex=False)))
+
+
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Values as float and a mask of cells that were blank."""
-    s = series.astype(object)
+    """Values as float (full-width digits accepted) and a mask of cells that were blank."""
+    s = _nfkc(series)
     blank = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
     vals = pd.to_numeric(s.where(~blank, None), errors="coerce").to_numpy(dtype=float)
     return vals, blank
@@ -400,6 +467,40 @@ def _point_coordinates(
     return lon, lat, crs_name
 
 
+def _flag_geometry_types(geom: Any, kind: str, flag: _Flag) -> None:
+    """Flag geometries that are not one place: a MultiPoint whose members differ, any line, and
+    (for facilities and candidates, which are sites) any polygon. Residents may be polygons
+    (buildings, compounds: a point inside each is used)."""
+    import shapely
+
+    g = np.asarray(geom.values if hasattr(geom, "values") else geom, dtype=object)
+    gtype = shapely.get_type_id(g)  # -1 missing, 0 point, 1 line, 2 ring, 3 polygon, 4 multipoint…
+    multi = gtype == 4
+    spread = np.zeros(len(g), dtype=bool)
+    if multi.any():
+        parts, index = shapely.get_parts(g[multi], return_index=True)
+        x, y = shapely.get_x(parts), shapely.get_y(parts)
+        span = pd.DataFrame({"i": index, "x": x, "y": y}).groupby("i").agg(["min", "max"])
+        far = (span[("x", "max")] - span[("x", "min")] > 0) | (
+            span[("y", "max")] - span[("y", "min")] > 0
+        )
+        spread[np.flatnonzero(multi)[span.index.to_numpy()]] = far.to_numpy()
+    flag(
+        spread,
+        "multipoint_geometry",
+        "a MultiPoint with members at different places; split it into one row per point",
+    )
+    lines = np.isin(gtype, (1, 2, 5))
+    areas = np.isin(gtype, (3, 6)) if kind != "residents" else np.zeros(len(g), dtype=bool)
+    what = "a point" if kind != "residents" else "a point or a polygon"
+    flag(
+        lines | areas | (gtype == 7),
+        "non_point_geometry",
+        f"{kind} need {what} per row, got a line, polygon or collection; use its location "
+        "as a point",
+    )
+
+
 def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
     """Flag geographic coordinates outside lon -180..180, lat -90..90."""
     bad_range = ~np.isnan(lon) & ~np.isnan(lat) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
@@ -464,18 +565,45 @@ def _tier_column(
         out["tier"] = raw_tier
 
 
+def _flag_implausible_population(pop: np.ndarray, max_population: float, flag: _Flag) -> None:
+    """Flag infinite populations and populations above ``max_population`` people per point."""
+    flag(
+        np.isinf(pop) | (np.isfinite(pop) & (pop > max_population)),
+        "implausible_population",
+        np.array(
+            [
+                f"population {v:g} is not plausible for one point (at most {max_population:,.0f}); "
+                "check the value, or raise --max-population"
+                for v in pop
+            ],
+            dtype=object,
+        ),
+    )
+
+
 def _population_columns(
-    df: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame, flag: _Flag
+    df: pd.DataFrame,
+    cols: dict[str, str],
+    out: pd.DataFrame,
+    flag: _Flag,
+    max_population: float = DEFAULT_MAX_POPULATION,
 ) -> None:
     """Set ``out``'s population, elderly and children columns, flagging bad values."""
-    pop, pop_blank = _numeric(df[cols["population"]])
+    pop, pop_blank = _numeric_count(df[cols["population"]])
     raw_pop = df[cols["population"]].astype(str).to_numpy()
     flag(pop_blank, "missing_population", "population is empty; give the number of people")
     flag(
         ~pop_blank & np.isnan(pop),
         "non_numeric_population",
-        np.array([f"population {v!r} is not a number" for v in raw_pop], dtype=object),
+        np.array(
+            [
+                f"population {v!r} is not a number (write digits, e.g. 1900 or 1,900)"
+                for v in raw_pop
+            ],
+            dtype=object,
+        ),
     )
+    _flag_implausible_population(pop, max_population, flag)
     flag(
         ~np.isnan(pop) & (pop < 0),
         "negative_population",
@@ -484,9 +612,9 @@ def _population_columns(
     out["population"] = pop
     for extra in ("elderly", "children"):
         if extra in cols:
-            vals, blank = _numeric(df[cols[extra]])
+            vals, blank = _numeric_count(df[cols[extra]])
             flag(
-                ~blank & (np.isnan(vals) | (vals < 0)),
+                ~blank & ~(np.isfinite(vals) & (vals >= 0)),
                 f"bad_{extra}",
                 np.array(
                     [
@@ -542,6 +670,7 @@ def read_points(
     standard: ServiceStandard | None = None,
     columns: dict[str, str] | None = None,
     layer: str | None = None,
+    max_population: float = DEFAULT_MAX_POPULATION,
 ) -> PointTable:
     """Read and validate facilities, residents or candidate sites.
 
@@ -564,6 +693,9 @@ def read_points(
         Needed for facilities, to resolve tiers.
     columns : dict, optional
         Explicit column names, e.g. ``{"population": "常住人口"}``.
+    max_population : float
+        Most people at one resident point (default 50,000); more, or an infinite value, is
+        rejected as ``implausible_population``.
 
     Returns
     -------
@@ -602,6 +734,8 @@ def read_points(
     )
 
     # coordinates
+    if not has_xy and geom is not None:
+        _flag_geometry_types(geom, kind, flag)
     lon, lat, crs_name = _point_coordinates(df, cols, has_xy, geom, crs_name, flag)
     geographic = crs_name in ("wgs84", "cgcs2000", "gcj02", "bd09")
     if geographic:
@@ -626,7 +760,7 @@ def read_points(
         _tier_column(df, cols, kind, standard, out, flag)
 
     if kind == "residents":
-        _population_columns(df, cols, out, flag)
+        _population_columns(df, cols, out, flag, max_population)
     if "capacity" in cols:
         cap, cap_blank = _numeric(df[cols["capacity"]])
         flag(
@@ -669,7 +803,13 @@ def read_points(
             ", ".join(f"{k}: {v}" for k, v in rejects["reason"].value_counts().items()),
         )
     logger.info("%s: %d %s read (coordinates %s -> WGS84)", src, len(frame), kind, crs_name)
-    return PointTable(kind, src, crs_name, frame, rejects, n)
+    values = _values_frame(
+        lon[~good],
+        lat[~good],
+        out["tier"].astype(str).to_numpy(object)[~good] if "tier" in out else None,
+        out["population"].to_numpy(float)[~good] if "population" in out else None,
+    )
+    return PointTable(kind, src, crs_name, frame, rejects, n, values)
 
 
 # -- admin units --------------------------------------------------------------------------

@@ -27,13 +27,15 @@ the way's direction, ``oneway=-1|reverse`` against it, and roundabouts are one-w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from lifecircle._files import user_cache_dir
 from lifecircle.config import MODES
 from lifecircle.coords import utm_epsg
 from lifecircle.errors import CRSError, NetworkError
@@ -323,6 +326,15 @@ class RoadNetwork:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+        try:
+            self._write_npz(tmp)
+            os.replace(tmp, p)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return p
+
+    def _write_npz(self, tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
@@ -342,8 +354,6 @@ class RoadNetwork:
                 highway_values=np.array(self.highway_values, dtype=str),
                 name_values=np.array(self.name_values, dtype=str),
             )
-        os.replace(tmp, p)
-        return p
 
     @classmethod
     def load(cls, path: str | Path) -> RoadNetwork:
@@ -370,6 +380,47 @@ class RoadNetwork:
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise NetworkError(f"cannot read network cache {path}: {exc}") from exc
+
+
+def _cache_dirs(cache_dir: str | Path | None) -> list[Path]:
+    """Where cached networks are looked for and written: the given folder, then the user's
+    cache folder (used when the first is corrupt, read-only or not a folder)."""
+    return [Path(cache_dir), user_cache_dir() / "networks"] if cache_dir is not None else []
+
+
+def _load_cached(dirs: Sequence[Path], name: str) -> RoadNetwork | None:
+    """A cached network, or None; a corrupt or unreadable cache file is ignored with a warning
+    (and removed when possible), so that the network is parsed again and re-cached."""
+    for d in dirs:
+        path = d / name
+        try:
+            if not path.is_file():
+                continue
+            t0 = time.perf_counter()
+            net = RoadNetwork.load(path)
+        except (NetworkError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            logger.warning("ignoring the network cache %s (%s); it is rebuilt", path, exc)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        logger.info(
+            "loaded %s network from cache %s in %.2f s", net.mode, path, time.perf_counter() - t0
+        )
+        return net
+    return None
+
+
+def _save_cached(net: RoadNetwork, dirs: Sequence[Path], name: str) -> None:
+    """Cache a network in the first folder that can be written (the cache is an optimisation:
+    if none can, the run goes on with a warning)."""
+    for d in dirs:
+        try:
+            net.save(d / name)
+        except OSError as exc:
+            logger.warning("cannot write the network cache in %s (%s)", d, exc.strerror or exc)
+            continue
+        logger.debug("cached the %s network in %s", net.mode, d / name)
+        return
 
 
 _TRANSFORMERS: dict[tuple[str, str], Any] = {}
@@ -591,22 +642,16 @@ def load_networks(
     if not p.exists():
         raise NetworkError(f"network file {p} does not exist")
     out: dict[str, RoadNetwork] = {}
-    cache_paths: dict[str, Path] = {}
+    cache_names: dict[str, str] = {}
     if cache_dir is not None:
         st = p.stat()
         for m in modes:
             key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{m}|{crs}|{CACHE_VERSION}"
             digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-            cache_paths[m] = Path(cache_dir) / f"{p.name}.{m}.{digest}.npz"
-            if cache_paths[m].exists():
-                t0 = time.perf_counter()
-                out[m] = RoadNetwork.load(cache_paths[m])
-                logger.info(
-                    "loaded %s network from cache %s in %.2f s",
-                    m,
-                    cache_paths[m],
-                    time.perf_counter() - t0,
-                )
+            cache_names[m] = f"{p.name}.{m}.{digest}.npz"
+            cached = _load_cached(_cache_dirs(cache_dir), cache_names[m])
+            if cached is not None:
+                out[m] = cached
     missing = [m for m in modes if m not in out]
     if missing:
         t0 = time.perf_counter()
@@ -630,8 +675,8 @@ def load_networks(
             )
         logger.info("parsed %s (%s) in %.2f s", p, ", ".join(missing), time.perf_counter() - t0)
         for m in missing:
-            if m in cache_paths:
-                out[m].save(cache_paths[m])
+            if m in cache_names:
+                _save_cached(out[m], _cache_dirs(cache_dir), cache_names[m])
     for m in modes:
         s = out[m].summary()
         logger.info(

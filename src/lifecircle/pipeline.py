@@ -36,6 +36,7 @@ from lifecircle._files import check_writable, write_csv, write_geojson, write_js
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import out_of_china
 from lifecircle.coverage import compute_coverage, locate
+from lifecircle.diagnose import DEFAULT_MIN_USED_SHARE, check_used_shares
 from lifecircle.errors import InputError
 from lifecircle.export import (
     GIS_FORMATS,
@@ -50,6 +51,7 @@ from lifecircle.export import (
     unavailable_layers,
 )
 from lifecircle.io import (
+    DEFAULT_MAX_POPULATION,
     PointTable,
     UnitLayer,
     empty_rejects,
@@ -97,6 +99,9 @@ def load_inputs(
     upper_tiers_count: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     require_residents: bool = True,
+    min_used_share: float = DEFAULT_MIN_USED_SHARE,
+    max_rejects: int | None = None,
+    max_population: float = DEFAULT_MAX_POPULATION,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
@@ -132,6 +137,13 @@ def load_inputs(
         Network cache folder; ``None`` disables caching.
     require_residents : bool
         Raise when no residents are given.
+    min_used_share : float
+        Stop when less than this share (0..1) of a facility tier, or of the residents' people,
+        is usable (default 0.5; 0 accepts any rejects). See :mod:`lifecircle.diagnose`.
+    max_rejects : int, optional
+        Stop when more input rows than this are rejected (0: any reject stops the run).
+    max_population : float
+        Most people at one resident point (default 50,000); more is ``implausible_population``.
 
     Returns
     -------
@@ -143,6 +155,9 @@ def load_inputs(
         If a required input is missing or unreadable.
     CRSError
         If a frame's coordinate system is neither declared nor carried by the frame.
+    RejectThresholdError
+        If too much of an input was rejected (``min_used_share``, ``max_rejects``), with a
+        diagnosis (swapped lon/lat, a wrong coordinate system, a network of another area).
 
     Examples
     --------
@@ -217,11 +232,18 @@ def load_inputs(
     res = None
     if res_src is not None:
         res_crs = residents_crs or (sc.residents_crs if sc and residents is None else None)
-        res = read_points(res_src, "residents", crs=res_crs)
+        res = read_points(res_src, "residents", crs=res_crs, max_population=max_population)
     net0 = nets[modes[0]]
     fac = reject_outside(fac, net0, snap)
     if res is not None:
         res = reject_outside(res, net0, snap)
+    check_used_shares(
+        [t for t in (fac, res) if t is not None],
+        net0,
+        margin_m=snap,
+        min_used_share=min_used_share,
+        max_rejects=max_rejects,
+    )
     unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
     unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
     bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
@@ -261,6 +283,14 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
         f"(more than {max_snap_m:.0f} m beyond its outline){h}"
         for lo, la, h in zip(lon, lat, hint, strict=True)
     ]
+    if out.any():
+        logger.warning(
+            "%s: %d of %d row(s) rejected as outside the road network's area "
+            "(outside_network_area)",
+            table.path,
+            int(out.sum()),
+            table.n_input,
+        )
     return table.with_rejects(out, "outside_network_area", details)
 
 

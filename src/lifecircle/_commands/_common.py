@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from lifecircle.errors import InputError
+import pandas as pd
+
+from lifecircle._files import write_csv
+from lifecircle._outset import output_set
+from lifecircle.diagnose import DEFAULT_MIN_USED_SHARE
+from lifecircle.errors import InputError, LifecircleError, RejectThresholdError
+from lifecircle.io import DEFAULT_MAX_POPULATION, load_scenario
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.runs import Inputs
 
@@ -121,6 +129,30 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         "separately, the default)",
     )
     g.add_argument("--no-cache", action="store_true", help="do not use the network cache")
+    r = p.add_argument_group("rejected rows (exit code 3 when a limit is exceeded)")
+    r.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="run even when fewer than half of a facility tier, or of the residents' people, "
+        "are usable (by default such a run stops: its result cannot be right)",
+    )
+    r.add_argument(
+        "--max-rejects",
+        type=number(minimum=0, integer=True),
+        metavar="N",
+        help="stop (exit 3, after writing rejects.csv) when more than N input rows are rejected",
+    )
+    r.add_argument(
+        "--max-population",
+        type=number(minimum=0, exclusive_minimum=True),
+        default=DEFAULT_MAX_POPULATION,
+        metavar="N",
+        help="most people at one resident point (default 50,000); more is rejected as "
+        "implausible_population",
+    )
+    r.add_argument(
+        "--strict", action="store_true", help="stop on any rejected row (--max-rejects 0)"
+    )
 
 
 def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True) -> Inputs:
@@ -145,4 +177,48 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         upper_tiers_count=args.upper_tiers_count,
         cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
         require_residents=require_residents,
+        min_used_share=0.0 if args.allow_rejects else DEFAULT_MIN_USED_SHARE,
+        max_rejects=0 if args.strict else args.max_rejects,
+        max_population=args.max_population,
     )
+
+
+def input_paths(args: argparse.Namespace) -> Iterator[Path]:
+    """The input files a command read (for the manifest's fingerprints)."""
+    for name in ("scenario", "network", "facilities", "residents", "standard", "candidates"):
+        v = getattr(args, name, None)
+        if isinstance(v, str) and Path(v).is_file():
+            yield Path(v)
+    yield from (Path(u) for u in getattr(args, "units", []) or [])
+    if getattr(args, "scenario", None):
+        try:
+            sc = load_scenario(args.scenario)
+        except LifecircleError:
+            return
+        yield from (p for p in (sc.network, sc.facilities, sc.residents, sc.candidates) if p)
+        yield from (u.path for u in sc.units)
+
+
+@contextlib.contextmanager
+def command_output(
+    args: argparse.Namespace, out: str | Path | None = None, *, overwrite: bool | None = None
+) -> Iterator[Path]:
+    """The output set of a command writing a folder (``--out``): see :mod:`lifecircle._outset`.
+
+    Fails at once if the folder holds files (without ``--overwrite``) or another run is writing
+    into it. A run stopped for too many rejects still delivers ``rejects.csv`` (and the manifest,
+    status ``failed``) before exiting with code 3.
+    """
+    with output_set(
+        out if out is not None else args.out,
+        overwrite=getattr(args, "overwrite", False) if overwrite is None else overwrite,
+        command=["lifecircle", *getattr(args, "argv", [])],
+        inputs=input_paths(args),
+        commit_on=(RejectThresholdError,),
+    ) as tmp:
+        try:
+            yield tmp
+        except RejectThresholdError as exc:
+            if isinstance(exc.rejects, pd.DataFrame):
+                write_csv(exc.rejects, tmp / "rejects.csv", overwrite=True)
+            raise

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from lifecircle._commands._common import add_input_options, inputs_from_args, number
+from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
 from lifecircle.pipeline import run_coverage, write_coverage_outputs
 from lifecircle.report import write_report
 from lifecircle.runs import CoverageRun
@@ -43,12 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    inputs = inputs_from_args(args)
-    cov = run_coverage(inputs, limit_m=args.limit_m)
-    write_coverage_outputs(cov, args.out, overwrite=args.overwrite)
-    if inputs.units:
-        # per-unit 达标率 tables, gaps and the report pages
-        write_report(cov, args.out, lang=args.lang, overwrite=args.overwrite)
+    with command_output(args) as out:
+        inputs = inputs_from_args(args)
+        cov = run_coverage(inputs, limit_m=args.limit_m)
+        write_coverage_outputs(cov, out, overwrite=True)
+        if inputs.units:
+            # per-unit 达标率 tables, gaps and the report pages
+            write_report(cov, out, lang=args.lang, overwrite=True)
     print_summary(cov)
     return 0
 

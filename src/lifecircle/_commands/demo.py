@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TextIO
 
 from lifecircle import demo
-from lifecircle._commands._common import number
+from lifecircle._commands._common import command_output, number
 from lifecircle._commands.coverage import print_summary
+from lifecircle._outset import output_set
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
     load_inputs,
@@ -100,13 +101,18 @@ def run(args: argparse.Namespace) -> int:
             f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
             file=sys.stderr,
         )
-        demo.generate(data, seed=args.seed, scale=args.scale)
+        # the whole scenario appears at once: never roads of one seed beside sites of another
+        with output_set(
+            data, overwrite=True, command=["lifecircle", *getattr(args, "argv", [])]
+        ) as tmp:
+            demo.generate(tmp, seed=args.seed, scale=args.scale)
     inputs = load_inputs(scenario=scenario)
     cov = run_coverage(inputs)
     out = Path(args.out)
-    write_coverage_outputs(cov, out, overwrite=True)
-    rep = run_report(cov)
-    write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
+    with command_output(args, overwrite=True) as tmp_out:
+        write_coverage_outputs(cov, tmp_out, overwrite=True)
+        rep = run_report(cov)
+        write_report(cov, tmp_out, lang=args.lang, overwrite=True, report=rep)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, inputs_from_args, number
+from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -81,19 +82,20 @@ def run(args: argparse.Namespace) -> int:
     names = parse_layers(args.layers) if args.layers else None
     if not args.crs.strip().lower().startswith(("cgcs2000-gk", "cgcs2000_gk", "gk")):
         resolve_output_crs(args.crs)
-    inputs = inputs_from_args(args)
-    res = run_export(
-        inputs,
-        out=args.out,
-        layers=names,
-        fmt=args.fmt,
-        crs=args.crs,
-        precision=args.precision,
-        overwrite=args.overwrite,
-        limit_m=args.limit_m,
-        score_tier=args.score_tier,
-        candidates=args.candidates,
-    )
+    with command_output(args) as tmp:
+        inputs = inputs_from_args(args)
+        res = run_export(
+            inputs,
+            out=tmp,
+            layers=names,
+            fmt=args.fmt,
+            crs=args.crs,
+            precision=args.precision,
+            overwrite=True,
+            limit_m=args.limit_m,
+            score_tier=args.score_tier,
+            candidates=args.candidates,
+        )
     s = res.summary()
     if inputs.synthetic:
         print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data")
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if s["crs_reason"] and s["crs_reason"] != "given":
         print(f"  chosen because {s['crs_reason']}")
     for layer, info in s["layers"].items():
-        print(f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}")
+        shown = Path(args.out) / Path(info["files"][0]).relative_to(tmp)
+        print(f"{layer:<15}{info['features']:>9,} features  {shown}")
     n_rej = len(inputs.rejects())
     if n_rej:
         print(f"{n_rej} input row(s) rejected; run `lifecircle coverage` for rejects.csv")

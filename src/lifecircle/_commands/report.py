@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, inputs_from_args, number
+from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
 from lifecircle.pipeline import run_coverage, run_report
 from lifecircle.report import write_report
 
@@ -45,10 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    inputs = inputs_from_args(args)
-    cov = run_coverage(inputs, limit_m=args.limit_m)
-    rep = run_report(cov, gap_cell_m=args.gap_cell_m)
-    paths = write_report(cov, args.out, lang=args.lang, overwrite=args.overwrite, report=rep)
+    with command_output(args) as out:
+        inputs = inputs_from_args(args)
+        cov = run_coverage(inputs, limit_m=args.limit_m)
+        rep = run_report(cov, gap_cell_m=args.gap_cell_m)
+        write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
     if inputs.synthetic:
         print("SYNTHETIC demonstration data (合成示范数据) — not real data")
     for lv in rep.levels:
@@ -69,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    print(f"report: {paths['report_html']}")
+    print(f"report: {Path(args.out) / 'report.html'}")
     return 0

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from lifecircle._commands._common import add_input_options, inputs_from_args, number
-from lifecircle._files import check_writable
+from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
 from lifecircle.errors import InputError
 from lifecircle.pipeline import ScoringRun, run_scoring, write_scoring_outputs
+from lifecircle.runs import Inputs
 from lifecircle.siting import PARTIAL_DIR_NAME
 
 
@@ -96,24 +96,25 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk is not None and args.chunk < 1:
         raise InputError(f"--chunk must be >= 1, got {args.chunk}")
     out = Path(args.out)
-    finals = [
-        out / n
-        for n in (
-            "candidates.csv",
-            "candidates.geojson",
-            "picks.csv",
-            "summary.json",
-            "rejects.csv",
-        )
-    ] + ([] if args.no_map else [out / "candidates.html"])
-    check_writable(finals, overwrite=args.overwrite)
     partial = out / PARTIAL_DIR_NAME
-    if partial.exists() and args.overwrite and not args.resume:
-        shutil.rmtree(partial)
-    inputs = inputs_from_args(args)
+    # a folder holding only an interrupted run's blocks takes the new set (run_scoring decides
+    # whether they may be resumed)
+    only_partial = out.is_dir() and {p.name for p in out.iterdir()} == {PARTIAL_DIR_NAME}
+    with command_output(args, overwrite=args.overwrite or only_partial) as tmp:
+        if partial.exists() and args.overwrite and not args.resume:
+            shutil.rmtree(partial)
+        inputs = inputs_from_args(args)
+        scoring = _score(args, inputs, partial)
+        write_scoring_outputs(scoring, tmp, overwrite=True, map_html=not args.no_map)
+    shutil.rmtree(partial, ignore_errors=True)
+    print_summary(scoring)
+    return 0
+
+
+def _score(args: argparse.Namespace, inputs: Inputs, partial: Path) -> ScoringRun:
     bar = _progress_bar(args)
     try:
-        scoring = run_scoring(
+        return run_scoring(
             inputs,
             tier=args.tier,
             candidates=args.candidates,
@@ -130,10 +131,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    write_scoring_outputs(scoring, out, overwrite=args.overwrite, map_html=not args.no_map)
-    shutil.rmtree(partial, ignore_errors=True)
-    print_summary(scoring)
-    return 0
 
 
 def _progress_bar(args: argparse.Namespace) -> _Bar | None:
