@@ -154,6 +154,7 @@ def test_frames_get_the_same_rejects_as_files() -> None:
         residents=res,
         residents_crs="wgs84",
         cache_dir=None,
+        min_used_share=0.0,  # three of four rows are bad on purpose
     )
     rej = inputs.rejects()
     assert sorted(rej["reason"]) == ["duplicate_id", "missing_id", "unknown_tier"]

@@ -92,8 +92,8 @@ def check_output_folder(out: Path, *, overwrite: bool) -> None:
         raise OutputExistsError(f"--out {out} is a file; give a folder name")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(
-            f"output folder {out} already holds files; pass --overwrite to replace the whole "
-            "set, or choose another --out"
+            f"output folder {out} already exists with files in it; pass --overwrite to replace the "
+            "whole set, or choose another --out"
         )
 
 

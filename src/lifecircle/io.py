@@ -279,9 +279,20 @@ DEFAULT_MAX_POPULATION: Final = 50_000
 _THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
 
 
+def _has_text(series: pd.Series) -> bool:
+    """Whether a column holds text cells (the ``.str`` accessor works on it)."""
+    if series.dtype != object:
+        return pd.api.types.is_string_dtype(series.dtype)
+    return pd.api.types.infer_dtype(series, skipna=True) in (
+        "string",
+        "mixed",
+        "mixed-integer",
+    )
+
+
 def _nfkc(series: pd.Series) -> pd.Series:
     """Text cells NFKC-normalised (full-width digits ``１９`` -> ``19``, ``，`` -> ``,``)."""
-    if series.dtype != object:
+    if not _has_text(series):
         return series
     norm = series.str.normalize("NFKC").str.strip()  # NaN for cells that are not text
     return series.where(norm.isna(), norm)
@@ -290,7 +301,7 @@ def _nfkc(series: pd.Series) -> pd.Series:
 def _numeric_count(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`_numeric`, also accepting thousands separators (``1,900``) in counts."""
     s = _nfkc(series)
-    if s.dtype != object:
+    if not _has_text(s):
         return _numeric(s)
     grouped = s.str.match(_THOUSANDS).fillna(False).astype(bool)
     return _numeric(s.where(~grouped, s.str.replace(",", "", regex=False)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
@@ -82,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     names = parse_layers(args.layers) if args.layers else None
     if not args.crs.strip().lower().startswith(("cgcs2000-gk", "cgcs2000_gk", "gk")):
         resolve_output_crs(args.crs)
-    with command_output(args) as tmp:
+    single_file = Path(args.out).suffix.lower() == ".gpkg"
+    # a folder of files (Shapefile sets, one file per layer) is written as one atomic set; a
+    # single .gpkg file is written atomically by the writer itself
+    ctx = contextlib.nullcontext(Path(args.out)) if single_file else command_output(args)
+    with ctx as tmp:
         inputs = inputs_from_args(args)
         res = run_export(
             inputs,
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             fmt=args.fmt,
             crs=args.crs,
             precision=args.precision,
-            overwrite=True,
+            overwrite=args.overwrite or not single_file,
             limit_m=args.limit_m,
             score_tier=args.score_tier,
             candidates=args.candidates,
@@ -103,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     if s["crs_reason"] and s["crs_reason"] != "given":
         print(f"  chosen because {s['crs_reason']}")
     for layer, info in s["layers"].items():
-        shown = Path(args.out) / Path(info["files"][0]).relative_to(tmp)
+        shown = (
+            Path(args.out) / Path(info["files"][0]).relative_to(tmp)
+            if not single_file
+            else Path(args.out)
+        )
         print(f"{layer:<15}{info['features']:>9,} features  {shown}")
     n_rej = len(inputs.rejects())
     if n_rej:
