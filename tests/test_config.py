@@ -62,7 +62,10 @@ def test_from_toml(tmp_path):
     ("text", "match"),
     [
         ('[[tiers]]\nkey = "a"\n', "needs 'minutes' or 'threshold_m'"),
-        ('[[tiers]]\nkey = "a"\nminutes = 5\nspeed = 3\n', "key 'speed': unknown key; did you mean 'speed_m_per_min'"),
+        (
+            '[[tiers]]\nkey = "a"\nminutes = 5\nspeed = 3\n',
+            "key 'speed': unknown key; did you mean 'speed_m_per_min'",
+        ),
         ('[[tiers]]\nkey = "a"\nminutes = -5\n', "key 'minutes': -5 is out of range; allowed: > 0"),
         ('[[tiers]]\nkey = "a b"\nminutes = 5\n', "ASCII"),
         ('[[tiers]]\nkey = "a"\nminutes = 5\nmode = "fly"\n', "mode"),
