@@ -94,6 +94,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="computations running at once (default 4)",
     )
+    g.add_argument(
+        "--header-timeout-s",
+        type=number(minimum=0, exclusive_minimum=True, maximum=3600),
+        default=10.0,
+        metavar="S",
+        help="close connections whose request headers take longer (default 10 s)",
+    )
+    g.add_argument(
+        "--body-timeout-s",
+        type=number(minimum=0, exclusive_minimum=True, maximum=3600),
+        default=10.0,
+        metavar="S",
+        help="answer 408 when a request body stalls this long (default 10 s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -119,12 +133,15 @@ def run(args: argparse.Namespace) -> int:
         max_budget_min=args.max_budget_min,
         timeout_s=args.timeout_s,
         max_concurrent=args.max_concurrent,
+        body_timeout_s=args.body_timeout_s,
     )
     if not args.quiet:
         logging.getLogger("lifecircle.service.access").setLevel(logging.INFO)
     uv_level = "info" if args.verbose else "warning"
     scheme_note = "" if token is None else " (bearer token required)"
     if args.workers == 1:
+        # the port first: a port in use is reported at once, not after loading the scenario
+        sock = service.bind_port(args.host, args.port)
         inputs = inputs_from_args(args)
         state = service.build_state(
             inputs, limits=limits, token=token, cors_origins=args.cors_origin
@@ -135,7 +152,15 @@ def run(args: argparse.Namespace) -> int:
             f"{scheme_note}; API docs at /docs; Ctrl-C stops",
             flush=True,
         )
-        service.serve(app, host=args.host, port=args.port, token=token, log_level=uv_level)
+        service.serve(
+            app,
+            host=args.host,
+            port=args.port,
+            token=token,
+            log_level=uv_level,
+            sock=sock,
+            header_timeout_s=args.header_timeout_s,
+        )
         return 0
     config: dict[str, Any] = {
         "scenario": args.scenario,
@@ -169,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         token=token,
         log_level=uv_level,
+        header_timeout_s=args.header_timeout_s,
     )
     return 0
 

@@ -9,10 +9,12 @@ bearer token); with several workers each process builds its own app through
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,6 +33,7 @@ from lifecircle.errors import InputError, LifecircleError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR
 from lifecircle.service.middleware import AccessLogMiddleware, GuardMiddleware, access_logger
 from lifecircle.service.problems import ProblemError, problem, validation_problem
+from lifecircle.service.protocol import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
 from lifecircle.service.routes import routers
 from lifecircle.service.state import Limits, ServiceState, load_state
 
@@ -41,8 +45,12 @@ TOKEN_ENV: Final = "LIFECIRCLE_TOKEN"
 CONFIG_ENV: Final = "LIFECIRCLE_SERVE_CONFIG"
 #: uvicorn factory of the worker processes.
 WORKER_FACTORY: Final = "lifecircle.service.app:app_from_env"
+#: The HTTP protocol class (h11 with a header-read timeout), as uvicorn imports it in workers.
+PROTOCOL: Final = "lifecircle.service.protocol:HeaderTimeoutProtocol"
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
+#: Answers at least this large are gzip-compressed for clients that accept it.
+GZIP_MIN_BYTES: Final = 1_000
 
 
 def _add_exception_handlers(app: FastAPI) -> None:
@@ -117,6 +125,9 @@ def create_app(state: ServiceState) -> FastAPI:
     )
     app.state.lifecircle = state
     app.state.limiter = anyio.CapacityLimiter(state.limits.max_concurrent)
+    # heavy answers (layers, the map) computed once per scenario, and their locks
+    app.state.heavy_answers = {}
+    app.state.heavy_locks = {}
     _add_exception_handlers(app)
     for router in routers(state):
         app.include_router(router)
@@ -129,6 +140,8 @@ def create_app(state: ServiceState) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # large answers (layers, the map, many distances) compressed for clients that accept gzip
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -212,6 +225,8 @@ def serve(
     workers: int = 1,
     token: str | None = None,
     log_level: str = "warning",
+    sock: socket.socket | None = None,
+    header_timeout_s: float | None = None,
 ) -> None:
     """Run uvicorn (blocks until stopped).
 
@@ -230,10 +245,17 @@ def serve(
         The bearer token (passed to workers through :data:`TOKEN_ENV`).
     log_level : str
         uvicorn's log level.
+    sock : socket, optional
+        A socket already bound to ``host:port`` (see :func:`bind_port`), so that a port in use
+        is reported before the scenario is loaded; one process only.
+    header_timeout_s : float, optional
+        Close connections whose request headers take longer (default 10 s).
     """
     import uvicorn
 
     check_bind(host, token)
+    if header_timeout_s is not None:
+        os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout_s)
     if workers > 1:
         if not isinstance(app_or_config, dict):
             raise InputError("several workers need the settings, not an app object")
@@ -248,11 +270,40 @@ def serve(
             workers=workers,
             access_log=False,
             log_level=log_level,
+            http=PROTOCOL,
         )
         return
     if isinstance(app_or_config, dict):
         raise InputError("give an app to serve in one process")
-    uvicorn.run(app_or_config, host=host, port=port, access_log=False, log_level=log_level)
+    if sock is None:
+        sock = bind_port(host, port)
+    config = uvicorn.Config(
+        app_or_config, access_log=False, log_level=log_level, http=HeaderTimeoutProtocol
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (uvicorn listens on it).
+
+    Raises
+    ------
+    InputError
+        If the port is in use or the address is not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc})"
+        raise InputError(
+            f"port {port} on {host} {why}; choose another --port or stop the other service"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 __all__ = [
@@ -262,6 +313,7 @@ __all__ = [
     "TOKEN_ENV",
     "WORKER_FACTORY",
     "app_from_env",
+    "bind_port",
     "check_bind",
     "create_app",
     "create_app_from_scenario",

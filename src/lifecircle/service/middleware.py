@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Final
 
+import anyio
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -73,6 +74,7 @@ class GuardMiddleware:
         self.app = app
         self.token = state.token
         self.max_body = state.limits.max_body_bytes
+        self.body_timeout_s = state.limits.body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse the request with a problem detail, or pass it on with its body replayed."""
@@ -173,7 +175,15 @@ class GuardMiddleware:
         chunks: list[bytes] = []
         size = 0
         while True:
-            msg = await receive()
+            with anyio.move_on_after(self.body_timeout_s) as waited:
+                msg = await receive()
+            if waited.cancelled_caught:
+                return problem(
+                    408,
+                    "body_timeout",
+                    f"the request body did not arrive within {self.body_timeout_s:g} s",
+                    instance=scope.get("path"),
+                )
             if msg["type"] == "http.disconnect":
                 break
             chunk = msg.get("body", b"")

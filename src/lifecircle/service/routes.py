@@ -15,7 +15,7 @@ scenario has (tier keys, unit layers, layers).
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 from numpy.typing import NDArray
 
 from lifecircle._version import __version__
+from lifecircle.service.isolate import run_isolated
 from lifecircle.service.problems import (
     P400,
     P404,
@@ -67,6 +68,9 @@ from lifecircle.service.schemas import (
 )
 from lifecircle.service.state import Limits, ServiceState
 
+#: Layers computed once per scenario and then served from memory (``/layers/{layer}``).
+HEAVY_LAYERS: Final = ("service_areas", "catchments", "gaps")
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -81,7 +85,8 @@ def app_state(request: Request) -> ServiceState:
 
 
 async def offload(request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` in a worker thread under the concurrency limit, with the timeout.
+    """Run a quick, bounded computation (``/distances``) in a worker thread under the
+    concurrency limit, with the timeout.
 
     Raises
     ------
@@ -97,13 +102,65 @@ async def offload(request: Request, fn: Callable[P, T], *args: P.args, **kwargs:
                 limiter=request.app.state.limiter,
             )
     except TimeoutError:
-        raise ProblemError(
-            503,
-            "timeout",
-            f"the computation took longer than {state.limits.timeout_s:g} s; "
-            "send fewer features or smaller budgets",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise _timeout_problem(state) from None
+
+
+async def offload_heavy(
+    request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a heavy computation in a child process (:mod:`lifecircle.service.isolate`) under the
+    concurrency limit: when the timeout is reached the process is stopped before the slot is
+    given back, so timed-out work never piles up.
+
+    Raises
+    ------
+    ProblemError
+        503 ``timeout`` when the computation takes longer than :attr:`Limits.timeout_s`.
+    """
+    state = app_state(request)
+    work = functools.partial(fn, *args, **kwargs)
+    try:
+        return await anyio.to_thread.run_sync(
+            functools.partial(run_isolated, work, timeout_s=state.limits.timeout_s),
+            abandon_on_cancel=False,  # the slot is held until the child process is gone
+            limiter=request.app.state.limiter,
+        )
+    except TimeoutError:
+        raise _timeout_problem(state) from None
+
+
+async def cached_heavy(
+    request: Request, key: tuple[str, ...], fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """A heavy answer computed once per scenario (the scenario is frozen) and then served from
+    memory. Concurrent requests for the same answer wait, without taking a concurrency slot,
+    for the one computation (at most :attr:`Limits.timeout_s`)."""
+    store: dict[tuple[str, ...], Any] = request.app.state.heavy_answers
+    if key in store:
+        return cast(T, store[key])
+    locks: dict[tuple[str, ...], anyio.Lock] = request.app.state.heavy_locks
+    lock = locks.setdefault(key, anyio.Lock())
+    state = app_state(request)
+    with anyio.move_on_after(state.limits.timeout_s) as scope:
+        await lock.acquire()
+    if scope.cancelled_caught:
+        raise _timeout_problem(state)
+    try:
+        if key not in store:
+            store[key] = await offload_heavy(request, fn, *args, **kwargs)
+        return cast(T, store[key])
+    finally:
+        lock.release()
+
+
+def _timeout_problem(state: ServiceState) -> ProblemError:
+    return ProblemError(
+        503,
+        "timeout",
+        f"the computation took longer than {state.limits.timeout_s:g} s; "
+        "send fewer features or smaller budgets",
+        headers={"Retry-After": "5"},
+    )
 
 
 def check_tiers(state: ServiceState, tiers: Sequence[str] | None, param: str = "tier") -> list[str]:
@@ -409,7 +466,7 @@ def analysis_router(state: ServiceState) -> APIRouter:
     ) -> Response:
         s = app_state(request)
         plan = service_area_plan(s, body)
-        text = await offload(request, service_areas_geojson, s, plan, crs=crs)
+        text = await offload_heavy(request, service_areas_geojson, s, plan, crs=crs)
         return Response(text.encode("utf-8"), media_type=GEOJSON)
 
     @router.post(
@@ -444,7 +501,7 @@ def analysis_router(state: ServiceState) -> APIRouter:
                 f"weight {body.weight!r}: the residents have no "
                 f"{body.weight} numbers; use population",
             )
-        data = await offload(
+        data = await offload_heavy(
             request,
             score_candidates,
             s,
@@ -506,7 +563,14 @@ def layers_router(state: ServiceState) -> APIRouter:
                 "unknown_layer",
                 f"unknown layer {layer!r}; layers: {', '.join(layer_names(s))}",
             )
-        content, media, name = await offload(request, export_layer, s, layer, fmt=format, crs=crs)
+        if layer in HEAVY_LAYERS:  # computed once per scenario, then served from memory
+            content, media, name = await cached_heavy(
+                request, ("layer", layer, format, crs), export_layer, s, layer, fmt=format, crs=crs
+            )
+        else:
+            content, media, name = await offload_heavy(
+                request, export_layer, s, layer, fmt=format, crs=crs
+            )
         return Response(
             content,
             media_type=media,
@@ -524,7 +588,7 @@ def layers_router(state: ServiceState) -> APIRouter:
         lang: Annotated[Literal["zh", "en"], Query(description="language of the labels")] = "zh",
     ) -> Response:
         s = app_state(request)
-        html = await offload(request, map_html, s, lang=lang)
+        html = await cached_heavy(request, ("map", lang), map_html, s, lang=lang)
         return HTMLResponse(html)
 
     return router

@@ -67,6 +67,8 @@ class Limits:
         Seconds a computation may take before the request fails with 503.
     max_concurrent : int
         Computations running at once (further requests wait for a slot).
+    body_timeout_s : float
+        Seconds a client may take between two parts of its request body (slower: 408).
     """
 
     max_body_bytes: int = 2_000_000
@@ -77,6 +79,7 @@ class Limits:
     max_k: int = 50
     timeout_s: float = 30.0
     max_concurrent: int = 4
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
