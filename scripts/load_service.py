@@ -101,6 +101,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workers", type=int, default=1, help="server worker processes")
     p.add_argument("--seed", type=int, default=8)
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also send N concurrent requests for every heavy layer and the map, measuring "
+        "/distances meanwhile and the RSS after (issue 15; e.g. 8)",
+    )
     args = p.parse_args(argv)
     if not (1 <= args.clients <= 16 and 1 <= args.requests <= 20_000 and 1 <= args.points <= 1000):
         p.error("keep it bounded: 1-16 clients, 1-20,000 requests, 1-1,000 points")
@@ -220,6 +228,96 @@ def run_load(
     return lat_s, errors, rss_mid, wall
 
 
+#: The heavy answers of the service (computed once per scenario, then served from memory).
+HEAVY_PATHS = (
+    "/layers/service_areas",
+    "/layers/catchments",
+    "/layers/gaps",
+    "/map",
+)
+
+
+def heavy_burst(
+    url: str,
+    server_pid: int,
+    body: bytes,
+    *,
+    concurrent: int = 8,
+    paths: tuple[str, ...] = HEAVY_PATHS,
+    timeout_s: float = 120.0,
+) -> dict[str, object]:
+    """``concurrent`` simultaneous requests for every heavy answer, while one client keeps
+    asking ``POST /distances``; the server's RSS before and after (issue 15).
+
+    Returns
+    -------
+    dict
+        ``heavy_status`` (status codes per path), ``heavy_bytes`` (distinct answer sizes per
+        path: one each when every request got the same answer), ``distances_ms`` (latencies
+        during the burst), ``distances_errors``, ``rss_start_mb``, ``rss_peak_mb``,
+        ``rss_end_mb``, ``burst_s``.
+    """
+    import httpx
+
+    rss_start = rss_mb(server_pid)
+    rss_peak = [rss_start]
+    statuses: dict[str, list[int]] = {p: [] for p in paths}
+    sizes: dict[str, set[int]] = {p: set() for p in paths}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    # clients made before the burst (making one costs CPU time in this process, which would be
+    # measured as server latency); one shared, thread-safe pool for the heavy requests
+    pool = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=len(paths) * 16))
+    probe_client = httpx.Client(timeout=30.0)
+
+    def heavy(path: str) -> None:
+        r = pool.get(f"{url}{path}")
+        with lock:
+            statuses[path].append(r.status_code)
+            sizes[path].add(len(r.content))
+
+    dist_ms: list[float] = []
+    errors: list[str] = []
+
+    def distances() -> None:
+        with probe_client as c:
+            while not done.is_set():
+                t = time.perf_counter()
+                r = c.post(
+                    f"{url}/distances", content=body, headers={"Content-Type": "application/json"}
+                )
+                dist_ms.append(1000 * (time.perf_counter() - t))
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+                rss_peak.append(rss_mb(server_pid))
+                time.sleep(0.02)
+
+    probe = threading.Thread(target=distances)
+    probe.start()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=heavy, args=(p,)) for p in paths for _ in range(concurrent)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    burst_s = time.perf_counter() - t0
+    done.set()
+    probe.join()
+    pool.close()
+    time.sleep(0.5)  # let the last child processes be reaped
+    return {
+        "heavy_status": statuses,
+        "heavy_bytes": {p: sorted(v) for p, v in sizes.items()},
+        "distances_ms": dist_ms,
+        "distances_errors": errors,
+        "rss_start_mb": rss_start,
+        "rss_peak_mb": max(rss_peak),
+        "rss_end_mb": rss_mb(server_pid),
+        "burst_s": burst_s,
+    }
+
+
 def stop_server(server: subprocess.Popen[str], workdir: str) -> None:
     """Terminate the server (kill it after 20 s) and remove its working directory."""
     server.terminate()
@@ -279,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
 
         lat_s, errors, rss_mid, wall = run_load(url, bodies, args, total_rss)
         rss_after = total_rss()
+        burst = (
+            heavy_burst(url, server.pid, bodies[0], concurrent=args.burst) if args.burst else None
+        )
     finally:
         stop_server(server, workdir)
 
@@ -305,6 +406,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = p95 <= 200 and not errors and n == args.requests
     print(f"target     p95 <= 200 ms and no errors: {'met' if ok else 'NOT met'}")
+    if burst is not None:
+        d = np.array(burst["distances_ms"])
+        bp95 = float(np.percentile(d, 95)) if len(d) else float("nan")
+        codes = {p: sorted(set(v)) for p, v in burst["heavy_status"].items()}  # type: ignore[union-attr]
+        growth = burst["rss_end_mb"] / burst["rss_start_mb"] - 1  # type: ignore[operator]
+        print(
+            f"burst      {args.burst} concurrent requests for each of {', '.join(HEAVY_PATHS)} "
+            f"in {burst['burst_s']:.1f} s; status {codes}"
+        )
+        print(
+            f"           /distances meanwhile: {len(d)} requests, p95 {bp95:.1f} ms "
+            f"({bp95 / b95:.2f}x the baseline p95 {b95:.1f} ms)"
+        )
+        print(
+            f"           server RSS {burst['rss_start_mb']:.1f} MB -> peak "
+            f"{burst['rss_peak_mb']:.1f} MB -> {burst['rss_end_mb']:.1f} MB ({100 * growth:+.1f} %)"
+        )
+        burst_ok = bp95 < 500 and growth <= 0.2 and all(c == [200] for c in codes.values())
+        print(
+            "target     burst p95 < 500 ms, RSS back within 20 %: "
+            + ("met" if burst_ok else "NOT met")
+        )
+        ok = ok and burst_ok
     return 0 if ok else 1
 
 

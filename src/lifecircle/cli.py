@@ -180,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lifecircle: interrupted; the output folder is left as it was", file=sys.stderr)
         return 130
     except Terminated:
+        if args.command == "serve":  # the normal way to stop a service
+            return 0
         print("lifecircle: terminated; the output folder is left as it was", file=sys.stderr)
         return 143
     except Exception as exc:

@@ -125,6 +125,7 @@ def create_app(state: ServiceState) -> FastAPI:
     )
     app.state.lifecircle = state
     app.state.limiter = anyio.CapacityLimiter(state.limits.max_concurrent)
+    app.state.heavy_limiter = anyio.CapacityLimiter(state.limits.max_concurrent)
     # heavy answers (layers, the map) computed once per scenario, and their locks
     app.state.heavy_answers = {}
     app.state.heavy_locks = {}

@@ -13,8 +13,10 @@ Linux and macOS only (``fork``); elsewhere the function runs in the calling thre
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import sys
 import traceback
 import warnings
@@ -31,7 +33,14 @@ class IsolatedError(RuntimeError):
     """The isolated computation raised an exception that could not be sent back as itself."""
 
 
+#: How much lower the heavy work's CPU priority is than the service's (``nice`` increment), so
+#: that quick queries are answered first when the cores are busy.
+CHILD_NICENESS = 10
+
+
 def _child(conn: multiprocessing.connection.Connection, fn: Callable[[], Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
     try:
         result: tuple[str, Any] = ("ok", fn())
     except BaseException as exc:  # sent back to the parent, which re-raises it

@@ -109,8 +109,9 @@ async def offload_heavy(
     request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """Run a heavy computation in a child process (:mod:`lifecircle.service.isolate`) under the
-    concurrency limit: when the timeout is reached the process is stopped before the slot is
-    given back, so timed-out work never piles up.
+    concurrency limit of heavy work (separate from the quick queries', so that heavy requests
+    never make ``/distances`` wait): when the timeout is reached the process is stopped before
+    the slot is given back, so timed-out work never piles up.
 
     Raises
     ------
@@ -123,7 +124,7 @@ async def offload_heavy(
         return await anyio.to_thread.run_sync(
             functools.partial(run_isolated, work, timeout_s=state.limits.timeout_s),
             abandon_on_cancel=False,  # the slot is held until the child process is gone
-            limiter=request.app.state.limiter,
+            limiter=request.app.state.heavy_limiter,
         )
     except TimeoutError:
         raise _timeout_problem(state) from None

@@ -66,7 +66,8 @@ class Limits:
     timeout_s : float
         Seconds a computation may take before the request fails with 503.
     max_concurrent : int
-        Computations running at once (further requests wait for a slot).
+        Computations running at once, of quick queries and (separately) of heavy work in child
+        processes (further requests wait for a slot).
     body_timeout_s : float
         Seconds a client may take between two parts of its request body (slower: 408).
     """
