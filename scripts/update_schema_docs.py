@@ -1,4 +1,5 @@
-"""Regenerate the attribute-schema tables in README.md from lifecircle.export.LAYER_SCHEMAS.
+"""Regenerate the attribute-schema tables in README.md from lifecircle.export.LAYER_SCHEMAS, and
+the configuration tables of docs/configuration.md from lifecircle._schema.
 
 The tables sit between the markers ``<!-- schema:start -->`` and ``<!-- schema:end -->``;
 ``tests/test_export.py`` fails when README.md or docs/gis-export.md drift from the code.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lifecircle import _schema
 from lifecircle.export import schema_markdown
 
 START, END = "<!-- schema:start -->", "<!-- schema:end -->"
@@ -21,6 +23,14 @@ def main() -> None:
     _, _, tail = rest.partition(END)
     readme.write_text(f"{head}{START}\n{body.strip()}\n{END}{tail}", encoding="utf-8")
     print(f"updated {readme}")
+    conf = readme.parent / "docs" / "configuration.md"
+    text = conf.read_text(encoding="utf-8")
+    head = text[: text.index("### scenario.toml")]
+    tables = (
+        _schema.schema_markdown(_schema.SCENARIO) + "\n" + _schema.schema_markdown(_schema.STANDARD)
+    )
+    conf.write_text(head + tables, encoding="utf-8")
+    print(f"updated {conf}")
 
 
 if __name__ == "__main__":
