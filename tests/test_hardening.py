@@ -500,3 +500,14 @@ def test_cp1252_console(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr
     assert b"does not exist" in bad.stderr
+
+
+def test_isochrones_exit_3_writes_the_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sc = write_scenario(tmp_path / "in", facilities=_swapped_facilities())
+    out = tmp_path / "areas.geojson"
+    code, _, err = run(capsys, "isochrones", "--scenario", str(sc), "--out", str(out), "--no-cache")
+    assert code == 3 and "swapped" in err
+    assert not out.exists()
+    assert len(pd.read_csv(tmp_path / "areas_rejects.csv")) == 4

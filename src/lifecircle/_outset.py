@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -47,6 +47,20 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": size, "sha256": h.hexdigest()}
 
 
+def _try_lock(fh: IO[str]) -> None:
+    """Lock an open file exclusively without waiting (raise OSError if another process holds
+    it); the operating system releases the lock when the process ends, however it ends."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def _lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
@@ -58,18 +72,19 @@ def _locked(out: Path) -> Iterator[None]:
     fh: IO[str] = lock.open("a+", encoding="utf-8")
     try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _try_lock(fh)
+        except OSError:
             fh.seek(0)
             holder = fh.read().strip() or "?"
             raise OutputLockedError(
                 f"another lifecircle run (pid {holder}) is writing into {out}; wait for it to "
                 "finish or choose another --out"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        if sys.platform != "win32":  # a locked byte cannot be rewritten on Windows
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
         yield
     finally:
         fh.close()
@@ -153,6 +168,10 @@ def verify_manifest(folder: str | Path) -> list[str]:
 
 @contextlib.contextmanager
 def _signals_blocked() -> Iterator[None]:
+    """Hold back SIGTERM/SIGINT/SIGHUP between the two renames of a swap (POSIX)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: the renames are not interruptible
+        yield
+        return
     sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:

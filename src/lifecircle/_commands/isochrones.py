@@ -6,9 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from lifecircle._commands._common import add_input_options, inputs_from_args, number
 from lifecircle._files import check_writable, write_csv
-from lifecircle.errors import InputError
+from lifecircle.errors import InputError, RejectThresholdError
 from lifecircle.export import write_service_areas
 from lifecircle.pipeline import ServiceAreaRun, run_service_areas
 
@@ -103,9 +105,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".geojson", ".json", ".gpkg"):
         raise InputError(f"--out must end in .geojson or .gpkg, got {out.name!r}")
-    inputs = inputs_from_args(args, require_residents=False)
-    rejects = inputs.rejects()
     rej_path = rejects_path(out)
+    try:
+        inputs = inputs_from_args(args, require_residents=False)
+    except RejectThresholdError as exc:  # exit 3, after writing the rejects
+        if isinstance(exc.rejects, pd.DataFrame):
+            write_csv(exc.rejects, rej_path, overwrite=args.overwrite)
+        raise
+    rejects = inputs.rejects()
     check_writable([out] + ([rej_path] if len(rejects) else []), overwrite=args.overwrite)
     run_ = run_service_areas(
         inputs,
