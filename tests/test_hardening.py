@@ -511,3 +511,13 @@ def test_isochrones_exit_3_writes_the_rejects(
     assert code == 3 and "swapped" in err
     assert not out.exists()
     assert len(pd.read_csv(tmp_path / "areas_rejects.csv")) == 4
+
+
+def test_api_checks_distances(tmp_path: Path) -> None:
+    sc = write_scenario(tmp_path)
+    with pytest.raises(InputError, match="max_snap_m must be a distance"):
+        lc.load_inputs(scenario=sc, cache_dir=None, max_snap_m=float("nan"))
+    inputs = lc.load_inputs(scenario=sc, cache_dir=None)
+    for bad in (float("nan"), -5.0, float("inf")):
+        with pytest.raises(InputError, match="limit_m must be a positive number"):
+            lc.run_coverage(inputs, limit_m=bad)

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -215,6 +216,8 @@ def load_inputs(
         )
     scenario_snap = sc.max_snap_m if sc and sc.max_snap_m is not None else DEFAULT_MAX_SNAP_M
     snap = float(max_snap_m if max_snap_m is not None else scenario_snap)
+    if not (math.isfinite(snap) and snap >= 0):
+        raise InputError(f"max_snap_m must be a distance in metres >= 0, got {snap!r}")
 
     modes = sorted({t.mode for t in std.tiers})
     t1 = time.perf_counter()
@@ -328,6 +331,8 @@ def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun
     """
     if inputs.residents is None:
         raise InputError("coverage needs residents (--residents or [residents] in the scenario)")
+    if limit_m is not None and not (math.isfinite(limit_m) and limit_m > 0):
+        raise InputError(f"limit_m must be a positive number of metres, got {limit_m!r}")
     t0 = time.perf_counter()
     fac = inputs.facilities.frame
     res = inputs.residents.frame
