@@ -521,3 +521,10 @@ def test_api_checks_distances(tmp_path: Path) -> None:
     for bad in (float("nan"), -5.0, float("inf")):
         with pytest.raises(InputError, match="limit_m must be a positive number"):
             lc.run_coverage(inputs, limit_m=bad)
+
+
+def test_one_implausible_row_does_not_stop_the_run(tmp_path: Path) -> None:
+    res = residents_frame()
+    res.loc[0, "population"] = 1e11  # rejected, but it is not 1e11 people lost
+    inputs = lc.load_inputs(scenario=write_scenario(tmp_path, residents=res), cache_dir=None)
+    assert inputs.rejects()["reason"].tolist() == ["implausible_population"]

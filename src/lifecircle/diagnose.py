@@ -68,7 +68,10 @@ def used_shares(table: PointTable) -> list[UsedShare]:
     if table.kind == "residents":
         used = float(table.frame["population"].sum()) if len(table.frame) else 0.0
         pop = vals["population"].to_numpy(float)
-        rejected = float(np.nansum(np.where(np.isfinite(pop) & (pop >= 0), pop, 0.0)))
+        # an implausible population (1e11 in one row) is not people lost: count it as none
+        plausible = np.isfinite(pop) & (pop >= 0)
+        plausible &= ~table.rejects["reason"].eq("implausible_population").to_numpy()
+        rejected = float(np.sum(np.where(plausible, pop, 0.0)))
         if used + rejected > 0:
             out.append(UsedShare("residents (by people)", used, used + rejected))
         else:
