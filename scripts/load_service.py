@@ -136,14 +136,17 @@ def server_command(scenario: Path, port: int, workers: int, points: int) -> list
     ]
 
 
-def wait_ready(server: subprocess.Popen[str], url: str, t0: float) -> httpx.Response:
+def wait_ready(
+    server: subprocess.Popen[str], url: str, t0: float, log: Path | None = None
+) -> httpx.Response:
     """Poll ``GET /health`` until it answers 200; exit if the server dies or takes over 300 s."""
     import httpx
 
     with httpx.Client(timeout=5.0) as c:
         while True:
             if server.poll() is not None:
-                raise SystemExit(f"server exited: {server.stderr.read() if server.stderr else ''}")
+                text = log.read_text(encoding="utf-8") if log is not None else ""
+                raise SystemExit(f"server exited: {text}")
             if time.perf_counter() - t0 > 300:
                 raise SystemExit("server did not become ready within 300 s")
             try:
@@ -347,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="lifecircle-load-")
     cmd = server_command(scenario, port, args.workers, args.points)
     t0 = time.perf_counter()
+    # the server's stderr goes to a file: an unread pipe fills up and then stalls the server
+    err_log = open(Path(workdir) / "server-stderr.log", "w+", encoding="utf-8")
     server = subprocess.Popen(
-        cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=err_log, text=True
     )
     try:
-        h = wait_ready(server, url, t0)
+        h = wait_ready(server, url, t0, Path(err_log.name))
         ready_s = time.perf_counter() - t0
         health = h.json()
         print(
@@ -381,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             heavy_burst(url, server.pid, bodies[0], concurrent=args.burst) if args.burst else None
         )
     finally:
+        err_log.close()
         stop_server(server, workdir)
 
     b = np.array(base) * 1000

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -39,6 +40,10 @@ CHILD_NICENESS = 10
 
 
 def _child(conn: multiprocessing.connection.Connection, fn: Callable[[], Any]) -> None:
+    # the server's signal handlers (uvicorn's graceful shutdown) mean nothing here: SIGTERM from
+    # the parent at the timeout must end this process at once
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)
     try:

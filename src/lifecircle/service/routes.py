@@ -14,7 +14,9 @@ scenario has (tier keys, unit layers, layers).
 # which refer to variables of the router functions (tier keys, unit layers, layers).
 
 import functools
+import gzip
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import anyio
@@ -152,6 +154,40 @@ async def cached_heavy(
         return cast(T, store[key])
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class EncodedAnswer:
+    """A large answer as bytes, also gzip-compressed (done in the child process, so that the
+    service's event loop never spends seconds compressing a layer or the map)."""
+
+    content: bytes
+    gzipped: bytes
+    media_type: str
+    filename: str = ""
+
+
+def encode_answer(work: Callable[[], tuple[bytes, str, str] | str]) -> EncodedAnswer:
+    """Run ``work`` (an exported layer ``(content, media type, file name)``, or an HTML page)
+    and encode its answer once."""
+    out = work()
+    if isinstance(out, str):
+        content, media, name = out.encode("utf-8"), "text/html; charset=utf-8", ""
+    else:
+        content, media, name = out
+    return EncodedAnswer(content, gzip.compress(content, compresslevel=6), media, name)
+
+
+def encoded_response(
+    request: Request, enc: EncodedAnswer, headers: dict[str, str] | None = None
+) -> Response:
+    """``enc`` compressed for clients that accept gzip, else as it is."""
+    h = {**(headers or {}), "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", "").lower():
+        return Response(
+            enc.gzipped, media_type=enc.media_type, headers={**h, "Content-Encoding": "gzip"}
+        )
+    return Response(enc.content, media_type=enc.media_type, headers=h)
 
 
 def _timeout_problem(state: ServiceState) -> ProblemError:
@@ -564,18 +600,13 @@ def layers_router(state: ServiceState) -> APIRouter:
                 "unknown_layer",
                 f"unknown layer {layer!r}; layers: {', '.join(layer_names(s))}",
             )
+        work = functools.partial(export_layer, s, layer, fmt=format, crs=crs)
         if layer in HEAVY_LAYERS:  # computed once per scenario, then served from memory
-            content, media, name = await cached_heavy(
-                request, ("layer", layer, format, crs), export_layer, s, layer, fmt=format, crs=crs
-            )
+            enc = await cached_heavy(request, ("layer", layer, format, crs), encode_answer, work)
         else:
-            content, media, name = await offload_heavy(
-                request, export_layer, s, layer, fmt=format, crs=crs
-            )
-        return Response(
-            content,
-            media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            enc = await offload_heavy(request, encode_answer, work)
+        return encoded_response(
+            request, enc, {"Content-Disposition": f'attachment; filename="{enc.filename}"'}
         )
 
     @router.get(
@@ -589,8 +620,9 @@ def layers_router(state: ServiceState) -> APIRouter:
         lang: Annotated[Literal["zh", "en"], Query(description="language of the labels")] = "zh",
     ) -> Response:
         s = app_state(request)
-        html = await cached_heavy(request, ("map", lang), map_html, s, lang=lang)
-        return HTMLResponse(html)
+        work = functools.partial(map_html, s, lang=lang)
+        enc = await cached_heavy(request, ("map", lang), encode_answer, work)
+        return encoded_response(request, enc)
 
     return router
 
