@@ -347,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "LIFECIRCLE_TOKEN"}
+    # the server runs in a temporary folder: make PYTHONPATH absolute, or a relative entry such as
+    # PYTHONPATH=src would silently make it import another installed copy of lifecircle
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p
+        )
     workdir = tempfile.mkdtemp(prefix="lifecircle-load-")
     cmd = server_command(scenario, port, args.workers, args.points)
     t0 = time.perf_counter()
@@ -387,7 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         err_log.close()
+        server_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
         stop_server(server, workdir)
+    if server_log.strip():
+        print("server stderr (last lines):\n" + "\n".join(server_log.splitlines()[-15:]))
 
     b = np.array(base) * 1000
     a = np.array(lat_s) * 1000
