@@ -102,6 +102,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="server worker processes")
     p.add_argument("--seed", type=int, default=8)
     p.add_argument(
+        "--timeout-s",
+        type=float,
+        default=30.0,
+        help="the server's computation timeout (lifecircle serve --timeout-s; default 30)",
+    )
+    p.add_argument(
         "--burst",
         type=int,
         default=0,
@@ -115,7 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def server_command(scenario: Path, port: int, workers: int, points: int) -> list[str]:
+def server_command(
+    scenario: Path, port: int, workers: int, points: int, timeout_s: float = 30.0
+) -> list[str]:
     """The command line of ``lifecircle serve`` on ``scenario`` at 127.0.0.1:``port``."""
     return [
         sys.executable,
@@ -133,6 +141,8 @@ def server_command(scenario: Path, port: int, workers: int, points: int) -> list
         str(workers),
         "--max-features",
         str(max(1000, points)),
+        "--timeout-s",
+        str(timeout_s),
     ]
 
 
@@ -354,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p
         )
     workdir = tempfile.mkdtemp(prefix="lifecircle-load-")
-    cmd = server_command(scenario, port, args.workers, args.points)
+    cmd = server_command(scenario, port, args.workers, args.points, args.timeout_s)
     t0 = time.perf_counter()
     # the server's stderr goes to a file: an unread pipe fills up and then stalls the server
     err_log = open(Path(workdir) / "server-stderr.log", "w+", encoding="utf-8")

@@ -197,3 +197,23 @@ def test_burst_of_heavy_requests(server, scenario: Path) -> None:
     p95 = d[min(len(d) - 1, int(0.95 * len(d)))]
     assert p95 < 500, result
     assert result["rss_end_mb"] <= 1.2 * result["rss_start_mb"], result
+
+
+def _raise_value_error() -> None:
+    raise ValueError("bad value in the child")
+
+
+def test_isolated_errors_come_back() -> None:
+    import threading as _threading
+
+    from lifecircle.service.isolate import IsolatedError, run_isolated
+
+    assert run_isolated(lambda: sum(range(10)), timeout_s=30) == 45
+    with pytest.raises(ValueError, match="bad value in the child"):
+        run_isolated(_raise_value_error, timeout_s=30)
+    with pytest.raises(IsolatedError, match="cannot"):
+        run_isolated(_threading.Lock, timeout_s=30)  # a lock does not pickle
+    t0 = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        run_isolated(lambda: time.sleep(30), timeout_s=0.5)
+    assert time.perf_counter() - t0 < 5

@@ -52,8 +52,13 @@ def _child(conn: multiprocessing.connection.Connection, fn: Callable[[], Any]) -
         result = ("error", exc)
     try:
         conn.send(result)
-    except Exception:  # the exception (or result) cannot be pickled: send its text
-        conn.send(("error", IsolatedError("".join(traceback.format_exception(result[1])))))
+    except Exception as exc:  # the result (or exception) cannot be pickled: send a text
+        what = (
+            "".join(traceback.format_exception(result[1]))
+            if result[0] == "error"
+            else f"cannot send the answer back: {exc}"
+        )
+        conn.send(("error", IsolatedError(what)))
     finally:
         conn.close()
 
