@@ -188,12 +188,15 @@ def test_wrong_declared_crs_is_diagnosed_with_the_offset(tmp_path: Path) -> None
     assert 500 < offset < 1500  # Baidu's offset at Tancheng is about a kilometre
 
 
-def test_network_of_another_area_reports_both_bounding_boxes(tmp_path: Path) -> None:
+def test_network_of_another_area_reports_both_bounding_boxes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     res = residents_frame()
     res["lon"] += 0.5  # 45 km east: another county's residents
     sc = write_scenario(tmp_path, residents=res)
     with pytest.raises(RejectThresholdError) as info:
         lc.load_inputs(scenario=sc, cache_dir=None)
+    assert "12 of 12 row(s) rejected as outside the road network's area" in caplog.text
     msg = str(info.value)
     assert "residents (by people)" in msg and "does not cover the inputs" in msg
     assert re.search(r"network lon [\d.]+\.\.[\d.]+, lat .* rejected points lon [\d.]+", msg)
