@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import signal
@@ -189,8 +190,12 @@ def test_wrong_declared_crs_is_diagnosed_with_the_offset(tmp_path: Path) -> None
 
 
 def test_network_of_another_area_reports_both_bounding_boxes(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the command-line tests configure the "lifecircle" logger not to propagate; caplog listens
+    # at the root
+    monkeypatch.setattr(logging.getLogger("lifecircle"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="lifecircle")
     res = residents_frame()
     res["lon"] += 0.5  # 45 km east: another county's residents
     sc = write_scenario(tmp_path, residents=res)
