@@ -245,7 +245,12 @@ def output_set(
             with _signals_blocked():
                 if target.exists():
                     os.replace(target, old)
-                os.replace(tmp, target)
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if old.exists():  # put the old set back
+                        os.replace(old, target)
+                    raise
             shutil.rmtree(old, ignore_errors=True)
             logger.info("wrote the output set %s (%s)", target, status)
         finally:
