@@ -80,6 +80,19 @@ def hostile_rows(draw: st.DrawFn) -> pd.DataFrame:
     return res
 
 
+@st.composite
+def hostile_facilities(draw: st.DrawFn) -> pd.DataFrame:
+    fac = facilities_frame().astype({"lon": object})
+    for i in range(len(fac)):
+        what = draw(st.sampled_from(["keep", "keep", "tier", "lon"]))
+        if what == "tier":
+            tier = draw(st.sampled_from(["便民点", "服务站", "卫生站", "", "POINT", " station "]))
+            fac.iloc[i, fac.columns.get_loc("tier")] = tier
+        elif what == "lon":
+            fac.iloc[i, fac.columns.get_loc("lon")] = draw(st.sampled_from(HOSTILE_NUMBERS))
+    return fac
+
+
 def _options(draw: st.DrawFn) -> list[str]:
     opts: list[str] = []
     for name in ("--limit-m", "--max-snap-m", "--max-rejects", "--max-population"):
@@ -103,13 +116,17 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(res=hostile_rows(), data=st.data(), existing=st.booleans())
+@given(res=hostile_rows(), fac=hostile_facilities(), data=st.data(), existing=st.booleans())
 def test_hostile_inputs_and_options(
-    res: pd.DataFrame, data: st.DataObject, existing: bool, capsys: pytest.CaptureFixture[str]
+    res: pd.DataFrame,
+    fac: pd.DataFrame,
+    data: st.DataObject,
+    existing: bool,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     d = Path(tempfile.mkdtemp(prefix="lc-fuzz-"))
     try:
-        sc = write_scenario(d / "in", residents=res, facilities=facilities_frame())
+        sc = write_scenario(d / "in", residents=res, facilities=fac)
         out = d / "out"
         old_manifest = None
         if existing:  # an earlier complete set that a failed run must leave untouched
@@ -140,6 +157,8 @@ def test_hostile_inputs_and_options(
             summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
             counts = summary["inputs"]["residents"]
             assert counts["input"] == len(res) == counts["used"] + counts["rejected"]
+            fcounts = summary["inputs"]["facilities"]
+            assert fcounts["input"] == len(fac) == fcounts["used"] + fcounts["rejected"]
             rejects = pd.read_csv(out / "rejects.csv")
             assert len(rejects) == counts["rejected"] + summary["inputs"]["facilities"]["rejected"]
             used = pd.read_csv(out / "residents.csv", dtype={"id": str})
