@@ -308,7 +308,7 @@ def choose_bases(
         out[gk[order][first]] = bk[order][first]
     missing = np.flatnonzero(out < 0)
     if len(missing):
-        tree = shapely.STRtree(shapely.points(bases.x, bases.y))
+        tree = shapely.STRtree(np.asarray(shapely.points(bases.x, bases.y), dtype=object))
         gi, bi = tree.query_nearest(geoms[missing], all_matches=False)
         out[missing[gi]] = bi
     return out
@@ -335,7 +335,7 @@ def grid_table(
     m = n + 1
 
     def total(v: FloatArray) -> FloatArray:
-        return np.bincount(g, weights=v, minlength=m)[:n]
+        return np.bincount(g, weights=v, minlength=m)[:n].astype(float)
 
     households = total(people.households)
     base = choose_bases(geoms, people, label, bases, nearest_base)
@@ -346,9 +346,14 @@ def grid_table(
     gg = np.where(on_net, label, n)
     median = grouped_weighted_quantile(gg, dist, w, 0.5, m)[:n]
     p90 = grouped_weighted_quantile(gg, dist, w, 0.9, m)[:n]
-    dmax = np.full(m, -np.inf)
-    np.maximum.at(dmax, gg[w > 0], dist[w > 0])
-    dmax = np.where(np.isfinite(dmax[:n]) | (dmax[:n] > 0), dmax[:n], np.nan)
+    # the farthest household of each grid (with any households on the network)
+    pos = np.flatnonzero(w > 0)
+    order = pos[np.lexsort((-dist[pos], gg[pos]))]
+    first = order[np.r_[True, gg[order][1:] != gg[order][:-1]]] if len(order) else order
+    far = np.full(n, -1, dtype=np.int64)
+    far[gg[first]] = first
+    has_far = far >= 0
+    dmax = np.where(has_far, dist[np.maximum(far, 0)], np.nan)
     within = np.bincount(gg, weights=w * (dist <= options.walk_m), minlength=m)[:n]
     wsum = np.bincount(gg, weights=w, minlength=m)[:n]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -371,6 +376,10 @@ def grid_table(
         "base_name": np.where(has_base, bases.name[np.maximum(base, 0)], ""),
         "base_share_within": share,
         "area_m2": shapely.area(geoms),
+        "base_x_m": np.where(has_base, bases.x[np.maximum(base, 0)], np.nan),
+        "base_y_m": np.where(has_base, bases.y[np.maximum(base, 0)], np.nan),
+        "farthest_x_m": np.where(has_far, people.x[np.maximum(far, 0)], np.nan),
+        "farthest_y_m": np.where(has_far, people.y[np.maximum(far, 0)], np.nan),
     }
     fac_grid = assign_units(facility_xy[:, 0], facility_xy[:, 1], geoms)
     for key in tier_keys:
@@ -404,8 +413,8 @@ def _people_in(
     a, i = at[keep], idx[keep]
     return (
         np.bincount(a, minlength=n).astype(np.int64),
-        np.bincount(a, weights=people.households[i], minlength=n),
-        np.bincount(a, weights=people.population[i], minlength=n),
+        np.bincount(a, weights=people.households[i], minlength=n).astype(float),
+        np.bincount(a, weights=people.population[i], minlength=n).astype(float),
     )
 
 
@@ -483,7 +492,7 @@ def diagnose(
     into = []
     for piece in diff:  # one per crossing grid
         near = shapely.STRtree(cg).query(piece, predicate="intersects")
-        areas = shapely.area(shapely.intersection(cg[near], piece)) if len(near) else []
+        areas = shapely.area(shapely.intersection(cg[near], piece)) if len(near) else np.zeros(0)
         into.append(
             ",".join(communities.community_id[near[np.argsort(-np.asarray(areas))]])
             if len(near)
@@ -582,7 +591,7 @@ def community_faces(
     n = len(faces)
 
     def total(v: FloatArray) -> FloatArray:
-        return np.bincount(at, weights=v[members], minlength=n)
+        return np.bincount(at, weights=v[members], minlength=n).astype(float)
 
     hh = total(people.households)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -960,7 +969,7 @@ def analyse_grids(
         grids.grid_id, comm_ids, grids.geometry, res_grid, people, bases, graph, options,
         facility_xy, facility_tier, tier_keys, nearest,
     )  # fmt: skip
-    table.insert(table.columns.get_loc("children"), "name", grids.name)
+    table.insert(list(table.columns).index("children"), "name", grids.name)
     gaps, overlaps, crossings = diagnose(
         grids, gcomm, communities, people, res_grid, res_comm, min_area_m2=options.min_area_m2
     )
@@ -976,7 +985,7 @@ def analyse_grids(
             ids, cids, geoms, res_new, people, bases, graph, options, facility_xy,
             facility_tier, tier_keys, nearest,
         )  # fmt: skip
-        proposed.insert(proposed.columns.get_loc("children"), "status", status)
+        proposed.insert(list(proposed.columns).index("children"), "status", status)
     outside = res_grid < 0
     summary = {
         "grids": len(table),
@@ -1037,11 +1046,30 @@ def _community_rows(
     )
 
 
+#: Metric point columns of the result tables and the WGS84 columns they become.
+POINT_COLUMNS: Final = {
+    ("base_x_m", "base_y_m"): ("base_lon", "base_lat"),
+    ("farthest_x_m", "farthest_y_m"): ("farthest_lon", "farthest_lat"),
+}
+
+
 def to_gdf(frame: pd.DataFrame, to_lonlat: Any) -> gpd.GeoDataFrame:
-    """A result table as a GeoDataFrame in EPSG:4326 (``to_lonlat`` maps metric x, y)."""
+    """A result table as a GeoDataFrame in EPSG:4326 (``to_lonlat`` maps metric x, y).
+
+    Metric point columns (``base_x_m``...) become WGS84 ``base_lon``/``base_lat`` and
+    ``farthest_lon``/``farthest_lat``.
+    """
     import geopandas as gpd
 
+    out = frame.drop(columns="geometry")
+    for (cx, cy), (clon, clat) in POINT_COLUMNS.items():
+        if cx in out:
+            lon, lat = to_lonlat(out[cx].to_numpy(float), out[cy].to_numpy(float))
+            at = list(out.columns).index(cx)
+            out = out.drop(columns=[cx, cy])
+            out.insert(at, clon, np.round(lon, 7))
+            out.insert(at + 1, clat, np.round(lat, 7))
     geoms = frame["geometry"].to_numpy(dtype=object) if len(frame) else np.zeros(0, object)
     if len(geoms):
         geoms = shapely.transform(geoms, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
-    return gpd.GeoDataFrame(frame.drop(columns="geometry"), geometry=list(geoms), crs="EPSG:4326")
+    return gpd.GeoDataFrame(out, geometry=list(geoms), crs="EPSG:4326")

@@ -32,12 +32,11 @@ import pandas as pd
 import shapely
 
 from lifecircle import grids, siting
-from lifecircle._files import check_writable, write_csv, write_geojson, write_json
-from lifecircle.config import ServiceStandard, load_standard
+from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
+from lifecircle.config import ServiceStandard, Tier, load_standard
 from lifecircle.coords import out_of_china
 from lifecircle.coverage import compute_coverage, locate
 from lifecircle.errors import InputError
-from lifecircle.grids import GridOptions, GridResult
 from lifecircle.export import (
     GIS_FORMATS,
     ExportResult,
@@ -50,6 +49,7 @@ from lifecircle.export import (
     resolve_output_crs,
     unavailable_layers,
 )
+from lifecircle.grids import GridOptions, GridResult
 from lifecircle.io import (
     PointTable,
     UnitLayer,
@@ -59,9 +59,9 @@ from lifecircle.io import (
     read_points,
     read_units,
 )
-from lifecircle.maps import write_candidates_map
+from lifecircle.maps import write_candidates_map, write_grids_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
-from lifecircle.report import CoverageReport, build_report
+from lifecircle.report import CoverageReport, build_report, grids_report_html
 from lifecircle.routing import RoutingGraph
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
@@ -1018,12 +1018,14 @@ def run_grids(
     std = inputs.standard
     bases_src = bases if bases is not None else cfg.get("bases")
     tier_key = base_tier or cfg.get("base_tier")
+    tier: Tier | None
     if bases_src is None:
         tier_key = tier_key or (
             grids.DEFAULT_BASE_TIER if grids.DEFAULT_BASE_TIER in std.keys else std.keys[-1]
         )
         tier = std.tier(std.resolve_tier(tier_key) or tier_key)
         mode = tier.mode
+        base_key = tier.key
     else:
         tier = std.tier(std.resolve_tier(tier_key) or tier_key) if tier_key else None
         mode = tier.mode if tier is not None else std.tiers[-1].mode
@@ -1058,8 +1060,8 @@ def run_grids(
     )
     if bases_src is None:
         fac = inputs.facilities.frame
-        bframe = fac[fac["tier"].astype(str) == tier.key]
-        base_source = f"tier {tier.key} ({tier.label_zh})"
+        bframe = fac[fac["tier"].astype(str) == base_key]
+        base_source = f"tier {base_key} ({std.tier(base_key).label_zh})"
     else:
         table = read_points(bases_src, "candidates")
         table = reject_outside(table, net, inputs.max_snap_m)
@@ -1131,30 +1133,19 @@ def run_grids(
 
 
 def write_grids_outputs(
-    run: GridRun, out_dir: str | Path, *, overwrite: bool = False
+    run: GridRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    lang: str = "zh",
+    offline: bool = True,
 ) -> dict[str, Path]:
     """Write ``grids.csv``, ``proposed_grids.csv`` (with a proposal), ``grid_communities.csv``,
-    ``grid_gaps.csv``, ``grid_overlaps.csv``, ``grid_crossings.csv``, ``grids.json`` and
-    ``grids.gpkg`` (layers ``grids``, ``gaps``, ``overlaps``, ``crossings``, ``proposed``)."""
+    ``grid_gaps.csv``, ``grid_overlaps.csv``, ``grid_crossings.csv``, ``grids.json``,
+    ``grids.gpkg`` (layers ``grids``, ``gaps``, ``overlaps``, ``crossings``, ``proposed``), the
+    map ``grids.html`` (offline by default) and the report section ``grids_report.html``."""
     d = Path(out_dir)
     r = run.result
-    tables = {
-        "grids": r.grids,
-        "grid_gaps": r.gaps,
-        "grid_overlaps": r.overlaps,
-        "grid_crossings": r.crossings,
-        "grid_communities": r.communities,
-    }
-    if r.proposed is not None:
-        tables["proposed_grids"] = r.proposed
-    paths = {k: d / f"{k}.csv" for k in tables}
-    paths["summary"] = d / "grids.json"
-    paths["gpkg"] = d / "grids.gpkg"
-    check_writable(list(paths.values()), overwrite=overwrite)
-    d.mkdir(parents=True, exist_ok=True)
-    for k, frame in tables.items():
-        write_csv(frame.drop(columns="geometry", errors="ignore"), paths[k], overwrite=True)
-    write_json(run.summary(), paths["summary"], overwrite=True)
     layers = {
         "grids": run.grids_gdf(),
         "gaps": run.gaps_gdf(),
@@ -1163,6 +1154,36 @@ def write_grids_outputs(
     }
     if r.proposed is not None:
         layers["proposed"] = run.proposed_gdf()
+    names = {
+        "grids": "grids",
+        "gaps": "grid_gaps",
+        "overlaps": "grid_overlaps",
+        "crossings": "grid_crossings",
+        "proposed": "proposed_grids",
+    }
+    paths = {names[k]: d / f"{names[k]}.csv" for k in layers}
+    paths["grid_communities"] = d / "grid_communities.csv"
+    paths["summary"] = d / "grids.json"
+    paths["gpkg"] = d / "grids.gpkg"
+    paths["map"] = d / "grids.html"
+    paths["report"] = d / "grids_report.html"
+    check_writable(list(paths.values()), overwrite=overwrite)
+    d.mkdir(parents=True, exist_ok=True)
+    for k, gdf in layers.items():
+        write_csv(pd.DataFrame(gdf.drop(columns="geometry")), paths[names[k]], overwrite=True)
+    write_csv(r.communities, paths["grid_communities"], overwrite=True)
+    write_json(run.summary(), paths["summary"], overwrite=True)
     export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True)
+    write_grids_map(
+        run.inputs,
+        layers,
+        run.summary(),
+        paths["map"],
+        lang=lang,
+        offline=offline,
+        overwrite=True,
+    )
+    write_text(grids_report_html(layers, r.communities, run.summary(), lang=lang),
+               paths["report"], overwrite=True)  # fmt: skip
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
