@@ -102,6 +102,9 @@ DEFAULT_BASE_TIER: Final = "station"
 #: Parts smaller than this (m²) are slivers of floating-point noise, not gaps or overlaps.
 DEFAULT_MIN_AREA_M2: Final = 1.0
 
+#: Precision grid (m) on which streets, grid borders and community borders are noded.
+NODING_GRID_M: Final = 0.01
+
 #: The columns of ``grids.csv`` and ``proposed_grids.csv`` (a contract), in order.
 GRID_COLUMNS: Final = (
     "grid_id",
@@ -572,7 +575,8 @@ def community_faces(
     borders = shapely.intersection(shapely.boundary(grid_geoms[gnear]), community)
     lines = np.concatenate([streets, borders, [shapely.boundary(community)]])
     lines = lines[~shapely.is_empty(lines)]
-    noded = shapely.union_all(lines)
+    # node on a 1 cm grid: borders that coincide with streets up to rounding become one line
+    noded = shapely.union_all(lines, grid_size=NODING_GRID_M)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     rep = shapely.point_on_surface(faces)
     faces = faces[shapely.contains_xy(community, *shapely.get_coordinates(rep).T)]
@@ -840,6 +844,12 @@ def street_lines(edge_coords: FloatArray) -> ObjArray:
     return np.asarray(shapely.linestrings(edge_coords), dtype=object)
 
 
+def _clip(faces: ObjArray, community: Any) -> Any:
+    """The union of ``faces`` cut to the community (noding may move a border by < 1 cm)."""
+    merged = shapely.intersection(shapely.union_all(faces, grid_size=NODING_GRID_M), community)
+    return _polygonal(np.array([merged], dtype=object))[0]
+
+
 def propose_grids(
     grids: GridLayer,
     grid_community: IntArray,
@@ -886,13 +896,13 @@ def propose_grids(
             mapping[g] = len(ids)
             ids.append(str(grids.grid_id[-2 - g]))
             comms.append(str(cid))
-            geoms.append(shapely.union_all(faces.geometry[label == g]))
+            geoms.append(_clip(faces.geometry[label == g], communities.geometry[c]))
             statuses.append("kept")
         for p, st in enumerate(status):
             mapping[p] = len(ids)
             ids.append(f"{cid}-N{p + 1:02d}")
             comms.append(str(cid))
-            geoms.append(shapely.union_all(faces.geometry[label == p]))
+            geoms.append(_clip(faces.geometry[label == p], communities.geometry[c]))
             statuses.append(st)
         lut = np.array([mapping[int(v)] for v in label], dtype=np.int64)
         res_new[members] = lut[at]
