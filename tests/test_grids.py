@@ -316,7 +316,7 @@ def test_household_column_and_size() -> None:
 
 
 def test_bad_settings_are_one_clear_line() -> None:
-    with pytest.raises(InputError, match="households band .* not valid"):
+    with pytest.raises(InputError, match=r"households band .* not valid"):
         parse_band("500-300")
     with pytest.raises(InputError, match="write it like 300-500"):
         parse_band("three hundred")
@@ -327,7 +327,7 @@ def test_bad_settings_are_one_clear_line() -> None:
         run_grids(inputs)
 
 
-def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
     inputs, grids = _clean_town(False)
     d = tmp_path / "in"
     d.mkdir()
@@ -369,7 +369,7 @@ def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:  # noqa: ANN00
     assert "exist" in capsys.readouterr().err
 
 
-def test_scenario_grids_section(tmp_path) -> None:  # noqa: ANN001
+def test_scenario_grids_section(tmp_path) -> None:
     (tmp_path / "scenario.toml").write_text(
         '[network]\npath = "r.osm"\n[facilities]\npath = "f.csv"\n'
         '[grids]\nhouseholds_per_grid = "200-400"\nbogus = 1\n',
@@ -379,7 +379,7 @@ def test_scenario_grids_section(tmp_path) -> None:  # noqa: ANN001
         lc.pipeline.load_scenario(tmp_path / "scenario.toml")
 
 
-def test_written_outputs_round_trip(broken_run: lc.pipeline.GridRun, tmp_path) -> None:  # noqa: ANN001
+def test_written_outputs_round_trip(broken_run: lc.pipeline.GridRun, tmp_path) -> None:
     paths = write_grids_outputs(broken_run, tmp_path)
     gaps = gpd.read_file(paths["gpkg"], layer="gaps")
     assert len(gaps) == 1
