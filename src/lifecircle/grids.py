@@ -666,14 +666,13 @@ class _Splitter:
     rng: np.random.Generator
     max_tries: int
 
-    def grid_count(self, households: float) -> int | None:
-        """The feasible number of grids nearest households / mid-band, or None."""
+    def grid_counts(self, households: float, n: int = 3) -> list[int]:
+        """Feasible numbers of grids (``k·min <= H <= k·max``), nearest H / mid-band first."""
         kmin = max(1, math.ceil(households / self.hi - 1e-9))
         kmax = math.floor(households / self.lo + 1e-9)
-        if kmin > kmax:
-            return None
-        mid = (self.lo + self.hi) / 2
-        return int(min(max(round(households / mid), kmin), kmax))
+        mid = households / ((self.lo + self.hi) / 2)
+        ks = sorted(range(kmin, kmax + 1), key=lambda k: (abs(k - mid), k))
+        return ks[:n]
 
     def _tree(self, nodes: IntArray, jitter: bool) -> tuple[IntArray, IntArray, sp.coo_matrix]:
         """A minimum spanning tree of ``nodes``: BFS order, parents, and the tree's arcs."""
@@ -746,6 +745,66 @@ def _components(adj: sp.csr_matrix, nodes: IntArray) -> list[IntArray]:
     return [nodes[lab == c] for c in np.unique(lab)]
 
 
+def _attempt(faces: _Faces, keep: list[int], splitter: _Splitter) -> tuple[list[IntArray], str]:
+    """Split what the kept grids leave; the parts, or the reason why not."""
+    n = len(faces.households)
+    adj = faces.adjacency
+    everything = np.arange(n)
+    fixed = np.isin(faces.grid, keep) if keep else np.zeros(n, bool)
+    rest = everything[~fixed]
+    parts: list[IntArray] = []
+    for comp in _components(adj, rest):
+        h = float(faces.households[comp].sum())
+        if h <= 0:
+            continue  # joins a neighbour below
+        ks = splitter.grid_counts(h)
+        if not ks:
+            return [], (
+                f"{h:.0f} households cannot make grids of {splitter.lo:g}-{splitter.hi:g} "
+                "households"
+            )
+        heavy = faces.households[comp].max()
+        if heavy > splitter.hi:
+            return [], (
+                f"one street block holds {heavy:.0f} households, more than the band's "
+                f"maximum {splitter.hi:g}"
+            )
+        got = None
+        for k in ks:  # the preferred count first, then its neighbours
+            got = splitter.split(comp, k)
+            if got is not None:
+                break
+        if got is None:
+            return [], (
+                f"no contiguous split of {h:.0f} households into "
+                f"{' or '.join(map(str, ks))} grids of {splitter.lo:g}-{splitter.hi:g} "
+                f"found in {splitter.max_tries} spanning trees each"
+            )
+        parts.extend(got)
+    return parts, ""
+
+
+def _join_empty(label: IntArray, adj: sp.csr_matrix, status: list[str]) -> None:
+    """Blocks without households (parks, slivers) join a neighbouring grid, in place."""
+    n = len(label)
+    for _ in range(n):
+        free = np.flatnonzero(label == -1)
+        if len(free) == 0:
+            break
+        coo = adj[free].tocoo()
+        nb = label[coo.col]
+        has = nb != -1
+        if not has.any():
+            break
+        src, val = free[coo.row[has]], nb[has]
+        first = np.unique(src, return_index=True)[1]
+        label[src[first]] = val[first]
+    if (label == -1).any():  # isolated empty faces: their own grid, out of band
+        for nodes in _components(adj, np.flatnonzero(label == -1)):
+            label[nodes] = len(status)
+            status.append("new")
+
+
 def _partition(
     faces: _Faces,
     current: Sequence[int],
@@ -765,43 +824,12 @@ def _partition(
         if len(sel) and splitter.lo <= h <= splitter.hi and len(_components(adj, sel)) == 1:
             kept.append(g)
 
-    def attempt(keep: list[int]) -> tuple[list[IntArray], str] | None:
-        fixed = np.isin(faces.grid, keep) if keep else np.zeros(n, bool)
-        rest = everything[~fixed]
-        parts: list[IntArray] = []
-        for comp in _components(adj, rest):
-            h = float(faces.households[comp].sum())
-            if h <= 0:
-                continue  # joins a neighbour below
-            k = splitter.grid_count(h)
-            if k is None:
-                return [], (
-                    f"{h:.0f} households cannot make grids of {splitter.lo:g}-{splitter.hi:g} "
-                    "households"
-                )
-            heavy = faces.households[comp].max()
-            if heavy > splitter.hi:
-                return [], (
-                    f"one street block holds {heavy:.0f} households, more than the band's "
-                    f"maximum {splitter.hi:g}"
-                )
-            got = splitter.split(comp, k)
-            if got is None:
-                return [], (
-                    f"no contiguous split of {h:.0f} households into {k} grids of "
-                    f"{splitter.lo:g}-{splitter.hi:g} found in {splitter.max_tries} spanning trees"
-                )
-            parts.extend(got)
-        return parts, ""
-
     label = np.full(n, -1, dtype=np.int64)
     reason = ""
-    result = attempt(kept)
-    if result is not None and result[1] and kept:
+    parts, reason = _attempt(faces, kept, splitter)
+    if reason and kept:
         kept = []
-        result = attempt([])
-    assert result is not None
-    parts, reason = result
+        parts, reason = _attempt(faces, kept, splitter)
     status: list[str] = []
     for g in kept:
         label[faces.grid == g] = -2 - g
@@ -819,23 +847,7 @@ def _partition(
     for p, nodes in enumerate(parts):
         label[nodes] = p
         status.append("best_effort" if reason else "new")
-    # blocks without households (parks, slivers) join a neighbouring grid
-    for _ in range(n):
-        free = np.flatnonzero(label == -1)
-        if len(free) == 0:
-            break
-        coo = adj[free].tocoo()
-        nb = label[coo.col]
-        has = nb != -1
-        if not has.any():
-            break
-        src, val = free[coo.row[has]], nb[has]
-        first = np.unique(src, return_index=True)[1]
-        label[src[first]] = val[first]
-    if (label == -1).any():  # isolated empty faces: their own grid, out of band
-        for nodes in _components(adj, np.flatnonzero(label == -1)):
-            label[nodes] = len(status)
-            status.append("new")
+    _join_empty(label, adj, status)
     return label, status, reason
 
 
