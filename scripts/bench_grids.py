@@ -69,7 +69,8 @@ def main() -> int:
     print(f"write outputs (csv, gpkg, map, report) {t_write:5.2f} s")
     verdict = "meets" if total <= TARGET_S else "MISSES"
     print(
-        f"grids --propose end to end          {total:8.2f} s  ({verdict} the {TARGET_S:.0f} s target)"
+        f"grids --propose end to end          {total:8.2f} s  "
+        f"({verdict} the {TARGET_S:.0f} s target)"
     )
     print(f"grids in band today: {plain.summary()['grids_within_band']}/{s['grids']}; proposed: "
           f"{s['proposed_within_band']}/{s['proposed_grids']} in band, {s['proposed_kept']} kept, "
