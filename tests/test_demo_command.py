@@ -36,3 +36,12 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "合成" in page or "synthetic" in page.lower()
     assert html.with_suffix(".png").exists()
     assert html.stat().st_size < 15e6
+    # one grid line: grids in band, the largest gap, the farthest household from its base
+    line = next(x for x in printed.splitlines() if x.startswith("grids: "))
+    grids = pd.read_csv(out / "grids.csv")
+    in_band = int(grids["within_band"].sum())
+    assert f"grids: {in_band}/{len(grids)} in band (300-500 households)" in line
+    far = grids["base_max_m"].max()
+    far_id = grids.loc[grids["base_max_m"].idxmax(), "grid_id"]
+    assert f"farthest household from its base {far:,.0f} m ({far_id})" in line
+    assert "largest gap 0 m² (0 gaps" in line  # the demo's grids tile its communities

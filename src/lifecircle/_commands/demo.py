@@ -16,13 +16,16 @@ from typing import TextIO
 
 from lifecircle import demo
 from lifecircle._commands.coverage import print_summary
+from lifecircle._commands.grids import grid_summary_line
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
+    run_grids,
     run_report,
     tier_service_areas,
     write_coverage_outputs,
+    write_grids_outputs,
 )
 from lifecircle.report import CoverageReport, write_report
 from lifecircle.runs import CoverageRun
@@ -117,11 +120,17 @@ def run(args: argparse.Namespace) -> int:
         choropleth_tier=five_minute,
     )
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
+    grids = run_grids(inputs)
+    write_grids_outputs(grids, out, overwrite=True, lang=args.lang, offline=not args.online)
     print_summary(cov)
     print_worst_units(rep, cov, key="community")
+    print(f"\n{grid_summary_line(grids.summary())}")
     print(f"\nmap:    {map_path}  (opens offline; {Path(map_path).stat().st_size / 1e6:.1f} MB)")
     print(f"        {png}")
-    print(f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html …)")
+    print(
+        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html, "
+        "grids.csv, grids.html …)"
+    )
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
