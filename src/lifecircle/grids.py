@@ -20,7 +20,8 @@ Households are population / household size (default :data:`DEFAULT_HOUSEHOLD_SIZ
 2020 census) unless the residents carry a ``households`` column. ``within_band`` compares them
 with the households band (default 300-500). The **base** of a grid is the base facility (of
 the base tier, or from a bases file) inside the grid nearest to the grid's household-weighted
-centre, else the base facility nearest to the grid. ``base_median_m``, ``base_p90_m`` and
+centre, else the base that is the network-nearest base of most of the grid's households (for a
+grid without households, the base nearest its polygon). ``base_median_m``, ``base_p90_m`` and
 ``base_max_m`` are household-weighted network distances from the base to the grid's households
 (exact one-to-many searches, access legs included:
 :func:`lifecircle.routing.assigned_source_distances`); ``base_share_within`` is the share of
@@ -28,28 +29,31 @@ households within the walking standard.
 
 Re-gridding (``propose=True``)
 ------------------------------
-Method: **recursive spanning-tree bisection** of a street-block adjacency graph, the
+Method: **recursive spanning-tree partition** of a street-block adjacency graph, the
 balanced-partition step of ReCom (DeFord, Duchin & Solomon 2021, "Recombination: a family of
 Markov chains for redistricting", *Harvard Data Science Review*; GerryChain's
 ``recursive_tree_part``), with a households band as the balance constraint:
 
 1. **Blocks.** Each community is cut by the streets (the network's edges), the current grid
-   borders and its own border into faces (``shapely.polygonize`` of the noded lines): street
-   blocks, split where a current grid border runs through them. Faces tile the community
-   exactly. Residents go to faces by the unit rule (a resident in none, on a noded border,
-   goes to the nearest face of its community), so households are conserved by construction.
+   borders and its own border into faces (``shapely.polygonize`` of the lines noded on a 1 cm
+   grid): street blocks, split where a current grid border runs through them. A block holding
+   more households than the band's maximum is cut further into resident clusters (the Voronoi
+   cells of its resident points). Faces tile the community. Residents go to faces by the unit
+   rule (a resident in none goes to the nearest face of its community), so households are
+   conserved by construction.
 2. **Graph.** Faces sharing a border of positive length (rook adjacency, i.e. across a street
    or a grid border) are joined; the edge weight is the straight distance between their
    household-weighted centres.
-3. **Kept grids.** A current grid whose households are already in the band, whose faces are
-   contiguous and that lies in its community is kept unchanged; the rest of the community is
+3. **Kept grids.** A current grid whose households are already in the band and whose faces are
+   contiguous is kept unchanged (its part inside its community); the rest of the community is
    re-gridded. If that rest cannot be split within the band, the whole community is.
-4. **Bisection.** A region of ``H`` households gets ``k`` grids, ``k`` being the feasible count
-   (``k·min <= H <= k·max``) nearest ``H`` / the band's midpoint. Its minimum spanning tree
-   (random jitter on the weights after the first try) is cut at the tree edge that splits it
-   into ``k1`` and ``k - k1`` grids both within their bands, the most balanced such cut
-   first; each side is a subtree, hence contiguous, and is split again until ``k = 1``. Short
-   trees keep grids compact around their centres.
+4. **Peeling.** A connected region of ``H`` households gets ``k`` grids, ``k`` being the
+   feasible count (``k·min <= H <= k·max``) nearest ``H`` / the band's midpoint (then its
+   neighbours). One grid at a time is cut off a minimum spanning tree of the region: the
+   subtree whose households are in the band, nearest ``H / k``, while the rest can still make
+   ``k - 1`` grids. A subtree is connected and so is the rest of a tree, so every grid is
+   contiguous; short trees keep grids compact. When no edge fits, the tree's weights are
+   jittered (random, seeded) and it is tried again, up to ``max_tries`` times.
 5. **Infeasible.** A community whose households admit no ``k`` (fewer than the band's minimum,
    or no multiple of the band), or with a single block above the band's maximum, or for which
    no balanced cut was found in ``max_tries`` trees, is reported with the reason and split
@@ -80,6 +84,7 @@ from scipy.sparse.csgraph import (
 
 from lifecircle.errors import InputError
 from lifecircle.routing import (
+    NearestResult,
     Positions,
     RoutingGraph,
     assigned_source_distances,
@@ -329,7 +334,7 @@ def grid_table(
     facility_xy: FloatArray,
     facility_tier: ObjArray,
     tier_keys: Sequence[str],
-    nearest_base: IntArray,
+    nearest: NearestResult,
 ) -> pd.DataFrame:
     """The per-grid table (:data:`GRID_COLUMNS` first) for grids and resident labels."""
     n = len(ids)
@@ -341,9 +346,15 @@ def grid_table(
         return np.bincount(g, weights=v, minlength=m)[:n].astype(float)
 
     households = total(people.households)
-    base = choose_bases(geoms, people, label, bases, nearest_base)
+    base = choose_bases(geoms, people, label, bases, nearest.source)
     res_base = np.where(ok, base[np.where(ok, label, 0)], -1)
-    dist = assigned_source_distances(graph, bases.positions, people.positions, res_base)
+    # a household whose base is also its nearest base has that distance already (exact)
+    known = (res_base >= 0) & (res_base == nearest.source)
+    dist = np.where(known, nearest.distance_m, np.inf)
+    rest = np.where(known, -1, res_base)
+    if (rest >= 0).any():
+        d2 = assigned_source_distances(graph, bases.positions, people.positions, rest)
+        dist = np.where(known, dist, d2)
     on_net = ok & (people.positions.edge >= 0)
     w = np.where(on_net, people.households, 0.0)
     gg = np.where(on_net, label, n)
@@ -857,8 +868,10 @@ def street_lines(edge_coords: FloatArray) -> ObjArray:
 
 
 def _clip(faces: ObjArray, community: Any) -> Any:
-    """The union of ``faces`` cut to the community (noding may move a border by < 1 cm)."""
-    merged = shapely.intersection(shapely.union_all(faces, grid_size=NODING_GRID_M), community)
+    """The union of ``faces`` (a coverage) cut to the community (noding moves borders < 1 cm)."""
+    merged = shapely.coverage_union_all(faces)
+    if not shapely.covered_by(merged, community):  # community prepared by the caller
+        merged = shapely.intersection(merged, community)
     return _polygonal(np.array([merged], dtype=object))[0]
 
 
@@ -894,6 +907,7 @@ def propose_grids(
     rows: list[dict[str, Any]] = []
     for c, cid in enumerate(communities.community_id):  # one per community
         members = np.flatnonzero(res_comm == c)
+        shapely.prepare(communities.geometry[c])
         faces, at = community_faces(
             communities.geometry[c], streets, grids.geometry, people, members,
             options.households_max,
@@ -982,7 +996,7 @@ def analyse_grids(
     -------
     GridResult
     """
-    nearest = nearest_sources(graph, bases.positions, people.positions).source
+    nearest = nearest_sources(graph, bases.positions, people.positions)
     res_grid = assign_units(people.x, people.y, grids.geometry)
     res_comm = assign_units(people.x, people.y, communities.geometry)
     gcomm = grid_communities(grids, communities)
