@@ -58,7 +58,8 @@ Markov chains for redistricting", *Harvard Data Science Review*; GerryChain's
    or no multiple of the band), or with a single block above the band's maximum, or for which
    no balanced cut was found in ``max_tries`` trees, is reported with the reason and split
    as evenly as possible instead (so the proposal still covers and conserves everything).
-6. Faces without households that cannot form a grid join a neighbouring grid.
+6. Faces without households join a neighbouring grid; a group of them touching no grid is
+   output with status ``empty`` (an area of the community, not a staffed grid).
 
 The bases and base distances of proposed grids follow the same rule as current grids.
 """
@@ -255,7 +256,9 @@ class GridResult:
         One row per part found, with ``area_m2``, ``residents``, ``households``,
         ``population`` and ``geometry``.
     proposed : DataFrame or None
-        Like ``grids`` plus ``status`` (``kept``/``new``/``best_effort``).
+        Like ``grids`` plus ``status``: ``kept``, ``new``, ``best_effort`` (in an infeasible
+        community) or ``empty`` (a piece of the community without households that touches no
+        grid: an area, not a staffed grid).
     communities : DataFrame
         Per community: households, grids now and proposed, ``feasible`` and ``reason``.
     summary : dict
@@ -565,10 +568,20 @@ class _Faces:
     adjacency: sp.csr_matrix
     grid: IntArray  # current grid of each face (unit rule on a point inside it), -1 none
 
+    @property
+    def adjacency_coo(self) -> sp.coo_matrix:
+        """The adjacency as COO arrays (cached)."""
+        cached = self.__dict__.get("_coo")
+        if cached is None:
+            cached = self.adjacency.tocoo()
+            object.__setattr__(self, "_coo", cached)
+        return cached
+
 
 def community_faces(
     community: Any,
     street_lines: ObjArray,
+    street_tree: shapely.STRtree,
     grid_geoms: ObjArray,
     people: People,
     members: IntArray,
@@ -579,9 +592,11 @@ def community_faces(
     A block holding more than ``max_households`` is cut further into resident clusters: the
     Voronoi cells of its residents' points, clipped to the block.
     """
-    tree = shapely.STRtree(street_lines)
-    near = tree.query(community, predicate="intersects")
-    streets = shapely.intersection(street_lines[near], community)
+    shapely.prepare(community)
+    near = street_tree.query(community, predicate="intersects")
+    streets = street_lines[near].copy()
+    crossing = ~shapely.covered_by(streets, community)  # only these need clipping
+    streets[crossing] = shapely.intersection(streets[crossing], community)
     gnear = shapely.STRtree(grid_geoms).query(community, predicate="intersects")
     borders = shapely.intersection(shapely.boundary(grid_geoms[gnear]), community)
     lines = np.concatenate([streets, borders, [shapely.boundary(community)]])
@@ -687,9 +702,14 @@ class _Splitter:
 
     def _tree(self, nodes: IntArray, jitter: bool) -> tuple[IntArray, IntArray, sp.coo_matrix]:
         """A minimum spanning tree of ``nodes``: BFS order, parents, and the tree's arcs."""
-        sub = self.faces.adjacency[nodes][:, nodes].tocoo()
-        w = sub.data * (self.rng.uniform(1.0, 2.0, len(sub.data)) if jitter else 1.0)
-        tree = minimum_spanning_tree(sp.csr_matrix((w, (sub.row, sub.col)), sub.shape))
+        adj = self.faces.adjacency_coo
+        where = np.full(len(self.faces.households), -1, dtype=np.int64)
+        where[nodes] = np.arange(len(nodes))
+        keep = (where[adj.row] >= 0) & (where[adj.col] >= 0)
+        row, col, w = where[adj.row[keep]], where[adj.col[keep]], adj.data[keep]
+        w = w * (self.rng.uniform(1.0, 2.0, len(w)) if jitter else 1.0)
+        shape = (len(nodes), len(nodes))
+        tree = minimum_spanning_tree(sp.csr_matrix((w, (row, col)), shape))
         tree = (tree + tree.T).tocoo()
         order, pred = breadth_first_order(tree.tocsr(), 0, directed=False)
         return order, pred, tree
@@ -810,10 +830,10 @@ def _join_empty(label: IntArray, adj: sp.csr_matrix, status: list[str]) -> None:
         src, val = free[coo.row[has]], nb[has]
         first = np.unique(src, return_index=True)[1]
         label[src[first]] = val[first]
-    if (label == -1).any():  # isolated empty faces: their own grid, out of band
+    if (label == -1).any():  # isolated faces without households: areas, not staffed grids
         for nodes in _components(adj, np.flatnonzero(label == -1)):
             label[nodes] = len(status)
-            status.append("new")
+            status.append("empty")
 
 
 def _partition(
@@ -869,7 +889,10 @@ def street_lines(edge_coords: FloatArray) -> ObjArray:
 
 def _clip(faces: ObjArray, community: Any) -> Any:
     """The union of ``faces`` (a coverage) cut to the community (noding moves borders < 1 cm)."""
-    merged = shapely.coverage_union_all(faces)
+    try:
+        merged = shapely.coverage_union_all(faces)
+    except shapely.errors.GEOSException:  # resident-cluster cells are not noded exactly
+        merged = shapely.union_all(faces, grid_size=NODING_GRID_M)
     if not shapely.covered_by(merged, community):  # community prepared by the caller
         merged = shapely.intersection(merged, community)
     return _polygonal(np.array([merged], dtype=object))[0]
@@ -899,6 +922,7 @@ def propose_grids(
         rng,
         options.max_tries,
     )
+    street_tree = shapely.STRtree(streets)
     ids: list[str] = []
     comms: list[str] = []
     geoms: list[Any] = []
@@ -909,7 +933,7 @@ def propose_grids(
         members = np.flatnonzero(res_comm == c)
         shapely.prepare(communities.geometry[c])
         faces, at = community_faces(
-            communities.geometry[c], streets, grids.geometry, people, members,
+            communities.geometry[c], streets, street_tree, grids.geometry, people, members,
             options.households_max,
         )  # fmt: skip
         splitter.faces = faces
@@ -940,7 +964,7 @@ def propose_grids(
                 "households": hh,
                 "population": float(faces.population.sum()),
                 "grids_now": len(current),
-                "grids_proposed": len(ids) - base,
+                "grids_proposed": sum(st != "empty" for st in statuses[base:]),
                 "grids_kept": len(kept_ids),
                 "blocks": len(faces.households),
                 "feasible": not reason,
@@ -1044,7 +1068,8 @@ def analyse_grids(
     if proposed is not None:
         summary.update(
             {
-                "proposed_grids": len(proposed),
+                "proposed_grids": int((proposed["status"] != "empty").sum()),
+                "proposed_empty_areas": int((proposed["status"] == "empty").sum()),
                 "proposed_within_band": int(proposed["within_band"].sum()),
                 "proposed_kept": int((proposed["status"] == "kept").sum()),
                 "infeasible_communities": int((~per_comm["feasible"]).sum()),
