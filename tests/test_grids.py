@@ -24,6 +24,7 @@ from lifecircle.cli import main
 from lifecircle.errors import InputError
 from lifecircle.grids import GRID_COLUMNS, GridOptions, parse_band
 from lifecircle.io import read_units
+from lifecircle.maps import build_grids_map, map_layers, render_map_html
 from lifecircle.pipeline import run_grids, write_grids_outputs
 from lifecircle.routing import RoutingGraph, assigned_source_distances, nearest_sources
 from oracle import nearest_distances
@@ -386,3 +387,19 @@ def test_written_outputs_round_trip(broken_run: lc.pipeline.GridRun, tmp_path) -
     assert gaps.crs.to_epsg() == 4326
     g = pd.read_csv(paths["grids"])
     assert {"base_lon", "base_lat", "farthest_lon", "farthest_lat"} <= set(g.columns)
+
+
+def test_map_layers_and_counts(broken_run: lc.pipeline.GridRun) -> None:
+    layers = {
+        "grids": broken_run.grids_gdf(),
+        "gaps": broken_run.gaps_gdf(),
+        "overlaps": broken_run.overlaps_gdf(),
+        "crossings": broken_run.crossings_gdf(),
+    }
+    m = build_grids_map(broken_run.inputs, layers, broken_run.summary(), lang="en")
+    got = {d["kind"]: d["count"] for d in map_layers(m)}
+    assert got["grids:grids"] == 4
+    assert (got["grids:gaps"], got["grids:overlaps"], got["grids:crossings"]) == (1, 1, 1)
+    assert got["grids:bases"] == 4  # every grid has a base and a farthest household
+    page = render_map_html(m, offline=True)
+    assert "Grids (by households)" in page and "households below the band" in page
