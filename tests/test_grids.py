@@ -368,6 +368,19 @@ def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
     # a second run without --overwrite refuses and writes nothing
     assert main(args) == 1
     assert "exist" in capsys.readouterr().err
+    # the same settings from a scenario's [grids] section
+    (d / "scenario.toml").write_text(
+        '[network]\npath = "roads.osm"\n[facilities]\npath = "facilities.csv"\n'
+        '[residents]\npath = "residents.csv"\n'
+        '[[units]]\nkey = "community"\npath = "communities.geojson"\n'
+        '[grids]\npath = "grids.geojson"\nhouseholds_per_grid = "200-400"\n'
+        "household_size = 2.5\npropose = true\n",
+        encoding="utf-8",
+    )
+    run = lc.run_grids(lc.load_inputs(scenario=d / "scenario.toml", cache_dir=None))
+    s = run.summary()
+    assert (s["band"], s["household_size"], s["grids"]) == ("200-400", 2.5, 3)
+    assert run.result.proposed is not None and run.result.proposed["within_band"].all()
 
 
 def test_scenario_grids_section(tmp_path) -> None:
