@@ -771,13 +771,24 @@ def _title(rep: CoverageReport, lang: str) -> str:
     return f"{text(lang)['report']} — {name}"
 
 
-def render_markdown(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] = ()) -> str:
-    """``report.md``: the report as Markdown tables."""
+#: Extra report sections: (title, header, rows), e.g. :func:`grids_report_tables`.
+Section = tuple[str, list[str], list[list[str]]]
+
+
+def render_markdown(
+    rep: CoverageReport,
+    *,
+    lang: str = "zh",
+    files: Sequence[str] = (),
+    sections: Sequence[Section] = (),
+) -> str:
+    """``report.md``: the report as Markdown tables (``sections`` after the unit tables)."""
     tx = text(lang)
     out = [f"# {_title(rep, lang)}", ""]
     if rep.run.inputs.synthetic:
         out += [f"> **{tx['synthetic']}**", ""]
-    for title, head, rows, note in report_tables(rep, lang=lang):
+    extra = [(t, h, r, "") for t, h, r in sections]
+    for title, head, rows, note in [*report_tables(rep, lang=lang), *extra]:
         out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         out += ["", note, ""] if note else [""]
@@ -806,8 +817,17 @@ def _cell_class(c: str) -> str:
     return ' class="low"' if v < 60 else ' class="mid"' if v < 90 else ' class="high"'
 
 
-def render_html(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] = ()) -> str:
-    """``report.html``: a self-contained page (inline CSS, no script, no external resource)."""
+def render_html(
+    rep: CoverageReport,
+    *,
+    lang: str = "zh",
+    files: Sequence[str] = (),
+    sections: Sequence[Section] = (),
+) -> str:
+    """``report.html``: a self-contained page (inline CSS, no script, no external resource).
+
+    ``sections`` (title, header, rows) follow the unit tables, e.g. the grid system's.
+    """
     tx = text(lang)
     e = html.escape
     title = _title(rep, lang)
@@ -819,7 +839,8 @@ def render_html(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] =
     ]
     if rep.run.inputs.synthetic:
         out.append(f'<p class="synthetic">{e(tx["synthetic"])}</p>')
-    for sec_title, head, rows, note in report_tables(rep, lang=lang):
+    extra = [(t, h, r, "") for t, h, r in sections]
+    for sec_title, head, rows, note in [*report_tables(rep, lang=lang), *extra]:
         out.append(
             f"<h2>{e(sec_title)}</h2><table><thead><tr>"
             + "".join(f"<th>{e(h)}</th>" for h in head)
@@ -851,6 +872,7 @@ def write_report(
     overwrite: bool = False,
     gap_cell_m: float = DEFAULT_GAP_CELL_M,
     report: CoverageReport | None = None,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
 
@@ -871,6 +893,8 @@ def write_report(
         Cell side for gap clustering, metres.
     report : CoverageReport, optional
         Reuse an already built report.
+    sections : sequence of (title, header, rows), optional
+        Extra sections after the unit tables, e.g. :func:`grids_report_tables`.
 
     Returns
     -------
@@ -900,8 +924,10 @@ def write_report(
     write_json(rep.gaps_dict(), paths["gaps_json"], overwrite=True)
     write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]
-    write_text(render_markdown(rep, lang=lang, files=files), paths["report_md"], overwrite=True)
-    write_text(render_html(rep, lang=lang, files=files), paths["report_html"], overwrite=True)
+    md = render_markdown(rep, lang=lang, files=files, sections=sections)
+    write_text(md, paths["report_md"], overwrite=True)
+    page = render_html(rep, lang=lang, files=files, sections=sections)
+    write_text(page, paths["report_html"], overwrite=True)
     logger.info("wrote report to %s (%d files)", d, len(paths))
     return paths
 
@@ -1004,7 +1030,7 @@ def grids_report_tables(
     summary: Mapping[str, Any],
     *,
     lang: str = "zh",
-) -> list[tuple[str, list[str], list[list[str]]]]:
+) -> list[Section]:
     """The grid section's tables: overview, per grid, and the proposal per community."""
     tx = GRID_TEXT["zh" if lang == "zh" else "en"]
     s = summary

@@ -27,7 +27,7 @@ from lifecircle.pipeline import (
     write_coverage_outputs,
     write_grids_outputs,
 )
-from lifecircle.report import CoverageReport, write_report
+from lifecircle.report import CoverageReport, grids_report_tables, write_report
 from lifecircle.runs import CoverageRun
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_coverage_outputs(cov, out, overwrite=True)
     rep = run_report(cov)
-    write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
+    grids = run_grids(inputs)
+    write_grids_outputs(grids, out, overwrite=True, lang=args.lang, offline=not args.online)
+    # the grid system is a section of the report
+    grid_sections = grids_report_tables(
+        {"grids": grids.result.grids}, grids.result.communities, grids.summary(), lang=args.lang
+    )
+    write_report(cov, out, lang=args.lang, overwrite=True, report=rep, sections=grid_sections)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
@@ -120,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
         choropleth_tier=five_minute,
     )
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
-    grids = run_grids(inputs)
-    write_grids_outputs(grids, out, overwrite=True, lang=args.lang, offline=not args.online)
     print_summary(cov)
     print_worst_units(rep, cov, key="community")
     print(f"\n{grid_summary_line(grids.summary())}")
