@@ -1048,7 +1048,7 @@ def grids_report_tables(
     ]
     if "proposed_grids" in s:
         overview.append([tx["proposed"], f"{_n(s['proposed_grids'])} / {_n(s['grids'])}"])
-    out = [(tx["overview"], ["", ""], overview)]
+    out = [(tx["title"], ["", ""], overview)]
     g = layers["grids"]
     lo, hi = (float(v) for v in str(s["band"]).split("-"))
     hh = g["households"].to_numpy(float)
