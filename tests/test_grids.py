@@ -416,3 +416,28 @@ def test_map_layers_and_counts(broken_run: lc.pipeline.GridRun) -> None:
     assert got["grids:bases"] == 4  # every grid has a base and a farthest household
     page = render_map_html(m, offline=True)
     assert "Grids (by households)" in page and "households below the band" in page
+
+
+def test_bases_file_and_its_rejects(tmp_path) -> None:
+    inputs, grids = _clean_town(False)
+    bases = gpd.GeoDataFrame(
+        {"id": ["B1", "B2"], "name": ["网格站", "远处"]},
+        geometry=_points(np.array([[200.0, 200.0], [90_000.0, 90_000.0]])),
+    )
+    run = run_grids(inputs, grids_source=grids, bases=bases, walk_m=250.0)
+    bases_ll = (bases.geometry.x.iloc[0], bases.geometry.y.iloc[0])
+    assert set(run.result.grids["base_id"]) == {"B1"}  # B2 is far outside the network
+    rej = run.rejects()
+    assert list(rej["id"]) == ["B2"] and list(rej["reason"]) == ["outside_network_area"]
+    paths = write_grids_outputs(run, tmp_path)
+    assert list(pd.read_csv(paths["rejects"])["id"]) == ["B2"]
+    # the share within 250 m, from the engine's distances to B1 (every resident: 150 households)
+    net = inputs.networks["walk"]
+    res = inputs.residents.frame
+    rp = lc.coverage.locate({"walk": net}, res["lon"], res["lat"]).positions("walk")
+    bp = lc.coverage.locate({"walk": net}, [bases_ll[0]], [bases_ll[1]]).positions("walk")
+    d = nearest_sources(RoutingGraph.from_network(net), bp, rp).distance_m
+    west = res["lon"].to_numpy() < bases_ll[0]
+    w = run.result.grids.set_index("grid_id")
+    assert w.loc["W-1", "base_share_within"] == pytest.approx(np.mean(d[west] <= 250.0))
+    assert w.loc["W-1", "base_max_m"] == pytest.approx(d[west].max())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -894,6 +894,12 @@ class GridRun:
     base_source: str
     result: GridResult
     timings_s: dict[str, float]
+    base_rejects: pd.DataFrame = field(default_factory=empty_rejects)
+
+    def rejects(self) -> pd.DataFrame:
+        """Rejected rows of every input file, a bases file included."""
+        frames = [f for f in (self.inputs.rejects(), self.base_rejects) if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else empty_rejects()
 
     def _gdf(self, frame: pd.DataFrame | None) -> gpd.GeoDataFrame:
         if frame is None:
@@ -1058,6 +1064,7 @@ def run_grids(
         np.nan_to_num(res["children"].to_numpy(float)) if "children" in res else np.zeros(len(res)),
         res_loc.positions(mode),
     )
+    base_rejects = empty_rejects()
     if bases_src is None:
         fac = inputs.facilities.frame
         bframe = fac[fac["tier"].astype(str) == base_key]
@@ -1067,8 +1074,9 @@ def run_grids(
         table = reject_outside(table, net, inputs.max_snap_m)
         bframe = table.frame
         base_source = str(table.path)
-        if len(table.rejects):
-            logger.warning("%d base(s) rejected: %s", len(table.rejects), table.rejects)
+        base_rejects = table.rejects
+        if len(base_rejects):
+            logger.warning("%d base(s) rejected (see grid_rejects.csv)", len(base_rejects))
     if len(bframe) == 0:
         raise InputError(
             f"no grid bases: {base_source} has no usable points; give --bases FILE or another "
@@ -1129,7 +1137,7 @@ def run_grids(
         base_source,
         t2 - t0,
     )
-    return GridRun(inputs, layer, options, base_source, result, timings)
+    return GridRun(inputs, layer, options, base_source, result, timings, base_rejects)
 
 
 def write_grids_outputs(
@@ -1164,6 +1172,7 @@ def write_grids_outputs(
     paths = {names[k]: d / f"{names[k]}.csv" for k in layers}
     paths["grid_communities"] = d / "grid_communities.csv"
     paths["summary"] = d / "grids.json"
+    paths["rejects"] = d / "grid_rejects.csv"
     paths["gpkg"] = d / "grids.gpkg"
     paths["map"] = d / "grids.html"
     paths["report"] = d / "grids_report.html"
@@ -1172,6 +1181,7 @@ def write_grids_outputs(
     for k, gdf in layers.items():
         write_csv(pd.DataFrame(gdf.drop(columns="geometry")), paths[names[k]], overwrite=True)
     write_csv(r.communities, paths["grid_communities"], overwrite=True)
+    write_csv(run.rejects(), paths["rejects"], overwrite=True)
     write_json(run.summary(), paths["summary"], overwrite=True)
     export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True)
     write_grids_map(
