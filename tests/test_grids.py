@@ -8,6 +8,7 @@ against the engine, and against the networkx oracle.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -441,3 +442,18 @@ def test_bases_file_and_its_rejects(tmp_path) -> None:
     w = run.result.grids.set_index("grid_id")
     assert w.loc["W-1", "base_share_within"] == pytest.approx(np.mean(d[west] <= 250.0))
     assert w.loc["W-1", "base_max_m"] == pytest.approx(d[west].max())
+
+
+def test_households_column_wins_and_is_validated() -> None:
+    inputs, grids = _clean_town(False)
+    frame = inputs.residents.frame.copy()
+    frame["households"] = np.where(np.arange(len(frame)) == 0, "", "100")
+    good = lc.runs.Inputs(
+        **{**inputs.__dict__, "residents": replace(inputs.residents, frame=frame)}
+    )
+    run = run_grids(good, grids_source=grids)
+    assert run.result.grids["households"].sum() == pytest.approx(15 * 100 + 450 / 3.0)
+    frame.loc[3, "households"] = "many"
+    bad = lc.runs.Inputs(**{**inputs.__dict__, "residents": replace(inputs.residents, frame=frame)})
+    with pytest.raises(InputError, match=r"households must be a non-negative number.*'many'"):
+        run_grids(bad, grids_source=grids)

@@ -1051,7 +1051,19 @@ def run_grids(
                      max_snap_m=inputs.max_snap_m)  # fmt: skip
     pop = res["population"].to_numpy(float)
     if "households" in res.columns:
-        hh = pd.to_numeric(res["households"], errors="coerce").to_numpy(float)
+        raw = res["households"]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        hh = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        bad = ~blank.to_numpy() & ~(np.isfinite(hh) & (hh >= 0))
+        if bad.any():
+            rows = res["row"].to_numpy()[bad] if "row" in res else np.flatnonzero(bad) + 1
+            shown = ", ".join(
+                f"row {r} ({v!r})" for r, v in zip(rows[:5], raw.to_numpy()[bad][:5], strict=True)
+            )
+            raise InputError(
+                f"{inputs.residents.path}: households must be a non-negative number or empty "
+                f"(empty: population / household size); bad in {int(bad.sum())} row(s): {shown}"
+            )
         hh = np.where(np.isfinite(hh), hh, pop / options.household_size)
     else:
         hh = pop / options.household_size
