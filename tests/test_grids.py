@@ -22,6 +22,7 @@ from shapely.geometry import box
 
 import lifecircle as lc
 from lifecircle.cli import main
+from lifecircle.coords import from_wgs84
 from lifecircle.errors import InputError
 from lifecircle.grids import GRID_COLUMNS, GridOptions, parse_band
 from lifecircle.io import read_units
@@ -457,3 +458,20 @@ def test_households_column_wins_and_is_validated() -> None:
     bad = lc.runs.Inputs(**{**inputs.__dict__, "residents": replace(inputs.residents, frame=frame)})
     with pytest.raises(InputError, match=r"households must be a non-negative number.*'many'"):
         run_grids(bad, grids_source=grids)
+
+
+def test_grid_file_in_gcj02(tmp_path) -> None:
+    xy = np.vstack([SPECIAL_XY, BLOCK_XY])
+    pop = np.r_[SPECIAL_POP, np.full(16, 300.0)]
+    inputs = _inputs(xy, pop, np.array([[100.0, 100.0], [300.0, 300.0]]))
+    wgs = _units(BROKEN_GRIDS, "grid")
+    gcj = wgs.copy()
+    gcj.geometry = shapely.transform(
+        wgs.geometry.to_numpy(), lambda c: np.column_stack(from_wgs84(c[:, 0], c[:, 1], "gcj02"))
+    )
+    gcj.to_file(tmp_path / "grids.geojson", driver="GeoJSON")
+    run = run_grids(inputs, grids_source=tmp_path / "grids.geojson", grids_crs="gcj02")
+    r = run.result
+    assert (len(r.gaps), len(r.overlaps), len(r.crossings)) == (1, 1, 1)
+    assert r.gaps["area_m2"].iloc[0] == pytest.approx(200 * 40, rel=1e-3)
+    assert (r.gaps["residents"].iloc[0], r.crossings["residents"].iloc[0]) == (1, 1)

@@ -903,6 +903,7 @@ _SCENARIO_SECTIONS: Final = {
 GRID_SETTINGS: Final = {
     "path": "grid polygons (default: the [[units]] layer with key 'grid')",
     "id_field": "grid id column",
+    "crs": "coordinate system of the grid file (wgs84, gcj02, bd09, cgcs2000, EPSG:n)",
     "household_size": "people per household (default 3.0)",
     "households_per_grid": 'households band, e.g. "300-500"',
     "base_tier": "tier whose facilities are grid bases (default station)",

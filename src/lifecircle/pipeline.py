@@ -951,6 +951,7 @@ def run_grids(
     *,
     grids_source: UnitSource | None = None,
     grid_id: str | None = None,
+    grids_crs: str | None = None,
     household_size: float | None = None,
     households_per_grid: str | tuple[float, float] | None = None,
     base_tier: str | None = None,
@@ -973,6 +974,9 @@ def run_grids(
         The grid polygons (default: ``[grids] path``, else the ``grid`` unit layer).
     grid_id : str, optional
         Id column of the grid file.
+    grids_crs : str, optional
+        Coordinate system of the grid file when it cannot say so itself (``gcj02`` for Amap
+        exports, ``bd09``, ``cgcs2000``, ``EPSG:n``); default the file's own, else WGS84.
     household_size : float, optional
         People per household (ignored where residents carry ``households``).
     households_per_grid : "MIN-MAX" or (min, max), optional
@@ -1004,7 +1008,14 @@ def run_grids(
                 "[[units]] layer with key 'grid'"
             )
     else:
-        layer = src if isinstance(src, UnitLayer) else read_units(src, key="grid", id_field=gid)
+        layer = (
+            src
+            if isinstance(src, UnitLayer)
+            else read_units(
+                src, key="grid", id_field=gid, crs=grids_crs or cfg.get("crs"),
+                label_zh="网格", label_en="Grid",
+            )
+        )  # fmt: skip
     comm = _unit_layer(inputs, "community")
     if comm is None:
         raise InputError(

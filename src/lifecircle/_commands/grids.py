@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--grids", metavar="PATH", help="grid polygons (default: the scenario's)")
     p.add_argument("--grid-id", metavar="FIELD", help="id column of the grid file")
     p.add_argument(
+        "--grids-crs",
+        metavar="CRS",
+        help="coordinate system of the grid file when it cannot say so itself: gcj02 (Amap), "
+        "bd09 (Baidu), cgcs2000 or EPSG:n (default: the file's own, else wgs84)",
+    )
+    p.add_argument(
         "--household-size",
         type=float,
         metavar="N",
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         inputs,
         grids_source=args.grids,
         grid_id=args.grid_id,
+        grids_crs=args.grids_crs,
         household_size=args.household_size,
         households_per_grid=args.households_per_grid,
         base_tier=args.base_tier,
