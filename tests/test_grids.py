@@ -30,6 +30,7 @@ from lifecircle.maps import build_grids_map, map_layers, render_map_html
 from lifecircle.pipeline import run_grids, write_grids_outputs
 from lifecircle.routing import RoutingGraph, assigned_source_distances, nearest_sources
 from oracle import nearest_distances
+from test_browser import probe, run_chromium
 
 ORIGIN = (398_000.0, 3_831_000.0)
 CRS = "EPSG:32650"
@@ -475,3 +476,17 @@ def test_grid_file_in_gcj02(tmp_path) -> None:
     assert (len(r.gaps), len(r.overlaps), len(r.crossings)) == (1, 1, 1)
     assert r.gaps["area_m2"].iloc[0] == pytest.approx(200 * 40, rel=1e-3)
     assert (r.gaps["residents"].iloc[0], r.crossings["residents"].iloc[0]) == (1, 1)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_grids_map_in_chromium(broken_run: lc.pipeline.GridRun, tmp_path) -> None:
+    paths = write_grids_outputs(broken_run, tmp_path)
+    dom, err, _ = run_chromium(
+        ["--virtual-time-budget=10000", "--dump-dom", paths["map"].resolve().as_uri()]
+    )
+    p = probe(dom)
+    assert p["errors"] == [] and "Failed to load resource" not in err
+    layers = {ly["name"]: ly for ly in p["control_layers"]}
+    assert layers["网格（按户数着色）"]["shown"] and layers["网格缺口"]["shown"]
+    assert layers["网格站点及最远住户"]["children"] == 8  # a line and a marker per grid
