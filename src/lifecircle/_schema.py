@@ -24,6 +24,7 @@ _TYPES: Final[dict[str, tuple[type, ...]]] = {
     "number": (int, float),
     "integer": (int,),
     "boolean": (bool,),
+    "band": (str, list),
 }
 
 
@@ -34,7 +35,8 @@ class Key:
     Attributes
     ----------
     name : str
-    type : {"string", "number", "integer", "boolean"}
+    type : {"string", "number", "integer", "boolean", "band"}
+        (``band``: a ``"lo-hi"`` string or a two-number array)
     doc : str
         What it means (with its unit).
     required : bool
@@ -165,6 +167,35 @@ SCENARIO: Final = Schema(
             (
                 Key("path", "string", ".csv, .xlsx, .geojson or .gpkg file", required=True),
                 Key("crs", "string", _CRS_DOC),
+            ),
+        ),
+        Section(
+            "grids",
+            "the grid system (网格) for `lifecircle grids`",
+            (
+                Key("path", "string", "grid polygons (default: the [[units]] layer 'grid')"),
+                Key("id_field", "string", "grid id column"),
+                Key("crs", "string", _CRS_DOC),
+                Key(
+                    "household_size",
+                    "number",
+                    "people per household (default 3.0)",
+                    minimum=0,
+                    exclusive_minimum=True,
+                ),
+                Key("households_per_grid", "band", 'households band, "300-500" or [300, 500]'),
+                Key(
+                    "base_tier", "string", "tier whose facilities are grid bases (default station)"
+                ),
+                Key("bases", "string", "points file of grid bases instead of a tier"),
+                Key(
+                    "walk_m",
+                    "number",
+                    "walking standard for the share within reach, metres",
+                    minimum=0,
+                    exclusive_minimum=True,
+                ),
+                Key("propose", "boolean", "propose a re-gridding"),
             ),
         ),
         Section(
