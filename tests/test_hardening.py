@@ -536,3 +536,26 @@ def test_one_implausible_row_does_not_stop_the_run(tmp_path: Path) -> None:
     res.loc[0, "population"] = 1e11  # rejected, but it is not 1e11 people lost
     inputs = lc.load_inputs(scenario=write_scenario(tmp_path, residents=res), cache_dir=None)
     assert inputs.rejects()["reason"].tolist() == ["implausible_population"]
+
+
+def test_overwrite_never_replaces_a_folder_of_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc = write_scenario(tmp_path / "in")
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("years of work")
+    code, _, err = run(capsys, *coverage_argv(sc, mine, "--overwrite"))
+    assert code == 1 and "holds files lifecircle did not write (thesis.docx)" in err
+    assert (mine / "thesis.docx").read_text() == "years of work"
+    monkeypatch.chdir(mine)
+    code, _, err = run(capsys, *coverage_argv(sc, Path("."), "--overwrite"))
+    assert code == 1 and "is the working folder" in err
+    assert (mine / "thesis.docx").exists()
+    # an earlier set without a manifest (older lifecircle) may be replaced
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "residents.csv").write_text("id\n")
+    (old / "summary.json").write_text("{}")
+    code, _, _ = run(capsys, *coverage_argv(sc, old, "--overwrite", "-q"))
+    assert code == 0 and _outset.verify_manifest(old) == []

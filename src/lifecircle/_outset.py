@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from lifecircle._files import write_json
 from lifecircle._version import __version__
@@ -101,14 +101,54 @@ def _clean_stale(out: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def check_output_folder(out: Path, *, overwrite: bool) -> None:
-    """Raise if ``out`` cannot take a new set: a file, or a folder with files (no ``overwrite``)."""
+#: Kinds of files lifecircle writes: a folder holding only such files (or a manifest) is taken
+#: to be an earlier output set, which ``overwrite`` may replace as a whole.
+OUTPUT_SUFFIXES: Final = frozenset(
+    {".csv", ".json", ".geojson", ".html", ".md", ".gpkg", ".png"}
+    | {".shp", ".shx", ".dbf", ".prj", ".cpg"}
+)
+
+
+def _foreign_entries(out: Path, extra_suffixes: frozenset[str]) -> list[str]:
+    """Entries of ``out`` that lifecircle would not have written (subfolders, other files)."""
+    if (out / MANIFEST).is_file():
+        return []  # an output set: lifecircle wrote all of it
+    suffixes = OUTPUT_SUFFIXES | extra_suffixes
+    return sorted(
+        p.name
+        for p in out.iterdir()
+        if not (p.is_file() and p.suffix.lower() in suffixes) and not p.name.startswith(".score_")
+    )
+
+
+def check_output_folder(
+    out: Path, *, overwrite: bool, extra_suffixes: frozenset[str] = frozenset()
+) -> None:
+    """Raise if ``out`` cannot take a new set: a file; a folder with files (without
+    ``overwrite``); the working folder or one above it, the home folder, or a folder holding files
+    lifecircle did not write (never replaced as a whole)."""
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {out} is a file; give a folder name")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise OutputExistsError(
             f"output folder {out} already exists with files in it; pass --overwrite to replace the "
             "whole set, or choose another --out"
+        )
+    here = Path.cwd().resolve()
+    resolved = out.resolve()
+    if resolved == here or resolved in here.parents or resolved == Path.home().resolve():
+        raise OutputExistsError(
+            f"--out {out} is the working folder, one above it or the home folder; --overwrite "
+            "replaces the whole output folder, so give a folder of its own (e.g. --out out/run1)"
+        )
+    foreign = _foreign_entries(out, extra_suffixes)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
+        raise OutputExistsError(
+            f"--out {out} holds files lifecircle did not write ({shown}); --overwrite replaces the "
+            "whole folder, so choose another --out or move those files"
         )
 
 
@@ -188,6 +228,7 @@ def output_set(
     command: Sequence[str] = (),
     inputs: Iterable[Path] = (),
     commit_on: tuple[type[BaseException], ...] = (),
+    extra_suffixes: frozenset[str] = frozenset(),
 ) -> Iterator[Path]:
     """Write a whole set of files into ``out`` atomically (see the module docstring).
 
@@ -206,6 +247,9 @@ def output_set(
         Exceptions after which the set written so far is still swapped in (with ``status``
         ``"failed: <ExceptionName>"`` in the manifest) before the exception propagates; e.g. a
         run stopped for too many rejects still delivers its ``rejects.csv``.
+    extra_suffixes : frozenset of str
+        More file suffixes (besides :data:`OUTPUT_SUFFIXES`) that an earlier set may hold, e.g.
+        ``{".osm", ".toml"}`` for the demo data folder.
 
     Yields
     ------
@@ -220,14 +264,15 @@ def output_set(
         Another run holds the lock of ``out``.
     """
     target = Path(out).absolute()
-    check_output_folder(target, overwrite=overwrite)
+    check_output_folder(target, overwrite=overwrite, extra_suffixes=extra_suffixes)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise OutputExistsError(f"--out {out}: {target.parent} is a file, not a folder") from None
     with _locked(target):
         _clean_stale(target)
-        check_output_folder(target, overwrite=overwrite)  # again, under the lock
+        # again, under the lock
+        check_output_folder(target, overwrite=overwrite, extra_suffixes=extra_suffixes)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         status = "complete"
         pending: BaseException | None = None

@@ -106,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
         )
         # the whole scenario appears at once: never roads of one seed beside sites of another
         with output_set(
-            data, overwrite=True, command=["lifecircle", *getattr(args, "argv", [])]
+            data,
+            overwrite=True,
+            command=["lifecircle", *getattr(args, "argv", [])],
+            extra_suffixes=frozenset({".osm", ".toml"}),
         ) as tmp:
             demo.generate(tmp, seed=args.seed, scale=args.scale)
     inputs = load_inputs(scenario=scenario)
