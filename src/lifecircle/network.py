@@ -16,8 +16,19 @@ Sources
 - online by place name or polygon through osmnx (:func:`from_place`, :func:`from_polygon`; needs
   the internet, never used in tests).
 
-Edge lengths of OSM data are great-circle lengths (the same haversine formula, earth radius
-6,371,009 m, that osmnx uses), so distances agree with osmnx graphs of the same data.
+Lengths
+-------
+Edge lengths computed from coordinates (OSM XML/PBF ways) are geodesic lengths on the WGS84
+ellipsoid (``pyproj.Geod``, Karney's algorithm, vectorised), not osmnx's spherical great-circle
+(haversine, radius 6,371,009 m), which is off the geodesic by about -0.2 % to +0.4 % depending on
+latitude and bearing. GraphML and networkx ``length`` attributes are kept as given.
+
+Routing graph
+-------------
+The network keeps every vertex and straight piece (snapping, geometry and service areas use
+them), and :meth:`RoadNetwork.junctions` contracts chains of degree-2 vertices into
+junction-to-junction edges (:class:`Junctions`) that searches run on; one-way chains and changes
+of ``highway`` tag keep their junctions, so distances stay exact.
 
 Modes
 -----
@@ -36,7 +47,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 EARTH_RADIUS_M: Final = 6_371_009.0
-CACHE_VERSION: Final = 2
+CACHE_VERSION: Final = 3
 
 # osmnx 2.x network-type filters (osmnx/_overpass.py, _get_network_filter), as (tag, regex)
 # pairs: a way is excluded when the tag is present and the (unanchored) regex matches its value.
@@ -105,13 +116,33 @@ def haversine_m(
     lon1: NDArray[np.float64], lat1: NDArray[np.float64],
     lon2: NDArray[np.float64], lat2: NDArray[np.float64],
 ) -> NDArray[np.float64]:
-    """Great-circle distance in metres (osmnx's formula and earth radius)."""
+    """Great-circle distance in metres (osmnx's formula and earth radius; kept for comparisons,
+    network lengths use :func:`geodesic_m`)."""
     y1, y2 = np.deg2rad(lat1), np.deg2rad(lat2)
     dy = y2 - y1
     dx = np.deg2rad(lon2 - lon1)
     h = np.sin(dy / 2) ** 2 + np.cos(y1) * np.cos(y2) * np.sin(dx / 2) ** 2
     h = np.minimum(1.0, h)
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
+
+
+_GEOD: list[Any] = []
+
+
+def geodesic_m(
+    lon1: NDArray[np.float64], lat1: NDArray[np.float64],
+    lon2: NDArray[np.float64], lat2: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Geodesic distance in metres on the WGS84 ellipsoid (vectorised ``pyproj.Geod.inv``)."""
+    if not _GEOD:
+        from pyproj import Geod
+
+        _GEOD.append(Geod(ellps="WGS84"))
+    lon1, lat1, lon2, lat2 = (np.ascontiguousarray(a, dtype=np.float64) for a in (lon1, lat1, lon2, lat2))
+    if len(lon1) == 0:
+        return np.zeros(0)
+    _, _, dist = _GEOD[0].inv(lon1, lat1, lon2, lat2)
+    return np.asarray(dist, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -235,6 +266,12 @@ class RoadNetwork:
             self._cache["geoms"] = shapely.linestrings(self.edge_coords())
         return self._cache["geoms"]  # type: ignore[no-any-return]
 
+    def junctions(self) -> Junctions:
+        """The contracted junction graph (built on first use, then cached; saved by :meth:`save`)."""
+        if "junctions" not in self._cache:
+            self._cache["junctions"] = contract_junctions(self)
+        return self._cache["junctions"]  # type: ignore[no-any-return]
+
     def components(self) -> ComponentReport:
         """Connected components (weak for ``drive``); label 0 is the largest."""
         if "components" not in self._cache:
@@ -285,10 +322,15 @@ class RoadNetwork:
 
     # -- cache --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the network to a compressed-free ``.npz`` cache file (fast to reload)."""
+        """Write the network to an uncompressed ``.npz`` cache file (fast to reload).
+
+        The contracted junction graph (:meth:`junctions`) is saved with it, so a reload routes
+        without rebuilding it.
+        """
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+        jn = self.junctions()
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
@@ -300,6 +342,7 @@ class RoadNetwork:
                 edge_name=self.edge_name,
                 highway_values=np.array(self.highway_values, dtype=str),
                 name_values=np.array(self.name_values, dtype=str),
+                **{f"junctions_{k}": getattr(jn, k) for k in Junctions.FIELDS},
             )
         os.replace(tmp, p)
         return p
@@ -311,7 +354,7 @@ class RoadNetwork:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["version"]) != CACHE_VERSION:
                     raise NetworkError(f"cache file {path} has an old format; delete it")
-                return cls(
+                net = cls(
                     crs=str(z["crs"]), mode=str(z["mode"]), source=str(z["source"]),
                     node_id=z["node_id"], node_x=z["node_x"], node_y=z["node_y"],
                     edge_u=z["edge_u"], edge_v=z["edge_v"], edge_length_m=z["edge_length_m"],
@@ -320,8 +363,204 @@ class RoadNetwork:
                     highway_values=tuple(z["highway_values"].tolist()),
                     name_values=tuple(z["name_values"].tolist()),
                 )
+                net._cache["junctions"] = Junctions(**{k: z[f"junctions_{k}"] for k in Junctions.FIELDS})
+                return net
         except (OSError, KeyError, ValueError) as exc:
             raise NetworkError(f"cannot read network cache {path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------
+# Junction contraction
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Junctions:
+    """The network's chains of degree-2 vertices contracted into junction-to-junction edges.
+
+    A vertex is *interior* when exactly two edges meet there (no self-loop), both have the same
+    one-way status (and, when one-way, one enters and one leaves it) and the same ``highway``
+    tag; every other vertex is a *junction*. The maximal runs of edges through interior vertices
+    are *chains*: one routing edge each, from junction ``chain_u`` to junction ``chain_v``,
+    whose length is the sum of its pieces. A closed loop of interior vertices keeps its lowest
+    vertex as a junction. One-way chains run in their legal direction.
+
+    Positions on raw edges map onto chains exactly: a point at ``offset`` metres from the ``u``
+    end of edge ``e`` is at ``edge_start_m[e] + offset`` along chain ``edge_chain[e]`` (or
+    ``edge_start_m[e] + length - offset`` when ``edge_flip[e]``).
+
+    Attributes
+    ----------
+    node_junction : ndarray of int32
+        Per raw vertex: its junction index, -1 for interior vertices.
+    junction_node : ndarray of int64
+        Per junction: its raw vertex.
+    chain_u, chain_v : ndarray of int32
+        Junction indices at the start and end of each chain.
+    chain_length_m : ndarray of float64
+    chain_oneway : ndarray of bool
+        True where the chain may only be travelled from ``chain_u`` to ``chain_v``.
+    edge_chain : ndarray of int32
+        Per raw edge: its chain.
+    edge_flip : ndarray of bool
+        Per raw edge: True when it runs from ``v`` to ``u`` along its chain.
+    edge_start_m : ndarray of float64
+        Per raw edge: metres along its chain where it starts (in the chain's direction).
+    node_chain : ndarray of int32
+        Per raw vertex: the chain an interior vertex lies on, -1 for junctions.
+    node_offset_m : ndarray of float64
+        Per raw vertex: metres along ``node_chain`` (0 for junctions).
+    """
+
+    node_junction: NDArray[np.int32]
+    junction_node: NDArray[np.int64]
+    chain_u: NDArray[np.int32]
+    chain_v: NDArray[np.int32]
+    chain_length_m: NDArray[np.float64]
+    chain_oneway: NDArray[np.bool_]
+    edge_chain: NDArray[np.int32]
+    edge_flip: NDArray[np.bool_]
+    edge_start_m: NDArray[np.float64]
+    node_chain: NDArray[np.int32]
+    node_offset_m: NDArray[np.float64]
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "node_junction", "junction_node", "chain_u", "chain_v", "chain_length_m", "chain_oneway",
+        "edge_chain", "edge_flip", "edge_start_m", "node_chain", "node_offset_m")
+
+    @property
+    def n_junctions(self) -> int:
+        """Number of junctions (routing nodes)."""
+        return len(self.junction_node)
+
+    @property
+    def n_chains(self) -> int:
+        """Number of chains (routing edges)."""
+        return len(self.chain_u)
+
+
+def contract_junctions(network: RoadNetwork) -> Junctions:
+    """Contract the network's chains of degree-2 vertices (see :class:`Junctions`).
+
+    Vectorised: chains are ranked by pointer jumping over half-edges (``log2`` of the longest
+    chain passes over the edge arrays), never by a Python loop over vertices.
+    """
+    n, m = network.n_nodes, network.n_edges
+    u = network.edge_u.astype(np.int64)
+    v = network.edge_v.astype(np.int64)
+    length = network.edge_length_m
+    oneway = network.edge_oneway & network.directed
+    hw = network.edge_highway
+    forced = np.zeros(n, dtype=bool)
+    forced[u[u == v]] = True          # self-loops end chains
+    # incidence: the (up to) two edges at each vertex, and which end of them it is
+    ends = np.concatenate([u, v])
+    inc_edge = np.concatenate([np.arange(m), np.arange(m)])
+    order = np.argsort(ends, kind="stable")
+    deg = np.bincount(ends, minlength=n)
+    first = np.cumsum(deg) - deg
+    two = deg == 2
+    e1 = np.where(two, inc_edge[order[np.minimum(first, 2 * m - 1)]], -1)
+    e2 = np.where(two, inc_edge[order[np.minimum(first + 1, 2 * m - 1)]], -1)
+    ok = two.copy()
+    t = np.flatnonzero(two)
+    a, b = e1[t], e2[t]
+    cond = (a != b) & (oneway[a] == oneway[b]) & (hw[a] == hw[b])
+    # a one-way pair must pass through: one edge enters the vertex, the other leaves it
+    enters_a = v[a] == t
+    enters_b = v[b] == t
+    cond &= ~oneway[a] | (enters_a != enters_b)
+    ok[t] = cond
+    while True:
+        interior = ok & ~forced
+        res = _rank_chains(n, u, v, length, oneway, interior, e1, e2)
+        if isinstance(res, Junctions):
+            return res
+        forced |= res
+
+
+def _rank_chains(
+    n: int, u: NDArray[np.int64], v: NDArray[np.int64], length: NDArray[np.float64],
+    oneway: NDArray[np.bool_], interior: NDArray[np.bool_],
+    e1: NDArray[np.int64], e2: NDArray[np.int64],
+) -> Junctions | NDArray[np.bool_]:
+    """Chains by pointer jumping; or, if closed loops of interior vertices remain, a mask of
+    one vertex per loop to make a junction (the caller retries)."""
+    m = len(u)
+    h = np.arange(2 * m)
+    he = h // 2
+    back = (h % 2).astype(bool)                  # half-edge 2e: u->v, 2e+1: v->u
+    tail = np.where(back, v[he], u[he])
+    head = np.where(back, u[he], v[he])
+    # successor: through an interior head vertex onto the other edge, leaving it
+    succ = np.full(2 * m, -1, dtype=np.int64)
+    hi = np.flatnonzero(interior[head])
+    w = head[hi]
+    other = np.where(e1[w] == he[hi], e2[w], e1[w])
+    succ[hi] = 2 * other + (v[other] == w)       # leaves w: forward if u == w, else backward
+    acc = length[he].astype(np.float64)
+    term = h.copy()
+    nxt = succ.copy()
+    active = np.flatnonzero(nxt >= 0)
+    for _ in range(int(np.ceil(np.log2(max(2, 2 * m)))) + 2):
+        if len(active) == 0:
+            break
+        na = nxt[active]
+        acc[active] += acc[na]
+        term[active] = term[na]
+        nxt[active] = nxt[na]
+        active = active[nxt[active] >= 0]
+    if len(active):
+        # closed loops of interior vertices: make the lowest vertex of each a junction
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
+        le = np.unique(he[active])
+        g = sp.csr_matrix((np.ones(len(le)), (u[le], v[le])), shape=(n, n))
+        _, lab = connected_components(g, directed=False)
+        verts = np.unique(np.concatenate([u[le], v[le]]))
+        lowest = np.full(lab.max() + 1, n, dtype=np.int64)
+        np.minimum.at(lowest, lab[verts], verts)
+        mask = np.zeros(n, dtype=bool)
+        mask[lowest[lowest < n]] = True
+        return mask
+    # path starts: half-edges leaving a junction; each path is paired with its reverse
+    start = np.flatnonzero(~interior[tail])
+    end = term[start]
+    rev_start = end ^ 1
+    one = oneway[he[start]]
+    a_node, b_node = tail[start], head[end]
+    canon = np.where(one, ~back[start],
+                     (a_node < b_node) | ((a_node == b_node) & (start < rev_start)))
+    cs = start[canon]
+    k = len(cs)
+    chain_of_term = np.full(2 * m, -1, dtype=np.int64)
+    chain_of_term[term[cs]] = np.arange(k)
+    total = acc[cs]
+    hc = chain_of_term[term]
+    mine = np.flatnonzero(hc >= 0)               # the canonical half-edge of every edge
+    e_of = he[mine]
+    c_of = hc[mine]
+    edge_chain = np.empty(m, dtype=np.int32)
+    edge_flip = np.empty(m, dtype=bool)
+    edge_start = np.empty(m, dtype=np.float64)
+    edge_chain[e_of] = c_of
+    edge_flip[e_of] = back[mine]
+    edge_start[e_of] = total[c_of] - acc[mine]
+    node_junction = np.full(n, -1, dtype=np.int32)
+    junction_node = np.flatnonzero(~interior).astype(np.int64)
+    node_junction[junction_node] = np.arange(len(junction_node), dtype=np.int32)
+    node_chain = np.full(n, -1, dtype=np.int32)
+    node_offset = np.zeros(n, dtype=np.float64)
+    inner = mine[interior[head[mine]]]
+    node_chain[head[inner]] = hc[inner]
+    node_offset[head[inner]] = total[hc[inner]] - acc[inner] + length[he[inner]]
+    return Junctions(
+        node_junction=node_junction, junction_node=junction_node,
+        chain_u=node_junction[a_node[canon]], chain_v=node_junction[b_node[canon]],
+        chain_length_m=total, chain_oneway=one[canon], edge_chain=edge_chain,
+        edge_flip=edge_flip, edge_start_m=edge_start, node_chain=node_chain,
+        node_offset_m=node_offset)
 
 
 _TRANSFORMERS: dict[tuple[str, str], Any] = {}
@@ -419,7 +658,7 @@ def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNet
     first[inverse[::-1]] = all_pos[::-1]
     lon = raw.lon[first]
     lat = raw.lat[first]
-    length = haversine_m(lon[edge_u], lat[edge_u], lon[edge_v], lat[edge_v])
+    length = geodesic_m(lon[edge_u], lat[edge_u], lon[edge_v], lat[edge_v])
 
     metric = choose_metric_crs(lon, lat, crs)
     x, y = _transformer("EPSG:4326", metric).transform(lon, lat)
