@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecircle.config import ServiceStandard
+from lifecircle.config import ServiceStandard, Tier
 from lifecircle.errors import CRSError, InputError
 from lifecircle.network import RoadNetwork
 from lifecircle.routing import Positions, RoutingGraph, nearest_sources
@@ -177,6 +177,18 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[f
     return out[0] if np.isscalar(q) else out
 
 
+def tier_limit(tier: Tier, limit_m: float | str | None) -> float:
+    """The search cut-off of one tier: ``None`` → none (exact distances beyond the standard),
+    ``"auto"`` → the tier's own threshold, a number → that many metres."""
+    if limit_m is None:
+        return float(np.inf)
+    if isinstance(limit_m, str):
+        if limit_m != "auto":
+            raise InputError(f"limit_m must be a number of metres, 'auto' or None, got {limit_m!r}")
+        return float(tier.threshold_m)
+    return float(limit_m)
+
+
 def compute_coverage(
     networks: Mapping[str, RoadNetwork],
     facilities: pd.DataFrame,
@@ -184,7 +196,7 @@ def compute_coverage(
     standard: ServiceStandard,
     *,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    limit_m: float | None = None,
+    limit_m: float | str | None = None,
     facility_located: Located | None = None,
     resident_located: Located | None = None,
 ) -> CoverageResult:
@@ -201,10 +213,13 @@ def compute_coverage(
     standard : ServiceStandard
     max_snap_m : float, default 300
         Points farther than this from every street reach nothing (flagged ``off_network``).
-    limit_m : float, optional
+    limit_m : float or "auto", optional
         Search cut-off in metres; default no cut-off, so every reachable resident gets its exact
         distance even beyond the standard (useful for ranking gaps). A cut-off speeds up very
-        large runs; distances beyond it are reported as ``inf``.
+        large runs; distances beyond it are reported as ``inf``. ``"auto"`` cuts each tier at
+        its own standard distance (``threshold_m``): coverage, shares and catchments are the
+        same as without a cut-off, but distances (and medians / 90th percentiles) beyond the
+        standard become ``inf``.
 
     Returns
     -------
@@ -273,14 +288,16 @@ def compute_coverage(
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
     fac_ids = fac["id"].to_numpy()
+    # residents and facilities moved onto each mode's junction graph once, for every tier
+    graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
+    res_core = {m: graphs[m].to_core(res_loc.positions(m)) for m in nets}
+    fac_core = {m: graphs[m].to_core(fac_loc.positions(m)) for m in nets}
     for tier in standard.tiers:
         cols = tier_columns(tier.key)
         serving = np.isin(fac_tier, standard.serving_tiers(tier.key))
         idx = np.flatnonzero(serving)
-        graph = RoutingGraph.from_network(nets[tier.mode])
-        src = fac_loc.positions(tier.mode).subset(idx)
-        out = nearest_sources(graph, src, res_loc.positions(tier.mode),
-                              limit_m=np.inf if limit_m is None else float(limit_m))
+        out = nearest_sources(graphs[tier.mode], fac_core[tier.mode].subset(idx), res_core[tier.mode],
+                              limit_m=tier_limit(tier, limit_m))
         d = out.distance_m
         covered = d <= tier.threshold_m
         has = out.source >= 0

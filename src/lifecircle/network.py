@@ -11,7 +11,8 @@ Sources
 -------
 - OSM XML (``.osm``, ``.osm.bz2``, ``.osm.gz``) and OSM PBF (``.osm.pbf``), read with pyosmium and
   filtered with the same rules as osmnx's ``walk``, ``bike`` and ``drive`` network types.
-- osmnx GraphML (``.graphml``), used as-is (its ``length`` in metres is the edge length).
+- osmnx GraphML (``.graphml``), used as-is (its ``length`` in metres is the edge length), streamed
+  into arrays without networkx (:func:`from_graphml`); plain networkx GraphML works too.
 - a networkx graph in Python (:func:`from_networkx`).
 - online by place name or polygon through osmnx (:func:`from_place`, :func:`from_polygon`; needs
   the internet, never used in tests).
@@ -722,6 +723,290 @@ def _read_osm_ways(path: Path) -> _RawWays:
         way_tags=tags, source=str(path))
 
 
+# --------------------------------------------------------------------------------------
+# GraphML, streamed (no networkx, no osmnx)
+# --------------------------------------------------------------------------------------
+
+_GML_NS: Final = "{http://graphml.graphdrawing.org/xmlns}"
+
+
+@dataclass
+class _GraphMLData:
+    """A GraphML file's graph as flat arrays (edges in document order)."""
+
+    directed: bool
+    crs: str
+    node_key: list[str]
+    node_x: NDArray[np.float64]
+    node_y: NDArray[np.float64]
+    edge_u: NDArray[np.int64]
+    edge_v: NDArray[np.int64]
+    edge_length: NDArray[np.float64]      # NaN where the edge has no length attribute
+    edge_highway: list[str]
+    edge_name: list[str]
+    geometry: dict[int, str]              # edge index -> WKT
+
+
+def _first_item(text: str) -> str:
+    """osmnx writes merged attributes as a Python list literal: keep its first item."""
+    if text.startswith("[") and text.endswith("]"):
+        import ast
+
+        try:
+            value = ast.literal_eval(text)
+        except (SyntaxError, ValueError):
+            return text
+        return _first_str(value)
+    return text
+
+
+def _read_graphml(path: Path) -> _GraphMLData:
+    """Stream a GraphML file (``xml.etree.ElementTree.iterparse``) into flat arrays."""
+    import xml.etree.ElementTree as ET
+
+    keys: dict[str, str] = {}            # key id -> attribute name
+    defaults: dict[str, str] = {}        # key id -> default value text
+    graph_attrs: dict[str, str] = {}
+    directed = True
+    node_index: dict[str, int] = {}
+    node_key: list[str] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    us: list[int] = []
+    vs: list[int] = []
+    lens: list[float] = []
+    hws: list[str] = []
+    names: list[str] = []
+    geoms: dict[int, str] = {}
+    node_tag, edge_tag, data_tag = _GML_NS + "node", _GML_NS + "edge", _GML_NS + "data"
+    key_tag, graph_tag, default_tag = _GML_NS + "key", _GML_NS + "graph", _GML_NS + "default"
+    graph_elem = None
+    depth_in_item = 0
+    pending_edges: list[tuple[str, str]] = []
+    nan = float("nan")
+    try:
+        for event, elem in ET.iterparse(str(path), events=("start", "end")):
+            tag = elem.tag
+            if event == "start":
+                if tag == node_tag or tag == edge_tag:
+                    depth_in_item += 1
+                elif tag == graph_tag and graph_elem is None:
+                    graph_elem = elem
+                    directed = elem.get("edgedefault", "directed") == "directed"
+                continue
+            if tag == node_tag:
+                depth_in_item -= 1
+                attrs = {keys.get(d.get("key", ""), ""): d.text or "" for d in elem.iter(data_tag)}
+                nid = elem.get("id", "")
+                if nid not in node_index:
+                    node_index[nid] = len(node_key)
+                    node_key.append(nid)
+                    x = attrs.get("x", defaults.get("x"))
+                    y = attrs.get("y", defaults.get("y"))
+                    xs.append(float(x) if x is not None else nan)
+                    ys.append(float(y) if y is not None else nan)
+                if graph_elem is not None:
+                    graph_elem.clear()
+            elif tag == edge_tag:
+                depth_in_item -= 1
+                attrs = {keys.get(d.get("key", ""), ""): d.text or "" for d in elem.iter(data_tag)}
+                pending_edges.append((elem.get("source", ""), elem.get("target", "")))
+                length = attrs.get("length", defaults.get("length"))
+                lens.append(float(_first_item(length)) if length else nan)
+                hws.append(_first_item(attrs.get("highway", defaults.get("highway", ""))))
+                names.append(_first_item(attrs.get("name", defaults.get("name", ""))))
+                geom = attrs.get("geometry")
+                if geom:
+                    geoms[len(lens) - 1] = geom
+                if graph_elem is not None:
+                    graph_elem.clear()
+            elif tag == key_tag:
+                name = elem.get("attr.name", elem.get("id", ""))
+                keys[elem.get("id", "")] = name
+                d = elem.find(default_tag)
+                if d is not None and d.text is not None:
+                    defaults[name] = d.text
+            elif tag == data_tag and depth_in_item == 0:
+                graph_attrs[keys.get(elem.get("key", ""), "")] = elem.text or ""
+    except ET.ParseError as exc:
+        raise NetworkError(f"cannot read GraphML file {path}: {exc}") from exc
+    except ValueError as exc:
+        raise NetworkError(f"cannot read GraphML file {path}: a number is malformed ({exc})") from exc
+    for s, t in pending_edges:  # networkx adds nodes an edge names without declaring them
+        for nid in (s, t):
+            if nid not in node_index:
+                node_index[nid] = len(node_key)
+                node_key.append(nid)
+                xs.append(nan)
+                ys.append(nan)
+    us = [node_index[s] for s, _ in pending_edges]
+    vs = [node_index[t] for _, t in pending_edges]
+    return _GraphMLData(
+        directed=directed, crs=graph_attrs.get("crs", "EPSG:4326"), node_key=node_key,
+        node_x=np.array(xs, dtype=float), node_y=np.array(ys, dtype=float),
+        edge_u=np.array(us, dtype=np.int64), edge_v=np.array(vs, dtype=np.int64),
+        edge_length=np.array(lens, dtype=float), edge_highway=hws, edge_name=names, geometry=geoms)
+
+
+def _parse_linestrings(wkts: list[str]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """x, y and the vertex count of WKT LINESTRINGs (one string split, no shapely)."""
+    inner = [w[w.index("(") + 1:w.rindex(")")] for w in wkts]
+    counts = np.array([s.count(",") + 1 for s in inner], dtype=np.int64)
+    flat = np.array(" ".join(inner).replace(",", " ").split(), dtype=float)
+    if len(flat) != 2 * counts.sum():
+        raise NetworkError("GraphML geometry: only 2-D LINESTRING values are supported")
+    return flat[0::2], flat[1::2], counts
+
+
+def from_graphml(
+    path: str | Path, *, mode: str = "walk", crs: str | int | None = None,
+    data: _GraphMLData | None = None,
+) -> RoadNetwork:
+    """Build a network from a GraphML file without networkx (same result as
+    ``from_networkx(osmnx.load_graphml(path))``).
+
+    The file is streamed (``iterparse``) straight into arrays. osmnx attributes are honoured:
+    node ``x``/``y`` in the graph's ``crs`` (default EPSG:4326), edge ``length`` (metres, kept
+    as given), ``geometry`` (WKT LINESTRING, split at its vertices, the length shared out in
+    proportion to the projected pieces), ``highway`` and ``name`` (first item of osmnx's
+    merged lists). Plain networkx GraphML with typed attributes and non-integer node ids works
+    too. In ``drive`` mode an edge of a directed graph without its reverse is one-way; in
+    ``walk``/``bike`` mode the two directions of a street are stored once.
+
+    Raises
+    ------
+    NetworkError
+        If the file is malformed, nodes lack ``x``/``y`` or there are no edges.
+    """
+    p = Path(path)
+    g = data or _read_graphml(p)
+    source = str(p)
+    if len(g.edge_u) == 0:
+        raise NetworkError(f"{source}: the graph has no edges")
+    if np.isnan(g.node_x).any() or np.isnan(g.node_y).any():
+        raise NetworkError(f"{source}: every node needs 'x' and 'y' attributes")
+    n = len(g.node_key)
+    try:
+        node_keys = np.array([int(k) for k in g.node_key], dtype=np.int64)
+    except ValueError:
+        node_keys = np.arange(n, dtype=np.int64)
+    graph_crs = str(g.crs)
+    to_lonlat = (_transformer(graph_crs, "EPSG:4326")
+                 if graph_crs.upper() not in ("EPSG:4326", "WGS84") else None)
+    lon, lat = to_lonlat.transform(g.node_x, g.node_y) if to_lonlat else (g.node_x, g.node_y)
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    metric = choose_metric_crs(lon, lat, crs)
+    to_metric = _transformer("EPSG:4326", metric)
+    nx_, ny_ = to_metric.transform(lon, lat)
+    node_x, node_y = np.asarray(nx_, float), np.asarray(ny_, float)
+
+    # edges in networkx's iteration order: by source node, then by first appearance of the
+    # (source, target) pair among that node's edges, then file order
+    u, v = g.edge_u, g.edge_v
+    m = len(u)
+    pair = u * n + v
+    _, first_pos, pair_id = np.unique(pair, return_index=True, return_inverse=True)
+    order = np.lexsort((np.arange(m), first_pos[pair_id], u))
+    u, v = u[order], v[order]
+    length = g.edge_length[order]
+    hw = [g.edge_highway[i] for i in order]
+    nm = [g.edge_name[i] for i in order]
+    geom_rows = np.flatnonzero(np.isin(order, np.fromiter(g.geometry, dtype=np.int64, count=len(g.geometry))))
+    wkts = [g.geometry[int(order[r])] for r in geom_rows]
+    gx, gy, gcount = _parse_linestrings(wkts) if wkts else (np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    gstart = np.cumsum(gcount) - gcount
+    # geometry length in the file's CRS (osmnx/shapely ``geometry.length``): the duplicate key
+    geom_len = np.full(m, np.nan)
+    if len(gx):
+        seg = np.hypot(np.diff(gx), np.diff(gy))
+        within = np.ones(len(seg) + 1, dtype=bool)
+        within[(gstart + gcount - 1)] = False                # no segment across geometries
+        seg = np.append(np.where(within[:-1], seg, 0.0), 0.0)
+        geom_len[geom_rows] = np.round(np.add.reduceat(seg, gstart), 9)
+
+    directed = g.directed and mode == "drive"
+    keep = np.ones(m, dtype=bool)
+    if not directed:
+        a, b = np.minimum(u, v), np.maximum(u, v)
+        gk = np.where(np.isnan(geom_len), -1.0, geom_len)
+        key = np.rec.fromarrays([a, b, gk])
+        _, first = np.unique(key, return_index=True)
+        keep[:] = False
+        keep[first] = True
+    if directed:
+        fwd = u * n + v
+        oneway = ~np.isin(v * n + u, fwd)
+    else:
+        oneway = np.zeros(m, dtype=bool)
+
+    # curved edges: interior geometry vertices become nodes (ids -1, -2, ... in edge order)
+    n_int = np.zeros(m, dtype=np.int64)
+    curved_rows = geom_rows[gcount > 2]
+    cstart, ccount = gstart[gcount > 2], gcount[gcount > 2]
+    n_int[curved_rows] = ccount - 2
+    n_int[~keep] = 0
+    kept_curved = keep[curved_rows]
+    curved_rows, cstart, ccount = curved_rows[kept_curved], cstart[kept_curved], ccount[kept_curved]
+    # coordinates of the curved geometries, projected and oriented from u to v
+    loc_start = np.cumsum(ccount) - ccount
+    take = np.repeat(cstart - loc_start, ccount) + np.arange(int(ccount.sum()))
+    if len(take):
+        clon, clat = (to_lonlat.transform(gx[take], gy[take]) if to_lonlat else (gx[take], gy[take]))
+        cx, cy = to_metric.transform(np.asarray(clon, float), np.asarray(clat, float))
+        cx, cy = np.asarray(cx, float), np.asarray(cy, float)
+    else:
+        cx = cy = np.zeros(0)
+    first_i, last_i = loc_start, loc_start + ccount - 1
+    uu = u[curved_rows]
+    flip = (np.hypot(cx[first_i] - node_x[uu], cy[first_i] - node_y[uu])
+            > np.hypot(cx[last_i] - node_x[uu], cy[last_i] - node_y[uu]))
+    # piece table: per kept edge, n_int + 1 pieces
+    rows = np.flatnonzero(keep)
+    pieces = n_int[rows] + 1
+    e_of = np.repeat(rows, pieces)
+    k_in = np.arange(len(e_of)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    # new vertex numbering follows the edge order
+    new_count = n_int[rows]
+    new_base = n + np.cumsum(new_count) - new_count           # first new vertex per kept row
+    base_of_row = np.zeros(m, dtype=np.int64)
+    base_of_row[rows] = new_base
+    cnt_of_row = n_int
+    start_node = np.where(k_in == 0, u[e_of], base_of_row[e_of] + k_in - 1)
+    end_node = np.where(k_in == cnt_of_row[e_of], v[e_of], base_of_row[e_of] + k_in)
+    # coordinates of the new vertices
+    n_new = int(new_count.sum())
+    all_x = np.concatenate([node_x, np.zeros(n_new)])
+    all_y = np.concatenate([node_y, np.zeros(n_new)])
+    if n_new:
+        pos_in_curved = np.full(m, -1, dtype=np.int64)
+        pos_in_curved[curved_rows] = np.arange(len(curved_rows))
+        cr = np.repeat(np.arange(len(curved_rows)), ccount - 2)
+        j = np.arange(len(cr)) - np.repeat(np.cumsum(ccount - 2) - (ccount - 2), ccount - 2)
+        src_i = np.where(flip[cr], last_i[cr] - 1 - j, first_i[cr] + 1 + j)
+        tgt = base_of_row[curved_rows][cr] + j
+        all_x[tgt] = cx[src_i]
+        all_y[tgt] = cy[src_i]
+    piece_len = np.hypot(all_x[end_node] - all_x[start_node], all_y[end_node] - all_y[start_node])
+    total_proj = np.bincount(np.repeat(np.arange(len(rows)), pieces), weights=piece_len, minlength=len(rows))
+    given = length[rows]
+    total = np.where(np.isnan(given), total_proj, given)
+    row_of_piece = np.repeat(np.arange(len(rows)), pieces)
+    share = np.where(total_proj[row_of_piece] > 0, piece_len / np.where(total_proj > 0, total_proj, 1.0)[row_of_piece],
+                     1.0 / pieces[row_of_piece])
+    piece_length = np.where(pieces[row_of_piece] == 1, total[row_of_piece], total[row_of_piece] * share)
+    hw_codes, hw_values = _categorize(hw)
+    nm_codes, nm_values = _categorize(nm)
+    ok = start_node != end_node
+    node_id = np.concatenate([node_keys, -np.arange(1, n_new + 1, dtype=np.int64)])
+    return RoadNetwork(
+        crs=metric, mode=mode, node_id=node_id, node_x=all_x, node_y=all_y,
+        edge_u=start_node[ok].astype(np.int32), edge_v=end_node[ok].astype(np.int32),
+        edge_length_m=piece_length[ok], edge_oneway=oneway[e_of][ok],
+        edge_highway=hw_codes[e_of][ok].astype(np.int16), edge_name=nm_codes[e_of][ok].astype(np.int32),
+        highway_values=hw_values, name_values=nm_values, source=source,
+    )
+
+
 def load_networks(
     path: str | Path,
     modes: Iterable[str] = ("walk",),
@@ -777,14 +1062,9 @@ def load_networks(
         t0 = time.perf_counter()
         name = p.name.lower()
         if name.endswith(".graphml"):
-            import osmnx as ox
-
-            try:
-                g = ox.load_graphml(p)
-            except Exception as exc:
-                raise NetworkError(f"cannot read GraphML file {p}: {exc}") from exc
+            data = _read_graphml(p)
             for m in missing:
-                out[m] = from_networkx(g, mode=m, crs=crs, source=str(p))
+                out[m] = from_graphml(p, mode=m, crs=crs, data=data)
         elif name.endswith(_OSM_SUFFIXES):
             raw = _read_osm_ways(p)
             for m in missing:

@@ -247,7 +247,7 @@ class CoverageRun:
         }
 
 
-def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun:
+def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> CoverageRun:
     """Distances and coverage for every resident and tier.
 
     Returns
@@ -284,7 +284,7 @@ def run_export(
     crs: str = "wgs84",
     precision: int | None = None,
     overwrite: bool = False,
-    limit_m: float | None = None,
+    limit_m: float | str | None = None,
     coverage: CoverageRun | None = None,
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
@@ -311,8 +311,8 @@ def run_export(
     precision : int, optional
         Coordinate decimals (default 6 for degrees, 2 for metres in GeoJSON/CSV).
     overwrite : bool
-    limit_m : float, optional
-        Search cut-off of the coverage run.
+    limit_m : float or "auto", optional
+        Search cut-off of the coverage run (see :func:`lifecircle.coverage.compute_coverage`).
     coverage : CoverageRun, optional
         Reuse a coverage run instead of computing one.
     sources : dict, optional

@@ -67,8 +67,14 @@ class Positions:
         return len(self.edge)
 
     def subset(self, index: NDArray[np.integer] | NDArray[np.bool_]) -> Positions:
-        """The positions at ``index`` (integer or boolean)."""
-        return Positions(self.edge[index], self.offset_m[index], self.access_m[index])
+        """The positions at ``index`` (integer or boolean), of the same kind."""
+        return type(self)(self.edge[index], self.offset_m[index], self.access_m[index])
+
+
+@dataclass(frozen=True)
+class ChainPositions(Positions):
+    """Positions moved onto the chains of a junction graph (:meth:`RoutingGraph.to_core`):
+    ``edge`` is a chain index and ``offset_m`` runs along the whole chain."""
 
 
 class _Table(NamedTuple):
@@ -139,8 +145,14 @@ class RoutingGraph:
         jn = self.junctions
         return _Table(jn.chain_u, jn.chain_v, jn.chain_length_m, ~jn.chain_oneway)
 
-    def to_core(self, pos: Positions) -> Positions:
-        """Positions on raw edges → the same points on chains (edge = chain index)."""
+    def to_core(self, pos: Positions) -> ChainPositions:
+        """Positions on raw edges → the same points on chains (edge = chain index).
+
+        :class:`ChainPositions` are returned as they are, so callers that route many times
+        from or to the same points convert them once.
+        """
+        if isinstance(pos, ChainPositions):
+            return pos
         jn = self.junctions
         e = pos.edge
         ok = e >= 0
@@ -159,15 +171,15 @@ class RoutingGraph:
         off = np.where(on_j, np.where(2.0 * off < total, 0.0, total), off)
         on_i = (at >= 0) & (jn.node_junction[at_c] < 0)
         off = np.where(on_i, jn.node_offset_m[at_c], off)
-        return Positions(np.where(ok, c, -1), off, pos.access_m)
+        return ChainPositions(np.where(ok, c, -1), off, pos.access_m)
 
     @cached_property
     def interior(self) -> tuple[IntArray, Positions]:
         """Raw vertices inside chains and their positions on the chains."""
         jn = self.junctions
         nodes = np.flatnonzero(jn.node_chain >= 0)
-        return nodes, Positions(jn.node_chain[nodes].astype(np.int64), jn.node_offset_m[nodes],
-                                np.zeros(len(nodes)))
+        return nodes, ChainPositions(jn.node_chain[nodes].astype(np.int64), jn.node_offset_m[nodes],
+                                     np.zeros(len(nodes)))
 
     def source_arcs(self, src: Positions) -> tuple[IntArray, IntArray, FloatArray]:
         """Arcs from virtual source nodes into the junction graph: (source index, junction,
@@ -187,11 +199,10 @@ class RoutingGraph:
         wts = np.concatenate([a + o, (a + length - o)[tw]])
         return s_idx, nodes, wts
 
-    def augmented(self, src: Positions, *, on_chains: bool = False) -> sp.csr_matrix:
+    def augmented(self, src: Positions) -> sp.csr_matrix:
         """The junction graph with one virtual node per source appended (node
-        ``n_junctions + i``); ``src`` on raw edges unless ``on_chains``."""
-        if not on_chains:
-            src = self.to_core(src)
+        ``n_junctions + i``)."""
+        src = self.to_core(src)
         k = len(src)
         s_idx, nodes, wts = self.source_arcs(src)
         order = np.lexsort((nodes, s_idx))
@@ -343,7 +354,7 @@ def nearest_sources(
                              np.full(n, -1, np.int64))
     src = graph.to_core(sources.subset(usable))
     nj = graph.n_junctions
-    g = graph.augmented(src, on_chains=True)
+    g = graph.augmented(src)
     dist, _pred, origin = dijkstra(
         g, directed=True, indices=np.arange(nj, nj + len(src)), limit=limit_m,
         min_only=True, return_predecessors=True)
@@ -475,13 +486,17 @@ def _same_edge_pairs(
         return z, z, np.zeros(0, float)
     s_sorted = s_ok[np.argsort(se[s_ok], kind="stable")]
     s_edges = se[s_sorted]
-    lo = np.searchsorted(s_edges, de, side="left")
-    hi = np.searchsorted(s_edges, de, side="right")
-    cnt = np.where(de >= 0, hi - lo, 0)
-    di = np.repeat(np.arange(len(de)), cnt)
-    if len(di) == 0:
+    # only destinations on an edge that holds a source (a cheap mask before the searches)
+    holds = np.zeros(max(int(s_edges[-1]), int(de.max(initial=-1))) + 2, dtype=bool)
+    holds[s_edges] = True
+    cand = np.flatnonzero(holds[de])          # de = -1 reads the last (always False) slot
+    if len(cand) == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0, float)
+    lo = np.searchsorted(s_edges, de[cand], side="left")
+    hi = np.searchsorted(s_edges, de[cand], side="right")
+    cnt = hi - lo
+    di = np.repeat(cand, cnt)
     starts = np.repeat(lo, cnt)
     within = np.arange(len(di)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     si = s_sorted[starts + within]
@@ -510,7 +525,7 @@ def _junction_chunks(
     for start in range(0, len(usable), c):
         idx = usable[start:start + c]
         src = core_all.subset(np.arange(start, start + len(idx)))
-        g = graph.augmented(src, on_chains=True)
+        g = graph.augmented(src)
         d = dijkstra(g, directed=True, indices=np.arange(nj, nj + len(idx)), limit=limit_m)
         yield idx, src, np.asarray(d[:, :nj])
 

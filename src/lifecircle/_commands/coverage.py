@@ -10,6 +10,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the subcommand to the parser."""
     from lifecircle.cli import add_input_options
+    from lifecircle.config import parse_limit
 
     p = sub.add_parser(
         "coverage", help="network distance from every resident to each tier, and coverage",
@@ -20,8 +21,10 @@ def register(sub: Any) -> None:
                     "(gaps.csv/json/geojson) and report.md / report.html.")
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--limit-m", type=float, metavar="M",
-                   help="search cut-off in metres (default none: exact distances for everyone)")
+    p.add_argument("--limit-m", type=parse_limit, metavar="M|auto",
+                   help="search cut-off in metres, or auto: each tier cut at its own standard "
+                        "(same coverage, distances beyond the standard left empty); default none: "
+                        "exact distances for everyone")
     p.add_argument("--lang", choices=("zh", "en"), default="zh",
                    help="language of the report pages written when units are given (default zh)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -9,6 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the subcommand to the parser."""
     from lifecircle.cli import add_input_options
+    from lifecircle.config import parse_limit
 
     p = sub.add_parser(
         "export", help="GIS layers (GeoJSON, GeoPackage, Shapefile, CSV) in WGS84, CGCS2000, "
@@ -32,8 +33,9 @@ def register(sub: Any) -> None:
                    help="output folder (one file per layer), or a .gpkg file for --format gpkg")
     p.add_argument("--precision", type=int, metavar="N",
                    help="coordinate decimals (default 6 for degrees, 2 for metres)")
-    p.add_argument("--limit-m", type=float, metavar="M",
-                   help="search cut-off in metres for the coverage run (default none)")
+    p.add_argument("--limit-m", type=parse_limit, metavar="M|auto",
+                   help="search cut-off in metres for the coverage run, or auto (each tier at its "
+                        "own standard); default none")
     p.add_argument("--score-tier", metavar="TIER",
                    help="for the candidates layer: score candidate sites of this tier")
     p.add_argument("--candidates", metavar="PATH|auto",

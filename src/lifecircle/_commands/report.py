@@ -9,6 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the subcommand to the parser."""
     from lifecircle.cli import add_input_options
+    from lifecircle.config import parse_limit
 
     p = sub.add_parser(
         "report", help="coverage per community and grid (达标率), coverage gaps, report.md/.html",
@@ -23,8 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="report language (default zh)")
     p.add_argument("--gap-cell-m", type=float, default=200.0, metavar="M",
                    help="cell size for clustering uncovered residents into gaps (default 200 m)")
-    p.add_argument("--limit-m", type=float, metavar="M",
-                   help="search cut-off in metres (default none: exact distances for everyone)")
+    p.add_argument("--limit-m", type=parse_limit, metavar="M|auto",
+                   help="search cut-off in metres, or auto (each tier at its own standard); default "
+                        "none: exact distances for everyone")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
