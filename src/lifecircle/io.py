@@ -257,10 +257,16 @@ def read_points(
     detail = np.full(n, "", dtype=object)
 
     def flag(mask: np.ndarray, code: str, text: Any) -> None:
+        """Reject the rows under ``mask`` not rejected yet. ``text`` is the detail: a string,
+        or a function of the rejected rows' indices returning one message per row (messages
+        are formatted for rejected rows only)."""
         new = mask & (reason == "")
+        if not new.any():
+            return
         reason[new] = code
-        if isinstance(text, np.ndarray | list | pd.Series):
-            detail[new] = np.asarray(text, dtype=object)[new]
+        if callable(text):
+            idx = np.flatnonzero(new)
+            detail[idx] = np.asarray(list(text(idx)), dtype=object)
         else:
             detail[new] = text
 
@@ -270,14 +276,13 @@ def read_points(
     if has_xy:
         lon, lon_blank = _numeric(df[cols["lon"]])
         lat, lat_blank = _numeric(df[cols["lat"]])
-        raw_lon = df[cols["lon"]].astype(str).to_numpy()
-        raw_lat = df[cols["lat"]].astype(str).to_numpy()
+        raw_lon, raw_lat = df[cols["lon"]], df[cols["lat"]]
         flag(lon_blank | lat_blank, "missing_coordinates",
              "lon or lat is empty; geocode the address or remove the row")
         flag(~lon_blank & np.isnan(lon), "non_numeric_coordinates",
-             np.array([f"lon {v!r} is not a number" for v in raw_lon], dtype=object))
+             lambda i: [f"lon {v!r} is not a number" for v in raw_lon.iloc[i].astype(str)])
         flag(~lat_blank & np.isnan(lat), "non_numeric_coordinates",
-             np.array([f"lat {v!r} is not a number" for v in raw_lat], dtype=object))
+             lambda i: [f"lat {v!r} is not a number" for v in raw_lat.iloc[i].astype(str)])
     else:
         import shapely
 
@@ -296,17 +301,17 @@ def read_points(
     if geographic:
         bad_range = ~np.isnan(lon) & ~np.isnan(lat) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
         flag(bad_range, "coordinates_out_of_range",
-             np.array([f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
-                       "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
-                       for a, b in zip(lon, lat, strict=True)], dtype=object))
+             lambda i: [f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
+                        "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
+                        for a, b in zip(lon[i], lat[i], strict=True)])
 
     # duplicate ids (the second and later rows are rejected; the first is kept)
     dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
     first_row: dict[str, Any] = {}
     for i in np.flatnonzero(id_str.duplicated(keep=False).to_numpy()):
         first_row.setdefault(str(id_str.iat[int(i)]), rows[i])
-    flag(dup, "duplicate_id", np.array(
-        [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str], dtype=object))
+    flag(dup, "duplicate_id",
+         lambda i: [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str.iloc[i]])
 
     out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
     if "name" in cols:
@@ -322,32 +327,30 @@ def read_points(
             known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
             # a candidate's tier may be left blank: it is then scored for the requested tier
             blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
-            flag((keys == "") & ~blank_ok, "unknown_tier", np.array(
-                [f"tier {t!r} is not in standard {standard.name!r}; use one of {known}" for t in raw_tier],
-                dtype=object))
+            flag((keys == "") & ~blank_ok, "unknown_tier", lambda i: [
+                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}" for t in raw_tier[i]])
             out["tier"] = keys
         else:
             out["tier"] = raw_tier
 
     if kind == "residents":
         pop, pop_blank = _numeric(df[cols["population"]])
-        raw_pop = df[cols["population"]].astype(str).to_numpy()
+        raw_pop = df[cols["population"]]
         flag(pop_blank, "missing_population", "population is empty; give the number of people")
         flag(~pop_blank & np.isnan(pop), "non_numeric_population",
-             np.array([f"population {v!r} is not a number" for v in raw_pop], dtype=object))
+             lambda i: [f"population {v!r} is not a number" for v in raw_pop.iloc[i].astype(str)])
         flag(~np.isnan(pop) & (pop < 0), "negative_population",
-             np.array([f"population {v} is negative" for v in pop], dtype=object))
+             lambda i: [f"population {v} is negative" for v in pop[i]])
         out["population"] = pop
         for extra in ("elderly", "children"):
             if extra in cols:
                 vals, blank = _numeric(df[cols[extra]])
                 flag(~blank & (np.isnan(vals) | (vals < 0)), f"bad_{extra}",
-                     np.array([f"{extra} {v!r} is not a non-negative number"
-                               for v in df[cols[extra]].astype(str)], dtype=object))
+                     lambda i, c=df[cols[extra]], e=extra: [
+                         f"{e} {v!r} is not a non-negative number" for v in c.iloc[i].astype(str)])
                 too_many = ~np.isnan(vals) & ~np.isnan(pop) & (vals > pop)
-                flag(too_many, f"bad_{extra}", np.array(
-                    [f"{extra} {a} exceeds population {b}" for a, b in zip(vals, pop, strict=True)],
-                    dtype=object))
+                flag(too_many, f"bad_{extra}", lambda i, v=vals, e=extra: [
+                    f"{e} {a} exceeds population {b}" for a, b in zip(v[i], pop[i], strict=True)])
                 out[extra] = np.where(blank, 0.0, vals)
             else:
                 out[extra] = np.nan
