@@ -121,3 +121,25 @@ def test_graphml_errors(tmp_path: Path):
     nx.write_graphml(g, tmp_path / "noxy.graphml")
     with pytest.raises(NetworkError, match="'x' and 'y'"):
         from_graphml(tmp_path / "noxy.graphml")
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_fast_scanner_equals_iterparse(helsinki_graphml, tmp_path: Path, mode):
+    from lifecircle.network import _read_graphml_fast, _read_graphml_iter
+
+    fast = _read_graphml_fast(helsinki_graphml, chunk_bytes=1 << 16)   # many chunk boundaries
+    assert fast is not None                 # osmnx's layout takes the fast path
+    a = from_graphml(helsinki_graphml, mode=mode, data=fast)
+    b = from_graphml(helsinki_graphml, mode=mode, data=_read_graphml_iter(helsinki_graphml))
+    _same(a, b)
+    np.testing.assert_array_equal(a.edge_u, b.edge_u)
+    np.testing.assert_array_equal(a.edge_length_m, b.edge_length_m)
+    # a layout the scanner does not handle (single-quoted attributes) falls back to iterparse
+    text = helsinki_graphml.read_text(encoding="utf-8").replace('<node id="', "<node id='", 1)
+    text = text.replace("<node id='", "<node id=\"", 0)
+    odd = tmp_path / "odd.graphml"
+    first = text.index("<node id='")
+    end = text.index('"', first + 10)
+    odd.write_text(text[:end] + "'" + text[end + 1:], encoding="utf-8")
+    assert _read_graphml_fast(odd) is None
+    _same(from_graphml(odd, mode=mode), a)

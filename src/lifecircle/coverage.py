@@ -288,6 +288,11 @@ def compute_coverage(
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
     fac_ids = fac["id"].to_numpy()
+    ids_or_blank = np.append(fac_ids, "").astype(object)    # index -1 reads the blank
+    catch_pop = np.zeros(len(fac))
+    catch_res = np.zeros(len(fac), dtype=np.int64)
+    new_cols: dict[str, np.ndarray] = {}                     # added to the frame once, at the end
+    pop_total = float(pop.sum())
     # residents and facilities moved onto each mode's junction graph once, for every tier
     graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
     res_core = {m: graphs[m].to_core(res_loc.positions(m)) for m in nets}
@@ -301,21 +306,18 @@ def compute_coverage(
         d = out.distance_m
         covered = d <= tier.threshold_m
         has = out.source >= 0
-        fac_index = np.full(len(res), -1, dtype=np.int64)
-        fac_index[has] = idx[out.source[has]]
-        nearest = np.full(len(res), "", dtype=object)
-        nearest[has] = fac_ids[fac_index[has]]
-        res[cols["distance"]] = d
-        res[cols["minutes"]] = d / tier.speed_m_per_min
-        res[cols["nearest"]] = nearest
-        res[cols["covered"]] = covered
+        fac_index = np.where(has, idx[np.maximum(out.source, 0)], -1) if len(idx) else out.source
+        new_cols[cols["distance"]] = d
+        new_cols[cols["minutes"]] = d / tier.speed_m_per_min
+        new_cols[cols["nearest"]] = ids_or_blank[fac_index]
+        new_cols[cols["covered"]] = covered
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities
-        sel = has & covered
-        sel[has] &= fac_tier[fac_index[has]] == tier.key
-        fac.loc[:, "catchment_population"] += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
-        fac.loc[:, "catchment_residents"] += np.bincount(fac_index[sel], minlength=len(fac))
-        tot = float(pop.sum())
+        sel = np.flatnonzero(has & covered)
+        sel = sel[fac_tier[fac_index[sel]] == tier.key]
+        catch_pop += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
+        catch_res += np.bincount(fac_index[sel], minlength=len(fac))
+        tot = pop_total
         cov_pop = float(pop[covered].sum())
         med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
         tier_rows.append({
@@ -341,7 +343,10 @@ def compute_coverage(
         })
         logger.info("%s: %.1f%% of %.0f people within %.0f m", tier.key,
                     100 * tier_rows[-1]["share"], tot, tier.threshold_m)
-    res["all_covered"] = all_cov
+    new_cols["all_covered"] = all_cov
+    res = pd.concat([res, pd.DataFrame(new_cols, index=res.index)], axis=1)
+    fac["catchment_population"] = catch_pop
+    fac["catchment_residents"] = catch_res
     return CoverageResult(
         standard=standard, crs=crs, residents=res, facilities=fac,
         tiers=pd.DataFrame(tier_rows), resident_located=res_loc, facility_located=fac_loc,

@@ -742,9 +742,20 @@ class _GraphMLData:
     edge_u: NDArray[np.int64]
     edge_v: NDArray[np.int64]
     edge_length: NDArray[np.float64]      # NaN where the edge has no length attribute
-    edge_highway: list[str]
-    edge_name: list[str]
+    edge_highway: NDArray[np.int64]       # index into highway_values
+    edge_name: NDArray[np.int64]          # index into name_values
     geometry: dict[int, str]              # edge index -> WKT
+    highway_values: list[str] = field(default_factory=list)
+    name_values: list[str] = field(default_factory=list)
+    node_int: NDArray[np.int64] | None = None   # node ids as integers, when they all are
+
+
+def _codes(values: list[str]) -> tuple[NDArray[np.int64], list[str]]:
+    """Integer codes of strings (first-seen order) and the distinct strings."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    return codes, list(index)
 
 
 def _first_item(text: str) -> str:
@@ -761,6 +772,13 @@ def _first_item(text: str) -> str:
 
 
 def _read_graphml(path: Path) -> _GraphMLData:
+    """Read a GraphML file into flat arrays: the fast columnar scanner when the file has the
+    regular layout networkx and osmnx write, else ``iterparse``."""
+    fast = _read_graphml_fast(path)
+    return fast if fast is not None else _read_graphml_iter(path)
+
+
+def _read_graphml_iter(path: Path) -> _GraphMLData:
     """Stream a GraphML file (``xml.etree.ElementTree.iterparse``) into flat arrays."""
     import xml.etree.ElementTree as ET
 
@@ -792,7 +810,7 @@ def _read_graphml(path: Path) -> _GraphMLData:
                     depth_in_item += 1
                 elif tag == graph_tag and graph_elem is None:
                     graph_elem = elem
-                    directed = elem.get("edgedefault", "directed") == "directed"
+                    directed = elem.get("edgedefault") == "directed"   # as networkx reads it
                 continue
             if tag == node_tag:
                 depth_in_item -= 1
@@ -841,11 +859,202 @@ def _read_graphml(path: Path) -> _GraphMLData:
                 ys.append(nan)
     us = [node_index[s] for s, _ in pending_edges]
     vs = [node_index[t] for _, t in pending_edges]
+    hw_codes, hw_values = _codes(hws)
+    nm_codes, nm_values = _codes(names)
     return _GraphMLData(
         directed=directed, crs=graph_attrs.get("crs", "EPSG:4326"), node_key=node_key,
         node_x=np.array(xs, dtype=float), node_y=np.array(ys, dtype=float),
         edge_u=np.array(us, dtype=np.int64), edge_v=np.array(vs, dtype=np.int64),
-        edge_length=np.array(lens, dtype=float), edge_highway=hws, edge_name=names, geometry=geoms)
+        edge_length=np.array(lens, dtype=float), edge_highway=hw_codes, edge_name=nm_codes,
+        geometry=geoms, highway_values=hw_values, name_values=nm_values)
+
+
+def _recode(codes: NDArray[np.int64], values: list[str]) -> tuple[NDArray[np.int32], tuple[str, ...]]:
+    """First-seen codes → codes into the sorted non-empty values (-1: empty), as
+    :func:`_categorize` gives."""
+    cats = sorted({v for v in values if v})
+    index = {v: i for i, v in enumerate(cats)}
+    remap = np.array([index.get(v, -1) for v in values] or [-1], dtype=np.int32)
+    return remap[codes], tuple(cats)
+
+
+def _read_graphml_fast(path: Path, chunk_bytes: int = 64 << 20) -> _GraphMLData | None:
+    """Columnar scan of a regular GraphML file (what networkx and osmnx write): regular
+    expressions over large byte chunks collect every node id, edge end and data value in C,
+    and numpy converts them. Returns None when the file has another layout (the caller then
+    uses ``iterparse``), so the result is always the same."""
+    import html
+    import re
+
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise NetworkError(f"cannot read GraphML file {path}: {exc}") from exc
+    with fh:
+        head = fh.read(1 << 20)
+        first = min((i for i in (head.find(b"<node"), head.find(b"<edge")) if i >= 0), default=-1)
+        if first < 0 or b"<![CDATA[" in head:
+            return None
+        keys: dict[tuple[str, str], str] = {}    # (for, attr.name) -> key id
+        for km in re.finditer(rb"<key\b([^>]*?)(?:/>|>(.*?)</key>)", head[:first], re.S):
+            attrs = dict(re.findall(rb'([\w.:-]+)="([^"]*)"', km.group(1)))
+            if km.group(2) and b"<default" in km.group(2):
+                return None
+            if attrs.get(b"for", b"") not in (b"node", b"edge", b"graph"):
+                return None
+            keys[(attrs[b"for"].decode(), attrs.get(b"attr.name", b"").decode())] = attrs.get(b"id", b"").decode()
+        gm = re.search(rb"<graph(\s[^>]*)?>", head[:first])
+        if gm is None or len(re.findall(rb"<graph[\s>]", head)) != 1:
+            return None
+        directed = b'edgedefault="directed"' in (gm.group(1) or b"")   # networkx: else undirected
+        graph_attrs = {k.decode(): html.unescape(v.decode()) for k, v in
+                       re.findall(rb'<data key="([^"]*)">([^<]*)</data>', head[gm.end():first])}
+        crs = graph_attrs.get(keys.get(("graph", "crs"), "\0"), "EPSG:4326")
+
+        def rx(kind: str, key: str) -> re.Pattern[bytes] | None:
+            kid = keys.get((kind, key))
+            return None if kid is None else re.compile(b'<data key="' + re.escape(kid.encode()) + b'">([^<]*)</data>')
+
+        rx_x, rx_y, rx_len = rx("node", "x"), rx("node", "y"), rx("edge", "length")
+        rx_hw, rx_nm, rx_geom = rx("edge", "highway"), rx("edge", "name"), rx("edge", "geometry")
+        if rx_x is None or rx_y is None:
+            return None
+        node_re = re.compile(rb'<node id="([^"]*)"\s*(/?)>')
+        edge_re = re.compile(rb'<edge source="([^"]*)" target="([^"]*)"[^>]*?(/?)>')
+        ids: list[bytes] = []
+        xs: list[NDArray[np.float64]] = []
+        ys: list[NDArray[np.float64]] = []
+        src: list[bytes] = []
+        dst: list[bytes] = []
+        lens: list[NDArray[np.float64]] = []
+        hw_pos: list[NDArray[np.int64]] = []
+        hw_val: list[bytes] = []
+        nm_pos: list[NDArray[np.int64]] = []
+        nm_val: list[bytes] = []
+        geoms: dict[int, str] = {}
+        buf = head[first:]
+        eof = False
+        while True:
+            if not eof:
+                more = fh.read(chunk_bytes)
+                eof = not more
+                buf += more
+            cut = max(buf.rfind(b"</node>"), buf.rfind(b"</edge>"))
+            cut = len(buf) if eof else (cut + 7 if cut >= 0 else 0)
+            if cut == 0 and not eof:
+                continue
+            part, buf = buf[:cut], buf[cut:]
+            # nodes: ids, then x and y, which must be one per node (else: not the regular layout)
+            node_ids = node_re.findall(part)
+            if len(node_ids) != part.count(b"<node"):
+                return None
+            if node_ids:
+                px = rx_x.findall(part)
+                py = rx_y.findall(part)
+                if len(px) != len(node_ids) or len(py) != len(node_ids):
+                    return None
+                if any(sc for _, sc in node_ids):
+                    return None
+                ids += [i for i, _ in node_ids]
+                try:
+                    xs.append(np.array(px).astype(float))
+                    ys.append(np.array(py).astype(float))
+                except ValueError:
+                    return None
+            # edges: ends; length, highway, name, geometry located by position
+            e_before = len(src)
+            found = edge_re.findall(part)
+            if len(found) != part.count(b"<edge"):
+                return None
+            if found:
+                src += [a for a, _, _ in found]
+                dst += [b for _, b, _ in found]
+                starts = np.fromiter((m.start() for m in re.finditer(rb"<edge ", part)),
+                                     dtype=np.int64, count=len(found))
+                length = np.full(len(found), np.nan)
+                if rx_len is not None:
+                    pos, val = _positions(rx_len, part)
+                    try:
+                        length[np.searchsorted(starts, pos, side="right") - 1] = np.array(val).astype(float)
+                    except ValueError:
+                        return None
+                lens.append(length)
+                for r, pos_list, val_list in ((rx_hw, hw_pos, hw_val), (rx_nm, nm_pos, nm_val)):
+                    if r is not None:
+                        pos, val = _positions(r, part)
+                        pos_list.append(np.searchsorted(starts, pos, side="right") - 1 + e_before)
+                        val_list += val
+                if rx_geom is not None:
+                    pos, val = _positions(rx_geom, part)
+                    owner = np.searchsorted(starts, pos, side="right") - 1 + e_before
+                    for o, v in zip(owner.tolist(), val, strict=True):
+                        geoms[o] = html.unescape(v.decode())
+            if eof and not buf:
+                break
+            if eof:
+                buf = b""
+    n_edges = len(src)
+    if not ids:
+        return None
+    try:
+        node_int: NDArray[np.int64] | None = np.array(ids).astype(np.int64)
+    except (ValueError, OverflowError):
+        node_int = None
+    if node_int is not None:
+        order = np.argsort(node_int, kind="stable")
+        sorted_ids = node_int[order]
+        if len(sorted_ids) > 1 and (np.diff(sorted_ids) == 0).any():
+            return None
+        try:
+            su = np.array(src).astype(np.int64) if n_edges else np.zeros(0, np.int64)
+            sv = np.array(dst).astype(np.int64) if n_edges else np.zeros(0, np.int64)
+        except (ValueError, OverflowError):
+            return None
+        iu = np.minimum(np.searchsorted(sorted_ids, su), len(sorted_ids) - 1)
+        iv = np.minimum(np.searchsorted(sorted_ids, sv), len(sorted_ids) - 1)
+        if (sorted_ids[iu] != su).any() or (sorted_ids[iv] != sv).any():
+            return None   # an edge names an undeclared node: iterparse reports it
+        eu, ev = order[iu], order[iv]
+        node_key: list[str] = []
+    else:
+        node_key = [html.unescape(i.decode()) for i in ids]
+        index = {k: i for i, k in enumerate(ids)}
+        if len(index) != len(ids):
+            return None
+        try:
+            eu = np.array([index[a] for a in src], dtype=np.int64)
+            ev = np.array([index[b] for b in dst], dtype=np.int64)
+        except KeyError:
+            return None
+
+    def coded(pos: list[NDArray[np.int64]], val: list[bytes]) -> tuple[NDArray[np.int64], list[str]]:
+        codes = np.zeros(n_edges, dtype=np.int64)        # code 0: "" (attribute missing)
+        values = [""]
+        if val:
+            uniq: dict[bytes, int] = {}
+            c = np.fromiter((uniq.setdefault(v, len(uniq)) for v in val), dtype=np.int64, count=len(val))
+            values += [_first_item(html.unescape(v.decode())) for v in uniq]
+            codes[np.concatenate(pos)] = c + 1
+        return codes, values
+
+    hw_codes, hw_values = coded(hw_pos, hw_val)
+    nm_codes, nm_values = coded(nm_pos, nm_val)
+    return _GraphMLData(
+        directed=directed, crs=crs, node_key=node_key, node_x=np.concatenate(xs),
+        node_y=np.concatenate(ys), edge_u=eu, edge_v=ev,
+        edge_length=np.concatenate(lens) if lens else np.zeros(0), edge_highway=hw_codes,
+        edge_name=nm_codes, geometry=geoms, highway_values=hw_values, name_values=nm_values,
+        node_int=node_int)
+
+
+def _positions(rx: Any, part: bytes) -> tuple[NDArray[np.int64], list[bytes]]:
+    """Start offsets and captured values of every match of ``rx`` in ``part``."""
+    pos: list[int] = []
+    val: list[bytes] = []
+    for mt in rx.finditer(part):
+        pos.append(mt.start())
+        val.append(mt.group(1))
+    return np.array(pos, dtype=np.int64), val
 
 
 def _parse_linestrings(wkts: list[str]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
@@ -885,11 +1094,14 @@ def from_graphml(
         raise NetworkError(f"{source}: the graph has no edges")
     if np.isnan(g.node_x).any() or np.isnan(g.node_y).any():
         raise NetworkError(f"{source}: every node needs 'x' and 'y' attributes")
-    n = len(g.node_key)
-    try:
-        node_keys = np.array([int(k) for k in g.node_key], dtype=np.int64)
-    except ValueError:
-        node_keys = np.arange(n, dtype=np.int64)
+    n = len(g.node_key) if g.node_int is None else len(g.node_int)
+    if g.node_int is not None:
+        node_keys = g.node_int
+    else:
+        try:
+            node_keys = np.array([int(k) for k in g.node_key], dtype=np.int64)
+        except ValueError:
+            node_keys = np.arange(n, dtype=np.int64)
     graph_crs = str(g.crs)
     to_lonlat = (_transformer(graph_crs, "EPSG:4326")
                  if graph_crs.upper() not in ("EPSG:4326", "WGS84") else None)
@@ -909,8 +1121,8 @@ def from_graphml(
     order = np.lexsort((np.arange(m), first_pos[pair_id], u))
     u, v = u[order], v[order]
     length = g.edge_length[order]
-    hw = [g.edge_highway[i] for i in order]
-    nm = [g.edge_name[i] for i in order]
+    hw_codes, hw_values = _recode(g.edge_highway[order], g.highway_values)
+    nm_codes, nm_values = _recode(g.edge_name[order], g.name_values)
     geom_rows = np.flatnonzero(np.isin(order, np.fromiter(g.geometry, dtype=np.int64, count=len(g.geometry))))
     wkts = [g.geometry[int(order[r])] for r in geom_rows]
     gx, gy, gcount = _parse_linestrings(wkts) if wkts else (np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
@@ -994,8 +1206,6 @@ def from_graphml(
     share = np.where(total_proj[row_of_piece] > 0, piece_len / np.where(total_proj > 0, total_proj, 1.0)[row_of_piece],
                      1.0 / pieces[row_of_piece])
     piece_length = np.where(pieces[row_of_piece] == 1, total[row_of_piece], total[row_of_piece] * share)
-    hw_codes, hw_values = _categorize(hw)
-    nm_codes, nm_values = _categorize(nm)
     ok = start_node != end_node
     node_id = np.concatenate([node_keys, -np.arange(1, n_new + 1, dtype=np.int64)])
     return RoadNetwork(
