@@ -6,14 +6,14 @@ import argparse
 
 import numpy as np
 import pytest
-from test_coverage import STD, X0, Y0, frames
-from test_junctions import bent_grid
 
 from lifecircle.config import parse_limit
 from lifecircle.coverage import compute_coverage, tier_columns
 from lifecircle.errors import InputError
 from lifecircle.network import RoadNetwork
 from lifecircle.routing import RoutingGraph
+from test_coverage import STD, X0, Y0, frames
+from test_junctions import bent_grid
 
 
 def test_limit_auto_keeps_coverage_and_cuts_each_tier_at_its_standard():
