@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -94,13 +95,21 @@ class PointTable:
                 f"{self.path}: {self.n_input} rows in, {len(self.frame)} used + "
                 f"{len(self.rejects)} rejected")
 
-    def with_rejects(self, mask: np.ndarray, reason: str, details: list[str] | str) -> PointTable:
-        """A copy in which the rows under ``mask`` move to the rejects with ``reason``."""
+    def with_rejects(self, mask: np.ndarray, reason: str,
+                     details: list[str] | str | Callable[[np.ndarray], list[str]]) -> PointTable:
+        """A copy in which the rows under ``mask`` move to the rejects with ``reason``.
+
+        ``details``: one text for all, one per row, or a function of the rejected rows' indices
+        returning their texts (formatted for rejected rows only).
+        """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return self
         bad = self.frame.loc[mask]
-        det = details if isinstance(details, str) else [d for d, m in zip(details, mask, strict=True) if m]
+        if callable(details):
+            det: list[str] | str = list(details(np.flatnonzero(mask)))
+        else:
+            det = details if isinstance(details, str) else [d for d, m in zip(details, mask, strict=True) if m]
         new = pd.DataFrame({
             "file": self.path, "row": bad["row"].to_numpy(), "id": bad["id"].to_numpy(),
             "reason": reason, "detail": det,
@@ -183,6 +192,9 @@ def _find_columns(df: pd.DataFrame, path: str, kind: str, overrides: dict[str, s
 
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Values as float and a mask of cells that were blank."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        vals = series.to_numpy(dtype=float, na_value=np.nan)   # parsed as numbers already
+        return vals, np.isnan(vals)
     s = series.astype(object)
     blank = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
     vals = pd.to_numeric(s.where(~blank, None), errors="coerce").to_numpy(dtype=float)

@@ -201,13 +201,16 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
     out = outside_network_area(network, x, y, margin_m=max_snap_m)
     lon = table.frame["lon"].to_numpy(float)
     lat = table.frame["lat"].to_numpy(float)
-    # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
-    hint = np.where(~out_of_china(lon, lat) & (table.crs in ("wgs84", "cgcs2000")),
-                    "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
-                    "")
-    details = [f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
-               f"(more than {max_snap_m:.0f} m beyond its outline){h}"
-               for lo, la, h in zip(lon, lat, hint, strict=True)]
+
+    def details(i: np.ndarray) -> list[str]:   # formatted for the rejected rows only
+        # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
+        hint = np.where(~out_of_china(lon[i], lat[i]) & (table.crs in ("wgs84", "cgcs2000")),
+                        "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
+                        "")
+        return [f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
+                f"(more than {max_snap_m:.0f} m beyond its outline){h}"
+                for lo, la, h in zip(lon[i], lat[i], hint, strict=True)]
+
     return table.with_rejects(out, "outside_network_area", details)
 
 
