@@ -92,9 +92,13 @@ def write_json(data: Any, path: str | Path, *, overwrite: bool = False) -> Path:
 def write_csv(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False,
               float_format: str | None = None) -> Path:
     """Write a table as UTF-8 CSV atomically (infinite distances as empty cells)."""
+    from lifecircle._csv import write_csv_fast
+
     out = frame.replace([np.inf, -np.inf], np.nan)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        out.to_csv(tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n")
+        # the same bytes as pandas, several times faster on large tables
+        if float_format is not None or not write_csv_fast(out, tmp):
+            out.to_csv(tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n")
     return Path(path)
 
 
