@@ -6,11 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install install-dev lint typecheck pytest bench clean
+.PHONY: demo test test-fast install install-dev lint format typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip "setuptools>=77" wheel
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e .
@@ -27,8 +27,16 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/lifecircle demo
 
+# ruff (style, imports, complexity), ruff format (layout), and the layer contract (import-linter):
+# a module may import only modules on lower layers (see docs/architecture.md).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -40,6 +48,10 @@ pytest: $(VENV)/.installed-dev
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
+
+# The quick lane: lint, types and every test not marked slow (browser, wheel, Dask cluster, fuzzing).
+test-fast: lint typecheck
+	@$(BIN)/python -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench_engine.py

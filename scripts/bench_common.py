@@ -18,18 +18,25 @@ from lifecircle.network import RoadNetwork, from_arrays
 
 CRS = "EPSG:32650"
 ORIGIN = (395_000.0, 3_820_000.0)
-TIER_COUNTS = {"county_centre": 1, "subdistrict_centre": 1, "community_centre": 16,
-               "station": 146, "point": 1423}
+TIER_COUNTS = {
+    "county_centre": 1,
+    "subdistrict_centre": 1,
+    "community_centre": 16,
+    "station": 146,
+    "point": 1423,
+}
 
 
 @dataclass
 class BenchScenario:
     network: RoadNetwork
-    facilities: pd.DataFrame   # id, name, tier, lon, lat, x, y
-    residents: pd.DataFrame    # id, population, elderly, children, lon, lat, x, y
+    facilities: pd.DataFrame  # id, name, tier, lon, lat, x, y
+    residents: pd.DataFrame  # id, population, elderly, children, lon, lat, x, y
 
 
-def make_network(side: int = 388, spacing_m: float = 55.0, drop: float = 0.18, seed: int = 7) -> RoadNetwork:
+def make_network(
+    side: int = 388, spacing_m: float = 55.0, drop: float = 0.18, seed: int = 7
+) -> RoadNetwork:
     rng = np.random.default_rng(seed)
     ix, iy = np.meshgrid(np.arange(side), np.arange(side))
     x = ORIGIN[0] + ix.ravel() * spacing_m + rng.uniform(-12, 12, side * side)
@@ -42,8 +49,15 @@ def make_network(side: int = 388, spacing_m: float = 55.0, drop: float = 0.18, s
     used = np.unique(np.concatenate([u, v]))
     remap = np.full(side * side, -1)
     remap[used] = np.arange(len(used))
-    return from_arrays(x[used], y[used], remap[u], remap[v], crs=CRS, mode="walk",
-                       source=f"synthetic benchmark grid (seed {seed})")
+    return from_arrays(
+        x[used],
+        y[used],
+        remap[u],
+        remap[v],
+        crs=CRS,
+        mode="walk",
+        source=f"synthetic benchmark grid (seed {seed})",
+    )
 
 
 def make_scenario(n_residents: int = 200_000, seed: int = 7) -> BenchScenario:
@@ -58,16 +72,32 @@ def make_scenario(n_residents: int = 200_000, seed: int = 7) -> BenchScenario:
     pts[:, 1] = np.clip(pts[:, 1], miny, maxy)
     pop = rng.integers(1, 20, n_residents).astype(float)
     lon, lat = net.to_lonlat(pts[:, 0], pts[:, 1])
-    residents = pd.DataFrame({
-        "id": [f"R{i}" for i in range(n_residents)], "population": pop,
-        "elderly": np.floor(pop * 0.14), "children": np.floor(pop * 0.25),
-        "lon": lon, "lat": lat, "x": pts[:, 0], "y": pts[:, 1]})
+    residents = pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(n_residents)],
+            "population": pop,
+            "elderly": np.floor(pop * 0.14),
+            "children": np.floor(pop * 0.25),
+            "lon": lon,
+            "lat": lat,
+            "x": pts[:, 0],
+            "y": pts[:, 1],
+        }
+    )
     tiers = np.repeat(list(TIER_COUNTS), list(TIER_COUNTS.values()))
     fpts = rng.uniform([minx, miny], [maxx, maxy], size=(len(tiers), 2))
     flon, flat = net.to_lonlat(fpts[:, 0], fpts[:, 1])
-    facilities = pd.DataFrame({
-        "id": [f"F{i}" for i in range(len(tiers))], "name": [f"{t} {i}" for i, t in enumerate(tiers)],
-        "tier": tiers, "lon": flon, "lat": flat, "x": fpts[:, 0], "y": fpts[:, 1]})
+    facilities = pd.DataFrame(
+        {
+            "id": [f"F{i}" for i in range(len(tiers))],
+            "name": [f"{t} {i}" for i, t in enumerate(tiers)],
+            "tier": tiers,
+            "lon": flon,
+            "lat": flat,
+            "x": fpts[:, 0],
+            "y": fpts[:, 1],
+        }
+    )
     return BenchScenario(net, facilities, residents)
 
 

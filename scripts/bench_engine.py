@@ -37,19 +37,27 @@ def osmnx_tutorial_way(net, sc, standard) -> tuple[float, dict[str, float]]:
     g = nx.MultiDiGraph(crs=net.crs)
     for i in range(net.n_nodes):
         g.add_node(i, x=float(net.node_x[i]), y=float(net.node_y[i]))
-    for u, v, length in zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), strict=True):
+    for u, v, length in zip(
+        net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), strict=True
+    ):
         g.add_edge(u, v, length=length)
         g.add_edge(v, u, length=length)
     und = g  # ego_graph follows out-edges; both directions were added
     pop = sc.residents["population"].to_numpy()
     shares = {}
     with Timer() as t:
-        res_nodes = ox.distance.nearest_nodes(g, sc.residents["x"].to_numpy(), sc.residents["y"].to_numpy())
-        fac_nodes = ox.distance.nearest_nodes(g, sc.facilities["x"].to_numpy(), sc.facilities["y"].to_numpy())
+        res_nodes = ox.distance.nearest_nodes(
+            g, sc.residents["x"].to_numpy(), sc.residents["y"].to_numpy()
+        )
+        fac_nodes = ox.distance.nearest_nodes(
+            g, sc.facilities["x"].to_numpy(), sc.facilities["y"].to_numpy()
+        )
         for tier in standard.tiers:
             reached: set[int] = set()
             for node in np.asarray(fac_nodes)[sc.facilities["tier"].to_numpy() == tier.key]:
-                reached.update(nx.ego_graph(und, int(node), radius=tier.threshold_m, distance="length").nodes)
+                reached.update(
+                    nx.ego_graph(und, int(node), radius=tier.threshold_m, distance="length").nodes
+                )
             covered = np.isin(res_nodes, np.fromiter(reached, dtype=np.int64, count=len(reached)))
             shares[tier.key] = float(pop[covered].sum() / pop.sum())
     return t.s, shares
@@ -67,13 +75,19 @@ def write_pbf_and_graphml(net, folder: Path) -> tuple[Path, Path]:
         for i in range(net.n_nodes):
             w.add_node(osmium.osm.mutable.Node(id=i + 1, location=(float(lon[i]), float(lat[i]))))
         for k, (u, v) in enumerate(zip(net.edge_u.tolist(), net.edge_v.tolist(), strict=True)):
-            w.add_way(osmium.osm.mutable.Way(id=k + 1, nodes=[u + 1, v + 1], tags={"highway": "residential"}))
+            w.add_way(
+                osmium.osm.mutable.Way(
+                    id=k + 1, nodes=[u + 1, v + 1], tags={"highway": "residential"}
+                )
+            )
     finally:
         w.close()
     g = nx.MultiDiGraph(crs="EPSG:4326")
     for i in range(net.n_nodes):
         g.add_node(i + 1, x=float(lon[i]), y=float(lat[i]))
-    for u, v, length in zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), strict=True):
+    for u, v, length in zip(
+        net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), strict=True
+    ):
         g.add_edge(u + 1, v + 1, length=length, highway="residential")
         g.add_edge(v + 1, u + 1, length=length, highway="residential")
     gml = folder / "bench.graphml"
@@ -86,8 +100,11 @@ def main() -> None:
         sc = make_scenario()
     net = sc.network
     standard = preset("tancheng").with_mode("walk")  # every tier on the one benchmark network
-    print(f"scenario (SYNTHETIC): {net.n_nodes:,} nodes, {net.n_edges:,} edges, "
-          f"{len(sc.facilities):,} facilities, {len(sc.residents):,} residents (built in {t_make.s:.2f} s)")
+    print(
+        f"scenario (SYNTHETIC): {net.n_nodes:,} nodes, {net.n_edges:,} edges, "
+        f"{len(sc.facilities):,} facilities, {len(sc.residents):,} residents "
+        f"(built in {t_make.s:.2f} s)"
+    )
 
     with Timer() as t_index:
         snap_index(net)
@@ -99,22 +116,32 @@ def main() -> None:
             fac_loc = locate(nets, sc.facilities["lon"].to_numpy(), sc.facilities["lat"].to_numpy())
             res_loc = locate(nets, sc.residents["lon"].to_numpy(), sc.residents["lat"].to_numpy())
         with Timer() as t_route:
-            result = compute_coverage(nets, sc.facilities, sc.residents, standard,
-                                      facility_located=fac_loc, resident_located=res_loc)
+            result = compute_coverage(
+                nets,
+                sc.facilities,
+                sc.residents,
+                standard,
+                facility_located=fac_loc,
+                resident_located=res_loc,
+            )
         runs.append((t_snap.s, t_route.s))
     t_snap_s, t_route_s = min(runs, key=lambda r: r[0] + r[1])
     ours = t_snap_s + t_route_s
     print(f"lifecircle: snapping index + routing graph (once per network): {t_index.s:.2f} s")
-    print(f"lifecircle: snap {t_snap_s:.3f} s + five tiers {t_route_s:.3f} s = {ours:.3f} s "
-          f"(target <= 1.0 s; best of 3)")
+    print(
+        f"lifecircle: snap {t_snap_s:.3f} s + five tiers {t_route_s:.3f} s = {ours:.3f} s "
+        f"(target <= 1.0 s; best of 3)"
+    )
 
     engine_peak_mb = peak_rss_mb()  # before the networkx baseline, which needs far more memory
     t_tut, tut_shares = osmnx_tutorial_way(net, sc, standard)
     print(f"osmnx-tutorial way (nearest_nodes + ego_graph per facility): {t_tut:.2f} s")
     print(f"speed-up: {t_tut / ours:.1f}x (target >= 1.5x)")
     for row in result.tiers.itertuples():
-        print(f"  {row.tier:<20} exact share {row.share:6.1%}   node-snapping tutorial share "
-              f"{tut_shares[row.tier]:6.1%}")
+        print(
+            f"  {row.tier:<20} exact share {row.share:6.1%}   node-snapping tutorial share "
+            f"{tut_shares[row.tier]:6.1%}"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -127,11 +154,18 @@ def main() -> None:
         load_network(pbf, "walk", crs="EPSG:32650", cache_dir=cache)
         with Timer() as t_cache:
             load_network(pbf, "walk", crs="EPSG:32650", cache_dir=cache)
-    print(f"load: OSM PBF {t_pbf.s:.2f} s, GraphML {t_gml.s:.2f} s, cache {t_cache.s:.3f} s (target <= 2 s)")
-    print(f"peak memory of lifecircle (scenario, network, snapping, five tiers): {engine_peak_mb:,.0f} MB "
-          "(target < 2,048 MB)")
-    print(f"peak memory of the whole run, incl. the networkx graph of the baseline and the GraphML "
-          f"load: {peak_rss_mb():,.0f} MB")
+    print(
+        f"load: OSM PBF {t_pbf.s:.2f} s, GraphML {t_gml.s:.2f} s, cache {t_cache.s:.3f} s "
+        "(target <= 2 s)"
+    )
+    print(
+        f"peak memory of lifecircle (scenario, network, snapping, five tiers): "
+        f"{engine_peak_mb:,.0f} MB (target < 2,048 MB)"
+    )
+    print(
+        f"peak memory of the whole run, incl. the networkx graph of the baseline and the GraphML "
+        f"load: {peak_rss_mb():,.0f} MB"
+    )
 
 
 if __name__ == "__main__":

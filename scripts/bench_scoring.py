@@ -30,15 +30,23 @@ from lifecircle.coverage import compute_coverage, locate
 from lifecircle.routing import RoutingGraph
 
 
-def networkx_gains(net, graph: RoutingGraph, cand_pos, res_pos, u: np.ndarray, threshold_m: float,
-                   sample: np.ndarray) -> tuple[np.ndarray, float, float]:
+def networkx_gains(
+    net,
+    graph: RoutingGraph,
+    cand_pos,
+    res_pos,
+    u: np.ndarray,
+    threshold_m: float,
+    sample: np.ndarray,
+) -> tuple[np.ndarray, float, float]:
     """Per-candidate networkx Dijkstra gains for ``sample``; (gains, build s, search s)."""
     import networkx as nx
 
     with Timer() as tb:
         g = nx.Graph()
-        g.add_weighted_edges_from(zip(net.edge_u.tolist(), net.edge_v.tolist(),
-                                      net.edge_length_m.tolist(), strict=True))
+        g.add_weighted_edges_from(
+            zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), strict=True)
+        )
     ok = res_pos.edge >= 0
     re = np.where(ok, res_pos.edge, 0)
     ru, rv = net.edge_u[re], net.edge_v[re]
@@ -51,7 +59,9 @@ def networkx_gains(net, graph: RoutingGraph, cand_pos, res_pos, u: np.ndarray, t
             s = -1
             g.add_edge(s, int(net.edge_u[e]), weight=a + o)
             g.add_edge(s, int(net.edge_v[e]), weight=a + float(net.edge_length_m[e]) - o)
-            lengths = nx.single_source_dijkstra_path_length(g, s, cutoff=threshold_m, weight="weight")
+            lengths = nx.single_source_dijkstra_path_length(
+                g, s, cutoff=threshold_m, weight="weight"
+            )
             g.remove_node(s)
             d = np.full(net.n_nodes, np.inf)
             keys = np.fromiter((k for k in lengths if k >= 0), dtype=np.int64)
@@ -74,17 +84,23 @@ def main() -> int:
     with Timer() as t_make:
         sc = make_scenario()
     net = sc.network
-    print(f"scenario: {net.n_nodes:,} nodes, {net.n_edges:,} edges, {len(sc.residents):,} residents, "
-          f"{len(sc.facilities):,} facilities (synthetic; built in {t_make.s:.1f} s)")
+    print(
+        f"scenario: {net.n_nodes:,} nodes, {net.n_edges:,} edges, {len(sc.residents):,} residents, "
+        f"{len(sc.facilities):,} facilities (synthetic; built in {t_make.s:.1f} s)"
+    )
     std = preset("tancheng")
     tier = std.tier("station")
     sub = replace(std, tiers=(tier,))
     fac = sc.facilities[sc.facilities["tier"] == "station"].reset_index(drop=True)
     with Timer() as t_cov:
-        res_loc = locate({"walk": net}, sc.residents["lon"].to_numpy(), sc.residents["lat"].to_numpy())
+        res_loc = locate(
+            {"walk": net}, sc.residents["lon"].to_numpy(), sc.residents["lat"].to_numpy()
+        )
         cov = compute_coverage({"walk": net}, fac, sc.residents, sub, resident_located=res_loc)
-    print(f"coverage of {tier.key} (snap + one multi-source search): {t_cov.s:.2f} s; "
-          f"{cov.tiers['share'].iloc[0]:.1%} of people covered")
+    print(
+        f"coverage of {tier.key} (snap + one multi-source search): {t_cov.s:.2f} s; "
+        f"{cov.tiers['share'].iloc[0]:.1%} of people covered"
+    )
 
     rng = np.random.default_rng(11)
     minx, miny, maxx, maxy = net.bounds
@@ -96,9 +112,11 @@ def main() -> int:
     with Timer() as t_score:
         r = siting.score_sites(cov, net, cand, "station")
     rss_score = peak_rss_mb()
-    print(f"scored {args.candidates:,} candidates: {t_score.s:.2f} s "
-          f"(routing {r.timings_s['route']:.2f} s, {r.matrix.nnz:,} candidate-resident pairs "
-          f"within {tier.threshold_m:.0f} m); peak RSS {rss_score:,.0f} MB")
+    print(
+        f"scored {args.candidates:,} candidates: {t_score.s:.2f} s "
+        f"(routing {r.timings_s['route']:.2f} s, {r.matrix.nnz:,} candidate-resident pairs "
+        f"within {tier.threshold_m:.0f} m); peak RSS {rss_score:,.0f} MB"
+    )
 
     w = cov.residents["population"].to_numpy()
     u = w * ~cov.residents["station_covered"].to_numpy(bool)
@@ -106,8 +124,10 @@ def main() -> int:
         sel = siting.greedy_select(r.matrix, u, args.select)
     before = float(w[cov.residents["station_covered"].to_numpy(bool)].sum()) / float(w.sum())
     after = before + sel.objective / float(w.sum())
-    print(f"greedy --select {args.select}: {t_sel.s:.3f} s; coverage {before:.2%} -> {after:.2%}; "
-          f"gains {sel.gain[0]:,.0f} ... {sel.gain[-1]:,.0f}")
+    print(
+        f"greedy --select {args.select}: {t_sel.s:.3f} s; coverage {before:.2%} -> {after:.2%}; "
+        f"gains {sel.gain[0]:,.0f} ... {sel.gain[-1]:,.0f}"
+    )
 
     # networkx baseline on a sample
     graph = RoutingGraph.from_network(net)
@@ -115,21 +135,31 @@ def main() -> int:
     cand_pos = cand_loc.positions("walk")
     res_pos = cov.resident_located.positions("walk")
     sample = rng.choice(np.flatnonzero(cand_pos.edge >= 0), size=args.sample, replace=False)
-    nx_gain, t_nx_build, t_nx = networkx_gains(net, graph, cand_pos, res_pos, u, tier.threshold_m, sample)
-    ours = r.candidates.set_index("candidate_id").loc[cand["id"].to_numpy()[sample], "marginal_gain"].to_numpy()
+    nx_gain, t_nx_build, t_nx = networkx_gains(
+        net, graph, cand_pos, res_pos, u, tier.threshold_m, sample
+    )
+    ours = (
+        r.candidates.set_index("candidate_id")
+        .loc[cand["id"].to_numpy()[sample], "marginal_gain"]
+        .to_numpy()
+    )
     diff = float(np.abs(ours - nx_gain).max())
     per_nx = t_nx / len(sample)
     extrapolated = per_nx * args.candidates
-    print(f"networkx baseline: {per_nx * 1000:.1f} ms per candidate on a sample of {len(sample)} "
-          f"(graph build {t_nx_build:.1f} s) -> {extrapolated:,.0f} s for {args.candidates:,}; "
-          f"max |gain difference| {diff:.3g}")
+    print(
+        f"networkx baseline: {per_nx * 1000:.1f} ms per candidate on a sample of {len(sample)} "
+        f"(graph build {t_nx_build:.1f} s) -> {extrapolated:,.0f} s for {args.candidates:,}; "
+        f"max |gain difference| {diff:.3g}"
+    )
     peak = peak_rss_mb()
     print()
     print(f"{'figure':<44}{'value':>14}{'target':>12}")
     print(f"{'scoring, all candidates (s)':<44}{t_score.s:>14.2f}{'<= 60':>12}")
     print(f"{'greedy selection of ' + str(args.select) + ' (s)':<44}{t_sel.s:>14.3f}{'<= 30':>12}")
     print(f"{'peak memory (MB)':<44}{peak:>14,.0f}{'< 3,000':>12}")
-    print(f"{'speed-up vs per-candidate networkx (x)':<44}{extrapolated / t_score.s:>14.1f}{'':>12}")
+    print(
+        f"{'speed-up vs per-candidate networkx (x)':<44}{extrapolated / t_score.s:>14.1f}{'':>12}"
+    )
     print(f"{'gains equal networkx on the sample':<44}{diff < 1e-6!s:>14}{'':>12}")
     ok = t_score.s <= 60 and t_sel.s <= 30 and peak < 3000 and diff < 1e-6
     print("all targets met" if ok else "TARGET MISSED")

@@ -28,8 +28,13 @@ from lifecircle.config import preset
 from lifecircle.coverage import locate
 from lifecircle.service_areas import DEFAULT_BUFFER_M, facility_areas, tier_areas
 
-SAMPLE = {"county_centre": 1, "subdistrict_centre": 1, "community_centre": 4, "station": 12,
-          "point": 60}
+SAMPLE = {
+    "county_centre": 1,
+    "subdistrict_centre": 1,
+    "community_centre": 4,
+    "station": 12,
+    "point": 60,
+}
 
 
 def osmnx_notebook_way(net, sc, standard, rng) -> tuple[float, dict[str, float], float]:
@@ -41,9 +46,10 @@ def osmnx_notebook_way(net, sc, standard, rng) -> tuple[float, dict[str, float],
 
     with Timer() as build:
         g = nx.MultiDiGraph(crs=net.crs)
-        g.add_nodes_from((i, {"x": float(x), "y": float(y)})
-                         for i, (x, y) in enumerate(zip(net.node_x.tolist(), net.node_y.tolist(),
-                                                        strict=True)))
+        g.add_nodes_from(
+            (i, {"x": float(x), "y": float(y)})
+            for i, (x, y) in enumerate(zip(net.node_x.tolist(), net.node_y.tolist(), strict=True))
+        )
         u, v, w = net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist()
         g.add_edges_from((a, b, {"length": c}) for a, b, c in zip(u, v, w, strict=True))
         g.add_edges_from((b, a, {"length": c}) for a, b, c in zip(u, v, w, strict=True))
@@ -54,8 +60,9 @@ def osmnx_notebook_way(net, sc, standard, rng) -> tuple[float, dict[str, float],
         idx = np.flatnonzero(fac["tier"].to_numpy() == tier.key)
         sample = rng.choice(idx, min(SAMPLE[tier.key], len(idx)), replace=False)
         with Timer() as t:
-            centres = ox.distance.nearest_nodes(g, fac["x"].to_numpy()[sample],
-                                                fac["y"].to_numpy()[sample])
+            centres = ox.distance.nearest_nodes(
+                g, fac["x"].to_numpy()[sample], fac["y"].to_numpy()[sample]
+            )
             for centre in centres:
                 sub = nx.ego_graph(g, centre, radius=tier.threshold_m, distance="length")
                 node_points = [Point((d["x"], d["y"])) for _n, d in sub.nodes(data=True)]
@@ -65,8 +72,9 @@ def osmnx_notebook_way(net, sc, standard, rng) -> tuple[float, dict[str, float],
                 for n_fr, n_to in sub.edges():
                     f = nodes_gdf.loc[n_fr].geometry
                     to = nodes_gdf.loc[n_to].geometry
-                    edge_lines.append(g.get_edge_data(n_fr, n_to)[0].get("geometry",
-                                                                         LineString([f, to])))
+                    edge_lines.append(
+                        g.get_edge_data(n_fr, n_to)[0].get("geometry", LineString([f, to]))
+                    )
                 n = nodes_gdf.buffer(DEFAULT_BUFFER_M).geometry
                 e = gpd.GeoSeries(edge_lines).buffer(DEFAULT_BUFFER_M).geometry
                 gpd.GeoSeries(list(n) + list(e)).union_all()
@@ -80,8 +88,10 @@ def main() -> None:
         sc = make_scenario()
     net = sc.network
     print("SYNTHETIC benchmark scenario (bench_common.py)")
-    print(f"network: {net.n_nodes:,} nodes, {net.n_edges:,} edges; facilities: {len(sc.facilities):,} "
-          f"(built in {t.s:.1f} s)")
+    print(
+        f"network: {net.n_nodes:,} nodes, {net.n_edges:,} edges; facilities: "
+        f"{len(sc.facilities):,} (built in {t.s:.1f} s)"
+    )
     standard = preset("tancheng").with_mode("walk")
     fac = sc.facilities
     loc = locate({"walk": net}, fac["lon"].to_numpy(float), fac["lat"].to_numpy(float))
@@ -116,17 +126,25 @@ def main() -> None:
     print(f"{'tier':<20}{'sites':>7}{'lifecircle s':>14}{'union s':>10}{'osmnx-notebook s':>18}")
     for tier in standard.tiers:
         n = int((tiers == tier.key).sum())
-        print(f"{tier.key:<20}{n:>7}{per_fac[tier.key]:>14.2f}{per_union[tier.key]:>10.2f}"
-              f"{base_tier[tier.key]:>18.1f}")
+        print(
+            f"{tier.key:<20}{n:>7}{per_fac[tier.key]:>14.2f}{per_union[tier.key]:>10.2f}"
+            f"{base_tier[tier.key]:>18.1f}"
+        )
     print()
-    print(f"polygons for all {len(fac):,} facilities at their thresholds: {fac_total:.2f} s "
-          f"({n_poly:,} polygons; target <= 10 s)")
+    print(
+        f"polygons for all {len(fac):,} facilities at their thresholds: {fac_total:.2f} s "
+        f"({n_poly:,} polygons; target <= 10 s)"
+    )
     print(f"five tier unions: {union_total:.2f} s (target <= 3 s)")
-    print(f"osmnx-notebook way (ego_graph + node/edge buffers, sample extrapolated): {base_total:.1f} s "
-          f"(+ {build_s:.1f} s to build the networkx graph once)")
+    print(
+        f"osmnx-notebook way (ego_graph + node/edge buffers, sample extrapolated): "
+        f"{base_total:.1f} s (+ {build_s:.1f} s to build the networkx graph once)"
+    )
     print(f"speed-up over the osmnx-notebook way: {base_total / fac_total:.1f}x (target >= 5x)")
-    print(f"peak memory (lifecircle part): {rss_ours:,.0f} MB; whole run: {peak_rss_mb():,.0f} MB "
-          "(target < 3,000 MB)")
+    print(
+        f"peak memory (lifecircle part): {rss_ours:,.0f} MB; whole run: {peak_rss_mb():,.0f} MB "
+        "(target < 3,000 MB)"
+    )
 
 
 if __name__ == "__main__":

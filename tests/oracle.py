@@ -44,8 +44,12 @@ def split_graph(net: RoadNetwork, points: dict[object, tuple[int, float]]) -> nx
 
 def nearest_distances(
     net: RoadNetwork,
-    src_edge: np.ndarray, src_offset: np.ndarray, src_access: np.ndarray,
-    dst_edge: np.ndarray, dst_offset: np.ndarray, dst_access: np.ndarray,
+    src_edge: np.ndarray,
+    src_offset: np.ndarray,
+    src_access: np.ndarray,
+    dst_edge: np.ndarray,
+    dst_offset: np.ndarray,
+    dst_access: np.ndarray,
 ) -> np.ndarray:
     """Distance from each destination to its nearest source (inf if unreachable)."""
     pts: dict[object, tuple[int, float]] = {}
@@ -60,5 +64,9 @@ def nearest_distances(
     if "SRC" not in g:
         return np.full(len(dst_edge), np.inf)
     dist = nx.single_source_dijkstra_path_length(g, "SRC", weight="w")
-    return np.array([dist.get(("d", j), np.inf) + dst_access[j] if dst_edge[j] >= 0 else np.inf
-                     for j in range(len(dst_edge))])
+    return np.array(
+        [
+            dist.get(("d", j), np.inf) + dst_access[j] if dst_edge[j] >= 0 else np.inf
+            for j in range(len(dst_edge))
+        ]
+    )

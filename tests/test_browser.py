@@ -26,9 +26,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags: headless, no GPU, and no network at all (dead proxy, every host unresolvable).
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
 def chromium() -> str:
@@ -47,8 +57,13 @@ def run_chromium(args: list[str], *, timeout_s: float = 120) -> tuple[str, str, 
     exe = chromium()
     with tempfile.TemporaryDirectory(prefix="lifecircle-chromium-") as profile:
         t0 = time.perf_counter()
-        p = subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                           text=True, timeout=timeout_s, check=False)
+        p = subprocess.run(
+            [exe, *FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
         wall = time.perf_counter() - t0
     return p.stdout, p.stderr, wall
 
@@ -82,7 +97,9 @@ def demo_map(tmp_path_factory):
 def test_offline_demo_map_in_chromium(demo_map):
     path, run = demo_map
     assert path.stat().st_size <= 15e6
-    dom, err, _ = run_chromium(["--virtual-time-budget=10000", "--dump-dom", path.resolve().as_uri()])
+    dom, err, _ = run_chromium(
+        ["--virtual-time-budget=10000", "--dump-dom", path.resolve().as_uri()]
+    )
     p = probe(dom)
     assert p["errors"] == []
     assert "ERR_FILE_NOT_FOUND" not in err and "Failed to load resource" not in err
@@ -113,7 +130,9 @@ def test_offline_demo_map_loads_fast(demo_map):
     dom, _, wall = run_chromium(["--dump-dom", path.resolve().as_uri()])
     p = probe(dom)
     assert p["errors"] == []
-    assert p["load_ms"] is not None and p["load_ms"] < 5000, f"load took {p['load_ms']} ms (wall {wall:.1f} s)"
+    assert p["load_ms"] is not None and p["load_ms"] < 5000, (
+        f"load took {p['load_ms']} ms (wall {wall:.1f} s)"
+    )
 
 
 def test_offline_demo_map_screenshot_not_blank(demo_map, tmp_path):
@@ -121,8 +140,14 @@ def test_offline_demo_map_screenshot_not_blank(demo_map, tmp_path):
 
     path, _ = demo_map
     shot = tmp_path / "shot.png"
-    run_chromium(["--window-size=1200,800", "--virtual-time-budget=10000", f"--screenshot={shot}",
-                  path.resolve().as_uri()])
+    run_chromium(
+        [
+            "--window-size=1200,800",
+            "--virtual-time-budget=10000",
+            f"--screenshot={shot}",
+            path.resolve().as_uri(),
+        ]
+    )
     assert shot.exists(), "Chromium wrote no screenshot"
     with Image.open(shot) as im:
         assert im.size == (1200, 800)

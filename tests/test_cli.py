@@ -21,18 +21,47 @@ def inputs(tmp_path_factory, helsinki_walk):
     minx, miny, maxx, maxy = helsinki_walk.bounds
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     n = 500
-    lon, lat = helsinki_walk.to_lonlat(cx + rng.uniform(-800, 800, n), cy + rng.uniform(-500, 500, n))
-    res = pd.DataFrame({"id": [f"R{i}" for i in range(n)], "lon": lon, "lat": lat,
-                        "population": rng.integers(1, 30, n), "elderly": 1})
+    lon, lat = helsinki_walk.to_lonlat(
+        cx + rng.uniform(-800, 800, n), cy + rng.uniform(-500, 500, n)
+    )
+    res = pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(n)],
+            "lon": lon,
+            "lat": lat,
+            "population": rng.integers(1, 30, n),
+            "elderly": 1,
+        }
+    )
     res.loc[3, "population"] = -2
     res.to_csv(d / "res.csv", index=False)
-    tiers = ["county_centre", "subdistrict_centre"] + ["community_centre"] * 3 + ["station"] * 8 + ["point"] * 30
-    flon, flat = helsinki_walk.to_lonlat(cx + rng.uniform(-800, 800, len(tiers)), cy + rng.uniform(-500, 500, len(tiers)))
-    fac = pd.DataFrame({"id": [f"F{i}" for i in range(len(tiers))], "name": "site", "tier": tiers,
-                        "lon": flon, "lat": flat})
-    bad = pd.DataFrame({"id": ["F0", "X1", "X2", "X3"], "name": "bad",
-                        "tier": ["point", "卫生站", "point", "point"],
-                        "lon": [flon[0], flon[0], "", 116.39], "lat": [flat[0], flat[0], 60.1, 39.9]})
+    tiers = (
+        ["county_centre", "subdistrict_centre"]
+        + ["community_centre"] * 3
+        + ["station"] * 8
+        + ["point"] * 30
+    )
+    flon, flat = helsinki_walk.to_lonlat(
+        cx + rng.uniform(-800, 800, len(tiers)), cy + rng.uniform(-500, 500, len(tiers))
+    )
+    fac = pd.DataFrame(
+        {
+            "id": [f"F{i}" for i in range(len(tiers))],
+            "name": "site",
+            "tier": tiers,
+            "lon": flon,
+            "lat": flat,
+        }
+    )
+    bad = pd.DataFrame(
+        {
+            "id": ["F0", "X1", "X2", "X3"],
+            "name": "bad",
+            "tier": ["point", "卫生站", "point", "point"],
+            "lon": [flon[0], flon[0], "", 116.39],
+            "lat": [flat[0], flat[0], 60.1, 39.9],
+        }
+    )
     pd.concat([fac, bad]).to_csv(d / "fac.csv", index=False)
     return d
 
@@ -43,8 +72,18 @@ def run_cli(*args: str) -> int:
 
 def test_coverage_end_to_end(inputs: Path, helsinki_pbf: Path, capsys):
     out = inputs / "out"
-    code = run_cli("coverage", "--network", str(helsinki_pbf), "--facilities", str(inputs / "fac.csv"),
-                   "--residents", str(inputs / "res.csv"), "--out", str(out), "--no-cache")
+    code = run_cli(
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "res.csv"),
+        "--out",
+        str(out),
+        "--no-cache",
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "point" in printed and "all tiers" in printed
@@ -56,14 +95,24 @@ def test_coverage_end_to_end(inputs: Path, helsinki_pbf: Path, capsys):
         c = summary["inputs"][kind]
         assert c["input"] == n_in and c["input"] == c["used"] + c["rejected"]
     assert len(residents) == summary["inputs"]["residents"]["used"]
-    assert len(rejects) == summary["inputs"]["facilities"]["rejected"] + summary["inputs"]["residents"]["rejected"]
-    assert set(rejects["reason"]) >= {"duplicate_id", "unknown_tier", "missing_coordinates",
-                                      "outside_network_area", "negative_population"}
+    assert (
+        len(rejects)
+        == summary["inputs"]["facilities"]["rejected"] + summary["inputs"]["residents"]["rejected"]
+    )
+    assert set(rejects["reason"]) >= {
+        "duplicate_id",
+        "unknown_tier",
+        "missing_coordinates",
+        "outside_network_area",
+        "negative_population",
+    }
     for key in ("county_centre", "subdistrict_centre", "community_centre", "station", "point"):
         for col in ("distance_m", "minutes", "nearest_id", "covered"):
             assert f"{key}_{col}" in residents.columns
         t = summary["tiers"][key]
-        covered = residents.loc[residents[f"{key}_covered"].astype(str) == "True", "population"].sum()
+        covered = residents.loc[
+            residents[f"{key}_covered"].astype(str) == "True", "population"
+        ].sum()
         assert t["population_covered"] == pytest.approx(covered)
         assert t["population_total"] == pytest.approx(residents["population"].sum())
         assert t["share"] == pytest.approx(covered / residents["population"].sum())
@@ -73,8 +122,19 @@ def test_coverage_end_to_end(inputs: Path, helsinki_pbf: Path, capsys):
 
 def test_refuses_to_overwrite(inputs: Path, helsinki_pbf: Path, capsys):
     out = inputs / "out2"
-    args = ["coverage", "--network", str(helsinki_pbf), "--facilities", str(inputs / "fac.csv"),
-            "--residents", str(inputs / "res.csv"), "--out", str(out), "--no-cache", "-q"]
+    args = [
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "res.csv"),
+        "--out",
+        str(out),
+        "--no-cache",
+        "-q",
+    ]
     assert run_cli(*args) == 0
     before = (out / "residents.csv").stat().st_mtime_ns
     assert run_cli(*args) == 1
@@ -85,13 +145,32 @@ def test_refuses_to_overwrite(inputs: Path, helsinki_pbf: Path, capsys):
 
 
 def test_errors_are_one_line_not_tracebacks(inputs: Path, helsinki_pbf: Path, capsys):
-    code = run_cli("coverage", "--network", str(inputs / "nope.osm"), "--facilities", "x.csv",
-                   "--residents", "y.csv", "--out", str(inputs / "o"))
+    code = run_cli(
+        "coverage",
+        "--network",
+        str(inputs / "nope.osm"),
+        "--facilities",
+        "x.csv",
+        "--residents",
+        "y.csv",
+        "--out",
+        str(inputs / "o"),
+    )
     err = capsys.readouterr().err
     assert code == 1 and "does not exist" in err and "Traceback" not in err
     (inputs / "nopop.csv").write_text("id,lon,lat\nR1,24.9,60.1\n")
-    code = run_cli("coverage", "--network", str(helsinki_pbf), "--facilities", str(inputs / "fac.csv"),
-                   "--residents", str(inputs / "nopop.csv"), "--out", str(inputs / "o"), "--no-cache")
+    code = run_cli(
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "nopop.csv"),
+        "--out",
+        str(inputs / "o"),
+        "--no-cache",
+    )
     err = capsys.readouterr().err
     assert code == 1 and "population" in err
     with pytest.raises(SystemExit) as exc:
@@ -100,18 +179,36 @@ def test_errors_are_one_line_not_tracebacks(inputs: Path, helsinki_pbf: Path, ca
 
 
 def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "lifecircle", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lifecircle", "--help"], capture_output=True, text=True, check=True
+    )
     assert "coverage" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "lifecircle", "coverage", "--help"], capture_output=True,
-                         text=True, check=True)
-    for opt in ("--scenario", "--network", "--facilities", "--residents", "--standard", "--mode",
-                "--max-snap-m", "--facilities-crs", "--residents-crs", "--out"):
+    out = subprocess.run(
+        [sys.executable, "-m", "lifecircle", "coverage", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for opt in (
+        "--scenario",
+        "--network",
+        "--facilities",
+        "--residents",
+        "--standard",
+        "--mode",
+        "--max-snap-m",
+        "--facilities-crs",
+        "--residents-crs",
+        "--out",
+    ):
         assert opt in out.stdout
 
 
 def test_import_is_light():
-    code = ("import sys, lifecircle; heavy = [m for m in ('folium', 'osmnx', 'fastapi', 'geopandas', "
-            "'matplotlib') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, lifecircle; heavy = [m for m in ('folium', 'osmnx', 'fastapi', 'geopandas', "
+        "'matplotlib') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -124,13 +221,28 @@ def test_coverage_with_units_writes_the_report(inputs: Path, helsinki_pbf: Path,
     cx = (minx + maxx) / 2
     west = box(minx - 1000, miny - 1000, cx, maxy + 1000)
     east = box(cx, miny - 1000, maxx + 1000, maxy + 1000)
-    units = gpd.GeoDataFrame({"community_id": ["W", "E"], "name": ["西", "东"]},
-                             geometry=[west, east], crs=helsinki_walk.crs).to_crs(4326)
+    units = gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], "name": ["西", "东"]},
+        geometry=[west, east],
+        crs=helsinki_walk.crs,
+    ).to_crs(4326)
     units.to_file(inputs / "communities.geojson")
     out = inputs / "out_units"
-    code = run_cli("coverage", "--network", str(helsinki_pbf), "--facilities", str(inputs / "fac.csv"),
-                   "--residents", str(inputs / "res.csv"), "--units", str(inputs / "communities.geojson"),
-                   "--out", str(out), "--no-cache", "-q")
+    code = run_cli(
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "res.csv"),
+        "--units",
+        str(inputs / "communities.geojson"),
+        "--out",
+        str(out),
+        "--no-cache",
+        "-q",
+    )
     assert code == 0
     for name in ("units_community.csv", "units.json", "gaps.csv", "report.md", "report.html"):
         assert (out / name).exists()

@@ -20,7 +20,12 @@ def test_tancheng_preset():
     assert s.resolve_tier("卫生站") is None
     assert not s.upper_tiers_count and s.serving_tiers("station") == ("station",)
     up = s.with_options(upper_tiers_count=True)
-    assert up.serving_tiers("station") == ("county_centre", "subdistrict_centre", "community_centre", "station")
+    assert up.serving_tiers("station") == (
+        "county_centre",
+        "subdistrict_centre",
+        "community_centre",
+        "station",
+    )
 
 
 def test_gb50180_preset_is_gb_distances():
@@ -41,8 +46,11 @@ def test_with_mode_rescales_minutes():
 
 def test_from_toml(tmp_path):
     p = tmp_path / "my.toml"
-    p.write_text('name = "my"\n[[tiers]]\nkey = "clinic"\nlabel_zh = "卫生室"\nminutes = 10\n'
-                 '[[tiers]]\nkey = "bus"\nthreshold_m = 500\nmode = "walk"\n', encoding="utf-8")
+    p.write_text(
+        'name = "my"\n[[tiers]]\nkey = "clinic"\nlabel_zh = "卫生室"\nminutes = 10\n'
+        '[[tiers]]\nkey = "bus"\nthreshold_m = 500\nmode = "walk"\n',
+        encoding="utf-8",
+    )
     s = from_toml(p)
     assert s.keys == ("clinic", "bus")
     assert s.tier("clinic").threshold_m == pytest.approx(667.0)
@@ -50,16 +58,19 @@ def test_from_toml(tmp_path):
     assert load_standard(str(p)).keys == s.keys
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ('[[tiers]]\nkey = "a"\n', "needs 'minutes' or 'threshold_m'"),
-    ('[[tiers]]\nkey = "a"\nminutes = 5\nspeed = 3\n', "unknown tier setting"),
-    ('[[tiers]]\nkey = "a"\nminutes = -5\n', "positive"),
-    ('[[tiers]]\nkey = "a b"\nminutes = 5\n', "ASCII"),
-    ('[[tiers]]\nkey = "a"\nminutes = 5\nmode = "fly"\n', "mode"),
-    ('[[tiers]]\nkey = "a"\nminutes = 5\n[[tiers]]\nkey = "a"\nminutes = 6\n', "repeats"),
-    ("colour = 1\n", "unknown setting"),
-    ("tiers = [\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[[tiers]]\nkey = "a"\n', "needs 'minutes' or 'threshold_m'"),
+        ('[[tiers]]\nkey = "a"\nminutes = 5\nspeed = 3\n', "unknown tier setting"),
+        ('[[tiers]]\nkey = "a"\nminutes = -5\n', "positive"),
+        ('[[tiers]]\nkey = "a b"\nminutes = 5\n', "ASCII"),
+        ('[[tiers]]\nkey = "a"\nminutes = 5\nmode = "fly"\n', "mode"),
+        ('[[tiers]]\nkey = "a"\nminutes = 5\n[[tiers]]\nkey = "a"\nminutes = 6\n', "repeats"),
+        ("colour = 1\n", "unknown setting"),
+        ("tiers = [\n", "not valid TOML"),
+    ],
+)
 def test_bad_toml(tmp_path, text, match):
     p = tmp_path / "bad.toml"
     p.write_text(text, encoding="utf-8")

@@ -122,12 +122,26 @@ def test_outside_china_is_identity():
     assert not out_of_china(lon[3], lat[3])
 
 
-@pytest.mark.parametrize(("alias", "canonical"), [
-    ("WGS84", "wgs84"), ("wgs-84", "wgs84"), ("EPSG:4326", "wgs84"), ("gps", "wgs84"),
-    ("CGCS2000", "cgcs2000"), ("epsg:4490", "cgcs2000"), ("GCJ-02", "gcj02"), ("amap", "gcj02"),
-    ("mars", "gcj02"), ("BD-09", "bd09"), ("baidu", "bd09"), ("bd09ll", "bd09"),
-    (" Gcj02 ", "gcj02"), ("epsg:4548", "EPSG:4548"), ("EPSG:32650", "EPSG:32650"),
-])
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [
+        ("WGS84", "wgs84"),
+        ("wgs-84", "wgs84"),
+        ("EPSG:4326", "wgs84"),
+        ("gps", "wgs84"),
+        ("CGCS2000", "cgcs2000"),
+        ("epsg:4490", "cgcs2000"),
+        ("GCJ-02", "gcj02"),
+        ("amap", "gcj02"),
+        ("mars", "gcj02"),
+        ("BD-09", "bd09"),
+        ("baidu", "bd09"),
+        ("bd09ll", "bd09"),
+        (" Gcj02 ", "gcj02"),
+        ("epsg:4548", "EPSG:4548"),
+        ("EPSG:32650", "EPSG:32650"),
+    ],
+)
 def test_alias_names(alias, canonical):
     assert normalize_crs_name(alias) == canonical
 
@@ -183,22 +197,29 @@ def gauss_kruger(lon: float, lat: float, cm: float) -> tuple[float, float]:
     t = math.tan(phi)
     eta2 = ep2 * c * c
     n = A_CGCS / math.sqrt(1 - e2 * s * s)
-    x = (meridian_arc(phi)
-         + n * t * c**2 * ell**2 / 2
-         + n * t * c**4 * (5 - t**2 + 9 * eta2 + 4 * eta2**2) * ell**4 / 24
-         + n * t * c**6 * (61 - 58 * t**2 + t**4 + 270 * eta2 - 330 * t**2 * eta2) * ell**6 / 720)
-    y = (n * c * ell
-         + n * c**3 * (1 - t**2 + eta2) * ell**3 / 6
-         + n * c**5 * (5 - 18 * t**2 + t**4 + 14 * eta2 - 58 * t**2 * eta2) * ell**5 / 120)
+    x = (
+        meridian_arc(phi)
+        + n * t * c**2 * ell**2 / 2
+        + n * t * c**4 * (5 - t**2 + 9 * eta2 + 4 * eta2**2) * ell**4 / 24
+        + n * t * c**6 * (61 - 58 * t**2 + t**4 + 270 * eta2 - 330 * t**2 * eta2) * ell**6 / 720
+    )
+    y = (
+        n * c * ell
+        + n * c**3 * (1 - t**2 + eta2) * ell**3 / 6
+        + n * c**5 * (5 - 18 * t**2 + t**4 + 14 * eta2 - 58 * t**2 * eta2) * ell**5 / 120
+    )
     return 500_000.0 + y, x
 
 
-@pytest.mark.parametrize(("lon", "lat"), [
-    (118.34, 34.62),    # Tancheng county seat
-    (117.0, 34.62),     # on the central meridian
-    (118.49, 35.1),     # near the zone's east edge
-    (115.6, 34.0),      # near its west edge
-])
+@pytest.mark.parametrize(
+    ("lon", "lat"),
+    [
+        (118.34, 34.62),  # Tancheng county seat
+        (117.0, 34.62),  # on the central meridian
+        (118.49, 35.1),  # near the zone's east edge
+        (115.6, 34.0),  # near its west edge
+    ],
+)
 def test_gauss_kruger_matches_independent_series(lon, lat):
     epsg = cgcs2000_gk_epsg(lon)
     assert epsg == 4548  # CM 117E
@@ -211,13 +232,18 @@ def test_gauss_kruger_matches_independent_series(lon, lat):
 
 def test_gauss_kruger_zone_choice():
     assert cgcs2000_gk_epsg(118.34) == 4548  # Tancheng: CM 117E (115.5-118.5E)
-    assert cgcs2000_gk_epsg(118.6) == 4549   # east of 118.5E: CM 120E
+    assert cgcs2000_gk_epsg(118.6) == 4549  # east of 118.5E: CM 120E
     assert cgcs2000_gk_epsg(75.2) == 4534 and cgcs2000_gk_epsg(134.9) == 4554
     assert cgcs2000_gk_epsg(118.34, zone_width=6) == 4509  # CM 117E, 6-degree zones
     from pyproj import CRS
 
-    assert CRS.from_epsg(cgcs2000_gk_epsg(118.34)).name == "CGCS2000 / 3-degree Gauss-Kruger CM 117E"
-    assert CRS.from_epsg(cgcs2000_gk_epsg(118.34, zone_width=6)).name == "CGCS2000 / Gauss-Kruger CM 117E"
+    assert (
+        CRS.from_epsg(cgcs2000_gk_epsg(118.34)).name == "CGCS2000 / 3-degree Gauss-Kruger CM 117E"
+    )
+    assert (
+        CRS.from_epsg(cgcs2000_gk_epsg(118.34, zone_width=6)).name
+        == "CGCS2000 / Gauss-Kruger CM 117E"
+    )
     with pytest.raises(CRSError):
         cgcs2000_gk_epsg(24.9)
     with pytest.raises(CRSError):

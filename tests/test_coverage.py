@@ -12,19 +12,42 @@ from lifecircle.coverage import compute_coverage, tier_columns
 from lifecircle.errors import CRSError, InputError
 
 X0, Y0 = GRID_ORIGIN
-STD = from_mapping({"name": "test", "tiers": [
-    {"key": "centre", "label_zh": "中心", "minutes": 15, "threshold_m": 1000},
-    {"key": "point", "label_zh": "便民点", "minutes": 5, "threshold_m": 300},
-]})
+STD = from_mapping(
+    {
+        "name": "test",
+        "tiers": [
+            {"key": "centre", "label_zh": "中心", "minutes": 15, "threshold_m": 1000},
+            {"key": "point", "label_zh": "便民点", "minutes": 5, "threshold_m": 300},
+        ],
+    }
+)
 
 
 def frames(net, fac_xy, fac_tier, res_xy, pop):
-    flon, flat = grid_lonlat(net, np.array([p[0] for p in fac_xy]), np.array([p[1] for p in fac_xy]))
-    rlon, rlat = grid_lonlat(net, np.array([p[0] for p in res_xy]), np.array([p[1] for p in res_xy]))
-    fac = pd.DataFrame({"id": [f"F{i}" for i in range(len(fac_xy))], "name": "x", "tier": fac_tier,
-                        "lon": flon, "lat": flat})
-    res = pd.DataFrame({"id": [f"R{i}" for i in range(len(res_xy))], "population": pop,
-                        "elderly": np.array(pop) * 0.2, "lon": rlon, "lat": rlat})
+    flon, flat = grid_lonlat(
+        net, np.array([p[0] for p in fac_xy]), np.array([p[1] for p in fac_xy])
+    )
+    rlon, rlat = grid_lonlat(
+        net, np.array([p[0] for p in res_xy]), np.array([p[1] for p in res_xy])
+    )
+    fac = pd.DataFrame(
+        {
+            "id": [f"F{i}" for i in range(len(fac_xy))],
+            "name": "x",
+            "tier": fac_tier,
+            "lon": flon,
+            "lat": flat,
+        }
+    )
+    res = pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(len(res_xy))],
+            "population": pop,
+            "elderly": np.array(pop) * 0.2,
+            "lon": rlon,
+            "lat": rlat,
+        }
+    )
     return fac, res
 
 
@@ -34,11 +57,14 @@ def test_hand_checked_coverage():
         net,
         fac_xy=[(X0, Y0), (X0 + 500, Y0 + 500)],
         fac_tier=["centre", "point"],
-        res_xy=[(X0 + 100, Y0 + 10),        # on the street x=100: 110 m to centre, 890 to point
-                (X0 + 450, Y0 + 500),       # 50 m to the point on its edge; 950 to centre
-                (X0 + 250, Y0 + 250 + 20),  # off-grid centre of a block: 50 m leg -> snaps 50 m
-                (X0 - 1000, Y0)],           # 1 km west: off the network (max_snap 300)
-        pop=[10, 20, 30, 40])
+        res_xy=[
+            (X0 + 100, Y0 + 10),  # on the street x=100: 110 m to centre, 890 to point
+            (X0 + 450, Y0 + 500),  # 50 m to the point on its edge; 950 to centre
+            (X0 + 250, Y0 + 250 + 20),  # off-grid centre of a block: 50 m leg -> snaps 50 m
+            (X0 - 1000, Y0),
+        ],  # 1 km west: off the network (max_snap 300)
+        pop=[10, 20, 30, 40],
+    )
     out = compute_coverage({"walk": net}, fac, res, STD, max_snap_m=300.0)
     r = out.residents.set_index("id")
     c, p = tier_columns("centre"), tier_columns("point")
@@ -56,7 +82,9 @@ def test_hand_checked_coverage():
     assert bool(r.loc["R3", "off_network"]) and np.isinf(r.loc["R3", c["distance"]])
     assert r.loc["R3", c["nearest"]] == ""
     t = out.tiers.set_index("tier")
-    assert t.loc["centre", "population_total"] == 100 and t.loc["centre", "population_covered"] == 60
+    assert (
+        t.loc["centre", "population_total"] == 100 and t.loc["centre", "population_covered"] == 60
+    )
     assert t.loc["point", "share"] == pytest.approx(0.2)
     assert t.loc["point", "elderly_covered"] == pytest.approx(4.0)
     assert list(r["all_covered"]) == [False, True, False, False]
@@ -98,6 +126,8 @@ def test_errors():
     from lifecircle.network import from_arrays
 
     other = from_arrays(other.node_x, other.node_y, other.edge_u, other.edge_v, crs="EPSG:32651")
-    std2 = from_mapping({"tiers": [{"key": "a", "minutes": 5}, {"key": "b", "minutes": 5, "mode": "bike"}]})
+    std2 = from_mapping(
+        {"tiers": [{"key": "a", "minutes": 5}, {"key": "b", "minutes": 5, "mode": "bike"}]}
+    )
     with pytest.raises(CRSError, match="different CRSs"):
         compute_coverage({"walk": net, "bike": other}, fac.assign(tier="a"), res, std2)

@@ -21,6 +21,7 @@ from shapely.geometry import shape
 
 from lifecircle import demo
 from lifecircle.coords import convert
+from lifecircle.demo import run as demo_run
 from lifecircle.errors import InputError
 
 TO_UTM = Transformer.from_crs(4326, 32650, always_xy=True)
@@ -57,7 +58,7 @@ def town(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def county_outline():
-    _, feats = _geo(demo.DEFAULT_BOUNDARY_PATH)
+    _, feats = _geo(Path(str(demo.DEFAULT_BOUNDARY_PATH)))
     return feats[0][1]
 
 
@@ -74,8 +75,17 @@ def road_graph(town):
 
 
 def test_returned_paths(town):
-    assert set(town) == {"roads", "residents", "facilities", "facilities_with_errors", "communities",
-                         "grids", "subdistrict", "scenario", "readme"}  # fmt: skip
+    assert set(town) == {
+        "roads",
+        "residents",
+        "facilities",
+        "facilities_with_errors",
+        "communities",
+        "grids",
+        "subdistrict",
+        "scenario",
+        "readme",
+    }
     for p in town.values():
         assert p.is_file()
     total = sum(p.stat().st_size for p in town.values())
@@ -281,6 +291,28 @@ def test_deterministic(town, tmp_path):
     assert other["facilities"].read_bytes() != town["facilities"].read_bytes()
 
 
+def test_packaged_outline_is_the_repository_copy():
+    """The outline shipped as package data is the one in data/boundaries (with provenance)."""
+    packaged = demo.packaged_outline()
+    repo = Path(__file__).parents[1] / "data" / "boundaries" / "tancheng_county_wgs84.geojson"
+    assert packaged.read_bytes() == repo.read_bytes()
+    assert (Path(str(packaged)).parent / "README.md").is_file()
+
+
+def test_scenario_names_a_given_outline_relatively(tmp_path):
+    outline = tmp_path / "b" / "county.geojson"
+    outline.parent.mkdir()
+    outline.write_bytes(demo.packaged_outline().read_bytes())
+    paths = demo.generate(tmp_path / "d" / "s", seed=2020, boundary_path=outline)
+    doc = tomllib.loads(paths["scenario"].read_text(encoding="utf-8"))
+    assert doc["boundaries"]["county"] == "../../b/county.geojson"
+
+
+def test_default_demo_dir_is_relative():
+    """``lifecircle demo`` writes under the working directory, never inside the package."""
+    assert not demo.DEFAULT_DEMO_DIR.is_absolute()
+
+
 def test_missing_boundary(tmp_path):
     with pytest.raises(InputError, match="outline"):
         demo.generate(tmp_path / "x", boundary_path=tmp_path / "nope.geojson")
@@ -296,7 +328,7 @@ def test_ensure_demo(tmp_path, monkeypatch):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(demo, "generate", spy)
+    monkeypatch.setattr(demo_run, "generate", spy)
     p = demo.ensure_demo(tmp_path / "d", seed=3)
     assert p.name == "scenario.toml" and p.is_file() and len(calls) == 1
     assert demo.ensure_demo(tmp_path / "d", seed=3) == p and len(calls) == 1

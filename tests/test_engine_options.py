@@ -35,7 +35,9 @@ def test_limit_auto_keeps_coverage_and_cuts_each_tier_at_its_standard():
         assert (exact.residents[c["covered"]] == auto.residents[c["covered"]]).all()
         assert (auto.residents.loc[~within, c["nearest"]] == "").all()
     np.testing.assert_allclose(exact.tiers["share"], auto.tiers["share"])
-    np.testing.assert_allclose(exact.facilities["catchment_population"], auto.facilities["catchment_population"])
+    np.testing.assert_allclose(
+        exact.facilities["catchment_population"], auto.facilities["catchment_population"]
+    )
     with pytest.raises(InputError):
         compute_coverage({"walk": net}, fac, res, STD, limit_m="soon")
 
@@ -52,7 +54,7 @@ def test_cache_keeps_the_junction_graph(tmp_path):
     net = bent_grid(5, 5, 100.0, 3, mode="drive", oneway_share=0.5, seed=1)
     jn = net.junctions()
     back = RoadNetwork.load(net.save(tmp_path / "n.npz"))
-    assert "junctions" in back._cache          # loaded, not rebuilt
+    assert "junctions" in back._cache  # loaded, not rebuilt
     for name in jn.FIELDS:
         np.testing.assert_array_equal(getattr(back.junctions(), name), getattr(jn, name))
     a, b = RoutingGraph.from_network(net), RoutingGraph.from_network(back)

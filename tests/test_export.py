@@ -31,6 +31,7 @@ from lifecircle.export import (
 from lifecircle.io import PointTable, UnitLayer, empty_rejects
 from lifecircle.pipeline import Inputs, run_coverage, run_export
 from lifecircle.routing import RoutingGraph, nearest_sources
+from lifecircle.units import unit_coverage
 
 X0, Y0 = GRID_ORIGIN
 TIERS = ("county_centre", "subdistrict_centre", "community_centre", "station", "point")
@@ -49,29 +50,62 @@ def inputs() -> Inputs:
     fx = X0 + np.array([250, 100, 300, 0, 200, 200])
     fy = Y0 + np.array([250, 100, 300, 500, 300, 0])
     flon, flat = walk.to_lonlat(fx.astype(float), fy.astype(float))
-    fac = pd.DataFrame({
-        "id": ["F1", "F2", "F3", "S1", "S2", "P1"], "row": np.arange(2, 8),
-        "name": ["县中心", "街道中心", "社区中心", "服务站甲", "服务站乙", "便民点"],
-        "tier": ["county_centre", "subdistrict_centre", "community_centre", "station", "station", "point"],
-        "lon": flon, "lat": flat})
+    fac = pd.DataFrame(
+        {
+            "id": ["F1", "F2", "F3", "S1", "S2", "P1"],
+            "row": np.arange(2, 8),
+            "name": ["县中心", "街道中心", "社区中心", "服务站甲", "服务站乙", "便民点"],
+            "tier": [
+                "county_centre",
+                "subdistrict_centre",
+                "community_centre",
+                "station",
+                "station",
+                "point",
+            ],
+            "lon": flon,
+            "lat": flat,
+        }
+    )
     rng = np.random.default_rng(7)
     n = 60
     rx, ry = X0 + rng.uniform(0, 500, n), Y0 + rng.uniform(0, 500, n)
     rx[0], ry[0] = X0 + 250, Y0 + 520  # 20 m off the top street
     rlon, rlat = walk.to_lonlat(rx, ry)
-    res = pd.DataFrame({"id": [f"R{i}" for i in range(n)], "row": np.arange(2, n + 2), "lon": rlon,
-                        "lat": rlat, "population": rng.integers(1, 10, n).astype(float),
-                        "elderly": 1.0, "children": np.nan})
-    west = shapely.Polygon([(X0 - 50, Y0 - 50), (X0 + 250, Y0 - 50), (X0 + 250, Y0 + 550), (X0 - 50, Y0 + 550)],
-                           holes=[[(X0 + 40, Y0 + 40), (X0 + 40, Y0 + 60), (X0 + 60, Y0 + 60), (X0 + 60, Y0 + 40)]])
+    res = pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(n)],
+            "row": np.arange(2, n + 2),
+            "lon": rlon,
+            "lat": rlat,
+            "population": rng.integers(1, 10, n).astype(float),
+            "elderly": 1.0,
+            "children": np.nan,
+        }
+    )
+    west = shapely.Polygon(
+        [(X0 - 50, Y0 - 50), (X0 + 250, Y0 - 50), (X0 + 250, Y0 + 550), (X0 - 50, Y0 + 550)],
+        holes=[[(X0 + 40, Y0 + 40), (X0 + 40, Y0 + 60), (X0 + 60, Y0 + 60), (X0 + 60, Y0 + 40)]],
+    )
     east = shapely.box(X0 + 250, Y0 - 50, X0 + 550, Y0 + 550)
-    units = UnitLayer("community", "社区", "community", gpd.GeoDataFrame(
-        {"unit_id": ["C1", "C2"], "name": ["西社区", "东社区"]},
-        geometry=[_to_lonlat(walk, west), _to_lonlat(walk, east)], crs="EPSG:4326"), "memory")
-    return Inputs(standard=preset("tancheng"), networks={"walk": walk, "bike": bike},
-                  facilities=PointTable("facilities", "fac.csv", "wgs84", fac, empty_rejects(), len(fac)),
-                  residents=PointTable("residents", "res.csv", "wgs84", res, empty_rejects(), n),
-                  units=(units,))
+    units = UnitLayer(
+        "community",
+        "社区",
+        "community",
+        gpd.GeoDataFrame(
+            {"unit_id": ["C1", "C2"], "name": ["西社区", "东社区"]},
+            geometry=[_to_lonlat(walk, west), _to_lonlat(walk, east)],
+            crs="EPSG:4326",
+        ),
+        "memory",
+    )
+    return Inputs(
+        standard=preset("tancheng"),
+        networks={"walk": walk, "bike": bike},
+        facilities=PointTable("facilities", "fac.csv", "wgs84", fac, empty_rejects(), len(fac)),
+        residents=PointTable("residents", "res.csv", "wgs84", res, empty_rejects(), n),
+        units=(units,),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +120,14 @@ def layers(run):
 
 # -- layers and schema ---------------------------------------------------------------------
 
+
 def test_layers_follow_the_documented_schema(layers):
     for name in ("facilities", "residents", "units", "network"):
         g = layers[name]
         assert g.crs.to_epsg() == 4326
-        assert [c for c in g.columns if c != "geometry"] == [f.name for f in layer_fields(name, TIERS)]
+        assert [c for c in g.columns if c != "geometry"] == [
+            f.name for f in layer_fields(name, TIERS)
+        ]
     assert "t1_dist_m" in field_table(layers["residents"], "residents", TIERS)["field"].tolist()
 
 
@@ -103,8 +140,11 @@ def test_population_within_standard_is_an_independent_network_count(run, layers)
     for i, row in res.facilities.reset_index(drop=True).iterrows():
         tier = std.tier(row["tier"])
         graph = RoutingGraph.from_network(run.inputs.networks[tier.mode])
-        d = nearest_sources(graph, res.facility_located.positions(tier.mode).subset(np.array([i])),
-                            res.resident_located.positions(tier.mode)).distance_m
+        d = nearest_sources(
+            graph,
+            res.facility_located.positions(tier.mode).subset(np.array([i])),
+            res.resident_located.positions(tier.mode),
+        ).distance_m
         within = d <= tier.threshold_m
         assert fac.loc[row["id"], "population_within"] == pytest.approx(pop[within].sum())
         assert fac.loc[row["id"], "residents_within"] == within.sum()
@@ -121,14 +161,17 @@ def test_units_match_report_and_add_up(run, layers):
     # residents in the hole of C1 belong to no unit; everything else is in exactly one
     assert u["population"].sum() <= pop
     assert u["residents"].sum() + 0 <= len(run.result.residents)
-    report = pytest.importorskip("lifecircle.report")
-    level = report.unit_levels(run.inputs)[1]
-    ref = report.unit_coverage(run.result, level).set_index("unit_id")
+    level = run.inputs.unit_levels()[1]
+    ref = unit_coverage(run.result, level).set_index("unit_id")
     for _, r in u.iterrows():
         assert r["population"] == pytest.approx(ref.loc[r["unit_id"], "population"])
         for key in (*TIERS, "all"):
-            assert r[f"{key}_population_covered"] == pytest.approx(ref.loc[r["unit_id"], f"{key}_population_covered"])
-            assert r[f"{key}_share"] == pytest.approx(ref.loc[r["unit_id"], f"{key}_share"], nan_ok=True)
+            assert r[f"{key}_population_covered"] == pytest.approx(
+                ref.loc[r["unit_id"], f"{key}_population_covered"]
+            )
+            assert r[f"{key}_share"] == pytest.approx(
+                ref.loc[r["unit_id"], f"{key}_share"], nan_ok=True
+            )
 
 
 def test_network_layer_lengths(run, layers):
@@ -149,6 +192,7 @@ def test_schema_table_in_docs_matches_code(doc):
 
 
 # -- CRS choice ----------------------------------------------------------------------------
+
 
 def test_gauss_kruger_zone_is_chosen_from_the_data():
     c = resolve_output_crs("cgcs2000-gk", lon_range=(118.10, 118.58))  # Tancheng county
@@ -171,6 +215,7 @@ def test_gauss_kruger_zone_is_chosen_from_the_data():
 
 # -- round trips ---------------------------------------------------------------------------
 
+
 def _metres_apart(a: gpd.GeoSeries, b: gpd.GeoSeries, crs: str) -> np.ndarray:
     ga = np.asarray(a.set_crs(4326, allow_override=True).to_crs(crs).values)
     gb = np.asarray(b.set_crs(4326, allow_override=True).to_crs(crs).values)
@@ -183,18 +228,31 @@ def _same_attributes(got: pd.DataFrame, want: pd.DataFrame) -> None:
             continue
         w, g = want[c], got[c]
         if pd.api.types.is_float_dtype(w):
-            np.testing.assert_allclose(g.to_numpy(float), w.replace([np.inf, -np.inf], np.nan).to_numpy(float),
-                                       rtol=1e-12, atol=1e-9, err_msg=c)
+            np.testing.assert_allclose(
+                g.to_numpy(float),
+                w.replace([np.inf, -np.inf], np.nan).to_numpy(float),
+                rtol=1e-12,
+                atol=1e-9,
+                err_msg=c,
+            )
         elif pd.api.types.is_bool_dtype(w):
             assert (g.astype(bool).to_numpy() == w.to_numpy()).all(), c
         elif pd.api.types.is_integer_dtype(w):
             assert (g.astype(np.int64).to_numpy() == w.to_numpy()).all(), c
         else:
-            assert (g.fillna("").astype(str).to_numpy() == w.fillna("").astype(str).to_numpy()).all(), c
+            assert (
+                g.fillna("").astype(str).to_numpy() == w.fillna("").astype(str).to_numpy()
+            ).all(), c
 
 
-TOLERANCE_M = {"wgs84": 0.1, "cgcs2000": 0.1, "cgcs2000-gk": 0.01, "EPSG:32650": 0.01,
-               "gcj02": 0.5, "bd09": 0.5}
+TOLERANCE_M = {
+    "wgs84": 0.1,
+    "cgcs2000": 0.1,
+    "cgcs2000-gk": 0.01,
+    "EPSG:32650": 0.01,
+    "gcj02": 0.5,
+    "bd09": 0.5,
+}
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
@@ -236,9 +294,13 @@ def test_csv_round_trip(layers, run, tmp_path, crs):
 
 # -- GeoJSON -------------------------------------------------------------------------------
 
+
 def _rings(geom: dict) -> list[tuple[int, list]]:
-    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else (
-        geom["coordinates"] if geom["type"] == "MultiPolygon" else [])
+    polys = (
+        [geom["coordinates"]]
+        if geom["type"] == "Polygon"
+        else (geom["coordinates"] if geom["type"] == "MultiPolygon" else [])
+    )
     return [(i, ring) for poly in polys for i, ring in enumerate(poly)]
 
 
@@ -259,8 +321,10 @@ def _coord_text(data: dict) -> str:
 @pytest.mark.parametrize("crs", ["wgs84", "cgcs2000-gk"])
 def test_rfc7946_winding_ranges_and_crs_member(layers, tmp_path, crs):
     # a clockwise polygon with a counter-clockwise hole, to see both flipped
-    bad = shapely.Polygon(shapely.get_coordinates(layers["units"].geometry.iloc[1].exterior)[::-1],
-                          holes=[shapely.get_coordinates(layers["units"].geometry.iloc[0].interiors[0])[::-1]])
+    bad = shapely.Polygon(
+        shapely.get_coordinates(layers["units"].geometry.iloc[1].exterior)[::-1],
+        holes=[shapely.get_coordinates(layers["units"].geometry.iloc[0].interiors[0])[::-1]],
+    )
     extra = gpd.GeoDataFrame({"name": ["顺时针"]}, geometry=[bad], crs="EPSG:4326")
     res = export_layers({**layers, "cw": extra}, tmp_path, "geojson", crs, tier_keys=TIERS)
     for name in ("units", "cw", "facilities"):
@@ -269,11 +333,20 @@ def test_rfc7946_winding_ranges_and_crs_member(layers, tmp_path, crs):
         rings = [r for f in data["features"] for r in _rings(f["geometry"])]
         for i, ring in rings:
             assert (_signed_area(ring) > 0) == (i == 0), "exterior CCW, holes CW"
-        coords = np.array([c for f in data["features"] for c in np.reshape(
-            shapely.get_coordinates(shapely.geometry.shape(f["geometry"])), (-1, 2))])
+        coords = np.array(
+            [
+                c
+                for f in data["features"]
+                for c in np.reshape(
+                    shapely.get_coordinates(shapely.geometry.shape(f["geometry"])), (-1, 2)
+                )
+            ]
+        )
         if crs == "wgs84":
             assert "crs" not in data
-            assert (np.abs(coords[:, 0] - 115.91) < 0.1).all() and (np.abs(coords[:, 1] - 34.6) < 0.1).all()
+            assert (np.abs(coords[:, 0] - 115.91) < 0.1).all() and (
+                np.abs(coords[:, 1] - 34.6) < 0.1
+            ).all()
             assert _decimals(_coord_text(data)) <= 6
         else:
             assert data["crs"]["properties"]["name"].endswith("EPSG::4548")
@@ -285,7 +358,9 @@ def test_rfc7946_winding_ranges_and_crs_member(layers, tmp_path, crs):
 
 
 def test_geojson_precision_option(layers, tmp_path):
-    res = export_layers({"facilities": layers["facilities"]}, tmp_path, "geojson", "wgs84", precision=3)
+    res = export_layers(
+        {"facilities": layers["facilities"]}, tmp_path, "geojson", "wgs84", precision=3
+    )
     data = json.loads(res.paths["facilities"][0].read_text(encoding="utf-8"))
     assert _decimals(_coord_text(data)) <= 3
     with pytest.raises(InputError, match="precision"):
@@ -315,6 +390,7 @@ def test_layer_geojson_in_memory(layers):
 
 # -- Shapefile -----------------------------------------------------------------------------
 
+
 def test_shapefile_cpg_prj_and_field_sidecar(layers, tmp_path):
     res = export_layers(layers, tmp_path, "shp", "cgcs2000-gk", tier_keys=TIERS)
     shp = res.paths["residents"][0]
@@ -334,14 +410,22 @@ def test_shapefile_cpg_prj_and_field_sidecar(layers, tmp_path):
 
 
 def test_field_names_truncate_predictably():
-    g = gpd.GeoDataFrame({"population_density_per_ha": [1.0], "population_density_per_km2": [2.0],
-                          "Population_density_x": [3.0], "score": [4.0]},
-                         geometry=[shapely.Point(0, 0)], crs=4326)
+    g = gpd.GeoDataFrame(
+        {
+            "population_density_per_ha": [1.0],
+            "population_density_per_km2": [2.0],
+            "Population_density_x": [3.0],
+            "score": [4.0],
+        },
+        geometry=[shapely.Point(0, 0)],
+        crs=4326,
+    )
     ft = field_table(g, "candidates", TIERS)
     assert ft["field"].tolist() == ["pop_densit", "pop_dens_2", "pop_dens_3", "score"]
 
 
 # -- bad requests write nothing ------------------------------------------------------------
+
 
 def test_unknown_layer_crs_format(inputs, run, tmp_path):
     out = tmp_path / "o"
@@ -357,9 +441,15 @@ def test_unknown_layer_crs_format(inputs, run, tmp_path):
 
 
 def test_unavailable_layers_write_nothing(inputs, run, tmp_path):
-    no_units = Inputs(standard=inputs.standard, networks=inputs.networks, facilities=inputs.facilities,
-                      residents=inputs.residents)
-    with pytest.raises(LayerUnavailableError, match=r"'units' is not available.*nothing was written"):
+    no_units = Inputs(
+        standard=inputs.standard,
+        networks=inputs.networks,
+        facilities=inputs.facilities,
+        residents=inputs.residents,
+    )
+    with pytest.raises(
+        LayerUnavailableError, match=r"'units' is not available.*nothing was written"
+    ):
         run_export(no_units, out=tmp_path, layers="facilities,units", coverage=run)
     assert not any(tmp_path.iterdir())
     from importlib.util import find_spec
@@ -371,14 +461,32 @@ def test_unavailable_layers_write_nothing(inputs, run, tmp_path):
             with pytest.raises(LayerUnavailableError):
                 build_layers(ExportSources(run), [layer])
     assert not any(tmp_path.iterdir())
-    assert set(LAYER_BUILDERS) == {"facilities", "residents", "service_areas", "catchments", "gaps",
-                                   "units", "candidates", "network"}
+    assert set(LAYER_BUILDERS) == {
+        "facilities",
+        "residents",
+        "service_areas",
+        "catchments",
+        "gaps",
+        "units",
+        "candidates",
+        "network",
+    }
 
 
 def test_precomputed_layers_are_used(run, tmp_path):
-    sa = gpd.GeoDataFrame({"facility_id": ["F3"], "name": ["社区中心"], "tier": ["community_centre"],
-                           "budget_min": [15.0], "budget_m": [1000.0], "area_m2": [1.0], "population": [5.0]},
-                          geometry=[shapely.box(X0, Y0, X0 + 100, Y0 + 100)], crs="EPSG:32650")
+    sa = gpd.GeoDataFrame(
+        {
+            "facility_id": ["F3"],
+            "name": ["社区中心"],
+            "tier": ["community_centre"],
+            "budget_min": [15.0],
+            "budget_m": [1000.0],
+            "area_m2": [1.0],
+            "population": [5.0],
+        },
+        geometry=[shapely.box(X0, Y0, X0 + 100, Y0 + 100)],
+        crs="EPSG:32650",
+    )
     built = build_layers(ExportSources(run, service_areas=sa), ["service_areas"])
     assert built["service_areas"].crs.to_epsg() == 4326
     ft = field_table(built["service_areas"], "service_areas", TIERS)
@@ -399,18 +507,27 @@ def test_refuses_to_overwrite_and_never_writes_partially(layers, tmp_path):
 def test_failure_while_writing_leaves_nothing(layers, tmp_path, monkeypatch, fmt):
     """The second layer fails to write: not even the first one appears."""
     import lifecircle.export as ex
+    import lifecircle.export.writers as writers
 
     calls = {"n": 0}
     real_to_file, real_to_csv = gpd.GeoDataFrame.to_file, pd.DataFrame.to_csv
+    real_geojson = writers._geojson
 
     def failing(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk full")
-        return (real_to_csv if fmt == "csv" else real_to_file)(self, *args, **kwargs)
+        real = {"csv": real_to_csv, "geojson": real_geojson}.get(fmt, real_to_file)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pd.DataFrame if fmt == "csv" else gpd.GeoDataFrame,
-                        "to_csv" if fmt == "csv" else "to_file", failing)
+    if fmt == "geojson":  # GeoJSON is written by lifecircle._files, not GDAL
+        monkeypatch.setattr(writers, "_geojson", failing)
+    else:
+        monkeypatch.setattr(
+            pd.DataFrame if fmt == "csv" else gpd.GeoDataFrame,
+            "to_csv" if fmt == "csv" else "to_file",
+            failing,
+        )
     out = tmp_path / ("o.gpkg" if fmt == "gpkg" else "o")
     with pytest.raises(RuntimeError, match="disk full"):
         ex.export_layers({"facilities": layers["facilities"], "units": layers["units"]}, out, fmt)
@@ -430,20 +547,47 @@ def test_gpkg_multi_layer(layers, tmp_path):
 
 # -- command line --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def helsinki_files(tmp_path_factory, helsinki_walk):
     d = tmp_path_factory.mktemp("export_cli")
     rng = np.random.default_rng(3)
     minx, miny, maxx, maxy = helsinki_walk.bounds
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-    lon, lat = helsinki_walk.to_lonlat(cx + rng.uniform(-600, 600, 200), cy + rng.uniform(-400, 400, 200))
-    pd.DataFrame({"id": [f"R{i}" for i in range(200)], "lon": lon, "lat": lat,
-                  "population": rng.integers(1, 20, 200)}).to_csv(d / "res.csv", index=False)
-    tiers = ["county_centre", "subdistrict_centre", "community_centre", "station", "station", "point", "point"]
-    flon, flat = helsinki_walk.to_lonlat(cx + rng.uniform(-600, 600, 7), cy + rng.uniform(-400, 400, 7))
-    fac = pd.DataFrame({"id": [f"F{i}" for i in range(7)], "name": "站点", "tier": tiers, "lon": flon, "lat": flat})
-    pd.concat([fac, pd.DataFrame({"id": ["X"], "name": "far", "tier": ["point"], "lon": [116.39], "lat": [39.9]})]
-              ).to_csv(d / "fac.csv", index=False)
+    lon, lat = helsinki_walk.to_lonlat(
+        cx + rng.uniform(-600, 600, 200), cy + rng.uniform(-400, 400, 200)
+    )
+    pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(200)],
+            "lon": lon,
+            "lat": lat,
+            "population": rng.integers(1, 20, 200),
+        }
+    ).to_csv(d / "res.csv", index=False)
+    tiers = [
+        "county_centre",
+        "subdistrict_centre",
+        "community_centre",
+        "station",
+        "station",
+        "point",
+        "point",
+    ]
+    flon, flat = helsinki_walk.to_lonlat(
+        cx + rng.uniform(-600, 600, 7), cy + rng.uniform(-400, 400, 7)
+    )
+    fac = pd.DataFrame(
+        {"id": [f"F{i}" for i in range(7)], "name": "站点", "tier": tiers, "lon": flon, "lat": flat}
+    )
+    pd.concat(
+        [
+            fac,
+            pd.DataFrame(
+                {"id": ["X"], "name": "far", "tier": ["point"], "lon": [116.39], "lat": [39.9]}
+            ),
+        ]
+    ).to_csv(d / "fac.csv", index=False)
     return d
 
 
@@ -451,11 +595,32 @@ def test_cli_export(helsinki_files, helsinki_pbf, tmp_path, capsys):
     from lifecircle.cli import main
 
     d = helsinki_files
-    common = ["export", "--network", str(helsinki_pbf), "--facilities", str(d / "fac.csv"),
-              "--residents", str(d / "res.csv")]
+    common = [
+        "export",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(d / "fac.csv"),
+        "--residents",
+        str(d / "res.csv"),
+    ]
     out = tmp_path / "h.gpkg"
-    assert main([*common, "--layers", "facilities,residents,network", "--format", "gpkg",
-                 "--crs", "EPSG:3067", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--layers",
+                "facilities,residents,network",
+                "--format",
+                "gpkg",
+                "--crs",
+                "EPSG:3067",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "EPSG:3067" in printed and "facilities" in printed
     fac = gpd.read_file(out, layer="facilities")
@@ -463,10 +628,12 @@ def test_cli_export(helsinki_files, helsinki_pbf, tmp_path, capsys):
     rejects = pd.read_csv(tmp_path / "h_rejects.csv")
     assert rejects["reason"].tolist() == ["outside_network_area"]
     # bad requests: one-line error, exit 1, nothing written
-    for extra, msg in ((["--layers", "bogus"], "unknown layer"),
-                       (["--layers", "units"], "not available"),
-                       (["--layers", "facilities", "--crs", "cgcs2000-gk"], "outside China"),
-                       (["--crs", "mars2"], "unknown coordinate system")):
+    for extra, msg in (
+        (["--layers", "bogus"], "unknown layer"),
+        (["--layers", "units"], "not available"),
+        (["--layers", "facilities", "--crs", "cgcs2000-gk"], "outside China"),
+        (["--crs", "mars2"], "unknown coordinate system"),
+    ):
         assert main([*common, *extra, "--out", str(tmp_path / "bad")]) == 1
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
@@ -478,10 +645,16 @@ def test_cli_export(helsinki_files, helsinki_pbf, tmp_path, capsys):
 def test_layers_from_other_modules(inputs, run, tmp_path):
     """service_areas, catchments (lifecircle.service_areas), gaps (lifecircle.report) and
     candidates (lifecircle.siting) through the full pipeline, as Shapefiles in Gauss-Krüger."""
-    pytest.importorskip("lifecircle.service_areas")
-    pytest.importorskip("lifecircle.siting")
-    res = run_export(inputs, out=tmp_path, layers="service_areas,catchments,gaps,candidates",
-                     fmt="shp", crs="cgcs2000-gk", coverage=run, score_tier="station", candidates="auto")
+    res = run_export(
+        inputs,
+        out=tmp_path,
+        layers="service_areas,catchments,gaps,candidates",
+        fmt="shp",
+        crs="cgcs2000-gk",
+        coverage=run,
+        score_tier="station",
+        candidates="auto",
+    )
     for name in ("service_areas", "catchments", "gaps", "candidates"):
         back = read_back(res.paths[name][0], crs=res.crs)
         assert len(back) == res.features[name] > 0
@@ -494,7 +667,8 @@ def test_layers_from_other_modules(inputs, run, tmp_path):
         assert r["population"] == pytest.approx(fac.loc[r["facility_id"], "population_within"])
     cat = read_back(res.paths["catchments"][0], crs=res.crs)
     assert cat.groupby("tier")["population"].sum().loc["station"] == pytest.approx(
-        fac.loc[fac["tier"] == "station", "catchment_population"].sum())
+        fac.loc[fac["tier"] == "station", "catchment_population"].sum()
+    )
     gaps = read_back(res.paths["gaps"][0], crs=res.crs)
     assert gaps["shortfall_m"].gt(0).all()
     fields = pd.read_csv(tmp_path / "candidates_epsg4548_fields.csv").set_index("name")

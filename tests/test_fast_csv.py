@@ -16,20 +16,30 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     d = rng.uniform(0, 5000, n).round(2)
     d[rng.random(n) < 0.1] = np.nan
     minutes = (d / 66.7).round(3)
-    odd = rng.normal(0, 1e6, n)                      # unrounded: up to 17 digits
+    odd = rng.normal(0, 1e6, n)  # unrounded: up to 17 digits
     odd[:6] = [1e-5, -0.0, 1e16, 123456789012.5, 5e-324, 2.5e-4][:n]
     ids = np.array([f"R{i}" for i in range(n)], dtype=object)
     ids[:4] = ["a,b", 'say "hi"', "多行\n文本", "ä"][:n]
     near = np.where(rng.random(n) < 0.3, "", rng.choice(["F1", "F2", "设施3"], n)).astype(object)
     near[n // 2] = None
-    return pd.DataFrame({
-        "id": ids, "population": rng.integers(1, 20, n).astype(float),
-        "elderly": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n).astype(float)),
-        "lon": rng.uniform(118, 119, n).round(7), "lat": rng.uniform(34, 35, n).round(7),
-        "neg": -rng.uniform(0, 10, n).round(1), "zero": np.zeros(n), "odd": odd,
-        "dist_m": d, "minutes": minutes, "near": near, "covered": d <= 1000,
-        "count": rng.integers(-5, 10**12, n), "cat": pd.Categorical(rng.choice(["x", "y"], n)),
-    })
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "population": rng.integers(1, 20, n).astype(float),
+            "elderly": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n).astype(float)),
+            "lon": rng.uniform(118, 119, n).round(7),
+            "lat": rng.uniform(34, 35, n).round(7),
+            "neg": -rng.uniform(0, 10, n).round(1),
+            "zero": np.zeros(n),
+            "odd": odd,
+            "dist_m": d,
+            "minutes": minutes,
+            "near": near,
+            "covered": d <= 1000,
+            "count": rng.integers(-5, 10**12, n),
+            "cat": pd.Categorical(rng.choice(["x", "y"], n)),
+        }
+    )
 
 
 @pytest.mark.parametrize("n", [1, 7, 2500])

@@ -17,11 +17,19 @@ def _table(net: RoadNetwork) -> np.ndarray:
     """Edges as sortable rows: end coordinates (mm), length, one-way, highway and name text."""
     hw = np.array([net.highway_values[i] if i >= 0 else "" for i in net.edge_highway], dtype=object)
     nm = np.array([net.name_values[i] if i >= 0 else "" for i in net.edge_name], dtype=object)
-    rows = sorted(zip(
-        np.round(net.node_x[net.edge_u], 3).tolist(), np.round(net.node_y[net.edge_u], 3).tolist(),
-        np.round(net.node_x[net.edge_v], 3).tolist(), np.round(net.node_y[net.edge_v], 3).tolist(),
-        np.round(net.edge_length_m, 6).tolist(), net.edge_oneway.tolist(), hw.tolist(), nm.tolist(),
-        strict=True))
+    rows = sorted(
+        zip(
+            np.round(net.node_x[net.edge_u], 3).tolist(),
+            np.round(net.node_y[net.edge_u], 3).tolist(),
+            np.round(net.node_x[net.edge_v], 3).tolist(),
+            np.round(net.node_y[net.edge_v], 3).tolist(),
+            np.round(net.edge_length_m, 6).tolist(),
+            net.edge_oneway.tolist(),
+            hw.tolist(),
+            nm.tolist(),
+            strict=True,
+        )
+    )
     return np.array(rows, dtype=object)
 
 
@@ -46,7 +54,7 @@ def helsinki_graphml(tmp_path_factory, helsinki_pbf) -> Path:
         for obj in osmium.FileProcessor(str(helsinki_pbf), osmium.osm.NODE | osmium.osm.WAY):
             if isinstance(obj, osmium.osm.Node):
                 w.add_node(obj)
-            elif all(nd.ref in have for nd in obj.nodes):   # ways clipped by the extract: drop
+            elif all(nd.ref in have for nd in obj.nodes):  # ways clipped by the extract: drop
                 w.add_way(obj)
     g = ox.graph_from_xml(xml, simplify=True, retain_all=True)
     path = folder / "helsinki.graphml"
@@ -60,7 +68,7 @@ def test_real_osmnx_graphml_equals_the_networkx_path(helsinki_graphml, mode):
 
     ours = from_graphml(helsinki_graphml, mode=mode)
     ref = from_networkx(ox.load_graphml(helsinki_graphml), mode=mode, source=str(helsinki_graphml))
-    assert (ours.node_id < 0).sum() > 100          # curved geometries were split
+    assert (ours.node_id < 0).sum() > 100  # curved geometries were split
     assert len(ours.highway_values) > 3
     _same(ours, ref)
     # and load_network goes through the streaming reader
@@ -89,7 +97,9 @@ def test_plain_networkx_graphml_with_typed_attributes(tmp_path: Path):
     g.add_node("c", x=118.332, y=34.612)
     geom = LineString([(118.33, 34.61), (118.331, 34.6105), (118.332, 34.61)])
     g.add_edge("a", "b", length=250.0, geometry=geom.wkt, highway="residential", lanes=2)
-    g.add_edge("b", "a", length=250.0, geometry=LineString(geom.coords[::-1]).wkt, highway="residential")
+    g.add_edge(
+        "b", "a", length=250.0, geometry=LineString(geom.coords[::-1]).wkt, highway="residential"
+    )
     g.add_edge("b", "c", length=222.5, oneway=True)
     path = tmp_path / "plain.graphml"
     nx.write_graphml(g, path)
@@ -127,8 +137,8 @@ def test_graphml_errors(tmp_path: Path):
 def test_fast_scanner_equals_iterparse(helsinki_graphml, tmp_path: Path, mode):
     from lifecircle.network import _read_graphml_fast, _read_graphml_iter
 
-    fast = _read_graphml_fast(helsinki_graphml, chunk_bytes=1 << 16)   # many chunk boundaries
-    assert fast is not None                 # osmnx's layout takes the fast path
+    fast = _read_graphml_fast(helsinki_graphml, chunk_bytes=1 << 16)  # many chunk boundaries
+    assert fast is not None  # osmnx's layout takes the fast path
     a = from_graphml(helsinki_graphml, mode=mode, data=fast)
     b = from_graphml(helsinki_graphml, mode=mode, data=_read_graphml_iter(helsinki_graphml))
     _same(a, b)
@@ -136,10 +146,10 @@ def test_fast_scanner_equals_iterparse(helsinki_graphml, tmp_path: Path, mode):
     np.testing.assert_array_equal(a.edge_length_m, b.edge_length_m)
     # a layout the scanner does not handle (single-quoted attributes) falls back to iterparse
     text = helsinki_graphml.read_text(encoding="utf-8").replace('<node id="', "<node id='", 1)
-    text = text.replace("<node id='", "<node id=\"", 0)
+    text = text.replace("<node id='", '<node id="', 0)
     odd = tmp_path / "odd.graphml"
     first = text.index("<node id='")
     end = text.index('"', first + 10)
-    odd.write_text(text[:end] + "'" + text[end + 1:], encoding="utf-8")
+    odd.write_text(text[:end] + "'" + text[end + 1 :], encoding="utf-8")
     assert _read_graphml_fast(odd) is None
     _same(from_graphml(odd, mode=mode), a)

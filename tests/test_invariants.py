@@ -23,8 +23,12 @@ def _frames(fac_xy, res_xy, pops):
     ry = np.array([p[1] for p in res_xy]) + Y0
     flon, flat = grid_lonlat(NET, fx, fy)
     rlon, rlat = grid_lonlat(NET, rx, ry)
-    fac = pd.DataFrame({"id": [f"F{i}" for i in range(len(fx))], "tier": "t", "lon": flon, "lat": flat})
-    res = pd.DataFrame({"id": [f"R{i}" for i in range(len(rx))], "population": pops, "lon": rlon, "lat": rlat})
+    fac = pd.DataFrame(
+        {"id": [f"F{i}" for i in range(len(fx))], "tier": "t", "lon": flon, "lat": flat}
+    )
+    res = pd.DataFrame(
+        {"id": [f"R{i}" for i in range(len(rx))], "population": pops, "lon": rlon, "lat": rlat}
+    )
     return fac, res
 
 
@@ -36,8 +40,13 @@ common = settings(max_examples=40, deadline=None, suppress_health_check=[HealthC
 
 
 @common
-@given(st.lists(coords, min_size=1, max_size=6), st.lists(coords, min_size=1, max_size=40),
-       st.floats(50, 800), st.floats(0, 500), st.integers(0, 2**31))
+@given(
+    st.lists(coords, min_size=1, max_size=6),
+    st.lists(coords, min_size=1, max_size=40),
+    st.floats(50, 800),
+    st.floats(0, 500),
+    st.integers(0, 2**31),
+)
 def test_larger_threshold_never_covers_fewer(fac_xy, res_xy, t1, extra, seed):
     pops = np.random.default_rng(seed).integers(0, 50, len(res_xy))
     fac, res = _frames(fac_xy, res_xy, pops)
@@ -54,6 +63,10 @@ def test_adding_a_facility_never_increases_a_distance(fac_xy, new_xy, res_xy):
     pops = np.ones(len(res_xy))
     fac, res = _frames(fac_xy, res_xy, pops)
     fac2, _ = _frames([*fac_xy, new_xy], res_xy, pops)
-    before = compute_coverage({"walk": NET}, fac, res, _std(300)).residents["t_distance_m"].to_numpy()
-    after = compute_coverage({"walk": NET}, fac2, res, _std(300)).residents["t_distance_m"].to_numpy()
+    before = (
+        compute_coverage({"walk": NET}, fac, res, _std(300)).residents["t_distance_m"].to_numpy()
+    )
+    after = (
+        compute_coverage({"walk": NET}, fac2, res, _std(300)).residents["t_distance_m"].to_numpy()
+    )
     assert np.all(after <= before + 1e-9)

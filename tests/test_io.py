@@ -23,18 +23,25 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_facilities_every_reject_reason(tmp_path):
-    p = write(tmp_path, "fac.csv", "\n".join([
-        "# a comment line, skipped",
-        "id,name,tier,lon,lat",
-        "F1,甲便民点,point,118.33,34.61",         # line 3: good
-        "F2,乙服务站,服务站,118.331,34.611",        # line 4: good (Chinese label)
-        "F3,,point,,34.61",                       # missing lon
-        "F4,x,point,abc,34.61",                   # non-numeric
-        "F5,x,point,118.33,134.61",               # out of range
-        "F1,x,point,118.33,34.61",                # duplicate id
-        "F6,x,卫生站,118.33,34.61",                # unknown tier
-        ",x,point,118.33,34.61",                  # missing id
-    ]) + "\n")
+    p = write(
+        tmp_path,
+        "fac.csv",
+        "\n".join(
+            [
+                "# a comment line, skipped",
+                "id,name,tier,lon,lat",
+                "F1,甲便民点,point,118.33,34.61",  # line 3: good
+                "F2,乙服务站,服务站,118.331,34.611",  # line 4: good (Chinese label)
+                "F3,,point,,34.61",  # missing lon
+                "F4,x,point,abc,34.61",  # non-numeric
+                "F5,x,point,118.33,134.61",  # out of range
+                "F1,x,point,118.33,34.61",  # duplicate id
+                "F6,x,卫生站,118.33,34.61",  # unknown tier
+                ",x,point,118.33,34.61",  # missing id
+            ]
+        )
+        + "\n",
+    )
     t = read_points(p, "facilities", standard=STD)
     assert t.n_input == 8 and len(t.frame) == 2 and len(t.rejects) == 6
     assert list(t.frame["tier"]) == ["point", "station"]
@@ -50,14 +57,23 @@ def test_facilities_every_reject_reason(tmp_path):
 
 
 def test_residents_population_reasons(tmp_path):
-    p = write(tmp_path, "res.csv", "id,lon,lat,population,elderly,children\n"
-              "R1,118.33,34.61,100,10,20\nR2,118.33,34.61,,,\nR3,118.33,34.61,-5,,\n"
-              "R4,118.33,34.61,many,,\nR5,118.33,34.61,10,20,\nR6,118.33,34.61,0,,\n"
-              "R7,118.33,34.61,10,,-1\n")
+    p = write(
+        tmp_path,
+        "res.csv",
+        "id,lon,lat,population,elderly,children\n"
+        "R1,118.33,34.61,100,10,20\nR2,118.33,34.61,,,\nR3,118.33,34.61,-5,,\n"
+        "R4,118.33,34.61,many,,\nR5,118.33,34.61,10,20,\nR6,118.33,34.61,0,,\n"
+        "R7,118.33,34.61,10,,-1\n",
+    )
     t = read_points(p, "residents")
     reasons = dict(zip(t.rejects["id"], t.rejects["reason"], strict=True))
-    assert reasons == {"R2": "missing_population", "R3": "negative_population",
-                       "R4": "non_numeric_population", "R5": "bad_elderly", "R7": "bad_children"}
+    assert reasons == {
+        "R2": "missing_population",
+        "R3": "negative_population",
+        "R4": "non_numeric_population",
+        "R5": "bad_elderly",
+        "R7": "bad_children",
+    }
     assert "exceeds population" in t.rejects.set_index("id").loc["R5", "detail"]
     assert list(t.frame["id"]) == ["R1", "R6"]
     assert t.frame["population"].tolist() == [100.0, 0.0]
@@ -90,10 +106,24 @@ def test_gcj02_and_bd09_declared_files_are_converted(tmp_path):
     wlon, wlat = np.array([118.337, 118.35]), np.array([34.614, 34.60])
     glon, glat = convert(wlon, wlat, "wgs84", "gcj02")
     blon, blat = convert(wlon, wlat, "wgs84", "bd09")
-    g = write(tmp_path, "g.csv", "id,tier,lon,lat\n" + "".join(
-        f"G{i},point,{float(a)!r},{float(b)!r}\n" for i, (a, b) in enumerate(zip(glon, glat, strict=True))))
-    b = write(tmp_path, "b.csv", "id,tier,lng,latitude\n" + "".join(
-        f"B{i},point,{float(a)!r},{float(c)!r}\n" for i, (a, c) in enumerate(zip(blon, blat, strict=True))))
+    g = write(
+        tmp_path,
+        "g.csv",
+        "id,tier,lon,lat\n"
+        + "".join(
+            f"G{i},point,{float(a)!r},{float(b)!r}\n"
+            for i, (a, b) in enumerate(zip(glon, glat, strict=True))
+        ),
+    )
+    b = write(
+        tmp_path,
+        "b.csv",
+        "id,tier,lng,latitude\n"
+        + "".join(
+            f"B{i},point,{float(a)!r},{float(c)!r}\n"
+            for i, (a, c) in enumerate(zip(blon, blat, strict=True))
+        ),
+    )
     for path, crs in ((g, "gcj02"), (b, "bd09")):
         t = read_points(path, "facilities", crs=crs, standard=STD)
         np.testing.assert_allclose(t.frame["lon"], wlon, atol=1e-8)  # ~1 mm
@@ -115,12 +145,17 @@ def test_xlsx_geojson_gpkg(tmp_path):
     import geopandas as gpd
     from shapely.geometry import Point, box
 
-    df = pd.DataFrame({"id": ["R1", "R2"], "population": [10, 20], "lon": [118.33, 118.34], "lat": [34.61, 34.62]})
+    df = pd.DataFrame(
+        {"id": ["R1", "R2"], "population": [10, 20], "lon": [118.33, 118.34], "lat": [34.61, 34.62]}
+    )
     df.to_excel(tmp_path / "r.xlsx", index=False)
     t = read_points(tmp_path / "r.xlsx", "residents")
     assert t.frame["population"].tolist() == [10.0, 20.0] and t.frame["row"].tolist() == [2, 3]
-    gdf = gpd.GeoDataFrame({"id": ["A", "B"], "population": [5, 7]},
-                           geometry=[Point(118.33, 34.61), box(118.34, 34.62, 118.341, 34.621)], crs=4326)
+    gdf = gpd.GeoDataFrame(
+        {"id": ["A", "B"], "population": [5, 7]},
+        geometry=[Point(118.33, 34.61), box(118.34, 34.62, 118.341, 34.621)],
+        crs=4326,
+    )
     gdf.to_file(tmp_path / "r.geojson")
     gdf.to_file(tmp_path / "r.gpkg")
     for name in ("r.geojson", "r.gpkg"):
@@ -133,15 +168,20 @@ def test_units_and_scenario(tmp_path):
     import geopandas as gpd
     from shapely.geometry import box
 
-    gpd.GeoDataFrame({"community_id": ["C1", "C2"], "name": ["东关社区", "西关社区"]},
-                     geometry=[box(118.33, 34.60, 118.34, 34.61), box(118.34, 34.60, 118.35, 34.61)],
-                     crs=4326).to_file(tmp_path / "communities.geojson")
+    gpd.GeoDataFrame(
+        {"community_id": ["C1", "C2"], "name": ["东关社区", "西关社区"]},
+        geometry=[box(118.33, 34.60, 118.34, 34.61), box(118.34, 34.60, 118.35, 34.61)],
+        crs=4326,
+    ).to_file(tmp_path / "communities.geojson")
     u = read_units(tmp_path / "communities.geojson", key="community")
     assert u.frame["unit_id"].tolist() == ["C1", "C2"] and u.frame["name"][0] == "东关社区"
     g = read_units(tmp_path / "communities.geojson", key="community", crs="gcj02")
     # converted from GCJ-02: shifted west by ~500 m
     assert g.frame.geometry.bounds["minx"][0] < 118.33 - 0.004
-    sc = write(tmp_path, "scenario.toml", """
+    sc = write(
+        tmp_path,
+        "scenario.toml",
+        """
 [scenario]
 name = "测试"
 synthetic = true
@@ -157,7 +197,8 @@ preset = "gb50180"
 [[units]]
 key = "community"
 path = "communities.geojson"
-""")
+""",
+    )
     s = load_scenario(sc)
     assert s.synthetic and s.facilities_crs == "gcj02" and s.standard == "gb50180"
     assert s.network == (tmp_path / "roads.osm").resolve()
@@ -169,7 +210,11 @@ path = "communities.geojson"
 
 
 def test_candidates_tier_is_optional(tmp_path):
-    p = write(tmp_path, "cand.csv", "id,tier,lon,lat\nK1,,118.33,34.61\nK2,服务站,118.33,34.61\nK3,卫生站,118.33,34.61\n")
+    p = write(
+        tmp_path,
+        "cand.csv",
+        "id,tier,lon,lat\nK1,,118.33,34.61\nK2,服务站,118.33,34.61\nK3,卫生站,118.33,34.61\n",
+    )
     t = read_points(p, "candidates", standard=STD)
     assert t.frame["id"].tolist() == ["K1", "K2"] and t.frame["tier"].tolist() == ["", "station"]
     assert t.rejects["reason"].tolist() == ["unknown_tier"]

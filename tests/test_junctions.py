@@ -22,8 +22,16 @@ from lifecircle.snapping import snap_to_network
 from oracle import nearest_distances
 
 
-def bent_grid(n: int, m: int, spacing: float, pieces: int, *, mode: str = "walk",
-              oneway_share: float = 0.0, seed: int = 0) -> RoadNetwork:
+def bent_grid(
+    n: int,
+    m: int,
+    spacing: float,
+    pieces: int,
+    *,
+    mode: str = "walk",
+    oneway_share: float = 0.0,
+    seed: int = 0,
+) -> RoadNetwork:
     """An n x m grid whose every street is bent into ``pieces`` straight pieces; in ``drive``
     mode a share of the streets is one-way (in either direction, whole street)."""
     rng = np.random.default_rng(seed)
@@ -45,7 +53,9 @@ def bent_grid(n: int, m: int, spacing: float, pieces: int, *, mode: str = "walk"
     x = np.concatenate([base.node_x, ix.ravel()])
     y = np.concatenate([base.node_y, iy.ravel()])
     oneway = np.repeat(rng.random(len(u0)) < oneway_share, k)
-    return from_arrays(x, y, eu, ev, crs=GRID_CRS, mode=mode, edge_oneway=oneway, source="bent grid")
+    return from_arrays(
+        x, y, eu, ev, crs=GRID_CRS, mode=mode, edge_oneway=oneway, source="bent grid"
+    )
 
 
 def _check_consistent(net: RoadNetwork) -> None:
@@ -61,16 +71,18 @@ def _check_consistent(net: RoadNetwork) -> None:
         at0 = np.isclose(pos, 0) & (j.chain_u[c] == jn)
         at_end = np.isclose(pos, j.chain_length_m[c]) & (j.chain_v[c] == jn)
         assert (at0 | at_end)[~inner].all()
-    np.testing.assert_allclose(np.bincount(c, weights=length, minlength=j.n_chains), j.chain_length_m)
+    np.testing.assert_allclose(
+        np.bincount(c, weights=length, minlength=j.n_chains), j.chain_length_m
+    )
     if net.directed:
         assert (j.chain_oneway[c] == net.edge_oneway).all()
-        assert not j.edge_flip[net.edge_oneway].any()   # one-way chains run the legal way
+        assert not j.edge_flip[net.edge_oneway].any()  # one-way chains run the legal way
 
 
 def test_grid_corners_and_bent_streets_contract():
     grid = make_grid()
     j = contract_junctions(grid)
-    assert j.n_junctions == 32 and j.n_chains == 56   # the 4 corners are degree 2
+    assert j.n_junctions == 32 and j.n_chains == 56  # the 4 corners are degree 2
     _check_consistent(grid)
     bent = bent_grid(5, 4, 100.0, 5)
     jb = contract_junctions(bent)
@@ -83,21 +95,34 @@ def test_junctions_kept_where_direction_or_tags_change():
     x = GRID_ORIGIN[0] + np.arange(5) * 100.0
     y = np.full(5, GRID_ORIGIN[1])
     u, v = np.array([0, 1, 2, 4]), np.array([1, 2, 3, 3])
-    net = from_arrays(x, y, u, v, crs=GRID_CRS, mode="drive",
-                      edge_oneway=np.array([True, True, False, True]))
+    net = from_arrays(
+        x, y, u, v, crs=GRID_CRS, mode="drive", edge_oneway=np.array([True, True, False, True])
+    )
     j = contract_junctions(net)
     assert j.node_junction[1] < 0 and (j.node_junction[[0, 2, 3, 4]] >= 0).all()
     _check_consistent(net)
     # one-way in opposite directions meeting head-on never merge
-    net2 = from_arrays(x[:3], y[:3], np.array([0, 2]), np.array([1, 1]), crs=GRID_CRS,
-                       mode="drive", edge_oneway=np.array([True, True]))
+    net2 = from_arrays(
+        x[:3],
+        y[:3],
+        np.array([0, 2]),
+        np.array([1, 1]),
+        crs=GRID_CRS,
+        mode="drive",
+        edge_oneway=np.array([True, True]),
+    )
     assert contract_junctions(net2).node_junction[1] >= 0
     # walk mode ignores one-way flags: everything merges into one chain
     walk = from_arrays(x, y, u, v, crs=GRID_CRS, mode="walk")
     assert contract_junctions(walk).n_chains == 1
     # a closed ring keeps one junction
-    ring = from_arrays(x[:4], np.array([0, 0, 100, 100]) + GRID_ORIGIN[1],
-                       np.array([0, 1, 3, 2]), np.array([1, 3, 2, 0]), crs=GRID_CRS)
+    ring = from_arrays(
+        x[:4],
+        np.array([0, 0, 100, 100]) + GRID_ORIGIN[1],
+        np.array([0, 1, 3, 2]),
+        np.array([1, 3, 2, 0]),
+        crs=GRID_CRS,
+    )
     jr = contract_junctions(ring)
     assert jr.n_junctions == 1 and jr.n_chains == 1
     _check_consistent(ring)
@@ -117,15 +142,21 @@ def test_bent_grid_matches_networkx_on_raw_pieces(mode):
     g = RoutingGraph.from_network(net)
     sxy, src = _random_positions(net, 12, seed=4)
     # sources and residents exactly on vertices (interior and junction) as well
-    on_nodes = Positions(np.arange(0, net.n_edges, 7), np.zeros(len(range(0, net.n_edges, 7))),
-                         np.zeros(len(range(0, net.n_edges, 7))))
+    on_nodes = Positions(
+        np.arange(0, net.n_edges, 7),
+        np.zeros(len(range(0, net.n_edges, 7))),
+        np.zeros(len(range(0, net.n_edges, 7))),
+    )
     _, dst = _random_positions(net, 400, seed=5)
-    dst = Positions(np.concatenate([dst.edge, on_nodes.edge]),
-                    np.concatenate([dst.offset_m, on_nodes.offset_m]),
-                    np.concatenate([dst.access_m, on_nodes.access_m]))
+    dst = Positions(
+        np.concatenate([dst.edge, on_nodes.edge]),
+        np.concatenate([dst.offset_m, on_nodes.offset_m]),
+        np.concatenate([dst.access_m, on_nodes.access_m]),
+    )
     out = nearest_sources(g, src, dst)
-    oracle = nearest_distances(net, src.edge, src.offset_m, src.access_m,
-                               dst.edge, dst.offset_m, dst.access_m)
+    oracle = nearest_distances(
+        net, src.edge, src.offset_m, src.access_m, dst.edge, dst.offset_m, dst.access_m
+    )
     assert np.isfinite(oracle).sum() > 300
     np.testing.assert_array_equal(np.isfinite(out.distance_m), np.isfinite(oracle))
     fin = np.isfinite(oracle)
@@ -133,25 +164,50 @@ def test_bent_grid_matches_networkx_on_raw_pieces(mode):
     # raw-vertex distances read off the junctions equal a search on the raw pieces
     node_pos = Positions(
         np.concatenate([np.arange(net.n_edges), np.arange(net.n_edges)]),
-        np.concatenate([np.zeros(net.n_edges), net.edge_length_m]), np.zeros(2 * net.n_edges))
+        np.concatenate([np.zeros(net.n_edges), net.edge_length_m]),
+        np.zeros(2 * net.n_edges),
+    )
     at = np.concatenate([net.edge_u, net.edge_v])
-    ref = nearest_distances(net, src.edge, src.offset_m, src.access_m,
-                            node_pos.edge, node_pos.offset_m, node_pos.access_m)
+    ref = nearest_distances(
+        net,
+        src.edge,
+        src.offset_m,
+        src.access_m,
+        node_pos.edge,
+        node_pos.offset_m,
+        node_pos.access_m,
+    )
     np.testing.assert_allclose(out.node_distance_m[at], ref, atol=0.01)
     # one-to-many chunks: per source, raw vertices
     for idx, d in node_distance_chunks(g, src, limit_m=np.inf, chunk=5):
         for r, s in enumerate(idx):
-            one = nearest_distances(net, src.edge[[s]], src.offset_m[[s]], src.access_m[[s]],
-                                    node_pos.edge, node_pos.offset_m, node_pos.access_m)
+            one = nearest_distances(
+                net,
+                src.edge[[s]],
+                src.offset_m[[s]],
+                src.access_m[[s]],
+                node_pos.edge,
+                node_pos.offset_m,
+                node_pos.access_m,
+            )
             np.testing.assert_allclose(d[r, at], one, atol=0.01)
     # pairs within a limit equal single-source searches
     dxy = np.zeros((len(dst), 2))
     dxy[:400] = _random_positions(net, 400, seed=5)[0]
-    dxy[400:] = np.column_stack([net.node_x[net.edge_u[on_nodes.edge]], net.node_y[net.edge_u[on_nodes.edge]]])
+    dxy[400:] = np.column_stack(
+        [net.node_x[net.edge_u[on_nodes.edge]], net.node_y[net.edge_u[on_nodes.edge]]]
+    )
     si, di, dm = pair_distances_within(g, src, dst, sxy, dxy, limit_m=350.0, chunk=4)
     for s in range(len(src)):
-        one = nearest_distances(net, src.edge[[s]], src.offset_m[[s]], src.access_m[[s]],
-                                dst.edge, dst.offset_m, dst.access_m)
+        one = nearest_distances(
+            net,
+            src.edge[[s]],
+            src.offset_m[[s]],
+            src.access_m[[s]],
+            dst.edge,
+            dst.offset_m,
+            dst.access_m,
+        )
         expect = np.flatnonzero(one <= 350.0 - 1e-6)
         got = np.sort(di[si == s])
         assert set(expect.tolist()) <= set(got.tolist())
@@ -166,24 +222,44 @@ def test_raw_osm_oracle_with_curved_streets_and_one_way_chains(helsinki_drive):
     net = helsinki_drive
     j = contract_junctions(net)
     multi = np.bincount(j.edge_chain, minlength=j.n_chains) > 1
-    assert j.n_junctions < 0.5 * net.n_nodes                # curved streets were contracted
-    assert (multi & j.chain_oneway).sum() > 20               # including one-way chains
+    assert j.n_junctions < 0.5 * net.n_nodes  # curved streets were contracted
+    assert (multi & j.chain_oneway).sum() > 20  # including one-way chains
     lon, lat = net.to_lonlat(net.node_x, net.node_y)
     geod = Geod(ellps="WGS84")
-    ref_len = np.array([geod.inv(lon[a], lat[a], lon[b], lat[b])[2]
-                        for a, b in zip(net.edge_u, net.edge_v, strict=True)])
+    ref_len = np.array(
+        [
+            geod.inv(lon[a], lat[a], lon[b], lat[b])[2]
+            for a, b in zip(net.edge_u, net.edge_v, strict=True)
+        ]
+    )
     np.testing.assert_allclose(net.edge_length_m, ref_len, rtol=1e-9, atol=1e-6)
     _, src = _random_positions(net, 25, seed=11)
     _, dst = _random_positions(net, 1200, seed=12)
     out = nearest_sources(RoutingGraph.from_network(net), src, dst)
     ref_net = RoadNetwork(
-        crs=net.crs, mode=net.mode, node_id=net.node_id, node_x=net.node_x, node_y=net.node_y,
-        edge_u=net.edge_u, edge_v=net.edge_v, edge_length_m=ref_len, edge_oneway=net.edge_oneway,
-        edge_highway=net.edge_highway, edge_name=net.edge_name)
+        crs=net.crs,
+        mode=net.mode,
+        node_id=net.node_id,
+        node_x=net.node_x,
+        node_y=net.node_y,
+        edge_u=net.edge_u,
+        edge_v=net.edge_v,
+        edge_length_m=ref_len,
+        edge_oneway=net.edge_oneway,
+        edge_highway=net.edge_highway,
+        edge_name=net.edge_name,
+    )
     # offsets scaled from our lengths to the reference's
     scale = ref_len / np.where(net.edge_length_m > 0, net.edge_length_m, 1.0)
-    oracle = nearest_distances(ref_net, src.edge, src.offset_m * scale[src.edge], src.access_m,
-                               dst.edge, dst.offset_m * scale[dst.edge], dst.access_m)
+    oracle = nearest_distances(
+        ref_net,
+        src.edge,
+        src.offset_m * scale[src.edge],
+        src.access_m,
+        dst.edge,
+        dst.offset_m * scale[dst.edge],
+        dst.access_m,
+    )
     fin = np.isfinite(oracle)
     assert fin.sum() > 800
     np.testing.assert_array_equal(np.isfinite(out.distance_m), fin)
@@ -194,4 +270,4 @@ def test_raw_osm_oracle_with_curved_streets_and_one_way_chains(helsinki_drive):
 
     sphere = haversine_m(lon[net.edge_u], lat[net.edge_u], lon[net.edge_v], lat[net.edge_v])
     rel = (sphere - ref_len)[ref_len > 10] / ref_len[ref_len > 10]
-    assert np.abs(rel).min() > 1e-3   # at 60 N the sphere is 0.2-0.4 % short
+    assert np.abs(rel).min() > 1e-3  # at 60 N the sphere is 0.2-0.4 % short

@@ -14,11 +14,13 @@ from conftest import GRID_ORIGIN, grid_lonlat
 from lifecircle.errors import InputError, OutputExistsError
 from lifecircle.maps import (
     LEAFLET_VERSION,
+    build_candidates_map,
     build_map,
     external_references,
     map_layers,
     render_map_html,
     resident_cells,
+    write_candidates_map,
     write_coverage_map,
     write_static_map,
 )
@@ -32,8 +34,13 @@ X0, Y0 = GRID_ORIGIN
 @pytest.fixture
 def grid_run(tmp_path):
     xy = node_xy()
-    inputs = make_inputs(tmp_path, res_xy=xy, pop=np.arange(1, 37), fac_xy=xy[[14, 0, 35]],
-                         fac_tier=["station", "point", "point"])
+    inputs = make_inputs(
+        tmp_path,
+        res_xy=xy,
+        pop=np.arange(1, 37),
+        fac_xy=xy[[14, 0, 35]],
+        fac_tier=["station", "point", "point"],
+    )
     return run_coverage(inputs)
 
 
@@ -59,7 +66,10 @@ def overlay_names(page: str) -> list[str]:
     """Overlay names as written into the Leaflet layer control."""
     block = re.search(r"overlays\s*:\s*\{(.*?)\n\s*\},", page, re.S)
     assert block, "no layer control in the page"
-    return [json.loads(f'"{n}"') for n in re.findall(r'"((?:[^"\\]|\\.)*)"\s*:\s*lifecircle_layer_', block.group(1))]
+    return [
+        json.loads(f'"{n}"')
+        for n in re.findall(r'"((?:[^"\\]|\\.)*)"\s*:\s*lifecircle_layer_', block.group(1))
+    ]
 
 
 def test_offline_map_layers_counts_bounds_and_no_external_assets(grid_run):
@@ -71,7 +81,9 @@ def test_offline_map_layers_counts_bounds_and_no_external_assets(grid_run):
     assert kinds["units:community"]["count"] == 2 and kinds["units:community"]["show"]
     assert kinds["residents:all"]["count"] == 36 and kinds["residents:all"]["show"]
     assert not kinds["residents:point"]["show"] and not kinds["residents:station"]["show"]
-    assert kinds["roads"]["show"] and kinds["roads"]["count"] == len(grid_run.inputs.networks["walk"].edge_u)
+    assert kinds["roads"]["show"] and kinds["roads"]["count"] == len(
+        grid_run.inputs.networks["walk"].edge_u
+    )
     assert kinds["gaps"]["count"] == len(find_gaps(grid_run.result).table) > 0
     assert kinds["facilities:point"]["name"] == "设施：便民点 (2)"
     page = render_map_html(m, offline=True)
@@ -80,7 +92,7 @@ def test_offline_map_layers_counts_bounds_and_no_external_assets(grid_run):
     assert external_references(page) == []
     assert [u for u in sources(page) if re.match(r"(https?:)?//", u)] == []
     assert f'version="{LEAFLET_VERSION}"' in page  # Leaflet inlined
-    assert "data:image/png;base64," in page        # its CSS images too
+    assert "data:image/png;base64," in page  # its CSS images too
     for lib in ("jquery", "bootstrap", "font-awesome", "fontawesome", "awesome-markers"):
         assert lib not in page.lower()
     assert "L.tileLayer(" not in page
@@ -109,7 +121,11 @@ def test_offline_with_intranet_tiles(grid_run, tmp_path):
     page = path.read_text(encoding="utf-8")
     assert url in page
     assert external_references(page) == []
-    roads = next(ly for ly in map_layers(build_map(grid_run, offline=True, tiles=url)) if ly["kind"] == "roads")
+    roads = next(
+        ly
+        for ly in map_layers(build_map(grid_run, offline=True, tiles=url))
+        if ly["kind"] == "roads"
+    )
     assert roads["show"] is False  # the basemap is there: the road layer starts hidden
     with pytest.raises(OutputExistsError):
         write_coverage_map(grid_run, path, offline=True)
@@ -123,7 +139,10 @@ def test_many_residents_are_aggregated_to_cells(grid_run):
     size, cells = resident_cells(grid_run.result)
     assert size == 100.0
     res = grid_run.result.residents
-    occupied = {(int(np.floor(x / 100)), int(np.floor(y / 100))) for x, y in zip(res["x"], res["y"], strict=True)}
+    occupied = {
+        (int(np.floor(x / 100)), int(np.floor(y / 100)))
+        for x, y in zip(res["x"], res["y"], strict=True)
+    }
     assert kinds["resident_cells:all"]["count"] == len(cells["population"]) == len(occupied)
     assert cells["population"].sum() == pytest.approx(grid_run.result.population_total)
     for key in ("station", "point"):
@@ -141,8 +160,11 @@ def test_service_areas_and_english_labels(grid_run):
     net = grid_run.inputs.networks["walk"]
     lon, lat = grid_lonlat(net, np.array([X0, X0 + 200]), np.array([Y0, Y0 + 200]))
     poly = shapely.box(lon[0], lat[0], lon[1], lat[1])
-    sa = gpd.GeoDataFrame({"tier": ["station", "point", "point"], "budget_m": [300.0, 150.0, 150.0]},
-                          geometry=[poly, poly, poly], crs="EPSG:4326")
+    sa = gpd.GeoDataFrame(
+        {"tier": ["station", "point", "point"], "budget_m": [300.0, 150.0, 150.0]},
+        geometry=[poly, poly, poly],
+        crs="EPSG:4326",
+    )
     m = build_map(grid_run, offline=True, service_areas=sa, lang="en")
     kinds = {ly["kind"]: ly for ly in map_layers(m)}
     assert kinds["service_areas:station"]["count"] == 1
@@ -177,8 +199,19 @@ def test_map_cli_offline_demo(tmp_path, capsys):
 
         scenario = generate(tmp_path / "demo")["scenario"]
     out = tmp_path / "maps" / "demo.html"
-    rc = main(["map", "--scenario", str(scenario), "--out", str(out), "--offline",
-               "--png", str(tmp_path / "maps" / "demo.png"), "--no-cache"])
+    rc = main(
+        [
+            "map",
+            "--scenario",
+            str(scenario),
+            "--out",
+            str(out),
+            "--offline",
+            "--png",
+            str(tmp_path / "maps" / "demo.png"),
+            "--no-cache",
+        ]
+    )
     assert rc == 0
     page = out.read_text(encoding="utf-8")
     assert out.stat().st_size <= 15e6
@@ -187,4 +220,30 @@ def test_map_cli_offline_demo(tmp_path, capsys):
     assert (tmp_path / "maps" / "demo.png").stat().st_size > 10_000
     assert "map:" in capsys.readouterr().out
     assert main(["map", "--scenario", str(scenario), "--out", str(out), "--no-cache"]) == 1
-    assert main(["map", "--scenario", str(scenario), "--out", str(tmp_path / "x.txt"), "--no-cache"]) == 1
+    assert (
+        main(["map", "--scenario", str(scenario), "--out", str(tmp_path / "x.txt"), "--no-cache"])
+        == 1
+    )
+
+
+def test_candidates_map_offline_picks_and_gaps(grid_run, tmp_path):
+    """The site-scoring map: candidates sized by gain, picks numbered, gaps drawn; offline too."""
+    import pandas as pd
+
+    from lifecircle.siting import score_sites
+
+    xy = node_xy()
+    lon, lat = grid_lonlat(grid_run.inputs.networks["walk"], xy[[5, 30, 33], 0], xy[[5, 30, 33], 1])
+    cands = pd.DataFrame({"id": ["A", "B", "C"], "name": ["a", "b", "c"], "lon": lon, "lat": lat})
+    scoring = score_sites(
+        grid_run.result, grid_run.inputs.networks["walk"], cands, "point", select_k=1
+    )
+    m = build_candidates_map(scoring, grid_run, offline=True)
+    page = render_map_html(m, offline=True)
+    assert external_references(page) == [] and not [u for u in sources(page) if "//" in u]
+    assert "candidate sites" in page and "pick 1" in page
+    assert "candidates (size = gain)" in page and "gaps (uncovered, per cell)" in page
+    path = write_candidates_map(scoring, grid_run, tmp_path / "c" / "candidates.html")
+    assert "cdn.jsdelivr.net" in path.read_text(encoding="utf-8")  # online by default
+    with pytest.raises(OutputExistsError):
+        write_candidates_map(scoring, grid_run, path)

@@ -40,7 +40,8 @@ OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
   <way id="14" version="1"><nd ref="3"/><nd ref="6"/><tag k="highway" v="residential"/></way>
   <way id="15" version="1"><nd ref="6"/><nd ref="7"/><tag k="highway" v="motorway"/></way>
   <way id="16" version="1"><nd ref="4"/><nd ref="8"/><tag k="highway" v="cycleway"/></way>
-  <way id="17" version="1"><nd ref="7"/><nd ref="8"/><tag k="highway" v="service"/><tag k="access" v="private"/></way>
+  <way id="17" version="1"><nd ref="7"/><nd ref="8"/><tag k="highway" v="service"/>\
+<tag k="access" v="private"/></way>
   <way id="18" version="1"><nd ref="5"/><nd ref="8"/><tag k="waterway" v="river"/></way>
 </osm>
 """
@@ -84,7 +85,11 @@ def test_osm_xml_modes(osm_file: Path):
     assert drive.edge_oneway.sum() == 4
     # way 11 is oneway=-1: its edges run 6->5->4 against the node order
     ids = drive.node_id
-    rev = {(int(ids[u]), int(ids[v])) for u, v, o in zip(drive.edge_u, drive.edge_v, drive.edge_oneway, strict=True) if o}
+    rev = {
+        (int(ids[u]), int(ids[v]))
+        for u, v, o in zip(drive.edge_u, drive.edge_v, drive.edge_oneway, strict=True)
+        if o
+    }
     assert rev == {(1, 2), (2, 3), (6, 5), (5, 4)}
     # names survive
     assert "人民路" in walk.name_values
@@ -97,7 +102,7 @@ def test_lengths_match_osmnx_graph_from_xml(osm_file: Path, tmp_path: Path):
     text = OSM_XML
     for way in ('<way id="15"', '<way id="16"', '<way id="17"', '<way id="18"'):
         start = text.index(way)
-        text = text[:start] + text[text.index("</way>", start) + 6:]
+        text = text[:start] + text[text.index("</way>", start) + 6 :]
     walk_only.write_text(text, encoding="utf-8")
     g = ox.graph_from_xml(walk_only, simplify=False, bidirectional=True, retain_all=True)
     ours = load_network(walk_only, "walk")
@@ -153,14 +158,21 @@ def test_graphml_used_as_is(osm_file: Path, tmp_path: Path):
     expected = nx.single_source_dijkstra_path_length(und, src_node, weight="length")
     # a source exactly on node 1: an edge starting at it, offset 0
     idx = {int(n): i for i, n in enumerate(net.node_id)}
-    e = int(np.flatnonzero(net.edge_u == idx[src_node])[0]) if (net.edge_u == idx[src_node]).any() else None
+    e = (
+        int(np.flatnonzero(net.edge_u == idx[src_node])[0])
+        if (net.edge_u == idx[src_node]).any()
+        else None
+    )
     if e is None:
         e = int(np.flatnonzero(net.edge_v == idx[src_node])[0])
         off = float(net.edge_length_m[e])
     else:
         off = 0.0
-    res = nearest_sources(RoutingGraph.from_network(net), Positions(np.array([e]), np.array([off]), np.zeros(1)),
-                          Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
+    res = nearest_sources(
+        RoutingGraph.from_network(net),
+        Positions(np.array([e]), np.array([off]), np.zeros(1)),
+        Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)),
+    )
     for node, dist in expected.items():
         assert res.node_distance_m[idx[int(node)]] == pytest.approx(dist, abs=1e-6)
 
@@ -173,7 +185,9 @@ def test_curved_edges_are_split_and_keep_their_length():
     g.add_node(2, x=118.332, y=34.61)
     geom = LineString([(118.33, 34.61), (118.331, 34.6105), (118.332, 34.61)])
     g.add_edge(1, 2, key=0, length=250.0, geometry=geom, highway="residential")
-    g.add_edge(2, 1, key=0, length=250.0, geometry=LineString(geom.coords[::-1]), highway="residential")
+    g.add_edge(
+        2, 1, key=0, length=250.0, geometry=LineString(geom.coords[::-1]), highway="residential"
+    )
     net = from_networkx(g, mode="walk")
     assert net.n_edges == 2 and net.n_nodes == 3  # one vertex became a node, reverse deduplicated
     assert net.edge_length_m.sum() == pytest.approx(250.0)
@@ -190,10 +204,24 @@ def test_cache_round_trip_and_reuse(osm_file: Path, tmp_path: Path, caplog):
     with caplog.at_level(logging.INFO, logger="lifecircle.network"):
         b = load_network(osm_file, "drive", cache_dir=cache)
     assert "from cache" in caplog.text
-    for name in ("node_id", "node_x", "node_y", "edge_u", "edge_v", "edge_length_m", "edge_oneway",
-                 "edge_highway", "edge_name"):
+    for name in (
+        "node_id",
+        "node_x",
+        "node_y",
+        "edge_u",
+        "edge_v",
+        "edge_length_m",
+        "edge_oneway",
+        "edge_highway",
+        "edge_name",
+    ):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert (a.crs, a.mode, a.name_values, a.highway_values) == (b.crs, b.mode, b.name_values, b.highway_values)
+    assert (a.crs, a.mode, a.name_values, a.highway_values) == (
+        b.crs,
+        b.mode,
+        b.name_values,
+        b.highway_values,
+    )
     c = RoadNetwork.load(a.save(tmp_path / "x.npz"))
     np.testing.assert_array_equal(c.edge_u, a.edge_u)
 
@@ -206,8 +234,10 @@ def test_errors(tmp_path: Path):
     with pytest.raises(NetworkError, match="unknown type"):
         load_network(bad)
     empty = tmp_path / "empty.osm"
-    empty.write_text("<?xml version='1.0' encoding='UTF-8'?><osm version='0.6'>"
-                     "<node id='1' lat='1' lon='1'/></osm>")
+    empty.write_text(
+        "<?xml version='1.0' encoding='UTF-8'?><osm version='0.6'>"
+        "<node id='1' lat='1' lon='1'/></osm>"
+    )
     with pytest.raises(NetworkError, match="no highway"):
         load_network(empty)
     with pytest.raises(NetworkError, match="mode"):

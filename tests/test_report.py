@@ -16,16 +16,12 @@ from lifecircle.errors import OutputExistsError
 from lifecircle.io import read_points, read_units
 from lifecircle.pipeline import Inputs, run_coverage, run_report
 from lifecircle.report import (
-    OUTSIDE_ID,
     _cell_components,
-    assign_units,
     build_report,
     find_gaps,
-    grouped_weighted_quantile,
-    unit_coverage,
-    unit_levels,
     write_report,
 )
+from lifecircle.units import OUTSIDE_ID, assign_units, grouped_weighted_quantile, unit_coverage
 
 X0, Y0 = GRID_ORIGIN
 
@@ -64,9 +60,16 @@ def _box_lonlat(net, x0: float, y0: float, x1: float, y1: float):
     return shapely.Polygon(np.column_stack([lon, lat]))
 
 
-def make_inputs(tmp_path: Path, *, res_xy: np.ndarray, pop: np.ndarray, fac_xy: np.ndarray,
-                fac_tier: list[str], units: bool = True) -> Inputs:
-    """Inputs on the 6 x 6 grid: two tiers, optional west/east community polygons (top row outside)."""
+def make_inputs(
+    tmp_path: Path,
+    *,
+    res_xy: np.ndarray,
+    pop: np.ndarray,
+    fac_xy: np.ndarray,
+    fac_tier: list[str],
+    units: bool = True,
+) -> Inputs:
+    """Inputs on the 6 x 6 grid: two tiers, optional west/east communities (top row outside)."""
     import geopandas as gpd
 
     from lifecircle.config import load_standard
@@ -75,23 +78,40 @@ def make_inputs(tmp_path: Path, *, res_xy: np.ndarray, pop: np.ndarray, fac_xy: 
     std_path = tmp_path / "std.toml"
     std_path.write_text(STANDARD_TOML, encoding="utf-8")
     std = load_standard(std_path)
-    fcsv = _write_points(tmp_path / "fac.csv", net,
-                         [{"id": f"F{i}", "name": f"设施{i}", "tier": t} for i, t in enumerate(fac_tier)], fac_xy)
-    rcsv = _write_points(tmp_path / "res.csv", net,
-                         [{"id": f"R{i:02d}", "population": float(p), "elderly": float(i % 3)}
-                          for i, p in enumerate(pop)], res_xy)
+    fcsv = _write_points(
+        tmp_path / "fac.csv",
+        net,
+        [{"id": f"F{i}", "name": f"设施{i}", "tier": t} for i, t in enumerate(fac_tier)],
+        fac_xy,
+    )
+    rcsv = _write_points(
+        tmp_path / "res.csv",
+        net,
+        [
+            {"id": f"R{i:02d}", "population": float(p), "elderly": float(i % 3)}
+            for i, p in enumerate(pop)
+        ],
+        res_xy,
+    )
     layers = ()
     if units:
         west = _box_lonlat(net, X0 - 50, Y0 - 50, X0 + 250, Y0 + 450)
         east = _box_lonlat(net, X0 + 250, Y0 - 50, X0 + 550, Y0 + 450)
-        gdf = gpd.GeoDataFrame({"community_id": ["W", "E"], "name": ["西社区", "东社区"]},
-                               geometry=[west, east], crs="EPSG:4326")
+        gdf = gpd.GeoDataFrame(
+            {"community_id": ["W", "E"], "name": ["西社区", "东社区"]},
+            geometry=[west, east],
+            crs="EPSG:4326",
+        )
         path = tmp_path / "communities.geojson"
         gdf.to_file(path, driver="GeoJSON")
         layers = (read_units(path, key="community", label_zh="社区", label_en="Community"),)
-    return Inputs(standard=std, networks={"walk": net},
-                  facilities=read_points(fcsv, "facilities", standard=std),
-                  residents=read_points(rcsv, "residents"), units=layers)
+    return Inputs(
+        standard=std,
+        networks={"walk": net},
+        facilities=read_points(fcsv, "facilities", standard=std),
+        residents=read_points(rcsv, "residents"),
+        units=layers,
+    )
 
 
 def node_xy() -> np.ndarray:
@@ -103,12 +123,18 @@ def node_xy() -> np.ndarray:
 def grid_run(tmp_path):
     """Residents on all 36 grid nodes (population i+1), a station at node 14, points at 0 and 35."""
     xy = node_xy()
-    inputs = make_inputs(tmp_path, res_xy=xy, pop=np.arange(1, 37), fac_xy=xy[[14, 0, 35]],
-                         fac_tier=["station", "point", "point"])
+    inputs = make_inputs(
+        tmp_path,
+        res_xy=xy,
+        pop=np.arange(1, 37),
+        fac_xy=xy[[14, 0, 35]],
+        fac_tier=["station", "point", "point"],
+    )
     return run_coverage(inputs)
 
 
 # -- unit assignment -------------------------------------------------------------------------------
+
 
 def test_assign_units_inside_outside_and_shared_border():
     a = shapely.box(0, 0, 1, 1)
@@ -130,11 +156,12 @@ def test_grouped_weighted_quantile_matches_per_group_rule():
         assert np.isnan(got[7])  # a group without members
 
 
-# -- per-unit coverage -------------------------------------------------------------------------------
+# -- per-unit coverage -----------------------------------------------------------------------------
+
 
 def test_unit_table_matches_coverage_result(grid_run):
     res = grid_run.result.residents
-    lv = unit_levels(grid_run.inputs)[1]
+    lv = grid_run.inputs.unit_levels()[1]
     tab = unit_coverage(grid_run.result, lv)
     assert set(tab["unit_id"]) == {"W", "E", OUTSIDE_ID}
     # populations sum to the total, outside row = the top row of nodes (30..35)
@@ -142,7 +169,7 @@ def test_unit_table_matches_coverage_result(grid_run):
     out = tab[tab["unit_id"] == OUTSIDE_ID].iloc[0]
     assert out["population"] == pytest.approx(sum(range(31, 37)))
     assert bool(out["outside"]) and pd.isna(out["rank"])
-    col = (np.arange(36) % 6)
+    col = np.arange(36) % 6
     row = np.arange(36) // 6
     for uid, sel in (("W", (col <= 2) & (row <= 4)), ("E", (col >= 3) & (row <= 4))):
         r = tab[tab["unit_id"] == uid].iloc[0]
@@ -154,13 +181,17 @@ def test_unit_table_matches_coverage_result(grid_run):
             covered = sub["population"].to_numpy()[cov].sum()
             assert r[f"{key}_population_covered"] == pytest.approx(covered)
             assert r[f"{key}_share"] == pytest.approx(covered / sub["population"].sum())
-            assert r[f"{key}_elderly_covered"] == pytest.approx(sub["elderly"].to_numpy()[cov].sum())
+            assert r[f"{key}_elderly_covered"] == pytest.approx(
+                sub["elderly"].to_numpy()[cov].sum()
+            )
             d = sub[f"{key}_distance_m"].to_numpy()
             w = sub["population"].to_numpy()
             assert r[f"{key}_median_distance_m"] == weighted_quantile(d, w, 0.5)
             assert r[f"{key}_p90_distance_m"] == weighted_quantile(d, w, 0.9)
         allc = sub["all_covered"].to_numpy(bool)
-        assert r["all_share"] == pytest.approx(sub["population"].to_numpy()[allc].sum() / sub["population"].sum())
+        assert r["all_share"] == pytest.approx(
+            sub["population"].to_numpy()[allc].sum() / sub["population"].sum()
+        )
     # worst first
     ranked = tab[tab["rank"].notna()]
     assert ranked["rank"].tolist() == [1, 2]
@@ -191,29 +222,42 @@ def test_subdistrict_boundary_puts_others_outside(grid_run):
     rep = build_report(replace(grid_run, inputs=inputs))
     tab = rep.units["subdistrict"]
     assert tab["population"].sum() == pytest.approx(grid_run.result.population_total)
-    assert tab.loc[tab["unit_id"] == "subdistrict", "population"].item() == pytest.approx(sum(range(1, 13)))
+    assert tab.loc[tab["unit_id"] == "subdistrict", "population"].item() == pytest.approx(
+        sum(range(1, 13))
+    )
 
 
-# -- gaps ---------------------------------------------------------------------------------------------
+# -- gaps ------------------------------------------------------------------------------------------
+
 
 def test_cell_components_diagonal_touch_merges():
     ix = np.array([0, 1, 5, 5, 10])
     iy = np.array([0, 1, 5, 6, 0])
     lab = _cell_components(ix, iy)
-    assert lab[0] == lab[1]              # diagonal neighbours
-    assert lab[2] == lab[3]              # vertical neighbours
+    assert lab[0] == lab[1]  # diagonal neighbours
+    assert lab[2] == lab[3]  # vertical neighbours
     assert len({lab[0], lab[2], lab[4]}) == 3
 
 
 def test_gaps_two_clusters_with_nearest_facility(tmp_path):
     # one point at the origin (threshold 150 m, station irrelevant: far away at node 35)
-    res_xy = np.array([[X0 + 500, Y0 + 500], [X0 + 400, Y0 + 500],   # cluster A: d 1000, 900
-                       [X0 + 500, Y0],                                 # cluster B: d 500
-                       [X0 + 100, Y0],                                 # covered (d 100)
-                       [X0 + 300, Y0 + 300]])                          # population 0: ignored
-    inputs = make_inputs(tmp_path, res_xy=res_xy, pop=np.array([10, 20, 5, 7, 0]),
-                         fac_xy=np.array([[X0, Y0], [X0 + 500, Y0 + 500]]), fac_tier=["point", "station"],
-                         units=False)
+    res_xy = np.array(
+        [
+            [X0 + 500, Y0 + 500],
+            [X0 + 400, Y0 + 500],  # cluster A: d 1000, 900
+            [X0 + 500, Y0],  # cluster B: d 500
+            [X0 + 100, Y0],  # covered (d 100)
+            [X0 + 300, Y0 + 300],
+        ]
+    )  # population 0: ignored
+    inputs = make_inputs(
+        tmp_path,
+        res_xy=res_xy,
+        pop=np.array([10, 20, 5, 7, 0]),
+        fac_xy=np.array([[X0, Y0], [X0 + 500, Y0 + 500]]),
+        fac_tier=["point", "station"],
+        units=False,
+    )
     run = run_coverage(inputs)
     gaps = find_gaps(run.result, cell_m=200, tiers=["point"])
     t = gaps.table
@@ -242,8 +286,14 @@ def test_gaps_two_clusters_with_nearest_facility(tmp_path):
 
 def test_gap_cell_size_changes_clustering(tmp_path):
     res_xy = np.array([[X0 + 500, Y0 + 500], [X0 + 500, Y0]])
-    inputs = make_inputs(tmp_path, res_xy=res_xy, pop=np.array([3, 4]), fac_xy=np.array([[X0, Y0]]),
-                         fac_tier=["point"], units=False)
+    inputs = make_inputs(
+        tmp_path,
+        res_xy=res_xy,
+        pop=np.array([3, 4]),
+        fac_xy=np.array([[X0, Y0]]),
+        fac_tier=["point"],
+        units=False,
+    )
     run = run_coverage(inputs)
     assert len(find_gaps(run.result, cell_m=100, tiers=["point"]).table) == 2
     assert len(find_gaps(run.result, cell_m=1000, tiers=["point"]).table) == 1
@@ -258,20 +308,29 @@ def test_gaps_carry_unit_of_majority(grid_run):
     assert t["rank"].tolist() == list(range(1, len(t) + 1))
 
 
-# -- files --------------------------------------------------------------------------------------------
+# -- files -----------------------------------------------------------------------------------------
+
 
 def test_write_report_files_and_numbers(grid_run, tmp_path):
     out = tmp_path / "rep"
     paths = write_report(grid_run, out)
-    for key in ("units_subdistrict", "units_community", "units_json", "gaps", "gaps_json",
-                "gaps_geojson", "report_md", "report_html"):
+    for key in (
+        "units_subdistrict",
+        "units_community",
+        "units_json",
+        "gaps",
+        "gaps_json",
+        "gaps_geojson",
+        "report_md",
+        "report_html",
+    ):
         assert paths[key].exists(), key
     csv = pd.read_csv(paths["units_community"], keep_default_na=False, na_values=[""])
     assert csv["population"].sum() == pytest.approx(grid_run.result.population_total)
     data = json.loads(paths["units_json"].read_text(encoding="utf-8"))
     units = data["layers"]["community"]["units"]
     assert sum(u["population"] for u in units) == pytest.approx(grid_run.result.population_total)
-    tab = unit_coverage(grid_run.result, unit_levels(grid_run.inputs)[1])
+    tab = unit_coverage(grid_run.result, grid_run.inputs.unit_levels()[1])
     for u in units:
         row = tab[tab["unit_id"] == u["unit_id"]].iloc[0]
         assert u["tiers"]["point"]["share"] == pytest.approx(row["point_share"])
@@ -300,7 +359,9 @@ def test_report_cli(tmp_path, capsys):
 
         scenario = generate(tmp_path / "demo")["scenario"]
     out = tmp_path / "out"
-    rc = main(["report", "--scenario", str(scenario), "--out", str(out), "--no-cache", "--lang", "en"])
+    rc = main(
+        ["report", "--scenario", str(scenario), "--out", str(out), "--no-cache", "--lang", "en"]
+    )
     assert rc == 0
     assert (out / "report.html").exists() and (out / "units_community.csv").exists()
     comm = pd.read_csv(out / "units_community.csv")

@@ -18,7 +18,9 @@ from oracle import nearest_distances
 
 
 def _edge(net, a: int, b: int) -> int:
-    hit = np.flatnonzero(((net.edge_u == a) & (net.edge_v == b)) | ((net.edge_u == b) & (net.edge_v == a)))
+    hit = np.flatnonzero(
+        ((net.edge_u == a) & (net.edge_v == b)) | ((net.edge_u == b) & (net.edge_v == a))
+    )
     assert len(hit) == 1
     return int(hit[0])
 
@@ -70,8 +72,15 @@ def test_one_way_street_forces_a_detour():
     oneway[e01] = True
     from lifecircle.network import from_arrays
 
-    net = from_arrays(net.node_x, net.node_y, net.edge_u, net.edge_v, crs=net.crs, mode="drive",
-                      edge_oneway=oneway)
+    net = from_arrays(
+        net.node_x,
+        net.node_y,
+        net.edge_u,
+        net.edge_v,
+        crs=net.crs,
+        mode="drive",
+        edge_oneway=oneway,
+    )
     g = RoutingGraph.from_network(net)
     fac_at_0 = _pos(net, [(0, 1, 0.0)])
     res_at_1 = _pos(net, [(1, 2, 0.0)])
@@ -113,7 +122,9 @@ def test_no_usable_sources_gives_inf(grid_network):
 def _random_positions(net, n, seed, max_snap_m=1e9):
     rng = np.random.default_rng(seed)
     minx, miny, maxx, maxy = net.bounds
-    s = snap_to_network(net, rng.uniform(minx, maxx, n), rng.uniform(miny, maxy, n), max_snap_m=max_snap_m)
+    s = snap_to_network(
+        net, rng.uniform(minx, maxx, n), rng.uniform(miny, maxy, n), max_snap_m=max_snap_m
+    )
     return s, Positions(s.routable_edge(), s.offset_m, s.access_m)
 
 
@@ -123,8 +134,9 @@ def test_matches_networkx_on_real_osm(mode, helsinki_walk, helsinki_drive):
     _, src = _random_positions(net, 30, seed=1)
     _, dst = _random_positions(net, 1500, seed=2)
     out = nearest_sources(RoutingGraph.from_network(net), src, dst)
-    oracle = nearest_distances(net, src.edge, src.offset_m, src.access_m,
-                               dst.edge, dst.offset_m, dst.access_m)
+    oracle = nearest_distances(
+        net, src.edge, src.offset_m, src.access_m, dst.edge, dst.offset_m, dst.access_m
+    )
     assert np.array_equal(np.isfinite(out.distance_m), np.isfinite(oracle))
     fin = np.isfinite(oracle)
     assert fin.sum() > 1000
@@ -132,8 +144,15 @@ def test_matches_networkx_on_real_osm(mode, helsinki_walk, helsinki_drive):
     # the reported nearest source is at the reported distance
     for j in np.flatnonzero(fin)[:50]:
         s = out.source[j]
-        one = nearest_distances(net, src.edge[[s]], src.offset_m[[s]], src.access_m[[s]],
-                                dst.edge[[j]], dst.offset_m[[j]], dst.access_m[[j]])
+        one = nearest_distances(
+            net,
+            src.edge[[s]],
+            src.offset_m[[s]],
+            src.access_m[[s]],
+            dst.edge[[j]],
+            dst.offset_m[[j]],
+            dst.access_m[[j]],
+        )
         assert one[0] == pytest.approx(out.distance_m[j], abs=0.01)
 
 
@@ -152,8 +171,15 @@ def test_pairs_within_equal_per_source_searches(helsinki_walk):
     g = RoutingGraph.from_network(helsinki_walk)
     ss, src = _random_positions(helsinki_walk, 25, seed=5)
     ds, dst = _random_positions(helsinki_walk, 1500, seed=6)
-    si, di, dm = pair_distances_within(g, src, dst, np.column_stack([ss.x, ss.y]),
-                                       np.column_stack([ds.x, ds.y]), limit_m=400.0, chunk=7)
+    si, di, dm = pair_distances_within(
+        g,
+        src,
+        dst,
+        np.column_stack([ss.x, ss.y]),
+        np.column_stack([ds.x, ds.y]),
+        limit_m=400.0,
+        chunk=7,
+    )
     # compare each source alone against its own single-source search
     for s in range(len(src)):
         one = nearest_sources(g, src.subset(np.array([s])), dst, limit_m=400.0).distance_m

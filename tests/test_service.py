@@ -16,9 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("fastapi")
-
 from fastapi.testclient import TestClient
 
 from conftest import make_grid
@@ -34,6 +31,7 @@ from lifecircle.service import (
     load_state,
     nearest_from_lookup,
     precompute_tier_lookup,
+    routes,
 )
 
 TIERS = ["county_centre", "subdistrict_centre", "community_centre", "station", "point"]
@@ -41,18 +39,23 @@ TIERS = ["county_centre", "subdistrict_centre", "community_centre", "station", "
 
 # -- a small scenario on disk: an 8 x 8 grid of 100 m blocks written as OSM XML -------------
 
+
 def write_scenario(d: Path, n: int = 8, seed: int = 0, n_residents: int = 80) -> Path:
     """Write roads.osm, residents.csv, facilities.csv, communities.geojson and scenario.toml."""
     net = make_grid(n, n, 100.0)
     lon, lat = net.to_lonlat(net.node_x, net.node_y)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
-    lines += [f'<node id="{i + 1}" lat="{la:.9f}" lon="{lo:.9f}" version="1"/>'
-              for i, (lo, la) in enumerate(zip(lon, lat, strict=True))]
+    lines += [
+        f'<node id="{i + 1}" lat="{la:.9f}" lon="{lo:.9f}" version="1"/>'
+        for i, (lo, la) in enumerate(zip(lon, lat, strict=True))
+    ]
     ids = np.arange(n * n).reshape(n, n)
     ways = [ids[r] for r in range(n)] + [ids[:, c] for c in range(n)]
     for w, nodes in enumerate(ways):
         refs = "".join(f'<nd ref="{k + 1}"/>' for k in nodes)
-        lines.append(f'<way id="{w + 1}" version="1">{refs}<tag k="highway" v="residential"/></way>')
+        lines.append(
+            f'<way id="{w + 1}" version="1">{refs}<tag k="highway" v="residential"/></way>'
+        )
     lines.append("</osm>")
     (d / "roads.osm").write_text("\n".join(lines), encoding="utf-8")
     rng = np.random.default_rng(seed)
@@ -62,34 +65,64 @@ def write_scenario(d: Path, n: int = 8, seed: int = 0, n_residents: int = 80) ->
     rlon, rlat = net.to_lonlat(rx, ry)
     pop = rng.integers(1, 30, n_residents)
     rows = ["id,population,elderly,lon,lat"] + [
-        f"R{i},{p},{p // 5},{a:.9f},{b:.9f}" for i, (p, a, b) in enumerate(zip(pop, rlon, rlat, strict=True))]
+        f"R{i},{p},{p // 5},{a:.9f},{b:.9f}"
+        for i, (p, a, b) in enumerate(zip(pop, rlon, rlat, strict=True))
+    ]
     (d / "residents.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     fx = x0 + np.array([350, 100, 600, 0, 300, 650, 100, 500, 220.0])
     fy = y0 + np.array([350, 100, 600, 50, 300, 650, 600, 120, 480.0])
-    tiers = ["county_centre", "subdistrict_centre", "community_centre", "community_centre", "station",
-             "station", "point", "point", "point"]
+    tiers = [
+        "county_centre",
+        "subdistrict_centre",
+        "community_centre",
+        "community_centre",
+        "station",
+        "station",
+        "point",
+        "point",
+        "point",
+    ]
     flon, flat = net.to_lonlat(fx, fy)
     rows = ["id,name,tier,lon,lat"] + [
-        f"F{i},站点{i},{t},{a:.9f},{b:.9f}" for i, (t, a, b) in enumerate(zip(tiers, flon, flat, strict=True))]
+        f"F{i},站点{i},{t},{a:.9f},{b:.9f}"
+        for i, (t, a, b) in enumerate(zip(tiers, flon, flat, strict=True))
+    ]
     (d / "facilities.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
     def poly(xa: float, xb: float) -> dict:
-        lo, la = net.to_lonlat(np.array([xa, xb, xb, xa, xa]), np.array([y0 - 60, y0 - 60, y0 + side + 60,
-                                                                          y0 + side + 60, y0 - 60]))
-        return {"type": "Polygon", "coordinates": [[[a, b] for a, b in zip(lo.tolist(), la.tolist(), strict=True)]]}
+        lo, la = net.to_lonlat(
+            np.array([xa, xb, xb, xa, xa]),
+            np.array([y0 - 60, y0 - 60, y0 + side + 60, y0 + side + 60, y0 - 60]),
+        )
+        return {
+            "type": "Polygon",
+            "coordinates": [[[a, b] for a, b in zip(lo.tolist(), la.tolist(), strict=True)]],
+        }
 
     mid = x0 + 350.0
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"community_id": "C1", "name": "东社区"}, "geometry": poly(x0 - 60, mid)},
-        {"type": "Feature", "properties": {"community_id": "C2", "name": "西社区"},
-         "geometry": poly(mid, x0 + side + 60)}]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"community_id": "C1", "name": "东社区"},
+                "geometry": poly(x0 - 60, mid),
+            },
+            {
+                "type": "Feature",
+                "properties": {"community_id": "C2", "name": "西社区"},
+                "geometry": poly(mid, x0 + side + 60),
+            },
+        ],
+    }
     (d / "communities.geojson").write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
     (d / "scenario.toml").write_text(
         '[scenario]\nname = "test grid"\nsynthetic = true\n\n[network]\npath = "roads.osm"\n\n'
         '[facilities]\npath = "facilities.csv"\n\n[residents]\npath = "residents.csv"\n\n'
         '[standard]\npreset = "tancheng"\n\n[[units]]\nkey = "community"\nlabel_zh = "社区"\n'
         'label_en = "Community"\npath = "communities.geojson"\nid_field = "community_id"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return d / "scenario.toml"
 
 
@@ -100,7 +133,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def state(scenario: Path):
-    return load_state(scenario, cache_dir=None, limits=Limits(max_features=50, max_body_bytes=20_000))
+    return load_state(
+        scenario, cache_dir=None, limits=Limits(max_features=50, max_body_bytes=20_000)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +145,18 @@ def client(state) -> TestClient:
 
 def fc(points, ids=None) -> dict:
     """A FeatureCollection of [lon, lat] points."""
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", **({"id": ids[i]} if ids is not None else {}),
-         "geometry": {"type": "Point", "coordinates": [float(p[0]), float(p[1])]}, "properties": {}}
-        for i, p in enumerate(points)]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                **({"id": ids[i]} if ids is not None else {}),
+                "geometry": {"type": "Point", "coordinates": [float(p[0]), float(p[1])]},
+                "properties": {},
+            }
+            for i, p in enumerate(points)
+        ],
+    }
 
 
 def is_problem(r, status: int) -> dict:
@@ -126,6 +169,7 @@ def is_problem(r, status: int) -> dict:
 
 
 # -- the precomputed lookup is exact -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["walk", "drive"])
 def test_lookup_equals_nearest_sources(mode: str) -> None:
@@ -154,7 +198,9 @@ def test_lookup_equals_nearest_sources(mode: str) -> None:
 
 def test_distances_at_residents_equal_coverage(client: TestClient, state) -> None:
     res = state.result.residents
-    r = client.post("/distances", json=fc(res[["lon", "lat"]].to_numpy()[:50], ids=res["id"].tolist()[:50]))
+    r = client.post(
+        "/distances", json=fc(res[["lon", "lat"]].to_numpy()[:50], ids=res["id"].tolist()[:50])
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     feats = r.json()["features"]
@@ -162,8 +208,12 @@ def test_distances_at_residents_equal_coverage(client: TestClient, state) -> Non
     for t in TIERS:
         got = np.array([f["properties"]["tiers"][t]["distance_m"] for f in feats], float)
         np.testing.assert_allclose(got, res[f"{t}_distance_m"].to_numpy()[:50], atol=0.006)
-        assert [f["properties"]["tiers"][t]["nearest_id"] for f in feats] == res[f"{t}_nearest_id"].tolist()[:50]
-        assert [f["properties"]["tiers"][t]["covered"] for f in feats] == res[f"{t}_covered"].tolist()[:50]
+        assert [f["properties"]["tiers"][t]["nearest_id"] for f in feats] == res[
+            f"{t}_nearest_id"
+        ].tolist()[:50]
+        assert [f["properties"]["tiers"][t]["covered"] for f in feats] == res[
+            f"{t}_covered"
+        ].tolist()[:50]
     assert [f["properties"]["all_covered"] for f in feats] == res["all_covered"].tolist()[:50]
 
 
@@ -179,7 +229,8 @@ def test_distances_in_gcj02_and_bd09(client: TestClient, state) -> None:
         for a, b in zip(ref["features"], body["features"], strict=True):
             for t in TIERS:
                 assert a["properties"]["tiers"][t]["distance_m"] == pytest.approx(
-                    b["properties"]["tiers"][t]["distance_m"], abs=0.05)
+                    b["properties"]["tiers"][t]["distance_m"], abs=0.05
+                )
         # the answer echoes the points in the request's system
         assert body["features"][0]["geometry"]["coordinates"] == pytest.approx([lon[0], lat[0]])
 
@@ -192,14 +243,17 @@ def test_distances_tier_filter_and_off_network(client: TestClient, state) -> Non
     assert set(f0["properties"]["tiers"]) == {"station", "point"}
     assert f1["properties"]["on_network"] is False
     assert f1["properties"]["snap_m"] > 10_000
-    assert all(v["distance_m"] is None and v["covered"] is False and v["nearest_id"] is None
-               for v in f1["properties"]["tiers"].values())
+    assert all(
+        v["distance_m"] is None and v["covered"] is False and v["nearest_id"] is None
+        for v in f1["properties"]["tiers"].values()
+    )
     assert f1["id"] == 1 and f1["properties"]["index"] == 1
     empty = client.post("/distances", json={"type": "FeatureCollection", "features": []})
     assert empty.status_code == 200 and empty.json()["features"] == []
 
 
 # -- read-only endpoints ---------------------------------------------------------------------------
+
 
 def test_health_standard_summary(client: TestClient, state) -> None:
     h = client.get("/health").json()
@@ -213,7 +267,8 @@ def test_health_standard_summary(client: TestClient, state) -> None:
     assert s["tiers"][3]["threshold_m"] == 500
     summary = client.get("/coverage/summary").json()
     assert summary["tiers"]["point"]["share"] == pytest.approx(
-        float(state.result.tiers.set_index("tier").loc["point", "share"]))
+        float(state.result.tiers.set_index("tier").loc["point", "share"])
+    )
     assert summary["all_tiers"]["population_total"] == pytest.approx(state.result.population_total)
 
 
@@ -244,11 +299,15 @@ def test_layers(client: TestClient, state) -> None:
     w = client.get("/layers/facilities").json()
     g = client.get("/layers/facilities", params={"crs": "gcj02"}).json()
     assert len(w["features"]) == 9
-    lon, lat = from_wgs84(np.array([w["features"][0]["geometry"]["coordinates"][0]]),
-                          np.array([w["features"][0]["geometry"]["coordinates"][1]]), "gcj02")
+    lon, lat = from_wgs84(
+        np.array([w["features"][0]["geometry"]["coordinates"][0]]),
+        np.array([w["features"][0]["geometry"]["coordinates"][1]]),
+        "gcj02",
+    )
     assert g["features"][0]["geometry"]["coordinates"] == pytest.approx([lon[0], lat[0]], abs=2e-6)
     assert g["features"][0]["geometry"]["coordinates"] != pytest.approx(
-        w["features"][0]["geometry"]["coordinates"], abs=1e-4)  # GCJ-02 is offset by ~100s of m
+        w["features"][0]["geometry"]["coordinates"], abs=1e-4
+    )  # GCJ-02 is offset by ~100s of m
     u = client.get("/layers/units").json()
     assert {f["properties"]["unit_id"] for f in u["features"]} == {"C1", "C2"}
     assert u["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
@@ -274,28 +333,53 @@ def test_map(client: TestClient) -> None:
 
 # -- bad requests are 4xx problem details naming what is wrong ----------------------------------
 
+
 def test_malformed_json_and_media_type(client: TestClient) -> None:
-    b = is_problem(client.post("/distances", content=b'{"type": "Feature',
-                               headers={"Content-Type": "application/json"}), 400)
+    b = is_problem(
+        client.post(
+            "/distances", content=b'{"type": "Feature', headers={"Content-Type": "application/json"}
+        ),
+        400,
+    )
     assert b["code"] == "malformed_json"
-    is_problem(client.post("/distances", content=b"a=1",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
-    is_problem(client.post("/distances", content=b"[]", headers={"Content-Type": "application/json"}), 422)
+    is_problem(
+        client.post(
+            "/distances",
+            content=b"a=1",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+    )
+    is_problem(
+        client.post("/distances", content=b"[]", headers={"Content-Type": "application/json"}), 422
+    )
     is_problem(client.post("/distances", json={"type": "Feature"}), 422)
 
 
 def test_wrong_geometry_and_out_of_range(client: TestClient) -> None:
     body = fc([[118.3, 34.6], [118.3, 34.6], [118.3, 34.6]], ids=["a", "b", "c"])
-    body["features"][1]["geometry"] = {"type": "LineString", "coordinates": [[118.3, 34.6], [118.4, 34.6]]}
+    body["features"][1]["geometry"] = {
+        "type": "LineString",
+        "coordinates": [[118.3, 34.6], [118.4, 34.6]],
+    }
     p = is_problem(client.post("/distances", json=body), 422)
     assert p["errors"][0]["feature"] == 1 and "'b'" in p["detail"] and "features[1]" in p["detail"]
     assert p["errors"][0]["pointer"].startswith("#/features/1/geometry")
     body = fc([[118.3, 34.6], [118.3, 95.0]], ids=["ok", "bad-lat"])
     p = is_problem(client.post("/distances", json=body), 422)
-    assert "bad-lat" in p["detail"] and p["errors"][0]["pointer"] == "#/features/1/geometry/coordinates/1"
-    p = is_problem(client.post("/distances", content=b'{"type":"FeatureCollection","features":[{"type":'
-                               b'"Feature","geometry":{"type":"Point","coordinates":[NaN, 34]}}]}',
-                               headers={"Content-Type": "application/json"}), 422)
+    assert (
+        "bad-lat" in p["detail"]
+        and p["errors"][0]["pointer"] == "#/features/1/geometry/coordinates/1"
+    )
+    p = is_problem(
+        client.post(
+            "/distances",
+            content=b'{"type":"FeatureCollection","features":[{"type":'
+            b'"Feature","geometry":{"type":"Point","coordinates":[NaN, 34]}}]}',
+            headers={"Content-Type": "application/json"},
+        ),
+        422,
+    )
     assert p["errors"][0]["feature"] == 0
 
 
@@ -304,7 +388,9 @@ def test_limits(client: TestClient, state) -> None:
     p = is_problem(client.post("/distances", json=fc([[lon, lat]] * 51)), 413)
     assert "51" in p["detail"] and "50" in p["detail"]
     big = b'{"type":"FeatureCollection","features":[],"pad":"' + b"x" * 30_000 + b'"}'
-    p = is_problem(client.post("/distances", content=big, headers={"Content-Type": "application/json"}), 413)
+    p = is_problem(
+        client.post("/distances", content=big, headers={"Content-Type": "application/json"}), 413
+    )
     assert p["code"] == "body_too_large"
 
     def chunks():  # no Content-Length: the limit still holds
@@ -313,7 +399,10 @@ def test_limits(client: TestClient, state) -> None:
             yield b"x" * 5_000
         yield b'"}'
 
-    is_problem(client.post("/distances", content=chunks(), headers={"Content-Type": "application/json"}), 413)
+    is_problem(
+        client.post("/distances", content=chunks(), headers={"Content-Type": "application/json"}),
+        413,
+    )
 
 
 def test_unknown_tier_crs(client: TestClient, state) -> None:
@@ -328,14 +417,29 @@ def test_unknown_tier_crs(client: TestClient, state) -> None:
 
 def test_service_areas_requests(client: TestClient, state) -> None:
     is_problem(client.post("/service-areas", json={"budgets_min": [5]}), 422)
-    is_problem(client.post("/service-areas", json={"facility_ids": ["F4"], "budgets_min": [500]}), 422)
-    is_problem(client.post("/service-areas", json={"facility_ids": ["F4"], "budgets_min": [-1]}), 422)
-    p = is_problem(client.post("/service-areas", json={"facility_ids": ["F4", "NOPE"], "budgets_min": [5]}), 404)
+    is_problem(
+        client.post("/service-areas", json={"facility_ids": ["F4"], "budgets_min": [500]}), 422
+    )
+    is_problem(
+        client.post("/service-areas", json={"facility_ids": ["F4"], "budgets_min": [-1]}), 422
+    )
+    p = is_problem(
+        client.post("/service-areas", json={"facility_ids": ["F4", "NOPE"], "budgets_min": [5]}),
+        404,
+    )
     assert "NOPE" in p["detail"]
-    is_problem(client.post("/service-areas", json={"points": fc([[118.3, 34.6]]), "budgets_min": [5]}), 422)
-    is_problem(client.post("/service-areas", json={"facility_ids": ["F4"], "budgets_min": [5],
-                                                   "budgets_m": [300]}), 422)
-    is_problem(client.post("/service-areas", json={"facility_ids": ["F4"], "dissolve": "blob"}), 422)
+    is_problem(
+        client.post("/service-areas", json={"points": fc([[118.3, 34.6]]), "budgets_min": [5]}), 422
+    )
+    is_problem(
+        client.post(
+            "/service-areas", json={"facility_ids": ["F4"], "budgets_min": [5], "budgets_m": [300]}
+        ),
+        422,
+    )
+    is_problem(
+        client.post("/service-areas", json={"facility_ids": ["F4"], "dissolve": "blob"}), 422
+    )
     r = client.post("/service-areas", json={"facility_ids": ["F4", "F5"], "budgets_min": [5, 10]})
     try:
         import lifecircle.service_areas  # noqa: F401
@@ -345,21 +449,34 @@ def test_service_areas_requests(client: TestClient, state) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     feats = r.json()["features"]
-    assert sorted((f["properties"]["facility_id"], f["properties"]["budget_min"]) for f in feats) == [
-        ("F4", 5.0), ("F4", 10.0), ("F5", 5.0), ("F5", 10.0)]
-    area = {(f["properties"]["facility_id"], f["properties"]["budget_min"]): f["properties"]["area_m2"]
-            for f in feats}
+    assert sorted(
+        (f["properties"]["facility_id"], f["properties"]["budget_min"]) for f in feats
+    ) == [("F4", 5.0), ("F4", 10.0), ("F5", 5.0), ("F5", 10.0)]
+    area = {
+        (f["properties"]["facility_id"], f["properties"]["budget_min"]): f["properties"]["area_m2"]
+        for f in feats
+    }
     assert 0 < area[("F4", 5.0)] < area[("F4", 10.0)]
     # a new point where F4 stands, as a station, gets F4's polygon
     f4 = state.result.facilities.set_index("id").loc["F4"]
     glon, glat = from_wgs84(np.array([f4["lon"]]), np.array([f4["lat"]]), "gcj02")
-    r2 = client.post("/service-areas?crs=gcj02", json={"points": fc([[glon[0], glat[0]]], ids=["new"]),
-                                                       "tier": "station", "budgets_min": [5, 10]})
+    r2 = client.post(
+        "/service-areas?crs=gcj02",
+        json={
+            "points": fc([[glon[0], glat[0]]], ids=["new"]),
+            "tier": "station",
+            "budgets_min": [5, 10],
+        },
+    )
     assert r2.status_code == 200, r2.text
     new = {f["properties"]["budget_min"]: f["properties"] for f in r2.json()["features"]}
     assert new[5.0]["facility_id"] == "new"
     assert new[5.0]["area_m2"] == pytest.approx(area[("F4", 5.0)], rel=1e-3)
-    old = {f["properties"]["budget_min"]: f["properties"] for f in feats if f["properties"]["facility_id"] == "F4"}
+    old = {
+        f["properties"]["budget_min"]: f["properties"]
+        for f in feats
+        if f["properties"]["facility_id"] == "F4"
+    }
     assert new[10.0]["population"] == pytest.approx(old[10.0]["population"])
     d = client.post("/service-areas", json={"facility_ids": ["F4", "F5"], "dissolve": "tier"})
     assert d.status_code == 200 and len(d.json()["features"]) == 1
@@ -369,7 +486,9 @@ def test_score_requests(client: TestClient, state) -> None:
     lon, lat = state.result.residents[["lon", "lat"]].to_numpy()[:3].T
     cands = fc(np.column_stack([lon, lat]), ids=["A", "B", "C"])
     is_problem(client.post("/score", json={"candidates": cands, "tier": "hospital"}), 422)
-    is_problem(client.post("/score", json={"candidates": cands, "tier": "station", "k": 10_000}), 422)
+    is_problem(
+        client.post("/score", json={"candidates": cands, "tier": "station", "k": 10_000}), 422
+    )
     is_problem(client.post("/score", json={"candidates": cands}), 422)
     is_problem(client.post("/score", json={"candidates": fc([]), "tier": "station"}), 422)
     dup = fc(np.column_stack([lon, lat]), ids=["A", "A", "C"])
@@ -385,7 +504,9 @@ def test_score_requests(client: TestClient, state) -> None:
     gap = res[~res["point_covered"]].sort_values("population").iloc[-1]
     existing = fac[fac["tier"] == "point"].iloc[0]
     pts = [[gap["lon"], gap["lat"]], [existing["lon"], existing["lat"]]]
-    r = client.post("/score", json={"candidates": fc(pts, ids=["gap", "dup"]), "tier": "point", "k": 1})
+    r = client.post(
+        "/score", json={"candidates": fc(pts, ids=["gap", "dup"]), "tier": "point", "k": 1}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     rows = {row["candidate_id"]: row for row in body["candidates"]}
@@ -393,16 +514,17 @@ def test_score_requests(client: TestClient, state) -> None:
     assert rows["dup"]["marginal_gain"] == 0  # on top of an existing point it adds nobody
     assert [p["candidate_id"] for p in body["picks"]] == ["gap"]
     assert body["coverage_after"]["weight_covered"] == pytest.approx(
-        body["coverage_before"]["weight_covered"] + rows["gap"]["marginal_gain"])
+        body["coverage_before"]["weight_covered"] + rows["gap"]["marginal_gain"]
+    )
 
 
 def test_timeout_and_internal_error(state, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lifecircle.service as service
-
-    slow = TestClient(create_app(build_state(state.inputs, limits=Limits(timeout_s=0.2))),
-                      raise_server_exceptions=False)
+    slow = TestClient(
+        create_app(build_state(state.inputs, limits=Limits(timeout_s=0.2))),
+        raise_server_exceptions=False,
+    )
     lon, lat = state.result.residents[["lon", "lat"]].to_numpy()[0]
-    monkeypatch.setattr(service, "distances_geojson", lambda *a, **k: time.sleep(2))
+    monkeypatch.setattr(routes, "distances_geojson", lambda *a, **k: time.sleep(2))
     t0 = time.perf_counter()
     p = is_problem(slow.post("/distances", json=fc([[lon, lat]])), 503)
     assert p["code"] == "timeout" and time.perf_counter() - t0 < 1.5
@@ -410,14 +532,14 @@ def test_timeout_and_internal_error(state, monkeypatch: pytest.MonkeyPatch) -> N
     def boom(*a, **k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "distances_geojson", boom)
+    monkeypatch.setattr(routes, "distances_geojson", boom)
     p = is_problem(slow.post("/distances", json=fc([[lon, lat]])), 500)
     assert "secret" not in json.dumps(p)
 
 
-def test_heavy_request_does_not_block_the_event_loop(state, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lifecircle.service as service
-
+def test_heavy_request_does_not_block_the_event_loop(
+    state, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = TestClient(create_app(build_state(state.inputs, limits=Limits(timeout_s=5))))
     lon, lat = state.result.residents[["lon", "lat"]].to_numpy()[0]
     started = threading.Event()
@@ -427,7 +549,7 @@ def test_heavy_request_does_not_block_the_event_loop(state, monkeypatch: pytest.
         time.sleep(1.5)
         return {"type": "FeatureCollection", "crs_name": "wgs84", "standard": "x", "features": []}
 
-    monkeypatch.setattr(service, "distances_geojson", slow)
+    monkeypatch.setattr(routes, "distances_geojson", slow)
     out: list = []
     th = threading.Thread(target=lambda: out.append(c.post("/distances", json=fc([[lon, lat]]))))
     th.start()
@@ -441,8 +563,11 @@ def test_heavy_request_does_not_block_the_event_loop(state, monkeypatch: pytest.
 
 # -- token, CORS, loopback, logs ------------------------------------------------------------------
 
+
 def test_token(state) -> None:
-    c = TestClient(create_app(build_state(state.inputs, token="s3cret")), raise_server_exceptions=False)
+    c = TestClient(
+        create_app(build_state(state.inputs, token="s3cret")), raise_server_exceptions=False
+    )
     p = is_problem(c.get("/health"), 401)
     assert c.get("/health").headers["www-authenticate"].startswith("Bearer")
     assert "Bearer" in p["detail"]
@@ -459,12 +584,20 @@ def test_cors_off_unless_configured(state, client: TestClient) -> None:
     c = TestClient(create_app(build_state(state.inputs, cors_origins=["http://dashboard.example"])))
     r = c.options("/distances", headers=h)
     assert r.headers["access-control-allow-origin"] == "http://dashboard.example"
-    assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "http://evil.example"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in c.get("/health", headers={"Origin": "http://evil.example"}).headers
+    )
     # with a token: the preflight needs none, and a 401 still carries CORS headers for the page
-    t = TestClient(create_app(build_state(state.inputs, token="tk", cors_origins=["http://dashboard.example"])))
+    t = TestClient(
+        create_app(build_state(state.inputs, token="tk", cors_origins=["http://dashboard.example"]))
+    )
     assert t.options("/distances", headers=h).status_code == 200
     r = t.get("/health", headers={"Origin": "http://dashboard.example"})
-    assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "http://dashboard.example"
+    assert (
+        r.status_code == 401
+        and r.headers["access-control-allow-origin"] == "http://dashboard.example"
+    )
 
 
 def test_check_bind() -> None:
@@ -505,7 +638,8 @@ def test_concurrent_requests_agree(client: TestClient, state) -> None:
     assert len(out) == 20 and all(o == ref for o in out)
 
 
-# -- the command line and a real server process ------------------------------------------------------
+# -- the command line and a real server process ----------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -515,9 +649,23 @@ def _free_port() -> int:
 
 def test_cli_refuses_public_host_without_token(scenario: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LIFECIRCLE_TOKEN"}
-    p = subprocess.run([sys.executable, "-m", "lifecircle", "serve", "--scenario", str(scenario),
-                        "--host", "0.0.0.0", "--no-cache"], capture_output=True, text=True, env=env,
-                       timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lifecircle",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--host",
+            "0.0.0.0",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert p.returncode == 1
     assert "refusing to listen on 0.0.0.0 without a token" in p.stderr
     assert "Traceback" not in p.stderr
@@ -528,9 +676,24 @@ def test_real_server_process(scenario: Path, tmp_path: Path) -> None:
 
     port = _free_port()
     env = {**os.environ, "LIFECIRCLE_TOKEN": "abc123"}
-    proc = subprocess.Popen([sys.executable, "-m", "lifecircle", "serve", "--scenario", str(scenario),
-                             "--port", str(port), "--no-cache"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lifecircle",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--port",
+            str(port),
+            "--no-cache",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -539,15 +702,21 @@ def test_real_server_process(scenario: Path, tmp_path: Path) -> None:
             if proc.poll() is not None:
                 pytest.fail(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
             try:
-                health = httpx.get(f"{url}/health", headers={"Authorization": "Bearer abc123"}, timeout=2)
+                health = httpx.get(
+                    f"{url}/health", headers={"Authorization": "Bearer abc123"}, timeout=2
+                )
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
         assert health is not None and health.status_code == 200
         assert health.json()["ready"] is True
         assert httpx.get(f"{url}/health", timeout=2).status_code == 401
-        r = httpx.post(f"{url}/distances", headers={"Authorization": "Bearer abc123"}, timeout=5,
-                       json=fc([[0.0, 0.0]]))
+        r = httpx.post(
+            f"{url}/distances",
+            headers={"Authorization": "Bearer abc123"},
+            timeout=5,
+            json=fc([[0.0, 0.0]]),
+        )
         assert r.status_code == 200 and r.json()["features"][0]["properties"]["on_network"] is False
     finally:
         proc.terminate()

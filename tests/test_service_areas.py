@@ -32,8 +32,9 @@ W = 50.0
 ARC_GAP_M = W * (1 - np.cos(np.pi / (4 * QUAD_SEGS)))
 
 
-def perturbed_grid(side: int = 14, spacing: float = 80.0, drop: float = 0.2, seed: int = 3,
-                   mode: str = "walk") -> RoadNetwork:
+def perturbed_grid(
+    side: int = 14, spacing: float = 80.0, drop: float = 0.2, seed: int = 3, mode: str = "walk"
+) -> RoadNetwork:
     """A jittered grid with missing links (blocks of different sizes, dead ends)."""
     rng = np.random.default_rng(seed)
     ix, iy = np.meshgrid(np.arange(side), np.arange(side))
@@ -53,8 +54,9 @@ def snapped(net: RoadNetwork, x: np.ndarray, y: np.ndarray) -> tuple[Positions, 
     return loc.positions(net.mode), np.column_stack([loc.x, loc.y])
 
 
-def reachable_segments(net: RoadNetwork, pos: Positions, i: int, xy: np.ndarray,
-                       budget: float) -> list[shapely.LineString]:
+def reachable_segments(
+    net: RoadNetwork, pos: Positions, i: int, xy: np.ndarray, budget: float
+) -> list[shapely.LineString]:
     """Ground truth with networkx (independent of lifecircle.routing): the street parts from which
     facility ``i`` is reached within ``budget`` (its access leg included), and the access leg."""
     g = nx.DiGraph()
@@ -88,8 +90,14 @@ def reachable_segments(net: RoadNetwork, pos: Positions, i: int, xy: np.ndarray,
         for t0, t1 in ends:
             if t1 > t0:
                 f0, f1 = t0 / length, t1 / length
-                segs.append(shapely.LineString([(x0 + f0 * (x1 - x0), y0 + f0 * (y1 - y0)),
-                                                (x0 + f1 * (x1 - x0), y0 + f1 * (y1 - y0))]))
+                segs.append(
+                    shapely.LineString(
+                        [
+                            (x0 + f0 * (x1 - x0), y0 + f0 * (y1 - y0)),
+                            (x0 + f1 * (x1 - x0), y0 + f1 * (y1 - y0)),
+                        ]
+                    )
+                )
 
     inf = np.inf
     for e, (u, v) in enumerate(zip(net.edge_u, net.edge_v, strict=True)):
@@ -131,8 +139,11 @@ def check_faithful(poly, segs: list, rng: np.random.Generator, *, tol: float = 0
 def town() -> tuple[RoadNetwork, Positions, np.ndarray]:
     net = perturbed_grid()
     rng = np.random.default_rng(11)
-    pts = rng.uniform([GRID_ORIGIN[0] + 100, GRID_ORIGIN[1] + 100],
-                      [GRID_ORIGIN[0] + 950, GRID_ORIGIN[1] + 950], size=(7, 2))
+    pts = rng.uniform(
+        [GRID_ORIGIN[0] + 100, GRID_ORIGIN[1] + 100],
+        [GRID_ORIGIN[0] + 950, GRID_ORIGIN[1] + 950],
+        size=(7, 2),
+    )
     pos, xy = snapped(net, pts[:, 0], pts[:, 1])
     return net, pos, xy
 
@@ -165,7 +176,9 @@ def test_one_way_streets_drive(town) -> None:
     assert net.edge_oneway.any()
     pos, xy = snapped(net, np.array([GRID_ORIGIN[0] + 520.0]), np.array([GRID_ORIGIN[1] + 530.0]))
     polys = facility_areas(net, pos, [300.0], xy=xy)
-    check_faithful(polys[0, 0], reachable_segments(net, pos, 0, xy, 300.0), np.random.default_rng(2))
+    check_faithful(
+        polys[0, 0], reachable_segments(net, pos, 0, xy, 300.0), np.random.default_rng(2)
+    )
 
 
 def test_partly_reached_edges_are_cut_not_dropped(grid_network: RoadNetwork) -> None:
@@ -181,7 +194,9 @@ def test_partly_reached_edges_are_cut_not_dropped(grid_network: RoadNetwork) -> 
     assert not poly.contains(shapely.Point(x0 + 310, y0 + 310))
     assert poly.contains(shapely.Point(x0 + 290, y0 + 290))
     # same as the networkx truth
-    check_faithful(poly, reachable_segments(grid_network, pos, 0, xy, 150.0), np.random.default_rng(1))
+    check_faithful(
+        poly, reachable_segments(grid_network, pos, 0, xy, 150.0), np.random.default_rng(1)
+    )
 
 
 def test_river_with_one_bridge() -> None:
@@ -191,11 +206,11 @@ def test_river_with_one_bridge() -> None:
     xs = np.concatenate([west.node_x, west.node_x + 500.0])
     ys = np.concatenate([west.node_y, west.node_y])
     n = west.n_nodes
-    u = np.concatenate([west.edge_u, west.edge_u + n, [17]])       # node 17: NE corner of west
-    v = np.concatenate([west.edge_v, west.edge_v + n, [n + 15]])   # node 15: NW corner of east
+    u = np.concatenate([west.edge_u, west.edge_u + n, [17]])  # node 17: NE corner of west
+    v = np.concatenate([west.edge_v, west.edge_v + n, [n + 15]])  # node 15: NW corner of east
     net = from_arrays(xs, ys, u, v, crs=GRID_CRS, mode="walk")
     x0, y0 = GRID_ORIGIN
-    pos, xy = snapped(net, np.array([x0 + 200.0]), np.array([y0 + 0.0]))   # SE corner, west bank
+    pos, xy = snapped(net, np.array([x0 + 200.0]), np.array([y0 + 0.0]))  # SE corner, west bank
     poly = facility_areas(net, pos, [900.0], xy=xy)[0, 0]
     # straight across the river (300 m) is unreachable: 200 up... the bridge is 500 m north
     assert not poly.contains(shapely.Point(x0 + 500.0, y0))
@@ -228,9 +243,12 @@ def test_catchments_partition_the_tier(town) -> None:
         off = i < j
         overlap = shapely.area(shapely.intersection(geoms[i[off]], geoms[j[off]])).sum()
         assert overlap < 1e-6 * shapely.area(tier[b])
-        assert abs(shapely.area(geoms).sum() - shapely.area(tier[b])) <= 0.005 * shapely.area(tier[b])
-        assert shapely.area(shapely.symmetric_difference(shapely.union_all(geoms), tier[b])) \
-            <= 0.005 * shapely.area(tier[b])
+        assert abs(shapely.area(geoms).sum() - shapely.area(tier[b])) <= 0.005 * shapely.area(
+            tier[b]
+        )
+        assert shapely.area(
+            shapely.symmetric_difference(shapely.union_all(geoms), tier[b])
+        ) <= 0.005 * shapely.area(tier[b])
     # every catchment lies within its own facility's service area (plus the sampling step)
     own = facility_areas(net, pos, [400.0], xy=xy)[:, 0]
     for i in range(len(pos)):
@@ -254,16 +272,39 @@ def test_simplify_adds_no_land_beyond_tolerance(town) -> None:
 def people(town) -> tuple[pd.DataFrame, pd.DataFrame]:
     net, _pos, xy = town
     rng = np.random.default_rng(9)
-    pts = rng.uniform([GRID_ORIGIN[0] - 50, GRID_ORIGIN[1] - 50],
-                      [GRID_ORIGIN[0] + 1100, GRID_ORIGIN[1] + 1100], size=(600, 2))
+    pts = rng.uniform(
+        [GRID_ORIGIN[0] - 50, GRID_ORIGIN[1] - 50],
+        [GRID_ORIGIN[0] + 1100, GRID_ORIGIN[1] + 1100],
+        size=(600, 2),
+    )
     lon, lat = grid_lonlat(net, pts[:, 0], pts[:, 1])
-    residents = pd.DataFrame({"id": [f"R{i}" for i in range(len(pts))],
-                              "population": rng.integers(1, 30, len(pts)).astype(float),
-                              "lon": lon, "lat": lat})
+    residents = pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(len(pts))],
+            "population": rng.integers(1, 30, len(pts)).astype(float),
+            "lon": lon,
+            "lat": lat,
+        }
+    )
     flon, flat = grid_lonlat(net, xy[:, 0], xy[:, 1])
-    tiers = ["community_centre", "community_centre", "station", "station", "station", "point", "point"]
-    facilities = pd.DataFrame({"id": [f"F{i}" for i in range(len(xy))], "name": "site",
-                               "tier": tiers, "lon": flon, "lat": flat})
+    tiers = [
+        "community_centre",
+        "community_centre",
+        "station",
+        "station",
+        "station",
+        "point",
+        "point",
+    ]
+    facilities = pd.DataFrame(
+        {
+            "id": [f"F{i}" for i in range(len(xy))],
+            "name": "site",
+            "tier": tiers,
+            "lon": flon,
+            "lat": flat,
+        }
+    )
     return facilities, residents
 
 
@@ -273,26 +314,32 @@ def test_population_agrees_with_coverage(town, people) -> None:
     std = preset("tancheng").with_mode("walk")
     cov = compute_coverage({"walk": net}, facilities, residents, std)
     tiers = ("community_centre", "station", "point")
-    by_tier = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                    tiers=tiers, dissolve="tier").frame
+    by_tier = compute_service_areas(
+        {"walk": net}, facilities, std, residents=residents, tiers=tiers, dissolve="tier"
+    ).frame
     assert list(by_tier["tier"]) == list(tiers)
     assert "facility_id" not in by_tier.columns
     for key in tiers:
         want = cov.tiers.set_index("tier").loc[key, "population_covered"]
         got = by_tier.set_index("tier").loc[key, "population"]
         assert got == pytest.approx(want)
-    catch = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                  tiers=tiers, dissolve="catchment").frame
+    catch = compute_service_areas(
+        {"walk": net}, facilities, std, residents=residents, tiers=tiers, dissolve="catchment"
+    ).frame
     want = cov.facilities.set_index("id")["catchment_population"]
     assert catch.set_index("facility_id")["population"].to_dict() == pytest.approx(
-        want.loc[catch["facility_id"]].to_dict())
+        want.loc[catch["facility_id"]].to_dict()
+    )
     # per facility: residents within the budget of that one facility (a one-facility coverage run)
-    each = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                 tiers=["station"]).frame
+    each = compute_service_areas(
+        {"walk": net}, facilities, std, residents=residents, tiers=["station"]
+    ).frame
     for row in each.itertuples():
         one = facilities[facilities["id"] == row.facility_id]
         c1 = compute_coverage({"walk": net}, one, residents, std)
-        assert row.population == pytest.approx(c1.tiers.set_index("tier").loc["station", "population_covered"])
+        assert row.population == pytest.approx(
+            c1.tiers.set_index("tier").loc["station", "population_covered"]
+        )
     assert (each["population"] > 0).any()
 
 
@@ -301,11 +348,25 @@ def test_rings_are_bands(town, people) -> None:
     facilities, residents = people
     std = preset("tancheng").with_mode("walk")
     for dissolve in ("none", "tier", "catchment"):
-        nested = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                       tiers=["station"], metres=[150, 300, 450], dissolve=dissolve)
-        rings = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                      tiers=["station"], metres=[150, 300, 450], dissolve=dissolve,
-                                      rings=True)
+        nested = compute_service_areas(
+            {"walk": net},
+            facilities,
+            std,
+            residents=residents,
+            tiers=["station"],
+            metres=[150, 300, 450],
+            dissolve=dissolve,
+        )
+        rings = compute_service_areas(
+            {"walk": net},
+            facilities,
+            std,
+            residents=residents,
+            tiers=["station"],
+            metres=[150, 300, 450],
+            dissolve=dissolve,
+            rings=True,
+        )
         f = rings.frame
         assert list(f["ring_from_m"].unique()) == [0.0, 150.0, 300.0]
         assert shapely.is_valid(f.geometry.to_numpy()).all()
@@ -335,44 +396,85 @@ def test_helsinki_real_data(helsinki_walk: RoadNetwork) -> None:
     comp = net.components()
     rng = np.random.default_rng(4)
     # facilities at nodes of the largest component
-    nodes = rng.choice(np.flatnonzero(comp.node_component == 0) if True else
-                       np.arange(net.n_nodes), 6, replace=False)
+    nodes = rng.choice(
+        np.flatnonzero(comp.node_component == 0) if True else np.arange(net.n_nodes),
+        6,
+        replace=False,
+    )
     pos, xy = snapped(net, net.node_x[nodes] + 20.0, net.node_y[nodes] + 15.0)
     polys = facility_areas(net, pos, [300.0, 600.0], xy=xy)
     assert shapely.is_valid(polys).all()
     for i in range(len(pos)):
-        assert shapely.area(shapely.difference(polys[i, 0], polys[i, 1])) < 1e-3 * shapely.area(polys[i, 0])
+        assert shapely.area(shapely.difference(polys[i, 0], polys[i, 1])) < 1e-3 * shapely.area(
+            polys[i, 0]
+        )
     for i in range(3):
         check_faithful(polys[i, 1], reachable_segments(net, pos, i, xy, 600.0), rng)
     union = tier_areas(net, pos, [600.0], xy=xy)[0]
-    assert shapely.area(shapely.symmetric_difference(union, shapely.union_all(polys[:, 1]))) \
-        < 1e-4 * shapely.area(union)
+    assert shapely.area(
+        shapely.symmetric_difference(union, shapely.union_all(polys[:, 1]))
+    ) < 1e-4 * shapely.area(union)
 
 
-def test_cli_geojson_and_rejects(helsinki_pbf: Path, helsinki_walk: RoadNetwork, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_cli_geojson_and_rejects(
+    helsinki_pbf: Path,
+    helsinki_walk: RoadNetwork,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
     monkeypatch.chdir(tmp_path)
     net = helsinki_walk
     rng = np.random.default_rng(8)
     nodes = rng.choice(net.n_nodes, 5, replace=False)
     lon, lat = net.to_lonlat(net.node_x[nodes], net.node_y[nodes])
-    fac = pd.DataFrame({"id": [f"S{i}" for i in range(5)] + ["FAR"], "name": "x",
-                        "tier": ["point", "point", "station", "station", "community_centre", "point"],
-                        "lon": [*lon, 10.0], "lat": [*lat, 50.0]})
+    fac = pd.DataFrame(
+        {
+            "id": [f"S{i}" for i in range(5)] + ["FAR"],
+            "name": "x",
+            "tier": ["point", "point", "station", "station", "community_centre", "point"],
+            "lon": [*lon, 10.0],
+            "lat": [*lat, 50.0],
+        }
+    )
     fac.to_csv(tmp_path / "fac.csv", index=False)
-    rx, ry = net.node_x[nodes[0]] + rng.normal(0, 200, 300), net.node_y[nodes[0]] + rng.normal(0, 200, 300)
+    rx, ry = (
+        net.node_x[nodes[0]] + rng.normal(0, 200, 300),
+        net.node_y[nodes[0]] + rng.normal(0, 200, 300),
+    )
     rlon, rlat = net.to_lonlat(rx, ry)
     pd.DataFrame({"id": range(300), "population": 3, "lon": rlon, "lat": rlat}).to_csv(
-        tmp_path / "res.csv", index=False)
+        tmp_path / "res.csv", index=False
+    )
     out = tmp_path / "areas.geojson"
-    args = ["isochrones", "--network", str(helsinki_pbf), "--facilities", "fac.csv",
-            "--residents", "res.csv", "--minutes", "3,5", "--out", str(out), "--no-cache"]
+    args = [
+        "isochrones",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        "fac.csv",
+        "--residents",
+        "res.csv",
+        "--minutes",
+        "3,5",
+        "--out",
+        str(out),
+        "--no-cache",
+    ]
     assert main(args) == 0
     gdf = gpd.read_file(out, engine="pyogrio")
     assert gdf.crs.to_epsg() == 4326
     assert len(gdf) == 5 * 2
     assert gdf.geometry.is_valid.all()
-    assert {"facility_id", "name", "tier", "budget_min", "budget_m", "area_m2", "population"} <= set(gdf.columns)
+    assert {
+        "facility_id",
+        "name",
+        "tier",
+        "budget_min",
+        "budget_m",
+        "area_m2",
+        "population",
+    } <= set(gdf.columns)
     assert set(gdf["budget_min"]) == {3.0, 5.0}
     assert (gdf["population"] >= 0).all()
     rejects = pd.read_csv(tmp_path / "areas_rejects.csv")
@@ -383,26 +485,68 @@ def test_cli_geojson_and_rejects(helsinki_pbf: Path, helsinki_walk: RoadNetwork,
     assert main([*args, "--overwrite"]) == 0
     # tier dissolve to GeoPackage, no residents
     gpkg = tmp_path / "tiers.gpkg"
-    assert main(["isochrones", "--network", str(helsinki_pbf), "--facilities", "fac.csv",
-                 "--dissolve", "catchment", "--tier", "point", "--out", str(gpkg), "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "isochrones",
+                "--network",
+                str(helsinki_pbf),
+                "--facilities",
+                "fac.csv",
+                "--dissolve",
+                "catchment",
+                "--tier",
+                "point",
+                "--out",
+                str(gpkg),
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     g2 = gpd.read_file(gpkg, engine="pyogrio")
     assert g2.geometry.is_valid.all() and len(g2) == 2 and g2["population"].isna().all()
     # bad output suffix
-    assert main(["isochrones", "--network", str(helsinki_pbf), "--facilities", "fac.csv",
-                 "--out", "x.shp", "--no-cache"]) == 1
+    assert (
+        main(
+            [
+                "isochrones",
+                "--network",
+                str(helsinki_pbf),
+                "--facilities",
+                "fac.csv",
+                "--out",
+                "x.shp",
+                "--no-cache",
+            ]
+        )
+        == 1
+    )
 
 
 def test_geojson_written_is_valid_wgs84(town, people, tmp_path: Path) -> None:
-    from lifecircle.service_areas import write_service_areas
+    from lifecircle.export import write_service_areas
 
     net = town[0]
     facilities, residents = people
     std = preset("tancheng").with_mode("walk")
-    areas = compute_service_areas({"walk": net}, facilities, std, residents=residents,
-                                  dissolve="catchment", minutes=[3, 6], rings=True)
+    areas = compute_service_areas(
+        {"walk": net},
+        facilities,
+        std,
+        residents=residents,
+        dissolve="catchment",
+        minutes=[3, 6],
+        rings=True,
+    )
     path = write_service_areas(areas, tmp_path / "c.geojson")
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["type"] == "FeatureCollection"
+    assert "crs" not in data  # RFC 7946: WGS84, no crs member
+    for feat in data["features"]:
+        polys = feat["geometry"]["coordinates"]
+        for rings in polys if feat["geometry"]["type"] == "MultiPolygon" else [polys]:
+            assert shapely.LinearRing(rings[0]).is_ccw
     back = gpd.read_file(path, engine="pyogrio")
     assert back.geometry.is_valid.all()
     assert len(back) == len(areas.frame)
@@ -439,8 +583,9 @@ def test_face_fill_is_exact_on_a_grid(monkeypatch, town) -> None:
     _assert_same(plain, filled)
     # the path was taken: blocks were filled and street buffers left out
     graph = sa.RoutingGraph.from_network(net)
-    near = sa.nearest_sources(graph, pos, Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)),
-                              limit_m=900.0)
+    near = sa.nearest_sources(
+        graph, pos, Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)), limit_m=900.0
+    )
     seg = sa._nearest_segments(net, graph, pos, near.node_distance_m, near.node_source, 900.0)
     faces, drop = sa._face_fill(net, seg, 900.0, W)
     assert len(faces) > 20 and drop.sum() > 10
@@ -455,10 +600,18 @@ def test_face_fill_is_exact_on_a_non_planar_network(monkeypatch) -> None:
     a = rng.choice(base.n_nodes, 12, replace=False)
     b = rng.choice(base.n_nodes, 12, replace=False)
     keep = a != b
-    net = from_arrays(base.node_x, base.node_y, np.concatenate([base.edge_u, a[keep]]),
-                      np.concatenate([base.edge_v, b[keep]]), crs=GRID_CRS)
-    pts = rng.uniform([GRID_ORIGIN[0] + 100, GRID_ORIGIN[1] + 100],
-                      [GRID_ORIGIN[0] + 700, GRID_ORIGIN[1] + 700], size=(4, 2))
+    net = from_arrays(
+        base.node_x,
+        base.node_y,
+        np.concatenate([base.edge_u, a[keep]]),
+        np.concatenate([base.edge_v, b[keep]]),
+        crs=GRID_CRS,
+    )
+    pts = rng.uniform(
+        [GRID_ORIGIN[0] + 100, GRID_ORIGIN[1] + 100],
+        [GRID_ORIGIN[0] + 700, GRID_ORIGIN[1] + 700],
+        size=(4, 2),
+    )
     pos, xy = snapped(net, pts[:, 0], pts[:, 1])
     plain, filled = _tier_both_ways(monkeypatch, net, pos, xy, [200.0, 600.0])
     _assert_same(plain, filled)
@@ -479,9 +632,9 @@ def test_drawn_buffers_match_geos() -> None:
 
     rng = np.random.default_rng(1)
     coords = rng.uniform(0, 500, size=(300, 2, 2))
-    coords[:5, 1] = coords[:5, 0]                      # zero length: left to GEOS
-    coords[5:10, 1] = coords[5:10, 0] + 1e-3           # very short: left to GEOS
-    coords[10:15, 1] = coords[10:15, 0] + 1.5          # short
+    coords[:5, 1] = coords[:5, 0]  # zero length: left to GEOS
+    coords[5:10, 1] = coords[5:10, 0] + 1e-3  # very short: left to GEOS
+    coords[10:15, 1] = coords[10:15, 0] + 1.5  # short
     ours = _stadiums(coords, W)
     geos = shapely.buffer(shapely.linestrings(coords), W, quad_segs=QUAD_SEGS)
     assert shapely.is_valid(ours).all()

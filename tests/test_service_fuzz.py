@@ -10,22 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("fastapi")
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from test_service import write_scenario  # noqa: E402
+from test_service import write_scenario
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +45,39 @@ def api_schema(fuzz_app):
 
 #: (method, path, max_examples per generation mode): bounded so the file stays well under a minute.
 OPERATIONS = [
-    ("GET", "/health", 5), ("GET", "/standard", 5), ("GET", "/coverage/summary", 5),
-    ("GET", "/coverage/units", 25), ("POST", "/distances", 25), ("POST", "/service-areas", 25),
-    ("POST", "/score", 25), ("GET", "/layers/{layer}", 12), ("GET", "/map", 3),
+    ("GET", "/health", 5),
+    ("GET", "/standard", 5),
+    ("GET", "/coverage/summary", 5),
+    ("GET", "/coverage/units", 25),
+    ("POST", "/distances", 25),
+    ("POST", "/service-areas", 25),
+    ("POST", "/score", 25),
+    ("GET", "/layers/{layer}", 12),
+    ("GET", "/map", 3),
 ]
 
 
 #: Endpoints without parameters or body have nothing to make invalid: positive cases only.
 NO_INPUT = ("/health", "/standard", "/coverage/summary")
-CASES = [(m, p, n, mode) for mode in ("positive", "negative") for m, p, n in OPERATIONS
-         if not (mode == "negative" and p in NO_INPUT)]
+CASES = [
+    (m, p, n, mode)
+    for mode in ("positive", "negative")
+    for m, p, n in OPERATIONS
+    if not (mode == "negative" and p in NO_INPUT)
+]
 
 
-@pytest.mark.parametrize(("method", "path", "n", "mode"), CASES,
-                         ids=[f"{mode} {m} {p}" for m, p, _, mode in CASES])
+@pytest.mark.parametrize(
+    ("method", "path", "n", "mode"), CASES, ids=[f"{mode} {m} {p}" for m, p, _, mode in CASES]
+)
 def test_api_conforms_to_its_schema(api_schema, method: str, path: str, n: int, mode: str) -> None:
     from hypothesis import given
     from schemathesis import GenerationMode
 
     op = api_schema[path][method]
-    strategy = op.as_strategy(GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE)
+    strategy = op.as_strategy(
+        GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
+    )
     statuses: list[int] = []
 
     @given(case=strategy)
@@ -78,8 +92,17 @@ def test_api_conforms_to_its_schema(api_schema, method: str, path: str, n: int, 
 
 def test_schema_documents_every_endpoint(fuzz_app) -> None:
     paths = fuzz_app.openapi()["paths"]
-    for p in ("/health", "/standard", "/coverage/summary", "/coverage/units", "/distances",
-              "/service-areas", "/score", "/layers/{layer}", "/map"):
+    for p in (
+        "/health",
+        "/standard",
+        "/coverage/summary",
+        "/coverage/units",
+        "/distances",
+        "/service-areas",
+        "/score",
+        "/layers/{layer}",
+        "/map",
+    ):
         assert p in paths, p
     # request bodies carry examples, errors are problem details
     dist = paths["/distances"]["post"]

@@ -1,4 +1,7 @@
-"""Site scoring and maximal covering (lifecircle.siting, pipeline.run_scoring, ``lifecircle score``)."""
+"""Site scoring and maximal covering.
+
+Covers lifecircle.siting, pipeline.run_scoring and ``lifecircle score``.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +21,20 @@ from lifecircle.config import preset
 from lifecircle.coverage import compute_coverage
 from lifecircle.errors import InputError
 from lifecircle.network import RoadNetwork
+from lifecircle.pipeline import validate_candidates
 from lifecircle.snapping import snap_to_network
 
 X0, Y0 = GRID_ORIGIN
 STATION_STD = replace(preset("tancheng"), tiers=(preset("tancheng").tier("station"),))
 
 
-def _points(net: RoadNetwork, x: np.ndarray, y: np.ndarray, prefix: str, **cols: object) -> pd.DataFrame:
+def _points(
+    net: RoadNetwork, x: np.ndarray, y: np.ndarray, prefix: str, **cols: object
+) -> pd.DataFrame:
     lon, lat = grid_lonlat(net, x, y)
-    return pd.DataFrame({"id": [f"{prefix}{i}" for i in range(len(x))], "lon": lon, "lat": lat, **cols})
+    return pd.DataFrame(
+        {"id": [f"{prefix}{i}" for i in range(len(x))], "lon": lon, "lat": lat, **cols}
+    )
 
 
 def _scene(seed: int, n_res: int = 80, n_cand: int = 9, side: int = 6):
@@ -123,8 +131,9 @@ def test_local_blocks_equal_whole_network_search_with_one_way_streets(chunk: int
     rpos = siting.Positions(rs.routable_edge(), rs.offset_m, rs.access_m)
     cxy, rxy = np.column_stack([cx, cy]), np.column_stack([rx, ry])
     m = siting.build_site_matrix(net, cpos, rpos, cxy, rxy, threshold_m=450.0, chunk=chunk)
-    s, d, dist = pair_distances_within(RoutingGraph.from_network(net), cpos, rpos, cxy, rxy,
-                                       limit_m=450.0)
+    s, d, dist = pair_distances_within(
+        RoutingGraph.from_network(net), cpos, rpos, cxy, rxy, limit_m=450.0
+    )
     ref = siting.SiteMatrix.from_pairs(s, d, dist, n_candidates=40, n_residents=500)
     assert m.nnz == ref.nnz > 0
     assert np.array_equal(m.indptr, ref.indptr) and np.array_equal(m.indices, ref.indices)
@@ -134,7 +143,9 @@ def test_local_blocks_equal_whole_network_search_with_one_way_streets(chunk: int
 def test_candidate_on_existing_facility_gains_zero() -> None:
     net, cov, cand = _scene(4)
     fac = cov.facilities.iloc[[0]]
-    on_top = pd.DataFrame({"id": ["same"], "lon": fac["lon"].to_numpy(), "lat": fac["lat"].to_numpy()})
+    on_top = pd.DataFrame(
+        {"id": ["same"], "lon": fac["lon"].to_numpy(), "lat": fac["lat"].to_numpy()}
+    )
     r = siting.score_sites(cov, net, pd.concat([cand, on_top], ignore_index=True), "station")
     row = r.candidates.set_index("candidate_id").loc["same"]
     assert row["marginal_gain"] == 0
@@ -185,8 +196,10 @@ def test_exact_at_least_greedy_and_equals_enumeration(seed: int) -> None:
     r = siting.score_sites(cov, net, cand, "station", select_k=k, method="exact")
     within = r.matrix.csr().toarray() > 0
     u = cov.residents["population"].to_numpy() * ~cov.residents["station_covered"].to_numpy(bool)
-    best = max(float(u[within[list(c)].any(axis=0)].sum())
-               for c in itertools.combinations(range(len(cand)), k))
+    best = max(
+        float(u[within[list(c)].any(axis=0)].sum())
+        for c in itertools.combinations(range(len(cand)), k)
+    )
     assert r.exact is not None
     assert r.exact["objective"] == pytest.approx(best)
     assert r.exact["objective"] >= r.exact["greedy_objective"] - 1e-9
@@ -205,7 +218,9 @@ def test_capacity_is_respected() -> None:
     t = r.candidates.set_index("candidate_id").loc[cand["id"]]
     assert (t["marginal_gain"].to_numpy() <= cap + 1e-9).all()
     uncapped = siting.score_sites(cov, net, cand.drop(columns="capacity"), "station")
-    u_gain = uncapped.candidates.set_index("candidate_id").loc[cand["id"], "marginal_gain"].to_numpy()
+    u_gain = (
+        uncapped.candidates.set_index("candidate_id").loc[cand["id"], "marginal_gain"].to_numpy()
+    )
     np.testing.assert_allclose(t["marginal_gain"], np.minimum(u_gain, cap))
     picks = r.picks.set_index("candidate_id")
     assert (picks["gain"] <= t.loc[picks.index, "capacity"] + 1e-9).all()
@@ -217,8 +232,10 @@ def test_capacity_is_respected() -> None:
     # exact capacitated: every site within its capacity, objective >= greedy
     e = siting.score_sites(cov, net, cand, "station", select_k=4, method="exact")
     assert e.exact is not None and e.exact["objective"] >= e.exact["greedy_objective"] - 1e-6
-    assert (e.picks.set_index("candidate_id")["gain"]
-            <= t.loc[e.picks["candidate_id"], "capacity"].to_numpy() + 1e-6).all()
+    assert (
+        e.picks.set_index("candidate_id")["gain"]
+        <= t.loc[e.picks["candidate_id"], "capacity"].to_numpy() + 1e-6
+    ).all()
     assert float((e.served * pop).sum()) == pytest.approx(e.exact["objective"], rel=1e-6)
 
 
@@ -270,14 +287,17 @@ def test_resume_skips_finished_blocks(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(siting, "_block_pairs", counting)
     with pytest.raises(InputError, match="resume"):
         siting.score_sites(cov, net, cand, "station", chunk=4, checkpoint_dir=ck)
-    again = siting.score_sites(cov, net, cand, "station", chunk=4, select_k=3, checkpoint_dir=ck,
-                               resume=True)
+    again = siting.score_sites(
+        cov, net, cand, "station", chunk=4, select_k=3, checkpoint_dir=ck, resume=True
+    )
     assert len(calls) == 1
     pd.testing.assert_frame_equal(full.candidates, again.candidates)
     pd.testing.assert_frame_equal(full.picks, again.picks)
     # different inputs do not resume from these blocks
     with pytest.raises(InputError, match="different"):
-        siting.score_sites(cov, net, cand.iloc[:5], "station", chunk=4, checkpoint_dir=ck, resume=True)
+        siting.score_sites(
+            cov, net, cand.iloc[:5], "station", chunk=4, checkpoint_dir=ck, resume=True
+        )
 
 
 def test_units_assigned_to_candidates() -> None:
@@ -289,9 +309,14 @@ def test_units_assigned_to_candidates() -> None:
     net, cov, cand = _scene(61)
     lon0, lat0 = grid_lonlat(net, np.array([X0 - 50, X0 + 250]), np.array([Y0 - 50, Y0 + 550]))
     lon1, lat1 = grid_lonlat(net, np.array([X0 + 250, X0 + 550]), np.array([Y0 - 50, Y0 + 550]))
-    frame = gpd.GeoDataFrame({"unit_id": ["W", "E"], "name": ["西社区", "东社区"]},
-                             geometry=[shapely.box(lon0[0], lat0[0], lon0[1], lat0[1]),
-                                       shapely.box(lon1[0], lat1[0], lon1[1], lat1[1])], crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"unit_id": ["W", "E"], "name": ["西社区", "东社区"]},
+        geometry=[
+            shapely.box(lon0[0], lat0[0], lon0[1], lat0[1]),
+            shapely.box(lon1[0], lat1[0], lon1[1], lat1[1]),
+        ],
+        crs=4326,
+    )
     layer = UnitLayer("community", "社区", "community", frame, "mem")
     r = siting.score_sites(cov, net, cand, "station", units=[layer])
     x = r.candidates["x"].to_numpy()
@@ -302,8 +327,11 @@ def test_units_assigned_to_candidates() -> None:
 
 # -- files and the command line ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
-def helsinki_files(tmp_path_factory: pytest.TempPathFactory, helsinki_walk: RoadNetwork) -> dict[str, Path]:
+def helsinki_files(
+    tmp_path_factory: pytest.TempPathFactory, helsinki_walk: RoadNetwork
+) -> dict[str, Path]:
     net = helsinki_walk
     d = tmp_path_factory.mktemp("score")
     rng = np.random.default_rng(3)
@@ -312,30 +340,53 @@ def helsinki_files(tmp_path_factory: pytest.TempPathFactory, helsinki_walk: Road
     y = net.node_y[nodes] + rng.normal(0, 15, 400)
     lon, lat = net.to_lonlat(x, y)
     pop = rng.integers(1, 40, 400)
-    pd.DataFrame({"id": [f"R{i}" for i in range(400)], "lon": lon, "lat": lat, "population": pop,
-                  "elderly": pop // 5}).to_csv(d / "residents.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": [f"R{i}" for i in range(400)],
+            "lon": lon,
+            "lat": lat,
+            "population": pop,
+            "elderly": pop // 5,
+        }
+    ).to_csv(d / "residents.csv", index=False)
     fn = rng.choice(net.n_nodes, 3, replace=False)
     flon, flat = net.to_lonlat(net.node_x[fn], net.node_y[fn])
-    pd.DataFrame({"id": ["F1", "F2", "F3"], "tier": ["服务站", "station", "community_centre"],
-                  "lon": flon, "lat": flat}).to_csv(d / "facilities.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": ["F1", "F2", "F3"],
+            "tier": ["服务站", "station", "community_centre"],
+            "lon": flon,
+            "lat": flat,
+        }
+    ).to_csv(d / "facilities.csv", index=False)
     cn = rng.choice(net.n_nodes, 30, replace=False)
     clon, clat = net.to_lonlat(net.node_x[cn], net.node_y[cn])
-    cand = pd.DataFrame({"id": [f"C{i}" for i in range(30)], "name": [f"site {i}" for i in range(30)],
-                         "lon": clon.round(7).astype(str), "lat": clat.round(7).astype(str),
-                         "capacity": ""})
+    cand = pd.DataFrame(
+        {
+            "id": [f"C{i}" for i in range(30)],
+            "name": [f"site {i}" for i in range(30)],
+            "lon": clon.round(7).astype(str),
+            "lat": clat.round(7).astype(str),
+            "capacity": "",
+        }
+    )
     # a point well inside the network's outline but far from any street (the sea/park is not
     # guaranteed: search the grid of the area for the point farthest from the network)
-    gx, gy = np.meshgrid(np.linspace(net.bounds[0], net.bounds[2], 60),
-                         np.linspace(net.bounds[1], net.bounds[3], 60))
+    gx, gy = np.meshgrid(
+        np.linspace(net.bounds[0], net.bounds[2], 60), np.linspace(net.bounds[1], net.bounds[3], 60)
+    )
     s = snap_to_network(net, gx.ravel(), gy.ravel())
     far = int(np.argmax(np.where(s.access_m < 250, s.access_m, 0)))
     far_lon, far_lat = net.to_lonlat(gx.ravel()[[far]], gy.ravel()[[far]])
-    bad = pd.DataFrame({
-        "id": ["C0", "BADXY", "FAR", "OFFNET", "OTHER"],
-        "name": ["duplicate", "bad", "far", "offnet", "other tier"],
-        "lon": [clon[0], "abc", "116.0", far_lon[0], clon[1]],
-        "lat": [clat[0], "60.17", "35.0", far_lat[0], clat[1]],
-        "capacity": ["", "", "", "", ""]})
+    bad = pd.DataFrame(
+        {
+            "id": ["C0", "BADXY", "FAR", "OFFNET", "OTHER"],
+            "name": ["duplicate", "bad", "far", "offnet", "other tier"],
+            "lon": [clon[0], "abc", "116.0", far_lon[0], clon[1]],
+            "lat": [clat[0], "60.17", "35.0", far_lat[0], clat[1]],
+            "capacity": ["", "", "", "", ""],
+        }
+    )
     bad["tier"] = ["", "", "", "", "point"]
     cand["tier"] = ""
     pd.concat([cand, bad.astype(str)], ignore_index=True).to_csv(d / "candidates.csv", index=False)
@@ -344,26 +395,54 @@ def helsinki_files(tmp_path_factory: pytest.TempPathFactory, helsinki_walk: Road
 
 def _argv(files: dict[str, Path], helsinki_pbf: Path, out: Path, *extra: str) -> list[str]:
     d = files["dir"]
-    return ["-q", "score", "--network", str(helsinki_pbf), "--facilities", str(d / "facilities.csv"),
-            "--residents", str(d / "residents.csv"), "--tier", "station", "--out", str(out),
-            "--no-cache", *extra]
+    return [
+        "-q",
+        "score",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(d / "facilities.csv"),
+        "--residents",
+        str(d / "residents.csv"),
+        "--tier",
+        "station",
+        "--out",
+        str(out),
+        "--no-cache",
+        *extra,
+    ]
 
 
-def test_cli_score_outputs_and_rejects(helsinki_files, helsinki_pbf: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_score_outputs_and_rejects(
+    helsinki_files, helsinki_pbf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lifecircle.cli import main
 
     far = float(helsinki_files["far_access_m"])  # type: ignore[arg-type]
     assert far > 20
     out = tmp_path / "out"
-    argv = _argv(helsinki_files, helsinki_pbf, out, "--candidates",
-                 str(helsinki_files["dir"] / "candidates.csv"), "--select", "3",
-                 "--max-snap-m", f"{far * 0.8:.1f}")
+    argv = _argv(
+        helsinki_files,
+        helsinki_pbf,
+        out,
+        "--candidates",
+        str(helsinki_files["dir"] / "candidates.csv"),
+        "--select",
+        "3",
+        "--max-snap-m",
+        f"{far * 0.8:.1f}",
+    )
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "pick 1" in printed
-    for name in ("candidates.csv", "candidates.geojson", "picks.csv", "summary.json", "rejects.csv",
-                 "candidates.html"):
+    for name in (
+        "candidates.csv",
+        "candidates.geojson",
+        "picks.csv",
+        "summary.json",
+        "rejects.csv",
+        "candidates.html",
+    ):
         assert (out / name).exists(), name
     assert not (out / siting.PARTIAL_DIR_NAME).exists()
     rej = pd.read_csv(out / "rejects.csv")
@@ -375,8 +454,18 @@ def test_cli_score_outputs_and_rejects(helsinki_files, helsinki_pbf: Path, tmp_p
     assert by_id["OTHER"] == "different_tier"
     table = pd.read_csv(out / "candidates.csv")
     assert len(table) == 30
-    for col in ("candidate_id", "rank", "marginal_gain", "total_within", "overlap",
-                "nearest_existing_m", "snap_m", "reason_zh", "reason_en", "selected"):
+    for col in (
+        "candidate_id",
+        "rank",
+        "marginal_gain",
+        "total_within",
+        "overlap",
+        "nearest_existing_m",
+        "snap_m",
+        "reason_zh",
+        "reason_en",
+        "selected",
+    ):
         assert col in table.columns
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     c = summary["inputs"]["candidates"]
@@ -391,15 +480,26 @@ def test_cli_score_outputs_and_rejects(helsinki_files, helsinki_pbf: Path, tmp_p
     assert main([*argv, "--overwrite"]) == 0
 
 
-def test_cli_auto_candidates_and_resume_guard(helsinki_files, helsinki_pbf: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_auto_candidates_and_resume_guard(
+    helsinki_files, helsinki_pbf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lifecircle.cli import main
 
     out = tmp_path / "auto"
     (out / siting.PARTIAL_DIR_NAME).mkdir(parents=True)
     (out / siting.PARTIAL_DIR_NAME / "manifest.json").write_text('{"fingerprint": "x"}')
-    argv = _argv(helsinki_files, helsinki_pbf, out, "--candidates", "auto:15", "--select", "2",
-                 "--method", "exact", "--no-map")
+    argv = _argv(
+        helsinki_files,
+        helsinki_pbf,
+        out,
+        "--candidates",
+        "auto:15",
+        "--select",
+        "2",
+        "--method",
+        "exact",
+        "--no-map",
+    )
     assert main(argv) == 1
     assert "--resume" in capsys.readouterr().err
     assert main([*argv, "--resume"]) == 1  # a partial run with other inputs is never mixed in
@@ -421,12 +521,19 @@ def test_outside_boundary_rejected(helsinki_walk: RoadNetwork) -> None:
     net = helsinki_walk
     lon, lat = net.to_lonlat(net.node_x[:4], net.node_y[:4])
     mid_lon = float(np.median(net.to_lonlat(net.node_x, net.node_y)[0]))
-    frame = pd.DataFrame({"id": list("abcd"), "row": [2, 3, 4, 5], "name": "", "lon": lon, "lat": lat})
+    frame = pd.DataFrame(
+        {"id": list("abcd"), "row": [2, 3, 4, 5], "name": "", "lon": lon, "lat": lat}
+    )
     table = PointTable("candidates", "c.csv", "wgs84", frame, empty_rejects(), 4)
     west = shapely.box(-180, -90, mid_lon, 90)
-    inputs = Inputs(standard=preset("tancheng"), networks={"walk": net, "bike": net},
-                    facilities=table, residents=None, boundaries={"county": west})
-    out = siting.validate_candidates(table, inputs, "station")
+    inputs = Inputs(
+        standard=preset("tancheng"),
+        networks={"walk": net, "bike": net},
+        facilities=table,
+        residents=None,
+        boundaries={"county": west},
+    )
+    out = validate_candidates(table, inputs, "station")
     inside = lon < mid_lon
     assert set(out.frame["id"]) == set(np.array(list("abcd"))[inside])
     assert set(out.rejects["reason"]) <= {"outside_boundary"}

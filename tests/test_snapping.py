@@ -16,7 +16,12 @@ def test_point_projects_onto_the_nearest_edge_not_node(grid_network):
     # 30 m north of the midpoint of the bottom-left edge (node 0 -> node 1)
     s = snap_to_network(grid_network, [X0 + 50.0], [Y0 + 30.0])
     e = s.edge[0]
-    assert {int(grid_network.edge_u[e]), int(grid_network.edge_v[e])} in ({0, 1}, {0, 6}, {6, 7}, {1, 7})
+    assert {int(grid_network.edge_u[e]), int(grid_network.edge_v[e])} in (
+        {0, 1},
+        {0, 6},
+        {6, 7},
+        {1, 7},
+    )
     assert s.access_m[0] == pytest.approx(30.0)
     assert s.x[0] == pytest.approx(X0 + 50.0) and s.y[0] == pytest.approx(Y0)
     assert s.offset_m[0] == pytest.approx(50.0)
@@ -59,6 +64,7 @@ def test_exact_against_brute_force_on_real_osm(helsinki_walk, k, n):
 
 
 def test_outside_network_area(grid_network):
-    out = outside_network_area(grid_network, [X0 + 250, X0 - 200, X0 - 400], [Y0 + 250, Y0, Y0],
-                               margin_m=300.0)
+    out = outside_network_area(
+        grid_network, [X0 + 250, X0 - 200, X0 - 400], [Y0 + 250, Y0, Y0], margin_m=300.0
+    )
     assert list(out) == [False, False, True]

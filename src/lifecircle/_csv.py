@@ -28,14 +28,18 @@ ROWS_PER_BLOCK: Final = 200_000
 _MAX_DECIMALS: Final = 7
 _NEEDS_QUOTES: Final = (",", '"', "\n", "\r")
 
-Field = tuple[NDArray[np.uint8], NDArray[np.int64]]   # (n, w) left-aligned bytes, lengths
+Field = tuple[NDArray[np.uint8], NDArray[np.int64]]  # (n, w) left-aligned bytes, lengths
 
 
 def _from_bytes(values: NDArray[Any]) -> Field:
     """A fixed-width ``S`` array as a byte matrix and lengths (no NULs inside values)."""
     n = len(values)
     w = max(1, values.dtype.itemsize)
-    mat = np.ascontiguousarray(values).view(np.uint8).reshape(n, w) if values.dtype.itemsize else np.zeros((n, 1), np.uint8)
+    mat = (
+        np.ascontiguousarray(values).view(np.uint8).reshape(n, w)
+        if values.dtype.itemsize
+        else np.zeros((n, 1), np.uint8)
+    )
     return mat, (mat != 0).sum(axis=1).astype(np.int64)
 
 
@@ -47,8 +51,10 @@ def _strings(values: NDArray[Any]) -> Field | None:
     if "\x00" in joined:
         return None
     if any(c in joined for c in _NEEDS_QUOTES):
-        texts = ['"' + t.replace('"', '""') + '"' if any(c in t for c in _NEEDS_QUOTES) else t
-                 for t in texts]
+        texts = [
+            '"' + t.replace('"', '""') + '"' if any(c in t for c in _NEEDS_QUOTES) else t
+            for t in texts
+        ]
     texts.append("")
     if joined.isascii():
         table = np.array(texts, dtype="S")
@@ -69,10 +75,10 @@ def _floats(v: NDArray[np.float64]) -> Field:
     av = np.abs(np.where(fin, v, 0.0))
     # a value is "regular" when it is exactly the double nearest to some k / 10**7 (any value
     # with at most 7 decimals is), inside the integer range and not in scientific notation
-    scale = 10.0 ** _MAX_DECIMALS
+    scale = 10.0**_MAX_DECIMALS
     with np.errstate(invalid="ignore", over="ignore"):
         q7 = np.rint(np.where(fin, v, 0.0) * scale)
-        regular = fin & (q7 / scale == v) & (np.abs(q7) < 2.0 ** 52) & ~((av > 0) & (av < 1e-4))
+        regular = fin & (q7 / scale == v) & (np.abs(q7) < 2.0**52) & ~((av > 0) & (av < 1e-4))
     special = fin & ~regular
     q = np.abs(np.where(regular, q7, 0.0)).astype(np.int64)
     # the column's decimals: the most any regular value needs
@@ -87,13 +93,13 @@ def _floats(v: NDArray[np.float64]) -> Field:
     # layout per row: [pad][int digits][.][frac digits]['0'] ; '-' written just before the int part
     n_int = width - big_d
     wide = np.empty((n, 1 + width + 2), dtype=np.uint8)
-    wide[:, 1:1 + n_int] = digits[:, :n_int]
+    wide[:, 1 : 1 + n_int] = digits[:, :n_int]
     wide[:, 1 + n_int] = ord(".")
-    wide[:, 2 + n_int:2 + width] = digits[:, n_int:]
+    wide[:, 2 + n_int : 2 + width] = digits[:, n_int:]
     wide[:, 2 + width] = ord("0")
     int_len = np.maximum(1, n_dig - big_d)
     if big_d:
-        zeros = digits[:, n_int:][:, ::-1] == ord("0")         # fraction digits, last first
+        zeros = digits[:, n_int:][:, ::-1] == ord("0")  # fraction digits, last first
         tz = np.cumprod(zeros, axis=1, dtype=np.int8).sum(axis=1, dtype=np.int64)
     else:
         tz = np.zeros(n, dtype=np.int64)
@@ -112,7 +118,7 @@ def _floats(v: NDArray[np.float64]) -> Field:
         sm, sl = _from_bytes(v[si].astype("S"))
         if sm.shape[1] > mat.shape[1]:
             mat = np.concatenate([mat, np.zeros((n, sm.shape[1] - mat.shape[1]), np.uint8)], axis=1)
-        mat[si, :sm.shape[1]] = sm
+        mat[si, : sm.shape[1]] = sm
         lens[si] = sl
     lens[nan] = 0
     return mat, lens
@@ -161,8 +167,8 @@ def _block(frame: pd.DataFrame) -> bytes | None:
     at = 0
     for i, (mat, ln) in enumerate(fields):
         w = widths[i]
-        big[:, at:at + w] = mat
-        np.less(np.arange(w)[None, :], ln[:, None], out=keep[:, at:at + w])
+        big[:, at : at + w] = mat
+        np.less(np.arange(w)[None, :], ln[:, None], out=keep[:, at : at + w])
         big[:, at + w] = ord(",") if i < c - 1 else ord("\n")
         keep[:, at + w] = True
         at += w + 1
@@ -176,7 +182,7 @@ def write_csv_fast(frame: pd.DataFrame, path: str | Path) -> bool:
     can use pandas instead.
     """
     if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns):
-        return False   # a one-column table quotes empty cells; leave such cases to pandas
+        return False  # a one-column table quotes empty cells; leave such cases to pandas
     if not all(_supported(dt) for dt in frame.dtypes):
         return False
     head = io.StringIO()
@@ -184,8 +190,8 @@ def write_csv_fast(frame: pd.DataFrame, path: str | Path) -> bool:
     with open(path, "wb") as fh:
         fh.write(head.getvalue().encode("utf-8"))
         for start in range(0, len(frame), ROWS_PER_BLOCK):
-            b = _block(frame.iloc[start:start + ROWS_PER_BLOCK])
-            if b is None:            # a value the byte path cannot hold (a NUL character)
+            b = _block(frame.iloc[start : start + ROWS_PER_BLOCK])
+            if b is None:  # a value the byte path cannot hold (a NUL character)
                 fh.truncate(0)
                 return False
             fh.write(b)

@@ -40,7 +40,15 @@ MODES: Final = ("walk", "bike", "drive")
 #: drive 500 m/min (30 km/h, urban traffic).
 DEFAULT_SPEED_M_PER_MIN: Final[dict[str, float]] = {"walk": 66.7, "bike": 250.0, "drive": 500.0}
 
-_TIER_KEYS: Final = {"key", "label_zh", "label_en", "mode", "minutes", "threshold_m", "speed_m_per_min"}
+_TIER_KEYS: Final = {
+    "key",
+    "label_zh",
+    "label_en",
+    "mode",
+    "minutes",
+    "threshold_m",
+    "speed_m_per_min",
+}
 _STANDARD_KEYS: Final = {"name", "description", "upper_tiers_count", "tiers"}
 
 
@@ -79,11 +87,15 @@ class Tier:
                 "(it becomes part of column names such as point_distance_m)"
             )
         if self.mode not in MODES:
-            raise InputError(f"tier {self.key!r}: mode {self.mode!r} is not one of {', '.join(MODES)}")
+            raise InputError(
+                f"tier {self.key!r}: mode {self.mode!r} is not one of {', '.join(MODES)}"
+            )
         for name in ("threshold_m", "minutes", "speed_m_per_min"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise InputError(f"tier {self.key!r}: {name} must be a positive number, got {value!r}")
+                raise InputError(
+                    f"tier {self.key!r}: {name} must be a positive number, got {value!r}"
+                )
 
     @property
     def label(self) -> str:
@@ -134,7 +146,8 @@ class ServiceStandard:
             return self._by_key[key]
         except KeyError:
             raise InputError(
-                f"unknown tier {key!r} in standard {self.name!r}; known tiers: {', '.join(self.keys)}"
+                f"unknown tier {key!r} in standard {self.name!r}; "
+                f"known tiers: {', '.join(self.keys)}"
             ) from None
 
     def resolve_tier(self, value: str) -> str | None:
@@ -269,12 +282,30 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             "300 m / 500 m / 1,000 m."
         ),
         "tiers": [
-            {"key": "circle15", "label_zh": "15分钟生活圈", "label_en": "15-minute circle",
-             "mode": "walk", "minutes": 15, "threshold_m": 1000},
-            {"key": "circle10", "label_zh": "10分钟生活圈", "label_en": "10-minute circle",
-             "mode": "walk", "minutes": 10, "threshold_m": 500},
-            {"key": "circle5", "label_zh": "5分钟生活圈", "label_en": "5-minute circle",
-             "mode": "walk", "minutes": 5, "threshold_m": 300},
+            {
+                "key": "circle15",
+                "label_zh": "15分钟生活圈",
+                "label_en": "15-minute circle",
+                "mode": "walk",
+                "minutes": 15,
+                "threshold_m": 1000,
+            },
+            {
+                "key": "circle10",
+                "label_zh": "10分钟生活圈",
+                "label_en": "10-minute circle",
+                "mode": "walk",
+                "minutes": 10,
+                "threshold_m": 500,
+            },
+            {
+                "key": "circle5",
+                "label_zh": "5分钟生活圈",
+                "label_en": "5-minute circle",
+                "mode": "walk",
+                "minutes": 5,
+                "threshold_m": 300,
+            },
         ],
     },
     "tancheng": {
@@ -288,19 +319,46 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             "250 m/min (15 km/h) = 3,750 m."
         ),
         "tiers": [
-            {"key": "county_centre", "label_zh": "县级党群服务中心",
-             "label_en": "County centre", "mode": "bike", "minutes": 15,
-             "speed_m_per_min": 250.0},
-            {"key": "subdistrict_centre", "label_zh": "街道党群服务中心",
-             "label_en": "Sub-district centre", "mode": "bike", "minutes": 15,
-             "speed_m_per_min": 250.0},
-            {"key": "community_centre", "label_zh": "社区党群服务中心",
-             "label_en": "Community centre", "mode": "walk", "minutes": 15,
-             "threshold_m": 1000},
-            {"key": "station", "label_zh": "服务站", "label_en": "Service station",
-             "mode": "walk", "minutes": 10, "threshold_m": 500},
-            {"key": "point", "label_zh": "便民点", "label_en": "Convenience point",
-             "mode": "walk", "minutes": 5, "threshold_m": 300},
+            {
+                "key": "county_centre",
+                "label_zh": "县级党群服务中心",
+                "label_en": "County centre",
+                "mode": "bike",
+                "minutes": 15,
+                "speed_m_per_min": 250.0,
+            },
+            {
+                "key": "subdistrict_centre",
+                "label_zh": "街道党群服务中心",
+                "label_en": "Sub-district centre",
+                "mode": "bike",
+                "minutes": 15,
+                "speed_m_per_min": 250.0,
+            },
+            {
+                "key": "community_centre",
+                "label_zh": "社区党群服务中心",
+                "label_en": "Community centre",
+                "mode": "walk",
+                "minutes": 15,
+                "threshold_m": 1000,
+            },
+            {
+                "key": "station",
+                "label_zh": "服务站",
+                "label_en": "Service station",
+                "mode": "walk",
+                "minutes": 10,
+                "threshold_m": 500,
+            },
+            {
+                "key": "point",
+                "label_zh": "便民点",
+                "label_en": "Convenience point",
+                "mode": "walk",
+                "minutes": 5,
+                "threshold_m": 300,
+            },
         ],
     },
 }
@@ -320,7 +378,25 @@ def preset(name: str) -> ServiceStandard:
 
 
 def load_standard(name_or_path: str | Path) -> ServiceStandard:
-    """A preset name, or a path to a TOML file."""
+    """A service standard from a preset name or a TOML file.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A preset (``tancheng``, ``gb50180``) or the path of a TOML file with ``[[tiers]]``.
+
+    Raises
+    ------
+    InputError
+        If it is neither.
+
+    Examples
+    --------
+    >>> from lifecircle.config import load_standard
+    >>> std = load_standard("tancheng")
+    >>> [(t.key, t.label_zh, round(t.threshold_m)) for t in std.tiers][-2:]
+    [('station', '服务站', 500), ('point', '便民点', 300)]
+    """
     s = str(name_or_path)
     if s in _PRESETS:
         return preset(s)

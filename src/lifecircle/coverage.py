@@ -74,7 +74,9 @@ def common_crs(networks: Mapping[str, RoadNetwork]) -> str:
     """The CRS all networks share; raises :class:`CRSError` if they differ."""
     crss = {n.crs for n in networks.values()}
     if len(crss) != 1:
-        raise CRSError(f"networks are in different CRSs: {', '.join(sorted(crss))}; load them with one crs")
+        raise CRSError(
+            f"networks are in different CRSs: {', '.join(sorted(crss))}; load them with one crs"
+        )
     return crss.pop()
 
 
@@ -135,14 +137,24 @@ class CoverageResult:
     def all_covered_share(self) -> float:
         """Share of people covered for every tier (the complete living circle)."""
         tot = self.population_total
-        return float(self.residents.loc[self.residents["all_covered"], "population"].sum() / tot) if tot else 0.0
+        return (
+            float(self.residents.loc[self.residents["all_covered"], "population"].sum() / tot)
+            if tot
+            else 0.0
+        )
 
     def summary(self) -> dict[str, Any]:
         """Plain-data summary (per tier and all tiers)."""
         tiers = {
-            str(r["tier"]): {k: (None if isinstance(v, float) and not np.isfinite(v) else
-                                 (v.item() if hasattr(v, "item") else v))
-                             for k, v in r.items() if k != "tier"}
+            str(r["tier"]): {
+                k: (
+                    None
+                    if isinstance(v, float) and not np.isfinite(v)
+                    else (v.item() if hasattr(v, "item") else v)
+                )
+                for k, v in r.items()
+                if k != "tier"
+            }
             for r in self.tiers.to_dict("records")
         }
         pop = self.population_total
@@ -150,10 +162,15 @@ class CoverageResult:
         return {
             "standard": self.standard.name,
             "tiers": tiers,
-            "all_tiers": {"population_total": pop, "population_covered": covered,
-                          "share": covered / pop if pop else 0.0},
+            "all_tiers": {
+                "population_total": pop,
+                "population_covered": covered,
+                "share": covered / pop if pop else 0.0,
+            },
             "residents_off_network": int(self.residents["off_network"].sum()),
-            "population_off_network": float(self.residents.loc[self.residents["off_network"], "population"].sum()),
+            "population_off_network": float(
+                self.residents.loc[self.residents["off_network"], "population"].sum()
+            ),
             "max_snap_m": self.max_snap_m,
             "crs": self.crs,
         }
@@ -239,37 +256,63 @@ def compute_coverage(
             raise InputError(f"residents need a {col!r} column")
     unknown = sorted(set(facilities["tier"]) - set(standard.keys))
     if unknown:
-        raise InputError(f"facilities have tiers not in standard {standard.name!r}: {', '.join(map(str, unknown))}")
+        raise InputError(
+            f"facilities have tiers not in standard {standard.name!r}: "
+            f"{', '.join(map(str, unknown))}"
+        )
 
-    fac_loc = facility_located or locate(nets, facilities["lon"].to_numpy(float),
-                                         facilities["lat"].to_numpy(float), max_snap_m=max_snap_m)
-    res_loc = resident_located or locate(nets, residents["lon"].to_numpy(float),
-                                         residents["lat"].to_numpy(float), max_snap_m=max_snap_m)
+    fac_loc = facility_located or locate(
+        nets,
+        facilities["lon"].to_numpy(float),
+        facilities["lat"].to_numpy(float),
+        max_snap_m=max_snap_m,
+    )
+    res_loc = resident_located or locate(
+        nets,
+        residents["lon"].to_numpy(float),
+        residents["lat"].to_numpy(float),
+        max_snap_m=max_snap_m,
+    )
     primary = "walk" if "walk" in nets else next(iter(nets))
     pop = residents["population"].to_numpy(float)
-    elderly = (residents["elderly"].to_numpy(float) if "elderly" in residents.columns
-               else np.full(len(residents), np.nan))
+    elderly = (
+        residents["elderly"].to_numpy(float)
+        if "elderly" in residents.columns
+        else np.full(len(residents), np.nan)
+    )
     elderly = np.nan_to_num(elderly, nan=0.0)
 
-    res = pd.DataFrame({
-        "id": residents["id"].astype(str).to_numpy(),
-        "population": pop,
-        "elderly": residents["elderly"].to_numpy(float) if "elderly" in residents.columns else np.nan,
-        "children": residents["children"].to_numpy(float) if "children" in residents.columns else np.nan,
-        "lon": residents["lon"].to_numpy(float),
-        "lat": residents["lat"].to_numpy(float),
-        "x": res_loc.x, "y": res_loc.y,
-        "snap_m": res_loc.snapped[primary].access_m,
-        "off_network": ~res_loc.snapped[primary].on_network,
-    })
-    fac = pd.DataFrame({
-        "id": facilities["id"].astype(str).to_numpy(),
-        "name": facilities["name"].astype(str).to_numpy() if "name" in facilities.columns else "",
-        "tier": facilities["tier"].to_numpy(),
-        "lon": facilities["lon"].to_numpy(float),
-        "lat": facilities["lat"].to_numpy(float),
-        "x": fac_loc.x, "y": fac_loc.y,
-    })
+    res = pd.DataFrame(
+        {
+            "id": residents["id"].astype(str).to_numpy(),
+            "population": pop,
+            "elderly": residents["elderly"].to_numpy(float)
+            if "elderly" in residents.columns
+            else np.nan,
+            "children": residents["children"].to_numpy(float)
+            if "children" in residents.columns
+            else np.nan,
+            "lon": residents["lon"].to_numpy(float),
+            "lat": residents["lat"].to_numpy(float),
+            "x": res_loc.x,
+            "y": res_loc.y,
+            "snap_m": res_loc.snapped[primary].access_m,
+            "off_network": ~res_loc.snapped[primary].on_network,
+        }
+    )
+    fac = pd.DataFrame(
+        {
+            "id": facilities["id"].astype(str).to_numpy(),
+            "name": facilities["name"].astype(str).to_numpy()
+            if "name" in facilities.columns
+            else "",
+            "tier": facilities["tier"].to_numpy(),
+            "lon": facilities["lon"].to_numpy(float),
+            "lat": facilities["lat"].to_numpy(float),
+            "x": fac_loc.x,
+            "y": fac_loc.y,
+        }
+    )
     fac_mode = np.array([standard.tier(t).mode for t in fac["tier"]], dtype=object)
     fac["snap_m"] = np.nan
     fac["off_network"] = False
@@ -278,9 +321,12 @@ def compute_coverage(
         fac.loc[sel, "snap_m"] = fac_loc.snapped[m].access_m[sel]
         fac.loc[sel, "off_network"] = ~fac_loc.snapped[m].on_network[sel]
     if fac["off_network"].any():
-        logger.warning("%d facilit(y/ies) lie more than %.0f m from the network and serve nobody: %s",
-                       int(fac["off_network"].sum()), max_snap_m,
-                       ", ".join(fac.loc[fac["off_network"], "id"].head(10)))
+        logger.warning(
+            "%d facilit(y/ies) lie more than %.0f m from the network and serve nobody: %s",
+            int(fac["off_network"].sum()),
+            max_snap_m,
+            ", ".join(fac.loc[fac["off_network"], "id"].head(10)),
+        )
     fac["catchment_population"] = 0.0
     fac["catchment_residents"] = 0
 
@@ -288,10 +334,10 @@ def compute_coverage(
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
     fac_ids = fac["id"].to_numpy()
-    ids_or_blank = np.append(fac_ids, "").astype(object)    # index -1 reads the blank
+    ids_or_blank = np.append(fac_ids, "").astype(object)  # index -1 reads the blank
     catch_pop = np.zeros(len(fac))
     catch_res = np.zeros(len(fac), dtype=np.int64)
-    new_cols: dict[str, np.ndarray] = {}                     # added to the frame once, at the end
+    new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
     pop_total = float(pop.sum())
     # residents and facilities moved onto each mode's junction graph once, for every tier
     graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
@@ -301,8 +347,12 @@ def compute_coverage(
         cols = tier_columns(tier.key)
         serving = np.isin(fac_tier, standard.serving_tiers(tier.key))
         idx = np.flatnonzero(serving)
-        out = nearest_sources(graphs[tier.mode], fac_core[tier.mode].subset(idx), res_core[tier.mode],
-                              limit_m=tier_limit(tier, limit_m))
+        out = nearest_sources(
+            graphs[tier.mode],
+            fac_core[tier.mode].subset(idx),
+            res_core[tier.mode],
+            limit_m=tier_limit(tier, limit_m),
+        )
         d = out.distance_m
         covered = d <= tier.threshold_m
         has = out.source >= 0
@@ -320,34 +370,51 @@ def compute_coverage(
         tot = pop_total
         cov_pop = float(pop[covered].sum())
         med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
-        tier_rows.append({
-            "tier": tier.key,
-            "label_zh": tier.label_zh,
-            "label_en": tier.label_en,
-            "mode": tier.mode,
-            "threshold_m": tier.threshold_m,
-            "minutes": tier.minutes,
-            "speed_m_per_min": tier.speed_m_per_min,
-            "facilities": int((fac_tier == tier.key).sum()),
-            "facilities_off_network": int(((fac_tier == tier.key) & fac["off_network"].to_numpy()).sum()),
-            "population_total": tot,
-            "population_covered": cov_pop,
-            "share": cov_pop / tot if tot else 0.0,
-            "elderly_total": float(elderly.sum()),
-            "elderly_covered": float(elderly[covered].sum()),
-            "elderly_share": float(elderly[covered].sum() / elderly.sum()) if elderly.sum() else float("nan"),
-            "residents_total": len(res),
-            "residents_covered": int(covered.sum()),
-            "median_distance_m": med,
-            "p90_distance_m": p90,
-        })
-        logger.info("%s: %.1f%% of %.0f people within %.0f m", tier.key,
-                    100 * tier_rows[-1]["share"], tot, tier.threshold_m)
+        tier_rows.append(
+            {
+                "tier": tier.key,
+                "label_zh": tier.label_zh,
+                "label_en": tier.label_en,
+                "mode": tier.mode,
+                "threshold_m": tier.threshold_m,
+                "minutes": tier.minutes,
+                "speed_m_per_min": tier.speed_m_per_min,
+                "facilities": int((fac_tier == tier.key).sum()),
+                "facilities_off_network": int(
+                    ((fac_tier == tier.key) & fac["off_network"].to_numpy()).sum()
+                ),
+                "population_total": tot,
+                "population_covered": cov_pop,
+                "share": cov_pop / tot if tot else 0.0,
+                "elderly_total": float(elderly.sum()),
+                "elderly_covered": float(elderly[covered].sum()),
+                "elderly_share": float(elderly[covered].sum() / elderly.sum())
+                if elderly.sum()
+                else float("nan"),
+                "residents_total": len(res),
+                "residents_covered": int(covered.sum()),
+                "median_distance_m": med,
+                "p90_distance_m": p90,
+            }
+        )
+        logger.info(
+            "%s: %.1f%% of %.0f people within %.0f m",
+            tier.key,
+            100 * tier_rows[-1]["share"],
+            tot,
+            tier.threshold_m,
+        )
     new_cols["all_covered"] = all_cov
     res = pd.concat([res, pd.DataFrame(new_cols, index=res.index)], axis=1)
     fac["catchment_population"] = catch_pop
     fac["catchment_residents"] = catch_res
     return CoverageResult(
-        standard=standard, crs=crs, residents=res, facilities=fac,
-        tiers=pd.DataFrame(tier_rows), resident_located=res_loc, facility_located=fac_loc,
-        max_snap_m=float(max_snap_m))
+        standard=standard,
+        crs=crs,
+        residents=res,
+        facilities=fac,
+        tiers=pd.DataFrame(tier_rows),
+        resident_located=res_loc,
+        facility_located=fac_loc,
+        max_snap_m=float(max_snap_m),
+    )

@@ -77,3 +77,8 @@ class NetworkError(LifecircleError, ValueError):
 
 class OutputExistsError(LifecircleError, FileExistsError):
     """An output file exists and ``overwrite`` was not given."""
+
+
+class LayerUnavailableError(InputError):
+    """A requested export layer exists but cannot be produced in this run (e.g. ``units``
+    without unit polygons, ``candidates`` without scored sites)."""

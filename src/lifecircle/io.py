@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import normalize_crs_name, to_wgs84
@@ -43,7 +44,17 @@ Kind = Literal["facilities", "residents", "candidates"]
 REJECT_COLUMNS: Final = ["file", "row", "id", "reason", "detail"]
 
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "id": ("id", "fid", "编号", "代码", "site_id", "facility_id", "resident_id", "candidate_id", "code"),
+    "id": (
+        "id",
+        "fid",
+        "编号",
+        "代码",
+        "site_id",
+        "facility_id",
+        "resident_id",
+        "candidate_id",
+        "code",
+    ),
     "name": ("name", "名称", "站点名称", "site_name"),
     "tier": ("tier", "层级", "级别", "类型", "type", "category", "level"),
     "lon": ("lon", "lng", "longitude", "long", "x", "经度"),
@@ -93,10 +104,15 @@ class PointTable:
         if self.n_input != len(self.frame) + len(self.rejects):
             raise AssertionError(
                 f"{self.path}: {self.n_input} rows in, {len(self.frame)} used + "
-                f"{len(self.rejects)} rejected")
+                f"{len(self.rejects)} rejected"
+            )
 
-    def with_rejects(self, mask: np.ndarray, reason: str,
-                     details: list[str] | str | Callable[[np.ndarray], list[str]]) -> PointTable:
+    def with_rejects(
+        self,
+        mask: np.ndarray,
+        reason: str,
+        details: list[str] | str | Callable[[np.ndarray], list[str]],
+    ) -> PointTable:
         """A copy in which the rows under ``mask`` move to the rejects with ``reason``.
 
         ``details``: one text for all, one per row, or a function of the rejected rows' indices
@@ -109,21 +125,39 @@ class PointTable:
         if callable(details):
             det: list[str] | str = list(details(np.flatnonzero(mask)))
         else:
-            det = details if isinstance(details, str) else [d for d, m in zip(details, mask, strict=True) if m]
-        new = pd.DataFrame({
-            "file": self.path, "row": bad["row"].to_numpy(), "id": bad["id"].to_numpy(),
-            "reason": reason, "detail": det,
-        })
-        return PointTable(self.kind, self.path, self.crs, self.frame.loc[~mask].reset_index(drop=True),
-                          pd.concat([self.rejects, new], ignore_index=True), self.n_input)
+            det = (
+                details
+                if isinstance(details, str)
+                else [d for d, m in zip(details, mask, strict=True) if m]
+            )
+        new = pd.DataFrame(
+            {
+                "file": self.path,
+                "row": bad["row"].to_numpy(),
+                "id": bad["id"].to_numpy(),
+                "reason": reason,
+                "detail": det,
+            }
+        )
+        return PointTable(
+            self.kind,
+            self.path,
+            self.crs,
+            self.frame.loc[~mask].reset_index(drop=True),
+            pd.concat([self.rejects, new], ignore_index=True),
+            self.n_input,
+        )
 
 
 def empty_rejects() -> pd.DataFrame:
     """An empty rejects table with the standard columns."""
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else "object") for c in REJECT_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == "row" else "object") for c in REJECT_COLUMNS}
+    )
 
 
 # -- reading raw tables -------------------------------------------------------------------
+
 
 def _count_comment_lines(path: Path) -> int:
     n = 0
@@ -136,7 +170,9 @@ def _count_comment_lines(path: Path) -> int:
     return n
 
 
-def read_table(path: str | Path, *, layer: str | None = None) -> tuple[pd.DataFrame, np.ndarray, Any]:
+def read_table(
+    path: str | Path, *, layer: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray, Any]:
     """Read a table file; return (data frame of strings/values, user row numbers, geometry or None).
 
     CSV is read with every column as text (so ``"007"`` ids survive and bad numbers can be
@@ -145,13 +181,22 @@ def read_table(path: str | Path, *, layer: str | None = None) -> tuple[pd.DataFr
     p = Path(path)
     if not p.exists():
         raise InputError(f"input file {p} does not exist")
-    suffix = "".join(p.suffixes[-2:]).lower() if p.name.lower().endswith(".csv.gz") else p.suffix.lower()
+    suffix = (
+        "".join(p.suffixes[-2:]).lower() if p.name.lower().endswith(".csv.gz") else p.suffix.lower()
+    )
     try:
         if suffix in (".csv", ".txt", ".csv.gz", ".tsv"):
             skip = _count_comment_lines(p) if suffix != ".csv.gz" else 0
             sep = "\t" if suffix == ".tsv" else ","
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, skiprows=skip, sep=sep,
-                             encoding="utf-8-sig", skipinitialspace=True)
+            df = pd.read_csv(
+                p,
+                dtype=str,
+                keep_default_na=False,
+                skiprows=skip,
+                sep=sep,
+                encoding="utf-8-sig",
+                skipinitialspace=True,
+            )
             rows = np.arange(len(df)) + 2 + skip
             return df, rows, None
         if suffix in (".xlsx", ".xlsm", ".xls"):
@@ -167,20 +212,25 @@ def read_table(path: str | Path, *, layer: str | None = None) -> tuple[pd.DataFr
     except InputError:
         raise
     except Exception as exc:  # pandas/pyogrio raise many kinds
-        raise InputError(f"cannot read {p}: {exc}. Is it a valid {suffix or 'table'} file?") from exc
-    raise InputError(
-        f"{p}: unknown file type {suffix!r}; use .csv, .xlsx, .geojson or .gpkg")
+        raise InputError(
+            f"cannot read {p}: {exc}. Is it a valid {suffix or 'table'} file?"
+        ) from exc
+    raise InputError(f"{p}: unknown file type {suffix!r}; use .csv, .xlsx, .geojson or .gpkg")
 
 
-def _find_columns(df: pd.DataFrame, path: str, kind: str, overrides: dict[str, str] | None) -> dict[str, str]:
+def _find_columns(
+    df: pd.DataFrame, path: str, kind: str, overrides: dict[str, str] | None
+) -> dict[str, str]:
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, str] = {}
     for canon, aliases in _ALIASES.items():
         if overrides and canon in overrides:
             col = overrides[canon]
             if col not in df.columns:
-                raise InputError(f"{path}: column {col!r} (given for {canon}) not found; columns are "
-                                 f"{', '.join(map(str, df.columns))}")
+                raise InputError(
+                    f"{path}: column {col!r} (given for {canon}) not found; columns are "
+                    f"{', '.join(map(str, df.columns))}"
+                )
             found[canon] = col
             continue
         for a in aliases:
@@ -193,7 +243,7 @@ def _find_columns(df: pd.DataFrame, path: str, kind: str, overrides: dict[str, s
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Values as float and a mask of cells that were blank."""
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        vals = series.to_numpy(dtype=float, na_value=np.nan)   # parsed as numbers already
+        vals = series.to_numpy(dtype=float, na_value=np.nan)  # parsed as numbers already
         return vals, np.isnan(vals)
     s = series.astype(object)
     blank = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
@@ -201,11 +251,294 @@ def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return vals, blank
 
 
+def _crs_label(crs: Any, where: str) -> str:
+    """lifecircle's name for a pyproj CRS: ``wgs84``, ``cgcs2000`` or ``EPSG:n``."""
+    epsg = crs.to_epsg()
+    if epsg is None:
+        raise CRSError(
+            f"{where}: its CRS ({crs.name}) has no EPSG code; reproject it first "
+            "(e.g. gdf.to_crs(4326))"
+        )
+    return "wgs84" if epsg == 4326 else "cgcs2000" if epsg == 4490 else f"EPSG:{epsg}"
+
+
+def frame_table(
+    frame: pd.DataFrame, kind: str, crs: str | None
+) -> tuple[pd.DataFrame, NDArray[np.int64], Any, str]:
+    """An in-memory input as (table, user row numbers, geometry or None, CRS name).
+
+    A GeoDataFrame's geometry and ``.crs`` are used (projected CRSs too); ``crs="gcj02"`` or
+    ``"bd09"`` declares the Chinese offsets that no EPSG code carries (the frame's own CRS must
+    then be geographic or unset). A plain DataFrame has ``lon``/``lat`` columns and needs
+    ``crs``. Rows are numbered from 1 in frame order.
+
+    Raises
+    ------
+    CRSError
+        If the coordinate system is neither declared nor carried by the frame, or they disagree.
+    """
+    import geopandas as gpd
+
+    where = (
+        f"<{kind} GeoDataFrame>" if isinstance(frame, gpd.GeoDataFrame) else f"<{kind} DataFrame>"
+    )
+    hint = (
+        f"pass {kind}_crs='wgs84', 'cgcs2000', 'gcj02', 'bd09' or 'EPSG:n'"
+        if kind != "candidates"
+        else "pass candidates_crs=..."
+    )
+    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        geom = frame.geometry
+        df = pd.DataFrame(frame.drop(columns=geom.name)).reset_index(drop=True)
+        own = _crs_label(frame.crs, where) if frame.crs is not None else None
+        if crs is None:
+            if own is None:
+                raise CRSError(
+                    f"{where}: the frame has no CRS and none was declared; set it "
+                    f"(gdf.set_crs(4326)) or {hint}"
+                )
+            return df, rows, geom, own
+        declared = normalize_crs_name(crs)
+        if declared in ("gcj02", "bd09"):
+            if own not in (None, "wgs84", "cgcs2000"):
+                raise CRSError(
+                    f"{where}: declared {declared} but the frame's CRS is {own}; "
+                    f"{declared} coordinates are lon/lat degrees"
+                )
+            return df, rows, geom, declared
+        if own is not None and own != declared:
+            raise CRSError(
+                f"{where}: declared {declared} but the frame's CRS is {own}; drop the "
+                "declaration or fix the frame's CRS (gdf.set_crs(..., allow_override=True))"
+            )
+        return df, rows, geom, declared
+    if crs is None:
+        raise CRSError(f"{where}: a DataFrame carries no CRS; {hint} for its lon/lat columns")
+    return frame.reset_index(drop=True), rows, None, normalize_crs_name(crs)
+
+
+#: ``flag(mask, code, text)``: record a problem on the rows under ``mask`` that have none yet.
+_Flag = Callable[[np.ndarray, str, Any], None]
+
+
+def _open_points(
+    path: str | Path | pd.DataFrame, kind: Kind, crs: str | None, layer: str | None
+) -> tuple[pd.DataFrame, NDArray[np.int64], Any, str, str]:
+    """The raw input as (table, user row numbers, geometry or None, CRS name, source label)."""
+    if isinstance(path, pd.DataFrame):
+        df, rows, geom, crs_name = frame_table(path, kind, crs)
+        src = f"<{kind}>"
+    else:
+        src = str(path)
+        try:
+            crs_name = normalize_crs_name(crs or "wgs84")
+        except CRSError as exc:
+            raise CRSError(f"{src}: {exc}") from None
+        df, rows, geom = read_table(Path(path), layer=layer)
+    return df, rows, geom, crs_name, src
+
+
+def _point_columns(
+    df: pd.DataFrame,
+    src: str,
+    kind: Kind,
+    columns: dict[str, str] | None,
+    geom: Any,
+    in_memory: bool,
+    standard: ServiceStandard | None,
+) -> tuple[dict[str, str], bool]:
+    """The columns found and whether lon/lat columns exist; raises if a required one is missing."""
+    cols = _find_columns(df, src, kind, columns)
+    if geom is not None and in_memory:
+        cols.pop("lon", None)  # a GeoDataFrame's geometry wins over lon/lat-like columns
+        cols.pop("lat", None)
+    missing = [c for c in _REQUIRED[kind] if c not in cols]
+    if kind == "facilities" and standard is None:
+        raise InputError("reading facilities needs the service standard to resolve tiers")
+    has_xy = "lon" in cols and "lat" in cols
+    if not has_xy and geom is None:
+        missing += [c for c in ("lon", "lat") if c not in cols]
+    if missing:
+        raise InputError(
+            f"{src}: missing required column(s) {', '.join(missing)}; found "
+            f"{', '.join(map(str, df.columns))}. Rename the columns or pass them explicitly "
+            f"(e.g. --columns population=常住人口)"
+        )
+    return cols, has_xy
+
+
+def _point_coordinates(
+    df: pd.DataFrame,
+    cols: dict[str, str],
+    has_xy: bool,
+    geom: Any,
+    crs_name: str,
+    flag: _Flag,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Raw lon/lat (from the columns or the geometry), flagging missing ones, and the CRS name."""
+    if has_xy:
+        lon, lon_blank = _numeric(df[cols["lon"]])
+        lat, lat_blank = _numeric(df[cols["lat"]])
+        raw_lon, raw_lat = df[cols["lon"]], df[cols["lat"]]
+        flag(
+            lon_blank | lat_blank,
+            "missing_coordinates",
+            "lon or lat is empty; geocode the address or remove the row",
+        )
+        flag(
+            ~lon_blank & np.isnan(lon),
+            "non_numeric_coordinates",
+            lambda i: [f"lon {v!r} is not a number" for v in raw_lon.iloc[i].astype(str)],
+        )
+        flag(
+            ~lat_blank & np.isnan(lat),
+            "non_numeric_coordinates",
+            lambda i: [f"lat {v!r} is not a number" for v in raw_lat.iloc[i].astype(str)],
+        )
+    else:
+        import shapely
+
+        g = np.asarray(geom.values if hasattr(geom, "values") else geom)
+        empty = shapely.is_missing(g) | shapely.is_empty(g)
+        pts = shapely.point_on_surface(np.where(empty, None, g))  # type: ignore[call-overload]
+        lon = np.where(empty, np.nan, shapely.get_x(pts))
+        lat = np.where(empty, np.nan, shapely.get_y(pts))
+        flag(empty, "missing_coordinates", "the feature has no geometry")
+        if geom is not None and getattr(geom, "crs", None) is not None:
+            epsg = geom.crs.to_epsg()
+            file_crs = "wgs84" if epsg == 4326 else ("cgcs2000" if epsg == 4490 else f"EPSG:{epsg}")
+            if crs_name in ("wgs84", "cgcs2000") and file_crs not in ("wgs84", "cgcs2000"):
+                crs_name = file_crs  # trust a projected CRS stored in the file
+    return lon, lat, crs_name
+
+
+def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
+    """Flag geographic coordinates outside lon -180..180, lat -90..90."""
+    bad_range = ~np.isnan(lon) & ~np.isnan(lat) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+    flag(
+        bad_range,
+        "coordinates_out_of_range",
+        lambda i: [
+            f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
+            "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
+            for a, b in zip(lon[i], lat[i], strict=True)
+        ],
+    )
+
+
+def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag) -> None:
+    """Flag the second and later rows of a duplicate id (the first is kept)."""
+    dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
+    first_row: dict[str, Any] = {}
+    for i in np.flatnonzero(id_str.duplicated(keep=False).to_numpy()):
+        first_row.setdefault(str(id_str.iat[int(i)]), rows[i])
+    flag(
+        dup,
+        "duplicate_id",
+        lambda i: [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str.iloc[i]],
+    )
+
+
+def _tier_column(
+    df: pd.DataFrame,
+    cols: dict[str, str],
+    kind: Kind,
+    standard: ServiceStandard | None,
+    out: pd.DataFrame,
+    flag: _Flag,
+) -> None:
+    """Set ``out["tier"]`` to the tier keys, flagging tiers the standard does not know."""
+    assert standard is not None or kind == "candidates"
+    raw_tier = df[cols["tier"]].astype(str).str.strip().to_numpy()
+    if standard is not None:
+        keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
+        known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
+        # a candidate's tier may be left blank: it is then scored for the requested tier
+        blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
+        flag(
+            (keys == "") & ~blank_ok,
+            "unknown_tier",
+            lambda i: [
+                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}"
+                for t in raw_tier[i]
+            ],
+        )
+        out["tier"] = keys
+    else:
+        out["tier"] = raw_tier
+
+
+def _population_columns(
+    df: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame, flag: _Flag
+) -> None:
+    """Set ``out``'s population, elderly and children columns, flagging bad values."""
+    pop, pop_blank = _numeric(df[cols["population"]])
+    raw_pop = df[cols["population"]]
+    flag(pop_blank, "missing_population", "population is empty; give the number of people")
+    flag(
+        ~pop_blank & np.isnan(pop),
+        "non_numeric_population",
+        lambda i: [f"population {v!r} is not a number" for v in raw_pop.iloc[i].astype(str)],
+    )
+    flag(
+        ~np.isnan(pop) & (pop < 0),
+        "negative_population",
+        lambda i: [f"population {v} is negative" for v in pop[i]],
+    )
+    out["population"] = pop
+    for extra in ("elderly", "children"):
+        if extra in cols:
+            vals, blank = _numeric(df[cols[extra]])
+            flag(
+                ~blank & (np.isnan(vals) | (vals < 0)),
+                f"bad_{extra}",
+                lambda i, c=df[cols[extra]], e=extra: [
+                    f"{e} {v!r} is not a non-negative number" for v in c.iloc[i].astype(str)
+                ],
+            )
+            too_many = ~np.isnan(vals) & ~np.isnan(pop) & (vals > pop)
+            flag(
+                too_many,
+                f"bad_{extra}",
+                lambda i, v=vals, e=extra: [
+                    f"{e} {a} exceeds population {b}" for a, b in zip(v[i], pop[i], strict=True)
+                ],
+            )
+            out[extra] = np.where(blank, 0.0, vals)
+        else:
+            out[extra] = np.nan
+
+
+def _rejects_frame(
+    src: str,
+    rows: NDArray[np.int64],
+    id_str: pd.Series,
+    reason: np.ndarray,
+    detail: np.ndarray,
+    good: np.ndarray,
+) -> pd.DataFrame:
+    """The rejects table of the rows that are not ``good``."""
+    return (
+        pd.DataFrame(
+            {
+                "file": src,
+                "row": rows[~good],
+                "id": id_str.to_numpy()[~good],
+                "reason": reason[~good],
+                "detail": detail[~good],
+            }
+        )
+        if (~good).any()
+        else empty_rejects()
+    )
+
+
 def read_points(
-    path: str | Path,
+    path: str | Path | pd.DataFrame,
     kind: Kind,
     *,
-    crs: str = "wgs84",
+    crs: str | None = None,
     standard: ServiceStandard | None = None,
     columns: dict[str, str] | None = None,
     layer: str | None = None,
@@ -214,17 +547,19 @@ def read_points(
 
     Parameters
     ----------
-    path : str or Path
-        CSV, XLSX, GeoJSON or GeoPackage. Points come from ``lon``/``lat`` columns (aliases:
-        lng/longitude/x/经度, latitude/y/纬度) or from the geometry (polygons → a point inside
-        each, for residents given as buildings or compounds).
+    path : str, Path, DataFrame or GeoDataFrame
+        CSV, XLSX, GeoJSON or GeoPackage, or the same rows in memory. Points come from
+        ``lon``/``lat`` columns (aliases: lng/longitude/x/经度, latitude/y/纬度) or from the
+        geometry (polygons → a point inside each, for residents given as buildings or
+        compounds); a GeoDataFrame's geometry always wins over such columns.
     kind : {"facilities", "residents", "candidates"}
         Facilities need ``id`` and ``tier`` (key or label of ``standard``); residents need
         ``id`` and ``population`` (``elderly``, ``children`` optional); candidates need ``id``
         (``tier`` and ``capacity`` optional).
-    crs : str, default "wgs84"
-        The file's coordinate system: ``wgs84``, ``cgcs2000``, ``gcj02`` (Amap, Tencent),
-        ``bd09`` (Baidu) or ``EPSG:n``.
+    crs : str, optional
+        The coordinate system: ``wgs84``, ``cgcs2000``, ``gcj02`` (Amap, Tencent), ``bd09``
+        (Baidu) or ``EPSG:n``. Files default to ``wgs84`` (a file's own projected CRS is
+        trusted); a frame without ``.crs`` must declare it.
     standard : ServiceStandard, optional
         Needed for facilities, to resolve tiers.
     columns : dict, optional
@@ -241,30 +576,16 @@ def read_points(
     CRSError
         If ``crs`` is unknown.
     """
-    p = Path(path)
-    src = str(p)
-    try:
-        crs_name = normalize_crs_name(crs)
-    except CRSError as exc:
-        raise CRSError(f"{src}: {exc}") from None
-    df, rows, geom = read_table(p, layer=layer)
+    df, rows, geom, crs_name, src = _open_points(path, kind, crs, layer)
     n = len(df)
-    cols = _find_columns(df, src, kind, columns)
-    missing = [c for c in _REQUIRED[kind] if c not in cols]
-    if kind == "facilities" and standard is None:
-        raise InputError("reading facilities needs the service standard to resolve tiers")
-    has_xy = "lon" in cols and "lat" in cols
-    if not has_xy and geom is None:
-        missing += [c for c in ("lon", "lat") if c not in cols]
-    if missing:
-        raise InputError(
-            f"{src}: missing required column(s) {', '.join(missing)}; found "
-            f"{', '.join(map(str, df.columns))}. Rename the columns or pass them explicitly "
-            f"(e.g. --columns population=常住人口)")
+    in_memory = isinstance(path, pd.DataFrame)
+    cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard)
 
     ids = df[cols["id"]].astype(object)
     id_str = ids.where(~ids.isna(), "").astype(str).str.strip()
-    id_str = id_str.str.replace(r"\.0$", "", regex=True) if df[cols["id"]].dtype != object else id_str
+    id_str = (
+        id_str.str.replace(r"\.0$", "", regex=True) if df[cols["id"]].dtype != object else id_str
+    )
     reason = np.full(n, "", dtype=object)
     detail = np.full(n, "", dtype=object)
 
@@ -282,94 +603,43 @@ def read_points(
         else:
             detail[new] = text
 
-    flag((id_str == "").to_numpy(), "missing_id", "the id cell is empty; give every row a unique id")
+    flag(
+        (id_str == "").to_numpy(), "missing_id", "the id cell is empty; give every row a unique id"
+    )
 
     # coordinates
-    if has_xy:
-        lon, lon_blank = _numeric(df[cols["lon"]])
-        lat, lat_blank = _numeric(df[cols["lat"]])
-        raw_lon, raw_lat = df[cols["lon"]], df[cols["lat"]]
-        flag(lon_blank | lat_blank, "missing_coordinates",
-             "lon or lat is empty; geocode the address or remove the row")
-        flag(~lon_blank & np.isnan(lon), "non_numeric_coordinates",
-             lambda i: [f"lon {v!r} is not a number" for v in raw_lon.iloc[i].astype(str)])
-        flag(~lat_blank & np.isnan(lat), "non_numeric_coordinates",
-             lambda i: [f"lat {v!r} is not a number" for v in raw_lat.iloc[i].astype(str)])
-    else:
-        import shapely
-
-        g = np.asarray(geom.values if hasattr(geom, "values") else geom)
-        empty = shapely.is_missing(g) | shapely.is_empty(g)
-        pts = shapely.point_on_surface(np.where(empty, None, g))  # type: ignore[call-overload]
-        lon = np.where(empty, np.nan, shapely.get_x(pts))
-        lat = np.where(empty, np.nan, shapely.get_y(pts))
-        flag(empty, "missing_coordinates", "the feature has no geometry")
-        if geom is not None and getattr(geom, "crs", None) is not None:
-            epsg = geom.crs.to_epsg()
-            file_crs = "wgs84" if epsg == 4326 else ("cgcs2000" if epsg == 4490 else f"EPSG:{epsg}")
-            if crs_name in ("wgs84", "cgcs2000") and file_crs not in ("wgs84", "cgcs2000"):
-                crs_name = file_crs  # trust a projected CRS stored in the file
+    lon, lat, crs_name = _point_coordinates(df, cols, has_xy, geom, crs_name, flag)
     geographic = crs_name in ("wgs84", "cgcs2000", "gcj02", "bd09")
     if geographic:
-        bad_range = ~np.isnan(lon) & ~np.isnan(lat) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
-        flag(bad_range, "coordinates_out_of_range",
-             lambda i: [f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
-                        "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
-                        for a, b in zip(lon[i], lat[i], strict=True)])
+        _flag_out_of_range(lon, lat, flag)
 
     # duplicate ids (the second and later rows are rejected; the first is kept)
-    dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
-    first_row: dict[str, Any] = {}
-    for i in np.flatnonzero(id_str.duplicated(keep=False).to_numpy()):
-        first_row.setdefault(str(id_str.iat[int(i)]), rows[i])
-    flag(dup, "duplicate_id",
-         lambda i: [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str.iloc[i]])
+    _flag_duplicate_ids(id_str, rows, flag)
 
     out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
     if "name" in cols:
-        out["name"] = df[cols["name"]].astype(object).where(~df[cols["name"]].isna(), "").astype(str).to_numpy()
+        out["name"] = (
+            df[cols["name"]]
+            .astype(object)
+            .where(~df[cols["name"]].isna(), "")
+            .astype(str)
+            .to_numpy()
+        )
     else:
         out["name"] = ""
 
     if kind == "facilities" or (kind == "candidates" and "tier" in cols):
-        assert standard is not None or kind == "candidates"
-        raw_tier = df[cols["tier"]].astype(str).str.strip().to_numpy()
-        if standard is not None:
-            keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
-            known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
-            # a candidate's tier may be left blank: it is then scored for the requested tier
-            blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
-            flag((keys == "") & ~blank_ok, "unknown_tier", lambda i: [
-                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}" for t in raw_tier[i]])
-            out["tier"] = keys
-        else:
-            out["tier"] = raw_tier
+        _tier_column(df, cols, kind, standard, out, flag)
 
     if kind == "residents":
-        pop, pop_blank = _numeric(df[cols["population"]])
-        raw_pop = df[cols["population"]]
-        flag(pop_blank, "missing_population", "population is empty; give the number of people")
-        flag(~pop_blank & np.isnan(pop), "non_numeric_population",
-             lambda i: [f"population {v!r} is not a number" for v in raw_pop.iloc[i].astype(str)])
-        flag(~np.isnan(pop) & (pop < 0), "negative_population",
-             lambda i: [f"population {v} is negative" for v in pop[i]])
-        out["population"] = pop
-        for extra in ("elderly", "children"):
-            if extra in cols:
-                vals, blank = _numeric(df[cols[extra]])
-                flag(~blank & (np.isnan(vals) | (vals < 0)), f"bad_{extra}",
-                     lambda i, c=df[cols[extra]], e=extra: [
-                         f"{e} {v!r} is not a non-negative number" for v in c.iloc[i].astype(str)])
-                too_many = ~np.isnan(vals) & ~np.isnan(pop) & (vals > pop)
-                flag(too_many, f"bad_{extra}", lambda i, v=vals, e=extra: [
-                    f"{e} {a} exceeds population {b}" for a, b in zip(v[i], pop[i], strict=True)])
-                out[extra] = np.where(blank, 0.0, vals)
-            else:
-                out[extra] = np.nan
+        _population_columns(df, cols, out, flag)
     if "capacity" in cols:
         cap, cap_blank = _numeric(df[cols["capacity"]])
-        flag(~cap_blank & (np.isnan(cap) | (cap < 0)), "bad_capacity",
-             "capacity must be a non-negative number of people (or empty for no limit)")
+        flag(
+            ~cap_blank & (np.isnan(cap) | (cap < 0)),
+            "bad_capacity",
+            "capacity must be a non-negative number of people (or empty for no limit)",
+        )
         out["capacity"] = np.where(cap_blank, np.inf, cap)
 
     # convert coordinates of the good rows to WGS84
@@ -380,8 +650,11 @@ def read_points(
         wlon[good], wlat[good] = to_wgs84(lon[good], lat[good], crs_name)
         if not geographic:
             bad = good & ~(np.isfinite(wlon) & np.isfinite(wlat))
-            flag(bad, "coordinates_out_of_range",
-                 f"coordinates cannot be converted from {crs_name} to WGS84")
+            flag(
+                bad,
+                "coordinates_out_of_range",
+                f"coordinates cannot be converted from {crs_name} to WGS84",
+            )
             good = reason == ""
     out["lon"] = wlon
     out["lat"] = wlat
@@ -391,18 +664,22 @@ def read_points(
         if c not in used and str(c) not in out.columns:
             out[str(c)] = df[c].to_numpy()
 
-    rejects = pd.DataFrame({
-        "file": src, "row": rows[~good], "id": id_str.to_numpy()[~good],
-        "reason": reason[~good], "detail": detail[~good]}) if (~good).any() else empty_rejects()
+    rejects = _rejects_frame(src, rows, id_str, reason, detail, good)
     frame = out.loc[good].reset_index(drop=True)
     if len(rejects):
-        logger.warning("%s: %d of %d row(s) rejected (%s)", src, len(rejects), n,
-                       ", ".join(f"{k}: {v}" for k, v in rejects["reason"].value_counts().items()))
+        logger.warning(
+            "%s: %d of %d row(s) rejected (%s)",
+            src,
+            len(rejects),
+            n,
+            ", ".join(f"{k}: {v}" for k, v in rejects["reason"].value_counts().items()),
+        )
     logger.info("%s: %d %s read (coordinates %s -> WGS84)", src, len(frame), kind, crs_name)
     return PointTable(kind, src, crs_name, frame, rejects, n)
 
 
 # -- admin units --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UnitLayer:
@@ -426,32 +703,49 @@ class UnitLayer:
 
 
 def read_units(
-    path: str | Path,
+    path: str | Path | pd.DataFrame,
     *,
     key: str | None = None,
     id_field: str | None = None,
     name_field: str | None = None,
-    crs: str = "wgs84",
+    crs: str | None = None,
     label_zh: str | None = None,
     label_en: str | None = None,
 ) -> UnitLayer:
-    """Read admin-unit polygons (GeoJSON/GeoPackage/Shapefile) and convert them to WGS84.
+    """Read admin-unit polygons (GeoJSON/GeoPackage/Shapefile or a GeoDataFrame) into WGS84.
 
-    ``crs`` is the file's coordinate system when it cannot say so itself (GeoJSON from Amap/DataV
-    is GCJ-02 while claiming WGS84: pass ``crs="gcj02"``). The id column defaults to the first of
-    ``{key}_id``, ``unit_id``, ``id``, ``code``; the name column to ``name``.
+    ``crs`` is the coordinate system when the data cannot say so itself (GeoJSON from Amap/DataV
+    is GCJ-02 while claiming WGS84: pass ``crs="gcj02"``); files default to their own CRS, else
+    WGS84; a GeoDataFrame without ``.crs`` must declare it. The id column defaults to the first
+    of ``{key}_id``, ``unit_id``, ``id``, ``code``; the name column to ``name``. The key defaults
+    to the file name in the singular (``communities.geojson`` -> ``community``; ``unit`` for a
+    frame).
     """
     import geopandas as gpd
     import shapely
 
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"units file {p} does not exist")
-    try:
-        gdf = gpd.read_file(p)
-    except Exception as exc:
-        raise InputError(f"cannot read units file {p}: {exc}") from exc
-    key = key or _singular(p.stem)
+    if isinstance(path, pd.DataFrame):
+        if not isinstance(path, gpd.GeoDataFrame):
+            raise InputError(
+                "units must be polygons: pass a GeoDataFrame or a file, not a DataFrame"
+            )
+        gdf = path
+        p = Path(f"<{key or 'unit'} GeoDataFrame>")
+        if gdf.crs is None and crs is None:
+            raise CRSError(
+                f"{p}: the frame has no CRS and none was declared; set it "
+                "(gdf.set_crs(4326)) or pass crs='wgs84', 'gcj02', 'bd09' or 'EPSG:n'"
+            )
+        key = key or "unit"
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"units file {p} does not exist")
+        try:
+            gdf = gpd.read_file(p)
+        except Exception as exc:
+            raise InputError(f"cannot read units file {p}: {exc}") from exc
+        key = key or _singular(p.stem)
     if id_field is None:
         for cand in (f"{key}_id", "unit_id", "id", "code", "adcode"):
             if cand in gdf.columns:
@@ -460,8 +754,10 @@ def read_units(
         else:  # e.g. community_id in communities.geojson
             id_field = next((str(c) for c in gdf.columns if str(c).endswith("_id")), None)
     if id_field is None or id_field not in gdf.columns:
-        raise InputError(f"units file {p}: no id column (looked for {key}_id, unit_id, id, code); "
-                         f"columns are {', '.join(map(str, gdf.columns))}; pass id_field")
+        raise InputError(
+            f"units file {p}: no id column (looked for {key}_id, unit_id, id, code); "
+            f"columns are {', '.join(map(str, gdf.columns))}; pass id_field"
+        )
     name_field = name_field or ("name" if "name" in gdf.columns else id_field)
     if name_field not in gdf.columns:
         raise InputError(f"units file {p}: name column {name_field!r} not found")
@@ -469,28 +765,43 @@ def read_units(
     bad = shapely.is_missing(geoms) | ~np.isin(shapely.get_type_id(geoms), [3, 6])
     if bad.any():
         rows = ", ".join(str(i + 1) for i in np.flatnonzero(bad)[:10])
-        raise InputError(f"units file {p}: feature(s) {rows} are not polygons; units must be "
-                         "Polygon or MultiPolygon")
-    declared = normalize_crs_name(crs)
+        raise InputError(
+            f"units file {p}: feature(s) {rows} are not polygons; units must be "
+            "Polygon or MultiPolygon"
+        )
+    declared = normalize_crs_name(crs or "wgs84")
     file_epsg = gdf.crs.to_epsg() if gdf.crs is not None else 4326
+    if gdf.crs is None and declared not in ("wgs84", "cgcs2000", "gcj02", "bd09"):
+        gdf = gdf.set_crs(declared)
+        file_epsg = gdf.crs.to_epsg()
     if declared in ("gcj02", "bd09"):
+
         def fn(xy: np.ndarray) -> np.ndarray:
             return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], declared))
+
         geoms = shapely.transform(geoms, fn)
     elif file_epsg not in (4326, 4490, None):
         geoms = np.asarray(gdf.to_crs(4326).geometry.values)
     geoms = shapely.make_valid(geoms)
     frame = gpd.GeoDataFrame(
-        {"unit_id": gdf[id_field].astype(str).to_numpy(),
-         "name": gdf[name_field].astype(str).to_numpy()},
-        geometry=geoms, crs="EPSG:4326")
+        {
+            "unit_id": gdf[id_field].astype(str).to_numpy(),
+            "name": gdf[name_field].astype(str).to_numpy(),
+        },
+        geometry=geoms,
+        crs="EPSG:4326",
+    )
     for c in gdf.columns:
         if c not in (id_field, name_field, gdf.geometry.name) and c not in frame.columns:
             frame[c] = gdf[c].to_numpy()
     dup = frame["unit_id"].duplicated()
     if dup.any():
-        raise InputError(f"units file {p}: duplicate unit ids {', '.join(frame['unit_id'][dup].head(5))}")
-    return UnitLayer(key=key, label_zh=label_zh or key, label_en=label_en or key, frame=frame, path=str(p))
+        raise InputError(
+            f"units file {p}: duplicate unit ids {', '.join(frame['unit_id'][dup].head(5))}"
+        )
+    return UnitLayer(
+        key=key, label_zh=label_zh or key, label_en=label_en or key, frame=frame, path=str(p)
+    )
 
 
 def _singular(word: str) -> str:
@@ -517,11 +828,14 @@ def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:
     geom = shapely.union_all(np.asarray(gdf.geometry.values))
     name = normalize_crs_name(crs)
     if name in ("gcj02", "bd09"):
-        geom = shapely.transform(geom, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name)))
+        geom = shapely.transform(
+            geom, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name))
+        )
     return geom
 
 
 # -- scenario files -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UnitSpec:
@@ -537,8 +851,15 @@ class UnitSpec:
 
     def read(self) -> UnitLayer:
         """Read the layer."""
-        return read_units(self.path, key=self.key, id_field=self.id_field, name_field=self.name_field,
-                          crs=self.crs, label_zh=self.label_zh, label_en=self.label_en)
+        return read_units(
+            self.path,
+            key=self.key,
+            id_field=self.id_field,
+            name_field=self.name_field,
+            crs=self.crs,
+            label_zh=self.label_zh,
+            label_en=self.label_en,
+        )
 
 
 @dataclass(frozen=True)
@@ -571,8 +892,17 @@ class Scenario:
         return load_standard(self.standard)
 
 
-_SCENARIO_SECTIONS: Final = {"scenario", "network", "facilities", "residents", "standard", "units",
-                             "boundaries", "candidates", "analysis"}
+_SCENARIO_SECTIONS: Final = {
+    "scenario",
+    "network",
+    "facilities",
+    "residents",
+    "standard",
+    "units",
+    "boundaries",
+    "candidates",
+    "analysis",
+}
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -592,8 +922,10 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(f"scenario file {p} is not valid TOML: {exc}") from exc
     unknown = set(data) - _SCENARIO_SECTIONS
     if unknown:
-        raise InputError(f"scenario file {p}: unknown section(s) {', '.join(sorted(unknown))}; "
-                         f"allowed: {', '.join(sorted(_SCENARIO_SECTIONS))}")
+        raise InputError(
+            f"scenario file {p}: unknown section(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_SCENARIO_SECTIONS))}"
+        )
     base = p.parent
 
     def rel(v: str | None) -> Path | None:
@@ -606,22 +938,34 @@ def load_scenario(path: str | Path) -> Scenario:
     std = data.get("standard", {})
     standard = std.get("preset") or (str(rel(std["path"])) if "path" in std else "tancheng")
     units = tuple(
-        UnitSpec(key=u.get("key") or Path(u["path"]).stem, path=rel(u["path"]),  # type: ignore[arg-type]
-                 id_field=u.get("id_field"), name_field=u.get("name_field"),
-                 crs=u.get("crs", "wgs84"), label_zh=u.get("label_zh"), label_en=u.get("label_en"))
-        for u in data.get("units", []))
+        UnitSpec(
+            key=u.get("key") or Path(u["path"]).stem,
+            path=rel(u["path"]),  # type: ignore[arg-type]
+            id_field=u.get("id_field"),
+            name_field=u.get("name_field"),
+            crs=u.get("crs", "wgs84"),
+            label_zh=u.get("label_zh"),
+            label_en=u.get("label_en"),
+        )
+        for u in data.get("units", [])
+    )
     bounds = {k: rel(v) for k, v in data.get("boundaries", {}).items()}
     analysis = data.get("analysis", {})
     return Scenario(
-        path=p, name=str(meta.get("name", p.stem)), name_en=str(meta.get("name_en", "")),
-        synthetic=bool(meta.get("synthetic", False)), description=str(meta.get("description", "")),
+        path=p,
+        name=str(meta.get("name", p.stem)),
+        name_en=str(meta.get("name_en", "")),
+        synthetic=bool(meta.get("synthetic", False)),
+        description=str(meta.get("description", "")),
         network=rel(data["network"]["path"]),  # type: ignore[arg-type]
         facilities=rel(data["facilities"]["path"]),  # type: ignore[arg-type]
         facilities_crs=data["facilities"].get("crs", "wgs84"),
         residents=rel(data.get("residents", {}).get("path")),
         residents_crs=data.get("residents", {}).get("crs", "wgs84"),
-        standard=standard, mode=std.get("mode") or analysis.get("mode"),
-        units=units, boundaries={k: v for k, v in bounds.items() if v is not None},
+        standard=standard,
+        mode=std.get("mode") or analysis.get("mode"),
+        units=units,
+        boundaries={k: v for k, v in bounds.items() if v is not None},
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),

@@ -53,19 +53,46 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from lifecircle.coverage import tier_columns
+from lifecircle import report as report_mod
+from lifecircle._files import (
+    atomic_path,
+    check_writable,
+    geojson_dict,
+    geometry_dict,
+    jsonable,
+    write_text,
+)
+from lifecircle.coords import from_wgs84, to_wgs84
+from lifecircle.coverage import CoverageResult, tier_columns
+from lifecircle.errors import InputError
+from lifecircle.network import RoadNetwork
+from lifecircle.report import CoverageReport, Gaps
+from lifecircle.runs import CoverageRun, Inputs
+from lifecircle.siting import ScoringResult, resident_weight
+
+if TYPE_CHECKING:
+    import folium
+    import geopandas as gpd
+    import pandas as pd
+    from branca.element import Figure
+    from matplotlib.axes import Axes
+
+    from lifecircle.config import ServiceStandard
 
 logger = logging.getLogger(__name__)
 
 #: Vendored Leaflet version (``lifecircle/_assets/leaflet``).
 LEAFLET_VERSION = "1.9.4"
 LEAFLET_CDN = f"https://cdn.jsdelivr.net/npm/leaflet@{LEAFLET_VERSION}/dist"
-ASSETS_DIR = Path(__file__).parent / "_assets"
+#: Vendored web assets shipped as package data (read with ``importlib.resources``).
+ASSETS_DIR = resources.files("lifecircle") / "_assets"
 
 TIER_COLOURS = ("#6a3d9a", "#1f78b4", "#b15928", "#ff7f00", "#e7298a", "#17becf", "#7f7f7f")
 COVERED_COLOUR = "#1a9641"
@@ -84,41 +111,83 @@ MAX_MAP_GAPS = 300
 
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
-        "facilities": "设施", "service_areas": "服务范围", "residents": "居民覆盖",
-        "all_tiers": "全部层级", "share": "达标率", "gaps": "覆盖缺口", "roads": "道路网络",
-        "boundary_county": "县界", "boundary_subdistrict": "街道边界", "boundary": "边界",
-        "covered": "已覆盖", "uncovered": "未覆盖", "population": "人口", "covered_pop": "覆盖人口",
-        "name": "名称", "tier": "层级", "id": "编号", "catchment": "标准范围内服务人口",
-        "legend": "图例", "synthetic": "合成示范数据（非真实数据）", "standard": "标准",
-        "gap": "缺口", "missing": "缺失层级", "nearest": "最近设施", "distance": "网络距离",
-        "elderly": "老年人", "cell": "方格", "north": "北", "outside": "（不在任何单元内）",
-        "basemap": "底图", "weakest": "最弱层级", "people": "人",
+        "facilities": "设施",
+        "service_areas": "服务范围",
+        "residents": "居民覆盖",
+        "all_tiers": "全部层级",
+        "share": "达标率",
+        "gaps": "覆盖缺口",
+        "roads": "道路网络",
+        "boundary_county": "县界",
+        "boundary_subdistrict": "街道边界",
+        "boundary": "边界",
+        "covered": "已覆盖",
+        "uncovered": "未覆盖",
+        "population": "人口",
+        "covered_pop": "覆盖人口",
+        "name": "名称",
+        "tier": "层级",
+        "id": "编号",
+        "catchment": "标准范围内服务人口",
+        "legend": "图例",
+        "synthetic": "合成示范数据（非真实数据）",
+        "standard": "标准",
+        "gap": "缺口",
+        "missing": "缺失层级",
+        "nearest": "最近设施",
+        "distance": "网络距离",
+        "elderly": "老年人",
+        "cell": "方格",
+        "north": "北",
+        "outside": "（不在任何单元内）",
+        "basemap": "底图",
+        "weakest": "最弱层级",
+        "people": "人",
     },
     "en": {
-        "facilities": "Facilities", "service_areas": "Service area", "residents": "Residents covered",
-        "all_tiers": "all tiers", "share": "share covered", "gaps": "Coverage gaps", "roads": "Road network",
-        "boundary_county": "County boundary", "boundary_subdistrict": "Sub-district boundary",
+        "facilities": "Facilities",
+        "service_areas": "Service area",
+        "residents": "Residents covered",
+        "all_tiers": "all tiers",
+        "share": "share covered",
+        "gaps": "Coverage gaps",
+        "roads": "Road network",
+        "boundary_county": "County boundary",
+        "boundary_subdistrict": "Sub-district boundary",
         "boundary": "Boundary",
-        "covered": "covered", "uncovered": "not covered", "population": "Population",
-        "covered_pop": "Covered", "name": "Name", "tier": "Tier", "id": "ID",
-        "catchment": "Population served within standard", "legend": "Legend",
-        "synthetic": "SYNTHETIC demonstration data (not real)", "standard": "Standard",
-        "gap": "Gap", "missing": "Tiers missing", "nearest": "Nearest facility",
-        "distance": "Network distance", "elderly": "Elderly", "cell": "cell", "north": "N",
-        "outside": "(outside all units)", "basemap": "Basemap", "weakest": "Weakest tier",
+        "covered": "covered",
+        "uncovered": "not covered",
+        "population": "Population",
+        "covered_pop": "Covered",
+        "name": "Name",
+        "tier": "Tier",
+        "id": "ID",
+        "catchment": "Population served within standard",
+        "legend": "Legend",
+        "synthetic": "SYNTHETIC demonstration data (not real)",
+        "standard": "Standard",
+        "gap": "Gap",
+        "missing": "Tiers missing",
+        "nearest": "Nearest facility",
+        "distance": "Network distance",
+        "elderly": "Elderly",
+        "cell": "cell",
+        "north": "N",
+        "outside": "(outside all units)",
+        "basemap": "Basemap",
+        "weakest": "Weakest tier",
         "people": "people",
     },
 }
 
-_EXTERNAL_RE = re.compile(r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//",
-                          re.IGNORECASE)
+_EXTERNAL_RE = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE
+)
 
 
 def labels(lang: str) -> dict[str, str]:
     """Map labels for ``lang`` (``zh`` or ``en``)."""
     if lang not in LABELS:
-        from lifecircle.errors import InputError
-
         raise InputError(f"unknown language {lang!r}; use zh or en")
     return LABELS[lang]
 
@@ -143,8 +212,12 @@ def tier_colours(keys: Sequence[str]) -> dict[str, str]:
 
 # -- assets -----------------------------------------------------------------------------------
 
+
 def leaflet_inline() -> tuple[str, str]:
-    """Leaflet's JavaScript and CSS ready to inline (source map comment removed, images as data URIs)."""
+    """Leaflet's JavaScript and CSS ready to inline.
+
+    The source map comment is removed and the images become data URIs.
+    """
     d = ASSETS_DIR / "leaflet"
     js = (d / "leaflet.js").read_text(encoding="utf-8")
     js = re.sub(r"//# sourceMappingURL=\S+\s*$", "", js)
@@ -167,21 +240,25 @@ window.addEventListener('error', function (e) {
   window.__lifecircleErrors.push(String(what));
 }, true);
 (function () { var ce = console.error; console.error = function () {
-  window.__lifecircleErrors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
+  window.__lifecircleErrors.push(Array.prototype.join.call(arguments, ' ')); \
+ce.apply(console, arguments); }; })();
 window.addEventListener('load', function () {
   var map = window.__lifecircleMap, ctl = window.__lifecircleControl,
-    probe = {errors: window.__lifecircleErrors, leaflet: (typeof L !== 'undefined') ? L.version : null,
+    probe = {errors: window.__lifecircleErrors, \
+leaflet: (typeof L !== 'undefined') ? L.version : null,
              map: !!map, control_layers: []};
   try {
     if (map) {
       var n = 0; map.eachLayer(function () { n++; }); probe.map_layers = n;
-      var b = map.getBounds(); probe.bounds = [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
+      var b = map.getBounds(); \
+probe.bounds = [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
       probe.size = [map.getSize().x, map.getSize().y];
     }
     if (ctl) { ctl._layers.forEach(function (l) { var c = 0;
       if (l.layer._lcCount !== undefined) { c = l.layer._lcCount; }
       else if (l.layer.getLayers) { c = l.layer.getLayers().length; }
-      probe.control_layers.push({name: l.name, overlay: !!l.overlay, shown: map.hasLayer(l.layer), children: c}); }); }
+      probe.control_layers.push({name: l.name, overlay: !!l.overlay, \
+shown: map.hasLayer(l.layer), children: c}); }); }
     probe.load_ms = (performance.timing && performance.timing.navigationStart) ?
       (Date.now() - performance.timing.navigationStart) : null;
   } catch (err) { probe.errors.push(String(err)); }
@@ -193,11 +270,12 @@ window.addEventListener('load', function () {
 
 # -- data preparation ------------------------------------------------------------------------
 
-def _round(a: np.ndarray, nd: int = 6) -> list[float]:
+
+def _round(a: ArrayLike, nd: int = 6) -> list[float]:
     return np.round(np.asarray(a, float), nd).tolist()
 
 
-def _coverage_bits(result: Any) -> np.ndarray:
+def _coverage_bits(result: CoverageResult) -> np.ndarray:
     """Per resident: bit i set when tier i is covered; bit n_tiers when all are."""
     res = result.residents
     bits = np.zeros(len(res), dtype=np.int64)
@@ -207,8 +285,9 @@ def _coverage_bits(result: Any) -> np.ndarray:
     return bits
 
 
-def resident_cells(result: Any, *, cell_m: float | None = None,
-                   max_cells: int = MAX_RESIDENT_CELLS) -> tuple[float, dict[str, np.ndarray]]:
+def resident_cells(
+    result: CoverageResult, *, cell_m: float | None = None, max_cells: int = MAX_RESIDENT_CELLS
+) -> tuple[float, dict[str, np.ndarray]]:
     """Residents aggregated to square cells of the analysis CRS.
 
     Parameters
@@ -241,19 +320,22 @@ def resident_cells(result: Any, *, cell_m: float | None = None,
             break
         size *= 2
     uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    cells: dict[str, np.ndarray] = {"ix": ix[first], "iy": iy[first],
-                                    "population": np.bincount(inv, weights=pop, minlength=len(uniq))}
+    cells: dict[str, np.ndarray] = {
+        "ix": ix[first],
+        "iy": iy[first],
+        "population": np.bincount(inv, weights=pop, minlength=len(uniq)),
+    }
     for t in result.standard.tiers:
         cov = res[tier_columns(t.key)["covered"]].to_numpy(bool)
         cells[t.key] = np.bincount(inv, weights=pop * cov, minlength=len(uniq))
-    cells["all"] = np.bincount(inv, weights=pop * res["all_covered"].to_numpy(bool), minlength=len(uniq))
+    cells["all"] = np.bincount(
+        inv, weights=pop * res["all_covered"].to_numpy(bool), minlength=len(uniq)
+    )
     return size, cells
 
 
 def _cell_bounds_lonlat(ix: np.ndarray, iy: np.ndarray, cell_m: float, crs: str) -> np.ndarray:
     """(n, 4) south, west, north, east of square cells, WGS84 degrees."""
-    from lifecircle.coords import to_wgs84
-
     w, s = to_wgs84(ix * cell_m, iy * cell_m, crs)
     e, n = to_wgs84((ix + 1) * cell_m, (iy + 1) * cell_m, crs)
     return np.column_stack([s, w, n, e])
@@ -261,42 +343,47 @@ def _cell_bounds_lonlat(ix: np.ndarray, iy: np.ndarray, cell_m: float, crs: str)
 
 def _geojson(gdf: Any, props: Sequence[str], *, precision: int = 6) -> dict[str, Any]:
     """A compact GeoJSON FeatureCollection of ``gdf`` keeping ``props``."""
-    import shapely
-
-    geoms = shapely.set_precision(np.asarray(gdf.geometry.values), 10.0 ** -precision)
-    feats = []
-    for g, rec in zip(geoms, gdf[list(props)].to_dict("records"), strict=True):
-        if g is None or shapely.is_empty(g):
-            continue
-        feats.append({"type": "Feature", "properties": rec,
-                      "geometry": json.loads(shapely.to_geojson(g))})
-    return {"type": "FeatureCollection", "features": feats}
-
-
-def _jsonable(o: Any) -> Any:
-    from lifecircle.export import _clean, _json_default
-
-    return json.loads(json.dumps(_clean(o), default=_json_default, allow_nan=False))
+    return geojson_dict(gdf[[*props, gdf.geometry.name]], precision=precision, drop_empty=True)
 
 
 def _dumps(o: Any) -> str:
-    s = json.dumps(_jsonable(o), ensure_ascii=False, separators=(",", ":"))
+    s = json.dumps(jsonable(o), ensure_ascii=False, separators=(",", ":"))
     return s.replace("</", "<\\/")
 
 
-def _road_lines(net: Any) -> dict[str, Any]:
-    """The network's edges as ``[[lat, lon], [lat, lon]]`` segments, major and minor roads, 6 decimals."""
+def _road_lines(net: RoadNetwork) -> dict[str, Any]:
+    """The network's edges as ``[[lat, lon], [lat, lon]]`` segments.
+
+    Major and minor roads apart, coordinates rounded to 6 decimals.
+    """
     xy = net.edge_coords()  # (E, 2, 2)
     lon, lat = net.to_lonlat(xy[:, :, 0].ravel(), xy[:, :, 1].ravel())
     coords = np.round(np.stack([lat, lon], axis=1).reshape(-1, 2, 2), 6)  # Leaflet order: lat, lon
-    hw = np.asarray(net.highway_values, dtype=object)[net.edge_highway] if len(net.highway_values) else \
-        np.full(len(coords), "", dtype=object)
-    major = np.isin(hw, ["motorway", "trunk", "primary", "secondary", "tertiary", "motorway_link",
-                         "trunk_link", "primary_link", "secondary_link", "tertiary_link"])
+    hw = (
+        np.asarray(net.highway_values, dtype=object)[net.edge_highway]
+        if len(net.highway_values)
+        else np.full(len(coords), "", dtype=object)
+    )
+    major = np.isin(
+        hw,
+        [
+            "motorway",
+            "trunk",
+            "primary",
+            "secondary",
+            "tertiary",
+            "motorway_link",
+            "trunk_link",
+            "primary_link",
+            "secondary_link",
+            "tertiary_link",
+        ],
+    )
     return {"major": coords[major].tolist(), "minor": coords[~major].tolist()}
 
 
 # -- the folium map -------------------------------------------------------------------------------
+
 
 def _js_layer_class() -> Any:
     from folium.map import Layer
@@ -307,8 +394,17 @@ def _js_layer_class() -> Any:
 
         _template = Template("{% macro script(this, kwargs) %}{{ this.js }}{% endmacro %}")
 
-        def __init__(self, js: str, name: str, *, show: bool = True, overlay: bool = True,
-                     bounds: list[list[float]] | None = None, count: int = 0, kind: str = "") -> None:
+        def __init__(
+            self,
+            js: str,
+            name: str,
+            *,
+            show: bool = True,
+            overlay: bool = True,
+            bounds: list[list[float]] | None = None,
+            count: int = 0,
+            kind: str = "",
+        ) -> None:
             super().__init__(name=name, overlay=overlay, control=True, show=show)
             self._name = "LifecircleLayer"
             self.js = js.replace("__NAME__", self.get_name())
@@ -322,13 +418,15 @@ def _js_layer_class() -> Any:
     return JsLayer
 
 
-_JS_HELPERS = r"""
+_JS_HELPERS = """
 var LC = window.LC = {
   esc: function (s) { return String(s).replace(/[&<>"]/g, function (c) {
     return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); },
   pct: function (v) { return (v === null || v === undefined) ? '—' : (100 * v).toFixed(1) + '%'; },
-  num: function (v) { return (v === null || v === undefined) ? '—' : Math.round(v).toLocaleString('en-US'); },
-  m: function (v) { return (v === null || v === undefined) ? '∞' : Math.round(v).toLocaleString('en-US') + ' m'; },
+  num: function (v) { return (v === null || v === undefined) ? '—' : \
+Math.round(v).toLocaleString('en-US'); },
+  m: function (v) { return (v === null || v === undefined) ? '∞' : \
+Math.round(v).toLocaleString('en-US') + ' m'; },
   shareColour: function (s) { var b = __BREAKS__, c = __COLOURS__;
     if (s === null || s === undefined) { return '#bdbdbd'; }
     for (var i = 0; i < b.length; i++) { if (s < b[i]) { return c[i]; } } return c[c.length - 1]; },
@@ -339,32 +437,98 @@ var LC = window.LC = {
     var run = function () { if (!done) { done = true; fill(g); } };
     if (now) { run(); } else { g.once('add', run); }
     return g; },
-  table: function (title, rows) { var h = '<b>' + LC.esc(title) + '</b><table style="font-size:12px">';
-    rows.forEach(function (r) { h += '<tr><td style="padding-right:8px">' + LC.esc(r[0]) + '</td><td>' + LC.esc(r[1]) + '</td></tr>'; });
+  table: function (title, rows) { \
+var h = '<b>' + LC.esc(title) + '</b><table style="font-size:12px">';
+    rows.forEach(function (r) { h += '<tr><td style="padding-right:8px">' + LC.esc(r[0]) + \
+'</td><td>' + LC.esc(r[1]) + '</td></tr>'; });
     return h + '</table>'; }
 };
 """
 
 
+def _base_map(
+    inputs: Inputs,
+    bounds: list[list[float]],
+    *,
+    offline: bool,
+    tiles: str | None,
+    tiles_attr: str | None,
+    lang: str,
+    prefer_canvas: bool = False,
+) -> folium.Map:
+    """The page every map starts from: a ``folium.Map`` centred on ``bounds`` with its basemap.
+
+    ``tiles`` (an XYZ template) is the basemap when given; otherwise OpenStreetMap online, and
+    offline the road network of ``inputs`` drawn as a light layer (no external request).
+    """
+    import folium
+
+    lb = labels(lang)
+    m = folium.Map(
+        location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
+        zoom_start=13,
+        tiles=None,
+        control_scale=False,
+        prefer_canvas=prefer_canvas,
+    )
+    if tiles:
+        folium.TileLayer(
+            tiles=tiles,
+            attr=tiles_attr or "tiles",
+            name=lb["basemap"],
+            overlay=False,
+            control=True,
+            max_zoom=19,
+        ).add_to(m)
+    elif not offline:
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", overlay=False, control=True).add_to(
+            m
+        )
+    if offline:  # the network replaces the basemap
+        net = inputs.networks.get("walk") or next(iter(inputs.networks.values()))
+        roads = _road_lines(net)
+        style_minor = "{color: '#9e9e9e', weight: 0.8, opacity: 0.8, interactive: false}"
+        style_major = "{color: '#757575', weight: 2, opacity: 0.9, interactive: false}"
+        js = (
+            "var __NAME__ = L.layerGroup([L.polyline("
+            + _dumps(roads["minor"])
+            + ", "
+            + style_minor
+            + "), L.polyline("
+            + _dumps(roads["major"])
+            + ", "
+            + style_major
+            + ")]);"
+        )
+        _js_layer_class()(
+            js,
+            lb["roads"],
+            show=not tiles,
+            count=len(roads["major"]) + len(roads["minor"]),
+            kind="roads",
+        ).add_to(m)
+    return m
+
+
 def build_map(
-    run: Any,
+    run: CoverageRun,
     *,
     offline: bool = False,
     tiles: str | None = None,
     tiles_attr: str | None = None,
-    service_areas: Any = None,
-    gaps: Any = None,
-    report: Any = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+    gaps: Gaps | None = None,
+    report: CoverageReport | None = None,
     lang: str = "zh",
     choropleth_tier: str | None = None,
     max_resident_points: int = MAX_RESIDENT_POINTS,
     resident_cell_m: float | None = None,
-) -> Any:
+) -> folium.Map:
     """The interactive map of a coverage run as a ``folium.Map`` (see the module docstring).
 
     Parameters
     ----------
-    run : lifecircle.pipeline.CoverageRun
+    run : lifecircle.runs.CoverageRun
     offline : bool
         Inline every asset (see :func:`render_map_html`); without ``tiles`` draw the road network
         instead of a basemap.
@@ -390,16 +554,12 @@ def build_map(
     import folium
     import shapely
 
-    from lifecircle import report as report_mod
-
     lb = labels(lang)
     result = run.result
     inputs = run.inputs
     std = result.standard
     colours = tier_colours(std.keys)
     if choropleth_tier is not None and choropleth_tier not in std.keys:
-        from lifecircle.errors import InputError
-
         raise InputError(f"unknown tier {choropleth_tier!r}; tiers are {', '.join(std.keys)}")
     if report is None:
         report = report_mod.build_report(run)
@@ -417,48 +577,57 @@ def build_map(
     lat_all = np.r_[res["lat"].to_numpy(float), fac["lat"].to_numpy(float)]
     if len(lon_all) == 0:
         b = next(iter(inputs.networks.values())).bounds
-        lo, la = next(iter(inputs.networks.values())).to_lonlat(np.array([b[0], b[2]]), np.array([b[1], b[3]]))
+        lo, la = next(iter(inputs.networks.values())).to_lonlat(
+            np.array([b[0], b[2]]), np.array([b[1], b[3]])
+        )
         lon_all, lat_all = lo, la
-    bounds = [[float(np.min(lat_all)), float(np.min(lon_all))], [float(np.max(lat_all)), float(np.max(lon_all))]]
+    bounds = [
+        [float(np.min(lat_all)), float(np.min(lon_all))],
+        [float(np.max(lat_all)), float(np.max(lon_all))],
+    ]
 
-    m = folium.Map(location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
-                   zoom_start=13, tiles=None, control_scale=False, prefer_canvas=True)
-    if tiles:
-        folium.TileLayer(tiles=tiles, attr=tiles_attr or "tiles", name=lb["basemap"], overlay=False,
-                         control=True, max_zoom=19).add_to(m)
-    elif not offline:
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", overlay=False, control=True).add_to(m)
+    m = _base_map(
+        inputs,
+        bounds,
+        offline=offline,
+        tiles=tiles,
+        tiles_attr=tiles_attr,
+        lang=lang,
+        prefer_canvas=True,
+    )
     root_html: Any = m.get_root().html  # type: ignore[attr-defined]
     helpers = _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS))).replace(
-        "__COLOURS__", json.dumps(list(SHARE_COLOURS)))
+        "__COLOURS__", json.dumps(list(SHARE_COLOURS))
+    )
     root_html.add_child(folium.Element(f"<script>{helpers}</script>"))
-
-    # roads (offline: the network replaces the basemap)
-    if offline:
-        net = inputs.networks.get("walk") or next(iter(inputs.networks.values()))
-        roads = _road_lines(net)
-        style_minor = "{color: '#9e9e9e', weight: 0.8, opacity: 0.8, interactive: false}"
-        style_major = "{color: '#757575', weight: 2, opacity: 0.9, interactive: false}"
-        js = ("var __NAME__ = L.layerGroup([L.polyline(" + _dumps(roads["minor"]) + ", " + style_minor
-              + "), L.polyline(" + _dumps(roads["major"]) + ", " + style_major + ")]);")
-        JsLayer(js, lb["roads"], show=not tiles, count=len(roads["major"]) + len(roads["minor"]),
-                kind="roads").add_to(m)
 
     # boundaries
     for name, geom in (inputs.boundaries or {}).items():
         if geom is None or shapely.is_empty(geom):
             continue
-        gj = json.loads(shapely.to_geojson(shapely.set_precision(geom, 1e-6)))
+        gj = geometry_dict(geom)
         weight = 3 if name == "county" else 2
-        js = (f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{interactive: false, style: function () {{ return "
-              f"{{color: '#333333', weight: {weight}, dashArray: '6 4', fill: false}}; }}}});")
-        JsLayer(js, lb.get(f"boundary_{name}", f"{lb['boundary']}: {name}"), count=1,
-                kind=f"boundary:{name}").add_to(m)
+        js = (
+            f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{interactive: false, "
+            f"style: function () {{ return "
+            f"{{color: '#333333', weight: {weight}, dashArray: '6 4', fill: false}}; }}}});"
+        )
+        JsLayer(
+            js,
+            lb.get(f"boundary_{name}", f"{lb['boundary']}: {name}"),
+            count=1,
+            kind=f"boundary:{name}",
+        ).add_to(m)
 
     # unit choropleths
     key = choropleth_tier or "all"
-    share_title = (f"{tier_label(key)} {lb['share']}" if choropleth_tier else f"{lb['share']}（{lb['all_tiers']}）"
-                   if lang == "zh" else f"{lb['share']} ({lb['all_tiers']})")
+    share_title = (
+        f"{tier_label(key)} {lb['share']}"
+        if choropleth_tier
+        else f"{lb['share']}（{lb['all_tiers']}）"
+        if lang == "zh"
+        else f"{lb['share']} ({lb['all_tiers']})"
+    )
     for i, lv in enumerate(report.levels):
         tab = report.units[lv.key]
         tab = tab[~tab["outside"]].set_index("unit_id")
@@ -466,7 +635,9 @@ def build_map(
             continue
         import geopandas as gpd
 
-        gdf = gpd.GeoDataFrame({"unit_id": lv.unit_id, "name": lv.name}, geometry=list(lv.geometry), crs="EPSG:4326")
+        gdf = gpd.GeoDataFrame(
+            {"unit_id": lv.unit_id, "name": lv.name}, geometry=list(lv.geometry), crs="EPSG:4326"
+        )
         t = tab.reindex(gdf["unit_id"])
         gdf["pop"] = t["population"].to_numpy(float)
         gdf["s"] = t[f"{key}_share"].to_numpy(float)
@@ -474,54 +645,103 @@ def build_map(
         gdf["rank"] = t["rank"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         for tk in std.keys:
             gdf[f"s_{tk}"] = t[f"{tk}_share"].to_numpy(float)
-        gj = _geojson(gdf, ["unit_id", "name", "pop", "s", "sa", "rank", *[f"s_{tk}" for tk in std.keys]])
-        tier_rows = ",".join(f"[{json.dumps(tier_label(tk), ensure_ascii=False)}, LC.pct(p['s_{tk}'])]" for tk in std.keys)
-        js = (f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function (f) {{ return {{color: '#444', weight: {1.5 if i < 2 else 0.8}, "
-              f"fillColor: LC.shareColour(f.properties.s), fillOpacity: 0.45}}; }}, "
-              f"onEachFeature: function (f, l) {{ var p = f.properties; l.bindPopup(LC.table(p.name + ' (' + p.unit_id + ')', "
-              f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.pop)], "
-              f"[{json.dumps(lb['share'] + ' · ' + lb['all_tiers'], ensure_ascii=False)}, LC.pct(p.sa)], "
-              f"['#', p.rank === null ? '—' : p.rank + ' / {int(tab['rank'].notna().sum())}'], {tier_rows}])); }}}});")
-        JsLayer(js, f"{lv.label(lang)}：{share_title}" if lang == "zh" else f"{lv.label(lang)}: {share_title}",
-                show=(i == 1 or (i == 0 and len(report.levels) == 1)), count=len(gj["features"]),
-                kind=f"units:{lv.key}").add_to(m)
+        gj = _geojson(
+            gdf, ["unit_id", "name", "pop", "s", "sa", "rank", *[f"s_{tk}" for tk in std.keys]]
+        )
+        tier_rows = ",".join(
+            f"[{json.dumps(tier_label(tk), ensure_ascii=False)}, LC.pct(p['s_{tk}'])]"
+            for tk in std.keys
+        )
+        js = (
+            f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function (f) {{ "
+            f"return {{color: '#444', weight: {1.5 if i < 2 else 0.8}, "
+            f"fillColor: LC.shareColour(f.properties.s), fillOpacity: 0.45}}; }}, "
+            f"onEachFeature: function (f, l) {{ var p = f.properties; "
+            f"l.bindPopup(LC.table(p.name + ' (' + p.unit_id + ')', "
+            f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.pop)], "
+            f"[{json.dumps(lb['share'] + ' · ' + lb['all_tiers'], ensure_ascii=False)}, "
+            f"LC.pct(p.sa)], "
+            f"['#', p.rank === null ? '—' : p.rank + ' / {int(tab['rank'].notna().sum())}'], "
+            f"{tier_rows}])); }}}});"
+        )
+        JsLayer(
+            js,
+            f"{lv.label(lang)}：{share_title}"
+            if lang == "zh"
+            else f"{lv.label(lang)}: {share_title}",
+            show=(i == 1 or (i == 0 and len(report.levels) == 1)),
+            count=len(gj["features"]),
+            kind=f"units:{lv.key}",
+        ).add_to(m)
 
     # residents
     bits = _coverage_bits(result)
     n_t = len(std.tiers)
     resident_layers = [("all", n_t)] + [(t.key, i) for i, t in enumerate(std.tiers)]
     if len(res) <= max_resident_points:
-        data = {"lat": _round(res["lat"], 6), "lon": _round(res["lon"], 6),
-                "pop": _round(res["population"], 1), "bits": bits.tolist()}
+        data = {
+            "lat": _round(res["lat"], 6),
+            "lon": _round(res["lon"], 6),
+            "pop": _round(res["population"], 1),
+            "bits": bits.tolist(),
+        }
         var = "LC.residentPoints"
         root_html.add_child(folium.Element(f"<script>LC.residentPoints = {_dumps(data)};</script>"))
         for key_r, bit in resident_layers:
             lab = lb["all_tiers"] if key_r == "all" else tier_label(key_r)
-            js = (f"var __NAME__ = LC.lazy({var}.lat.length, {json.dumps(key_r == 'all')}, function (g) {{ var d = {var}; "
-                  f"for (var i = 0; i < d.lat.length; i++) {{ "
-                  f"var c = (d.bits[i] >> {bit}) & 1; g.addLayer(L.circleMarker([d.lat[i], d.lon[i]], {{radius: 3, weight: 0, "
-                  f"fillOpacity: 0.8, fillColor: c ? '{COVERED_COLOUR}' : '{UNCOVERED_COLOUR}'}}).bindPopup("
-                  f"LC.table({json.dumps(lab, ensure_ascii=False)}, [[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(d.pop[i])], "
-                  f"['', c ? {json.dumps(lb['covered'], ensure_ascii=False)} : {json.dumps(lb['uncovered'], ensure_ascii=False)}]]))); }} }});")
-            JsLayer(js, f"{lb['residents']}：{lab}" if lang == "zh" else f"{lb['residents']}: {lab}",
-                    show=key_r == "all", count=len(res), kind=f"residents:{key_r}").add_to(m)
+            js = (
+                f"var __NAME__ = LC.lazy({var}.lat.length, {json.dumps(key_r == 'all')}, "
+                f"function (g) {{ var d = {var}; "
+                f"for (var i = 0; i < d.lat.length; i++) {{ "
+                f"var c = (d.bits[i] >> {bit}) & 1; "
+                f"g.addLayer(L.circleMarker([d.lat[i], d.lon[i]], {{radius: 3, weight: 0, "
+                f"fillOpacity: 0.8, fillColor: c ? '{COVERED_COLOUR}' : "
+                f"'{UNCOVERED_COLOUR}'}}).bindPopup("
+                f"LC.table({json.dumps(lab, ensure_ascii=False)}, "
+                f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(d.pop[i])], "
+                f"['', c ? {json.dumps(lb['covered'], ensure_ascii=False)} : "
+                f"{json.dumps(lb['uncovered'], ensure_ascii=False)}]]))); }} }});"
+            )
+            JsLayer(
+                js,
+                f"{lb['residents']}：{lab}" if lang == "zh" else f"{lb['residents']}: {lab}",
+                show=key_r == "all",
+                count=len(res),
+                kind=f"residents:{key_r}",
+            ).add_to(m)
     else:
         cell_m, cells = resident_cells(result, cell_m=resident_cell_m)
         sb = _cell_bounds_lonlat(cells["ix"], cells["iy"], cell_m, result.crs)
-        data = {"b": np.round(sb, 6).ravel().tolist(), "pop": _round(cells["population"], 0),
-                "cov": {k: _round(cells[k], 0) for k, _ in resident_layers}, "cell_m": cell_m}
+        data = {
+            "b": np.round(sb, 6).ravel().tolist(),
+            "pop": _round(cells["population"], 0),
+            "cov": {k: _round(cells[k], 0) for k, _ in resident_layers},
+            "cell_m": cell_m,
+        }
         root_html.add_child(folium.Element(f"<script>LC.residentCells = {_dumps(data)};</script>"))
         for key_r, _bit in resident_layers:
             lab = lb["all_tiers"] if key_r == "all" else tier_label(key_r)
-            js = (f"var __NAME__ = LC.lazy(LC.residentCells.pop.length, {json.dumps(key_r == 'all')}, function (g) {{ "
-                  f"var d = LC.residentCells, c = d.cov[{json.dumps(key_r)}]; "
-                  f"for (var i = 0; i < d.pop.length; i++) {{ var b = d.b.slice(4 * i, 4 * i + 4), s = d.pop[i] > 0 ? c[i] / d.pop[i] : null; "
-                  f"g.addLayer(L.rectangle([[b[0], b[1]], [b[2], b[3]]], {{weight: 0, fillOpacity: 0.6, fillColor: LC.shareColour(s)}})"
-                  f".bindPopup(LC.table({json.dumps(lab, ensure_ascii=False)} + ' · ' + d.cell_m + ' m {lb['cell']}', "
-                  f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(d.pop[i])], [{json.dumps(lb['covered_pop'], ensure_ascii=False)}, LC.num(c[i])], "
-                  f"[{json.dumps(lb['share'], ensure_ascii=False)}, LC.pct(s)]]))); }} }});")
-            JsLayer(js, f"{lb['residents']}：{lab}" if lang == "zh" else f"{lb['residents']}: {lab}",
-                    show=key_r == "all", count=len(cells["population"]), kind=f"resident_cells:{key_r}").add_to(m)
+            js = (
+                f"var __NAME__ = LC.lazy(LC.residentCells.pop.length, "
+                f"{json.dumps(key_r == 'all')}, function (g) {{ "
+                f"var d = LC.residentCells, c = d.cov[{json.dumps(key_r)}]; "
+                f"for (var i = 0; i < d.pop.length; i++) {{ "
+                f"var b = d.b.slice(4 * i, 4 * i + 4), s = d.pop[i] > 0 ? c[i] / d.pop[i] : null; "
+                f"g.addLayer(L.rectangle([[b[0], b[1]], [b[2], b[3]]], "
+                f"{{weight: 0, fillOpacity: 0.6, fillColor: LC.shareColour(s)}})"
+                f".bindPopup(LC.table({json.dumps(lab, ensure_ascii=False)} + ' · ' + d.cell_m + "
+                f"' m {lb['cell']}', "
+                f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(d.pop[i])], "
+                f"[{json.dumps(lb['covered_pop'], ensure_ascii=False)}, LC.num(c[i])], "
+                f"[{json.dumps(lb['share'], ensure_ascii=False)}, LC.pct(s)]]))); }} }});"
+            )
+            JsLayer(
+                js,
+                f"{lb['residents']}：{lab}" if lang == "zh" else f"{lb['residents']}: {lab}",
+                show=key_r == "all",
+                count=len(cells["population"]),
+                kind=f"resident_cells:{key_r}",
+            ).add_to(m)
 
     # service areas
     if service_areas is not None and len(service_areas):
@@ -531,48 +751,103 @@ def build_map(
             if not len(sub):
                 continue
             gj = _geojson(sub, ["tier", "budget_m"])
-            js = (f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function () {{ return {{color: '{colours[tk]}', weight: 1, "
-                  f"fillColor: '{colours[tk]}', fillOpacity: 0.15}}; }}, onEachFeature: function (f, l) {{ "
-                  f"l.bindPopup(LC.table({json.dumps(lb['service_areas'] + ' · ' + tier_label(tk), ensure_ascii=False)}, "
-                  f"[['m', LC.num(f.properties.budget_m)]])); }}}});")
-            JsLayer(js, f"{lb['service_areas']}：{tier_label(tk)}" if lang == "zh" else f"{lb['service_areas']}: {tier_label(tk)}",
-                    show=False, count=len(gj["features"]), kind=f"service_areas:{tk}").add_to(m)
+            js = (
+                f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function () {{ "
+                f"return {{color: '{colours[tk]}', weight: 1, "
+                f"fillColor: '{colours[tk]}', fillOpacity: 0.15}}; }}, "
+                f"onEachFeature: function (f, l) {{ "
+                f"l.bindPopup(LC.table("
+                f"{json.dumps(lb['service_areas'] + ' · ' + tier_label(tk), ensure_ascii=False)}, "
+                f"[['m', LC.num(f.properties.budget_m)]])); }}}});"
+            )
+            JsLayer(
+                js,
+                f"{lb['service_areas']}：{tier_label(tk)}"
+                if lang == "zh"
+                else f"{lb['service_areas']}: {tier_label(tk)}",
+                show=False,
+                count=len(gj["features"]),
+                kind=f"service_areas:{tk}",
+            ).add_to(m)
 
     # gaps
     if gaps is not None and len(gaps.table):
         ggdf = gaps.geometries(limit=MAX_MAP_GAPS)
         ggdf["label"] = [tier_label(k) for k in ggdf["tier"]]
-        ggdf["missing"] = ["、".join(tier_label(k) for k in str(v).split(";") if k) if lang == "zh"
-                           else ", ".join(tier_label(k) for k in str(v).split(";") if k) for v in ggdf["tiers_missing"]]
-        gj = _geojson(ggdf, ["rank", "gap_id", "label", "missing", "population", "elderly",
-                             "nearest_facility_id", "nearest_facility_distance_m"])
-        js = (f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function () {{ return {{color: '{GAP_COLOUR}', weight: 1.5, "
-              f"fillColor: '{GAP_COLOUR}', fillOpacity: 0.12, dashArray: '3 3'}}; }}, onEachFeature: function (f, l) {{ var p = f.properties; "
-              f"l.bindPopup(LC.table({json.dumps(lb['gap'], ensure_ascii=False)} + ' #' + p.rank + ' · ' + p.label, "
-              f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.population)], [{json.dumps(lb['elderly'], ensure_ascii=False)}, LC.num(p.elderly)], "
-              f"[{json.dumps(lb['missing'], ensure_ascii=False)}, p.missing], [{json.dumps(lb['nearest'], ensure_ascii=False)}, p.nearest_facility_id || '—'], "
-              f"[{json.dumps(lb['distance'], ensure_ascii=False)}, LC.m(p.nearest_facility_distance_m)]])); }}}});")
-        JsLayer(js, f"{lb['gaps']} ({len(ggdf)})", show=True, count=len(gj["features"]), kind="gaps").add_to(m)
+        ggdf["missing"] = [
+            "、".join(tier_label(k) for k in str(v).split(";") if k)
+            if lang == "zh"
+            else ", ".join(tier_label(k) for k in str(v).split(";") if k)
+            for v in ggdf["tiers_missing"]
+        ]
+        gj = _geojson(
+            ggdf,
+            [
+                "rank",
+                "gap_id",
+                "label",
+                "missing",
+                "population",
+                "elderly",
+                "nearest_facility_id",
+                "nearest_facility_distance_m",
+            ],
+        )
+        js = (
+            f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function () {{ "
+            f"return {{color: '{GAP_COLOUR}', weight: 1.5, "
+            f"fillColor: '{GAP_COLOUR}', fillOpacity: 0.12, dashArray: '3 3'}}; }}, onEachFeature: "
+            f"function (f, l) {{ var p = f.properties; "
+            f"l.bindPopup(LC.table({json.dumps(lb['gap'], ensure_ascii=False)} + ' #' + p.rank + "
+            f"' · ' + p.label, "
+            f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.population)], "
+            f"[{json.dumps(lb['elderly'], ensure_ascii=False)}, LC.num(p.elderly)], "
+            f"[{json.dumps(lb['missing'], ensure_ascii=False)}, p.missing], "
+            f"[{json.dumps(lb['nearest'], ensure_ascii=False)}, p.nearest_facility_id || '—'], "
+            f"[{json.dumps(lb['distance'], ensure_ascii=False)}, "
+            f"LC.m(p.nearest_facility_distance_m)]])); }}}});"
+        )
+        JsLayer(
+            js, f"{lb['gaps']} ({len(ggdf)})", show=True, count=len(gj["features"]), kind="gaps"
+        ).add_to(m)
 
     # facilities, highest tier drawn last (on top)
     fac_tier = fac["tier"].to_numpy()
-    for i, t in reversed(list(enumerate(std.tiers))):
-        sel = fac_tier == t.key
+    for i, ft in reversed(list(enumerate(std.tiers))):
+        sel = fac_tier == ft.key
         if not sel.any():
             continue
         sub = fac[sel]
-        data = {"lat": _round(sub["lat"], 6), "lon": _round(sub["lon"], 6), "id": sub["id"].tolist(),
-                "name": sub["name"].tolist(), "pop": _round(sub["catchment_population"], 0)}
+        data = {
+            "lat": _round(sub["lat"], 6),
+            "lon": _round(sub["lon"], 6),
+            "id": sub["id"].tolist(),
+            "name": sub["name"].tolist(),
+            "pop": _round(sub["catchment_population"], 0),
+        }
         radius = max(3, 9 - 1.5 * i)
-        js = (f"var __NAME__ = (function () {{ var d = {_dumps(data)}, g = []; for (var i = 0; i < d.lat.length; i++) {{ "
-              f"g.push(L.circleMarker([d.lat[i], d.lon[i]], {{radius: {radius}, color: '#ffffff', weight: 1, fillColor: '{colours[t.key]}', "
-              f"fillOpacity: 0.95}}).bindPopup(LC.table(d.name[i] || d.id[i], [[{json.dumps(lb['tier'], ensure_ascii=False)}, "
-              f"{json.dumps(tier_label(t.key), ensure_ascii=False)}], [{json.dumps(lb['id'], ensure_ascii=False)}, d.id[i]], "
-              f"[{json.dumps(lb['catchment'] + f' (≤ {t.threshold_m:,.0f} m)', ensure_ascii=False)}, LC.num(d.pop[i])]]))); }} "
-              f"return L.featureGroup(g); }})();")
-        JsLayer(js, f"{lb['facilities']}：{tier_label(t.key)} ({int(sel.sum())})" if lang == "zh"
-                else f"{lb['facilities']}: {tier_label(t.key)} ({int(sel.sum())})",
-                show=True, count=int(sel.sum()), kind=f"facilities:{t.key}").add_to(m)
+        js = (
+            f"var __NAME__ = (function () {{ var d = {_dumps(data)}, g = []; "
+            f"for (var i = 0; i < d.lat.length; i++) {{ "
+            f"g.push(L.circleMarker([d.lat[i], d.lon[i]], {{radius: {radius}, color: '#ffffff', "
+            f"weight: 1, fillColor: '{colours[ft.key]}', "
+            f"fillOpacity: 0.95}}).bindPopup(LC.table(d.name[i] || d.id[i], "
+            f"[[{json.dumps(lb['tier'], ensure_ascii=False)}, "
+            f"{json.dumps(tier_label(ft.key), ensure_ascii=False)}], "
+            f"[{json.dumps(lb['id'], ensure_ascii=False)}, d.id[i]], ["
+            f"{json.dumps(lb['catchment'] + f' (≤ {ft.threshold_m:,.0f} m)', ensure_ascii=False)}, "
+            f"LC.num(d.pop[i])]]))); }} "
+            f"return L.featureGroup(g); }})();"
+        )
+        JsLayer(
+            js,
+            f"{lb['facilities']}：{tier_label(ft.key)} ({int(sel.sum())})"
+            if lang == "zh"
+            else f"{lb['facilities']}: {tier_label(ft.key)} ({int(sel.sum())})",
+            show=True,
+            count=int(sel.sum()),
+            kind=f"facilities:{ft.key}",
+        ).add_to(m)
 
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds(bounds)
@@ -581,7 +856,7 @@ def build_map(
     return m
 
 
-def map_layers(m: Any) -> list[dict[str, Any]]:
+def map_layers(m: folium.Map) -> list[dict[str, Any]]:
     """The toggleable layers of a map from :func:`build_map`, in layer-control order.
 
     Each: ``name`` (as in the layer control), ``kind`` (e.g. ``facilities:point``,
@@ -590,12 +865,20 @@ def map_layers(m: Any) -> list[dict[str, Any]]:
     """
     from folium.map import Layer
 
-    return [{"name": c.layer_name, "kind": getattr(c, "kind", ""), "show": c.show, "overlay": c.overlay,
-             "count": getattr(c, "count", None)}
-            for c in m._children.values() if isinstance(c, Layer) and c.control]
+    return [
+        {
+            "name": c.layer_name,
+            "kind": getattr(c, "kind", ""),
+            "show": c.show,
+            "overlay": c.overlay,
+            "count": getattr(c, "count", None),
+        }
+        for c in m._children.values()
+        if isinstance(c, Layer) and c.control
+    ]
 
 
-def map_title(run: Any, *, lang: str = "zh") -> str:
+def map_title(run: CoverageRun, *, lang: str = "zh") -> str:
     """Title line: scenario, standard, and the synthetic-data warning where it applies."""
     lb = labels(lang)
     inputs = run.inputs
@@ -607,7 +890,9 @@ def map_title(run: Any, *, lang: str = "zh") -> str:
     return " · ".join(parts)
 
 
-def _add_title_and_legend(m: Any, run: Any, *, lang: str, colours: dict[str, str], share_title: str) -> None:
+def _add_title_and_legend(
+    m: folium.Map, run: CoverageRun, *, lang: str, colours: dict[str, str], share_title: str
+) -> None:
     import folium
 
     lb = labels(lang)
@@ -617,32 +902,41 @@ def _add_title_and_legend(m: Any, run: Any, *, lang: str, colours: dict[str, str
     warn = ""
     if run.inputs.synthetic:
         warn = f'<div style="color:#b00;font-weight:bold">{e(lb["synthetic"])}</div>'
-    title_html = (f'<div id="lifecircle-title" style="position:absolute;top:10px;left:60px;z-index:1000;'
-                  f'background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:14px sans-serif;'
-                  f'box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:60%">{e(title)}{warn}</div>')
+    title_html = (
+        f'<div id="lifecircle-title" style="position:absolute;top:10px;left:60px;z-index:1000;'
+        f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:14px sans-serif;"
+        f'box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:60%">{e(title)}{warn}</div>'
+    )
     rows = []
     for t in std.tiers:
         lab = t.label_zh if lang == "zh" else t.label_en
-        rows.append(f'<div><span style="display:inline-block;width:11px;height:11px;border-radius:6px;'
-                    f'background:{colours[t.key]};margin-right:5px"></span>{e(lab)} ≤ {t.threshold_m:,.0f} m</div>')
-    ramp = "".join(f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
-                   for c in SHARE_COLOURS)
-    legend_html = (f'<div id="lifecircle-legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
-                   f'background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:12px sans-serif;'
-                   f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>'
-                   f'<div style="margin-top:3px">{e(lb["facilities"])}</div>{"".join(rows)}'
-                   f'<div style="margin-top:4px">{e(share_title)} / {e(lb["residents"])}</div>'
-                   f'<div>{ramp}</div><div style="display:flex;justify-content:space-between;width:110px">'
-                   f'<span>0%</span><span>100%</span></div>'
-                   f'<div style="margin-top:3px"><span style="display:inline-block;width:12px;height:10px;'
-                   f'border:1.5px dashed {GAP_COLOUR};margin-right:5px"></span>{e(lb["gaps"])}</div></div>')
-    root = m.get_root()
+        rows.append(
+            f'<div><span style="display:inline-block;width:11px;height:11px;border-radius:6px;'
+            f'background:{colours[t.key]};margin-right:5px"></span>'
+            f"{e(lab)} ≤ {t.threshold_m:,.0f} m</div>"
+        )
+    ramp = "".join(
+        f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
+        for c in SHARE_COLOURS
+    )
+    legend_html = (
+        f'<div id="lifecircle-legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
+        f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:12px sans-serif;"
+        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>'
+        f'<div style="margin-top:3px">{e(lb["facilities"])}</div>{"".join(rows)}'
+        f'<div style="margin-top:4px">{e(share_title)} / {e(lb["residents"])}</div>'
+        f'<div>{ramp}</div><div style="display:flex;justify-content:space-between;width:110px">'
+        f"<span>0%</span><span>100%</span></div>"
+        f'<div style="margin-top:3px"><span style="display:inline-block;width:12px;height:10px;'
+        f'border:1.5px dashed {GAP_COLOUR};margin-right:5px"></span>{e(lb["gaps"])}</div></div>'
+    )
+    root = cast("Figure", m.get_root())
     root.html.add_child(folium.Element(title_html + legend_html))
     root.title = e(title)
 
 
-def _add_probe(m: Any) -> None:
-    """Expose the map and its layer control to the probe (see ``_PROBE_HEAD``); add a metric scale."""
+def _add_probe(m: folium.Map) -> None:
+    """Expose the map and its layer control to the probe (``_PROBE_HEAD``); add a metric scale."""
     from branca.element import MacroElement
     from folium import LayerControl
     from jinja2 import Template
@@ -666,7 +960,7 @@ L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name
 _ASSET_MARK = "<!--lifecircle-assets-->"
 
 
-def render_map_html(m: Any, *, offline: bool) -> str:
+def render_map_html(m: folium.Map, *, offline: bool) -> str:
     """Render a map from :func:`build_map` to one HTML page.
 
     Online, the page loads Leaflet from a CDN; offline, Leaflet is inlined and no external
@@ -677,7 +971,7 @@ def render_map_html(m: Any, *, offline: bool) -> str:
 
     m.default_js = [] if offline else [("leaflet", f"{LEAFLET_CDN}/leaflet.js")]
     m.default_css = [] if offline else [("leaflet_css", f"{LEAFLET_CDN}/leaflet.css")]
-    root = m.get_root()
+    root = cast("Figure", m.get_root())
     root.header.add_child(folium.Element(_ASSET_MARK), name="lifecircle_assets", index=0)
     page = root.render()
     head = _PROBE_HEAD
@@ -693,16 +987,16 @@ def render_map_html(m: Any, *, offline: bool) -> str:
 
 
 def write_coverage_map(
-    run: Any,
+    run: CoverageRun,
     path: str | Path,
     *,
     offline: bool = False,
     tiles: str | None = None,
-    service_areas: Any = None,
-    gaps: Any = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+    gaps: Gaps | None = None,
     lang: str = "zh",
     overwrite: bool = False,
-    report: Any = None,
+    report: CoverageReport | None = None,
     tiles_attr: str | None = None,
     choropleth_tier: str | None = None,
 ) -> Path:
@@ -710,7 +1004,7 @@ def write_coverage_map(
 
     Parameters
     ----------
-    run : lifecircle.pipeline.CoverageRun
+    run : lifecircle.runs.CoverageRun
     path : path
         The ``.html`` file (folders are created).
     offline : bool
@@ -730,26 +1024,235 @@ def write_coverage_map(
     -------
     Path
     """
-    from lifecircle.export import check_writable, write_text
-
     target = Path(path)
     check_writable([target], overwrite=overwrite)
-    m = build_map(run, offline=offline, tiles=tiles, tiles_attr=tiles_attr, service_areas=service_areas,
-                  gaps=gaps, report=report, lang=lang, choropleth_tier=choropleth_tier)
+    m = build_map(
+        run,
+        offline=offline,
+        tiles=tiles,
+        tiles_attr=tiles_attr,
+        service_areas=service_areas,
+        gaps=gaps,
+        report=report,
+        lang=lang,
+        choropleth_tier=choropleth_tier,
+    )
     page = render_map_html(m, offline=offline)
     write_text(page, target, overwrite=True)
-    logger.info("wrote %s (%.1f MB%s)", target, len(page.encode("utf-8")) / 1e6, ", offline" if offline else "")
+    logger.info(
+        "wrote %s (%.1f MB%s)",
+        target,
+        len(page.encode("utf-8")) / 1e6,
+        ", offline" if offline else "",
+    )
     return target
 
 
+# -- candidate sites ------------------------------------------------------------------------------
+
+
+def build_candidates_map(
+    scoring: ScoringResult,
+    coverage: CoverageRun,
+    *,
+    offline: bool = False,
+    tiles: str | None = None,
+    tiles_attr: str | None = None,
+    max_candidates: int = 2_000,
+    max_gap_cells: int = 4_000,
+) -> folium.Map:
+    """The map of a site scoring: current gaps, candidates sized by their gain, and the picks.
+
+    Parameters
+    ----------
+    scoring : lifecircle.siting.ScoringResult
+        Candidates ranked by marginal gain, with the picks (``selected``) and coverage before/after.
+    coverage : lifecircle.runs.CoverageRun
+        The coverage run the scoring started from (residents, inputs, title).
+    offline : bool
+        Self-contained page, as for :func:`build_map` (the road network replaces the basemap).
+    tiles, tiles_attr : str, optional
+        XYZ basemap template and its attribution.
+    max_candidates : int, default 2000
+        Draw at most this many unselected candidates (the best ranked).
+    max_gap_cells : int, default 4000
+        Draw at most this many gap cells (cells of half the tier threshold, the largest first).
+    """
+    import folium
+
+    res = coverage.result.residents
+    w = resident_weight(res, scoring.weight)
+    gap = scoring.uncovered & (w > 0)
+    tier = scoring.tier
+    title = f"{coverage.inputs.title} — {tier.label_zh} {tier.label_en}: candidate sites"
+    if coverage.inputs.synthetic:
+        title = f"SYNTHETIC 合成数据 — {title}"
+    cand = scoring.candidates
+    pts = res if len(res) else cand
+    lat, lon = pts["lat"].to_numpy(float), pts["lon"].to_numpy(float)
+    bounds = (
+        [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
+        if len(pts)
+        else [[0.0, 0.0], [0.0, 0.0]]
+    )
+    fmap = _base_map(
+        coverage.inputs, bounds, offline=offline, tiles=tiles, tiles_attr=tiles_attr, lang="en"
+    )
+    root = cast("Figure", fmap.get_root())
+    root.title = _esc(title)
+    root.html.add_child(
+        folium.Element(
+            f'<div style="position:fixed;top:8px;left:50px;z-index:9999;background:white;'
+            f'padding:6px;font:14px sans-serif;border:1px solid #888">{_esc(title)}<br>'
+            f"coverage {scoring.before['share']:.1%}"
+            f" → {scoring.after['share']:.1%} with {len(scoring.picks)} new site(s)</div>"
+        )
+    )
+    gaps = folium.FeatureGroup(name="gaps (uncovered, per cell) 未覆盖人口", show=True)
+    if gap.any():
+        size = tier.threshold_m / 2.0
+        x, y, wg = res["x"].to_numpy(float)[gap], res["y"].to_numpy(float)[gap], w[gap]
+        glon, glat = res["lon"].to_numpy(float)[gap], res["lat"].to_numpy(float)[gap]
+        cell = np.column_stack([np.floor(x / size), np.floor(y / size)]).astype(np.int64)
+        _u, inv = np.unique(cell, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        cw = np.bincount(inv, weights=wg)
+        clon = np.bincount(inv, weights=wg * glon) / np.maximum(cw, 1e-12)
+        clat = np.bincount(inv, weights=wg * glat) / np.maximum(cw, 1e-12)
+        top = np.argsort(-cw)[:max_gap_cells]
+        scale = 12.0 / np.sqrt(cw[top].max())
+        for j in top:
+            folium.CircleMarker(
+                [clat[j], clon[j]],
+                radius=max(2.0, float(np.sqrt(cw[j]) * scale)),
+                color=None,
+                fill=True,
+                fill_color="#d7301f",
+                fill_opacity=0.35,
+                tooltip=f"uncovered {scoring.weight}: {cw[j]:,.0f}",
+            ).add_to(gaps)
+    gaps.add_to(fmap)
+    cl = folium.FeatureGroup(name="candidates (size = gain) 候选点", show=True)
+    shown = cand.head(max_candidates)
+    gmax = float(shown["marginal_gain"].max()) if len(shown) else 0.0
+    sscale = 14.0 / np.sqrt(gmax) if gmax > 0 else 0.0
+    rec: Any
+    for rec in shown[shown["selected"].isna()].itertuples(index=False):
+        folium.CircleMarker(
+            [rec.lat, rec.lon],
+            radius=max(3.0, float(np.sqrt(max(rec.marginal_gain, 0)) * sscale)),
+            color="#2c7fb8",
+            weight=1,
+            fill=True,
+            fill_opacity=0.5,
+            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}",
+            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+        ).add_to(cl)
+    cl.add_to(fmap)
+    sl = folium.FeatureGroup(name=f"selected {len(scoring.picks)} 选定", show=True)
+    for rec in cand[cand["selected"].notna()].itertuples(index=False):
+        folium.Marker(
+            [rec.lat, rec.lon],
+            icon=folium.DivIcon(
+                html=f'<div style="background:#fdae61;border:2px solid #000;'
+                f"border-radius:50%;width:22px;height:22px;text-align:center;"
+                f'font:bold 12px/22px sans-serif">{int(rec.selected)}</div>'
+            ),
+            tooltip=f"pick {int(rec.selected)}: {_esc(rec.candidate_id)} +{rec.pick_gain:,.0f} "
+            f"(→ {rec.cumulative_share:.1%})",
+            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+        ).add_to(sl)
+    sl.add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    if len(cand):
+        fmap.fit_bounds(
+            [
+                [float(cand["lat"].min()), float(cand["lon"].min())],
+                [float(cand["lat"].max()), float(cand["lon"].max())],
+            ]
+        )
+    else:
+        fmap.fit_bounds(bounds)
+    return fmap
+
+
+def write_candidates_map(
+    scoring: ScoringResult,
+    coverage: CoverageRun,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    offline: bool = False,
+    tiles: str | None = None,
+    tiles_attr: str | None = None,
+    max_candidates: int = 2_000,
+    max_gap_cells: int = 4_000,
+) -> Path:
+    """Write the HTML map of a site scoring (see :func:`build_candidates_map`).
+
+    Parameters
+    ----------
+    scoring : lifecircle.siting.ScoringResult
+    coverage : lifecircle.runs.CoverageRun
+    path : path
+        The ``.html`` file (folders are created).
+    overwrite : bool
+        Replace an existing file.
+    offline, tiles, tiles_attr, max_candidates, max_gap_cells
+        As for :func:`build_candidates_map`.
+
+    Returns
+    -------
+    Path
+    """
+    target = Path(path)
+    check_writable([target], overwrite=overwrite)
+    m = build_candidates_map(
+        scoring,
+        coverage,
+        offline=offline,
+        tiles=tiles,
+        tiles_attr=tiles_attr,
+        max_candidates=max_candidates,
+        max_gap_cells=max_gap_cells,
+    )
+    page = render_map_html(m, offline=offline)
+    write_text(page, target, overwrite=True)
+    logger.info(
+        "wrote %s (%.1f MB%s)",
+        target,
+        len(page.encode("utf-8")) / 1e6,
+        ", offline" if offline else "",
+    )
+    return target
+
+
+def _esc(s: object) -> str:
+    """``s`` as HTML text."""
+    return html.escape(str(s))
+
+
 # -- static PNG ---------------------------------------------------------------------------------
+
 
 def cjk_font() -> str | None:
     """Name of an installed font with Chinese glyphs, or None."""
     from matplotlib import font_manager
 
-    wanted = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "SimHei", "Microsoft YaHei",
-              "PingFang", "Heiti", "AR PL", "Droid Sans Fallback", "SimSun", "Sarasa")
+    wanted = (
+        "Noto Sans CJK",
+        "Noto Serif CJK",
+        "Source Han",
+        "WenQuanYi",
+        "SimHei",
+        "Microsoft YaHei",
+        "PingFang",
+        "Heiti",
+        "AR PL",
+        "Droid Sans Fallback",
+        "SimSun",
+        "Sarasa",
+    )
     for f in font_manager.fontManager.ttflist:
         if any(w.lower() in f.name.lower() for w in wanted):
             return str(f.name)
@@ -766,16 +1269,107 @@ def _nice_length(span_m: float) -> float:
     return float(p)
 
 
-def draw_static_map(run: Any, ax: Any, *, gaps: Any = None, report: Any = None, lang: str = "zh",
-                    tier: str | None = None, service_areas: Any = None) -> dict[str, Any]:
-    """Draw the map on a matplotlib axis in the analysis CRS (metres); returns legend handles."""
-    import shapely
-    from matplotlib.collections import LineCollection, PolyCollection
+def _draw_facilities(
+    ax: Axes, fac: pd.DataFrame, std: ServiceStandard, colours: dict[str, str]
+) -> None:
+    """Facilities as dots per tier, the higher tiers larger and drawn on top."""
+    for i, t in reversed(list(enumerate(std.tiers))):
+        sel = fac["tier"].to_numpy() == t.key
+        if sel.any():
+            ax.scatter(
+                fac["x"].to_numpy(float)[sel],
+                fac["y"].to_numpy(float)[sel],
+                s=max(4, 60 - 12 * i),
+                c=colours[t.key],
+                edgecolors="white",
+                linewidths=0.4,
+                zorder=5 + (len(std.tiers) - i),
+            )
+
+
+def _static_legend_handles(
+    std: ServiceStandard, colours: dict[str, str], lang: str, lb: dict[str, str], key: str
+) -> list[Any]:
+    """Legend handles: one per tier, one per coverage-share class and one for the gaps."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from lifecircle import report as report_mod
-    from lifecircle.coords import from_wgs84
+    handles: list[Any] = []
+    for t in std.tiers:
+        lab = t.label_zh if lang == "zh" else t.label_en
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                color=colours[t.key],
+                label=f"{lab} ≤ {t.threshold_m:,.0f} m",
+            )
+        )
+    share_lab = (
+        f"{lb['share']}: {lb['all_tiers']}"
+        if key == "all"
+        else f"{lb['share']}: {std.tier(key).label_zh if lang == 'zh' else std.tier(key).label_en}"
+    )
+    for lo, hi, c in zip((0, *SHARE_BREAKS[:-1]), SHARE_BREAKS, SHARE_COLOURS, strict=True):
+        handles.append(
+            Patch(
+                color=c, alpha=0.75, label=f"{share_lab} {100 * lo:.0f}–{min(100, 100 * hi):.0f}%"
+            )
+        )
+    handles.append(Line2D([], [], color=GAP_COLOUR, ls=":", label=lb["gaps"]))
+    return handles
+
+
+def _draw_north_and_scale(ax: Axes, lb: dict[str, str]) -> float:
+    """A north arrow and a scale bar on ``ax``; returns the scale bar's length in metres."""
+    # north arrow (the CRS is a projected grid: up is grid north)
+    ax.annotate(
+        lb["north"],
+        xy=(0.95, 0.95),
+        xytext=(0.95, 0.85),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        arrowprops={"facecolor": "black", "width": 4, "headwidth": 12},
+    )
+    # scale bar
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length(x1 - x0)
+    bx, by = x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0)
+    ax.plot([bx, bx + length], [by, by], color="black", lw=3, solid_capstyle="butt", zorder=10)
+    ax.plot(
+        [bx, bx + length / 2], [by, by], color="white", lw=1.5, solid_capstyle="butt", zorder=11
+    )
+    ax.text(
+        bx + length / 2,
+        by + 0.015 * (y1 - y0),
+        f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m",
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        zorder=11,
+    )
+    return length
+
+
+def draw_static_map(
+    run: CoverageRun,
+    ax: Axes,
+    *,
+    gaps: Gaps | None = None,
+    report: CoverageReport | None = None,
+    lang: str = "zh",
+    tier: str | None = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+) -> dict[str, Any]:
+    """Draw the map on a matplotlib axis in the analysis CRS (metres); returns legend handles."""
+    import shapely
+    from matplotlib.collections import LineCollection, PolyCollection
 
     lb = labels(lang)
     result = run.result
@@ -789,7 +1383,9 @@ def draw_static_map(run: Any, ax: Any, *, gaps: Any = None, report: Any = None, 
         gaps = report.gaps
 
     def proj(geom: Any) -> Any:
-        return shapely.transform(geom, lambda xy: np.column_stack(from_wgs84(xy[:, 0], xy[:, 1], crs)))
+        return shapely.transform(
+            geom, lambda xy: np.column_stack(from_wgs84(xy[:, 0], xy[:, 1], crs))
+        )
 
     def outline(geom: Any, **kw: Any) -> None:
         for g in shapely.get_parts(shapely.boundary(np.atleast_1d(geom))):
@@ -798,16 +1394,35 @@ def draw_static_map(run: Any, ax: Any, *, gaps: Any = None, report: Any = None, 
                 ax.plot(c[:, 0], c[:, 1], **kw)
 
     net = inputs.networks.get("walk") or next(iter(inputs.networks.values()))
-    ax.add_collection(LineCollection(net.edge_coords(), colors="#bdbdbd", linewidths=0.3, zorder=1))
+    ax.add_collection(
+        LineCollection(list(net.edge_coords()), colors="#bdbdbd", linewidths=0.3, zorder=1)
+    )
     key = tier or "all"
     cell_m, cells = resident_cells(result)
     ix, iy = cells["ix"].astype(float), cells["iy"].astype(float)
-    quads = np.stack([np.column_stack([ix, iy]), np.column_stack([ix + 1, iy]),
-                      np.column_stack([ix + 1, iy + 1]), np.column_stack([ix, iy + 1])], axis=1) * cell_m
+    quads = (
+        np.stack(
+            [
+                np.column_stack([ix, iy]),
+                np.column_stack([ix + 1, iy]),
+                np.column_stack([ix + 1, iy + 1]),
+                np.column_stack([ix, iy + 1]),
+            ],
+            axis=1,
+        )
+        * cell_m
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(cells["population"] > 0, cells[key] / cells["population"], np.nan)
-    ax.add_collection(PolyCollection(list(quads), facecolors=list(share_colour(share)), edgecolors="none",
-                                     alpha=0.75, zorder=2))
+    ax.add_collection(
+        PolyCollection(
+            list(quads),
+            facecolors=list(share_colour(share)),
+            edgecolors="none",
+            alpha=0.75,
+            zorder=2,
+        )
+    )
     for lv in report.levels[1:2]:
         for g in lv.geometry:
             outline(proj(g), color="#555555", lw=0.8, zorder=3)
@@ -823,20 +1438,8 @@ def draw_static_map(run: Any, ax: Any, *, gaps: Any = None, report: Any = None, 
         for g in ggdf.geometry:
             outline(proj(g), color=GAP_COLOUR, lw=1.0, ls=":", zorder=4)
     fac = result.facilities
-    handles: list[Any] = []
-    for i, t in reversed(list(enumerate(std.tiers))):
-        sel = fac["tier"].to_numpy() == t.key
-        if sel.any():
-            ax.scatter(fac["x"].to_numpy(float)[sel], fac["y"].to_numpy(float)[sel], s=max(4, 60 - 12 * i),
-                       c=colours[t.key], edgecolors="white", linewidths=0.4, zorder=5 + (len(std.tiers) - i))
-    for t in std.tiers:
-        lab = t.label_zh if lang == "zh" else t.label_en
-        handles.append(Line2D([], [], marker="o", ls="", color=colours[t.key], label=f"{lab} ≤ {t.threshold_m:,.0f} m"))
-    share_lab = (f"{lb['share']}: {lb['all_tiers']}" if key == "all"
-                 else f"{lb['share']}: {std.tier(key).label_zh if lang == 'zh' else std.tier(key).label_en}")
-    for lo, hi, c in zip((0, *SHARE_BREAKS[:-1]), SHARE_BREAKS, SHARE_COLOURS, strict=True):
-        handles.append(Patch(color=c, alpha=0.75, label=f"{share_lab} {100 * lo:.0f}–{min(100, 100 * hi):.0f}%"))
-    handles.append(Line2D([], [], color=GAP_COLOUR, ls=":", label=lb["gaps"]))
+    _draw_facilities(ax, fac, std, colours)
+    handles = _static_legend_handles(std, colours, lang, lb, key)
     # extent: residents and facilities
     xs = np.r_[result.residents["x"].to_numpy(float), fac["x"].to_numpy(float)]
     ys = np.r_[result.residents["y"].to_numpy(float), fac["y"].to_numpy(float)]
@@ -847,25 +1450,22 @@ def draw_static_map(run: Any, ax: Any, *, gaps: Any = None, report: Any = None, 
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    # north arrow (the CRS is a projected grid: up is grid north)
-    ax.annotate(lb["north"], xy=(0.95, 0.95), xytext=(0.95, 0.85), xycoords="axes fraction",
-                ha="center", va="center", fontsize=12, fontweight="bold",
-                arrowprops={"facecolor": "black", "width": 4, "headwidth": 12})
-    # scale bar
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    length = _nice_length(x1 - x0)
-    bx, by = x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0)
-    ax.plot([bx, bx + length], [by, by], color="black", lw=3, solid_capstyle="butt", zorder=10)
-    ax.plot([bx, bx + length / 2], [by, by], color="white", lw=1.5, solid_capstyle="butt", zorder=11)
-    ax.text(bx + length / 2, by + 0.015 * (y1 - y0), f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m",
-            ha="center", va="bottom", fontsize=9, zorder=11)
+    length = _draw_north_and_scale(ax, lb)
     return {"handles": handles, "scale_m": length, "cell_m": cell_m}
 
 
-def write_static_map(run: Any, path: str | Path, *, gaps: Any = None, report: Any = None, lang: str = "zh",
-                     tier: str | None = None, service_areas: Any = None, dpi: int = 150,
-                     overwrite: bool = False) -> Path:
+def write_static_map(
+    run: CoverageRun,
+    path: str | Path,
+    *,
+    gaps: Gaps | None = None,
+    report: CoverageReport | None = None,
+    lang: str = "zh",
+    tier: str | None = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+    dpi: int = 150,
+    overwrite: bool = False,
+) -> Path:
     """Write a static PNG of the coverage map (matplotlib) with legend, north arrow and scale bar.
 
     Parameters
@@ -883,27 +1483,36 @@ def write_static_map(run: Any, path: str | Path, *, gaps: Any = None, report: An
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lifecircle.export import atomic_path
-
     target = Path(path)
     labels(lang)
     rc: dict[str, Any] = {}
     if lang == "zh":
         font = cjk_font()
         if font is None:
-            logger.warning("no font with Chinese glyphs is installed (e.g. apt install fonts-noto-cjk); "
-                           "the PNG uses English labels")
+            logger.warning(
+                "no font with Chinese glyphs is installed (e.g. apt install fonts-noto-cjk); "
+                "the PNG uses English labels"
+            )
             lang = "en"
         else:
-            rc = {"font.sans-serif": [font, "DejaVu Sans"], "font.family": "sans-serif",
-                  "axes.unicode_minus": False}
+            rc = {
+                "font.sans-serif": [font, "DejaVu Sans"],
+                "font.family": "sans-serif",
+                "axes.unicode_minus": False,
+            }
     with matplotlib.rc_context(rc):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(10, 10))
         try:
-            out = draw_static_map(run, ax, gaps=gaps, report=report, lang=lang, tier=tier,
-                                  service_areas=service_areas)
-            ax.legend(handles=out["handles"], loc="upper left", fontsize=7, framealpha=0.9,
-                      title=labels(lang)["legend"])
+            out = draw_static_map(
+                run, ax, gaps=gaps, report=report, lang=lang, tier=tier, service_areas=service_areas
+            )
+            ax.legend(
+                handles=out["handles"],
+                loc="upper left",
+                fontsize=7,
+                framealpha=0.9,
+                title=labels(lang)["legend"],
+            )
             ax.set_title(map_title(run, lang=lang), fontsize=11)
             fig.tight_layout()
             with atomic_path(target, overwrite=overwrite) as tmp:

@@ -45,7 +45,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -71,8 +71,11 @@ _COMMON_EXCLUDE: Final = [("area", "yes"), ("access", "private")]
 _FILTERS: Final[dict[str, list[tuple[str, str]]]] = {
     "walk": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|"
-                    "proposed|raceway|razed|rest_area|services"),
+        (
+            "highway",
+            "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|"
+            "proposed|raceway|razed|rest_area|services",
+        ),
         ("foot", "no"),
         ("service", "private"),
         ("sidewalk", "separate"),
@@ -82,16 +85,22 @@ _FILTERS: Final[dict[str, list[tuple[str, str]]]] = {
     ],
     "bike": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bus_guideway|construction|corridor|elevator|escalator|footway|"
-                    "motor|no|planned|platform|proposed|raceway|razed|rest_area|services|steps"),
+        (
+            "highway",
+            "abandoned|bus_guideway|construction|corridor|elevator|escalator|footway|"
+            "motor|no|planned|platform|proposed|raceway|razed|rest_area|services|steps",
+        ),
         ("bicycle", "no"),
         ("service", "private"),
     ],
     "drive": [
         *_COMMON_EXCLUDE,
-        ("highway", "abandoned|bridleway|bus_guideway|construction|corridor|cycleway|elevator|"
-                    "escalator|footway|no|path|pedestrian|planned|platform|proposed|raceway|"
-                    "razed|rest_area|service|services|steps|track"),
+        (
+            "highway",
+            "abandoned|bridleway|bus_guideway|construction|corridor|cycleway|elevator|"
+            "escalator|footway|no|path|pedestrian|planned|platform|proposed|raceway|"
+            "razed|rest_area|service|services|steps|track",
+        ),
         ("motor_vehicle", "no"),
         ("motorcar", "no"),
         ("service", "alley|driveway|emergency_access|parking|parking_aisle|private"),
@@ -114,8 +123,10 @@ def way_allowed(tags: Mapping[str, str], mode: str) -> bool:
 
 
 def haversine_m(
-    lon1: NDArray[np.float64], lat1: NDArray[np.float64],
-    lon2: NDArray[np.float64], lat2: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat1: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+    lat2: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Great-circle distance in metres (osmnx's formula and earth radius; kept for comparisons,
     network lengths use :func:`geodesic_m`)."""
@@ -131,15 +142,19 @@ _GEOD: list[Any] = []
 
 
 def geodesic_m(
-    lon1: NDArray[np.float64], lat1: NDArray[np.float64],
-    lon2: NDArray[np.float64], lat2: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat1: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+    lat2: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Geodesic distance in metres on the WGS84 ellipsoid (vectorised ``pyproj.Geod.inv``)."""
     if not _GEOD:
         from pyproj import Geod
 
         _GEOD.append(Geod(ellps="WGS84"))
-    lon1, lat1, lon2, lat2 = (np.ascontiguousarray(a, dtype=np.float64) for a in (lon1, lat1, lon2, lat2))
+    lon1, lat1, lon2, lat2 = (
+        np.ascontiguousarray(a, dtype=np.float64) for a in (lon1, lat1, lon2, lat2)
+    )
     if len(lon1) == 0:
         return np.zeros(0)
     _, _, dist = _GEOD[0].inv(lon1, lat1, lon2, lat2)
@@ -220,14 +235,23 @@ class RoadNetwork:
         n = len(self.node_x)
         if n == 0 or len(self.edge_u) == 0:
             raise NetworkError(
-                f"the {self.mode} network from {self.source or 'the input'} has no edges; check that "
-                "the file covers the study area and contains highway=* ways for this mode"
+                f"the {self.mode} network from {self.source or 'the input'} has no edges; check "
+                "that the file covers the study area and contains highway=* ways for this mode"
             )
         for arr in (self.edge_u, self.edge_v):
             if arr.min() < 0 or arr.max() >= n:
                 raise NetworkError("edge endpoints refer to nodes that do not exist")
-        for name in ("node_id", "node_x", "node_y", "edge_u", "edge_v", "edge_length_m",
-                     "edge_oneway", "edge_highway", "edge_name"):
+        for name in (
+            "node_id",
+            "node_x",
+            "node_y",
+            "edge_u",
+            "edge_v",
+            "edge_length_m",
+            "edge_oneway",
+            "edge_highway",
+            "edge_name",
+        ):
             getattr(self, name).setflags(write=False)
 
     # -- sizes and derived geometry -------------------------------------------------------
@@ -249,15 +273,23 @@ class RoadNetwork:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(minx, miny, maxx, maxy)`` of the nodes, in :attr:`crs` metres."""
-        return (float(self.node_x.min()), float(self.node_y.min()),
-                float(self.node_x.max()), float(self.node_y.max()))
+        return (
+            float(self.node_x.min()),
+            float(self.node_y.min()),
+            float(self.node_x.max()),
+            float(self.node_y.max()),
+        )
 
     def edge_coords(self) -> NDArray[np.float64]:
         """Edge end points as an array of shape (E, 2, 2): ``[[xu, yu], [xv, yv]]``."""
         u, v = self.edge_u, self.edge_v
         return np.stack(
-            [np.column_stack([self.node_x[u], self.node_y[u]]),
-             np.column_stack([self.node_x[v], self.node_y[v]])], axis=1)
+            [
+                np.column_stack([self.node_x[u], self.node_y[u]]),
+                np.column_stack([self.node_x[v], self.node_y[v]]),
+            ],
+            axis=1,
+        )
 
     def edge_geometries(self) -> NDArray[np.object_]:
         """Shapely LineStrings of the edges (built on first use, then cached)."""
@@ -265,13 +297,13 @@ class RoadNetwork:
             import shapely
 
             self._cache["geoms"] = shapely.linestrings(self.edge_coords())
-        return self._cache["geoms"]  # type: ignore[no-any-return]
+        return self._cache["geoms"]
 
     def junctions(self) -> Junctions:
-        """The contracted junction graph (built on first use, then cached; saved by :meth:`save`)."""
+        """The contracted junction graph (built on first use, cached, saved by :meth:`save`)."""
         if "junctions" not in self._cache:
             self._cache["junctions"] = contract_junctions(self)
-        return self._cache["junctions"]  # type: ignore[no-any-return]
+        return self._cache["junctions"]
 
     def components(self) -> ComponentReport:
         """Connected components (weak for ``drive``); label 0 is the largest."""
@@ -280,8 +312,7 @@ class RoadNetwork:
             from scipy.sparse.csgraph import connected_components
 
             n = self.n_nodes
-            adj = sp.csr_matrix(
-                (np.ones(self.n_edges), (self.edge_u, self.edge_v)), shape=(n, n))
+            adj = sp.csr_matrix((np.ones(self.n_edges), (self.edge_u, self.edge_v)), shape=(n, n))
             k, labels = connected_components(adj, directed=True, connection="weak")
             sizes = np.bincount(labels, minlength=k)
             order = np.argsort(-sizes, kind="stable")
@@ -290,18 +321,25 @@ class RoadNetwork:
             labels = relabel[labels]
             largest = int(sizes.max())
             self._cache["components"] = ComponentReport(
-                n_components=int(k), largest_nodes=largest, other_nodes=n - largest,
-                node_component=labels)
-        return self._cache["components"]  # type: ignore[no-any-return]
+                n_components=int(k),
+                largest_nodes=largest,
+                other_nodes=n - largest,
+                node_component=labels,
+            )
+        return self._cache["components"]
 
-    def to_lonlat(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def to_lonlat(
+        self, x: NDArray[np.float64], y: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Metric x/y in :attr:`crs` → WGS84 lon/lat."""
 
         t = _transformer(self.crs, "EPSG:4326")
         lon, lat = t.transform(np.asarray(x, float), np.asarray(y, float))
         return np.asarray(lon, float), np.asarray(lat, float)
 
-    def from_lonlat(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def from_lonlat(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """WGS84 lon/lat → metric x/y in :attr:`crs`."""
         t = _transformer("EPSG:4326", self.crs)
         x, y = t.transform(np.asarray(lon, float), np.asarray(lat, float))
@@ -335,11 +373,18 @@ class RoadNetwork:
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
-                version=np.array(CACHE_VERSION), crs=np.array(self.crs), mode=np.array(self.mode),
+                version=np.array(CACHE_VERSION),
+                crs=np.array(self.crs),
+                mode=np.array(self.mode),
                 source=np.array(self.source),
-                node_id=self.node_id, node_x=self.node_x, node_y=self.node_y,
-                edge_u=self.edge_u, edge_v=self.edge_v, edge_length_m=self.edge_length_m,
-                edge_oneway=self.edge_oneway, edge_highway=self.edge_highway,
+                node_id=self.node_id,
+                node_x=self.node_x,
+                node_y=self.node_y,
+                edge_u=self.edge_u,
+                edge_v=self.edge_v,
+                edge_length_m=self.edge_length_m,
+                edge_oneway=self.edge_oneway,
+                edge_highway=self.edge_highway,
                 edge_name=self.edge_name,
                 highway_values=np.array(self.highway_values, dtype=str),
                 name_values=np.array(self.name_values, dtype=str),
@@ -356,15 +401,24 @@ class RoadNetwork:
                 if int(z["version"]) != CACHE_VERSION:
                     raise NetworkError(f"cache file {path} has an old format; delete it")
                 net = cls(
-                    crs=str(z["crs"]), mode=str(z["mode"]), source=str(z["source"]),
-                    node_id=z["node_id"], node_x=z["node_x"], node_y=z["node_y"],
-                    edge_u=z["edge_u"], edge_v=z["edge_v"], edge_length_m=z["edge_length_m"],
-                    edge_oneway=z["edge_oneway"], edge_highway=z["edge_highway"],
+                    crs=str(z["crs"]),
+                    mode=str(z["mode"]),
+                    source=str(z["source"]),
+                    node_id=z["node_id"],
+                    node_x=z["node_x"],
+                    node_y=z["node_y"],
+                    edge_u=z["edge_u"],
+                    edge_v=z["edge_v"],
+                    edge_length_m=z["edge_length_m"],
+                    edge_oneway=z["edge_oneway"],
+                    edge_highway=z["edge_highway"],
                     edge_name=z["edge_name"],
                     highway_values=tuple(z["highway_values"].tolist()),
                     name_values=tuple(z["name_values"].tolist()),
                 )
-                net._cache["junctions"] = Junctions(**{k: z[f"junctions_{k}"] for k in Junctions.FIELDS})
+                net._cache["junctions"] = Junctions(
+                    **{k: z[f"junctions_{k}"] for k in Junctions.FIELDS}
+                )
                 return net
         except (OSError, KeyError, ValueError) as exc:
             raise NetworkError(f"cannot read network cache {path}: {exc}") from exc
@@ -426,8 +480,18 @@ class Junctions:
     node_offset_m: NDArray[np.float64]
 
     FIELDS: ClassVar[tuple[str, ...]] = (
-        "node_junction", "junction_node", "chain_u", "chain_v", "chain_length_m", "chain_oneway",
-        "edge_chain", "edge_flip", "edge_start_m", "node_chain", "node_offset_m")
+        "node_junction",
+        "junction_node",
+        "chain_u",
+        "chain_v",
+        "chain_length_m",
+        "chain_oneway",
+        "edge_chain",
+        "edge_flip",
+        "edge_start_m",
+        "node_chain",
+        "node_offset_m",
+    )
 
     @property
     def n_junctions(self) -> int:
@@ -453,7 +517,7 @@ def contract_junctions(network: RoadNetwork) -> Junctions:
     oneway = network.edge_oneway & network.directed
     hw = network.edge_highway
     forced = np.zeros(n, dtype=bool)
-    forced[u[u == v]] = True          # self-loops end chains
+    forced[u[u == v]] = True  # self-loops end chains
     # incidence: the (up to) two edges at each vertex, and which end of them it is
     ends = np.concatenate([u, v])
     inc_edge = np.concatenate([np.arange(m), np.arange(m)])
@@ -481,16 +545,21 @@ def contract_junctions(network: RoadNetwork) -> Junctions:
 
 
 def _rank_chains(
-    n: int, u: NDArray[np.int64], v: NDArray[np.int64], length: NDArray[np.float64],
-    oneway: NDArray[np.bool_], interior: NDArray[np.bool_],
-    e1: NDArray[np.int64], e2: NDArray[np.int64],
+    n: int,
+    u: NDArray[np.int64],
+    v: NDArray[np.int64],
+    length: NDArray[np.float64],
+    oneway: NDArray[np.bool_],
+    interior: NDArray[np.bool_],
+    e1: NDArray[np.int64],
+    e2: NDArray[np.int64],
 ) -> Junctions | NDArray[np.bool_]:
     """Chains by pointer jumping; or, if closed loops of interior vertices remain, a mask of
     one vertex per loop to make a junction (the caller retries)."""
     m = len(u)
     h = np.arange(2 * m)
     he = h // 2
-    back = (h % 2).astype(bool)                  # half-edge 2e: u->v, 2e+1: v->u
+    back = (h % 2).astype(bool)  # half-edge 2e: u->v, 2e+1: v->u
     tail = np.where(back, v[he], u[he])
     head = np.where(back, u[he], v[he])
     # successor: through an interior head vertex onto the other edge, leaving it
@@ -498,7 +567,7 @@ def _rank_chains(
     hi = np.flatnonzero(interior[head])
     w = head[hi]
     other = np.where(e1[w] == he[hi], e2[w], e1[w])
-    succ[hi] = 2 * other + (v[other] == w)       # leaves w: forward if u == w, else backward
+    succ[hi] = 2 * other + (v[other] == w)  # leaves w: forward if u == w, else backward
     acc = length[he].astype(np.float64)
     term = h.copy()
     nxt = succ.copy()
@@ -531,15 +600,16 @@ def _rank_chains(
     rev_start = end ^ 1
     one = oneway[he[start]]
     a_node, b_node = tail[start], head[end]
-    canon = np.where(one, ~back[start],
-                     (a_node < b_node) | ((a_node == b_node) & (start < rev_start)))
+    canon = np.where(
+        one, ~back[start], (a_node < b_node) | ((a_node == b_node) & (start < rev_start))
+    )
     cs = start[canon]
     k = len(cs)
     chain_of_term = np.full(2 * m, -1, dtype=np.int64)
     chain_of_term[term[cs]] = np.arange(k)
     total = acc[cs]
     hc = chain_of_term[term]
-    mine = np.flatnonzero(hc >= 0)               # the canonical half-edge of every edge
+    mine = np.flatnonzero(hc >= 0)  # the canonical half-edge of every edge
     e_of = he[mine]
     c_of = hc[mine]
     edge_chain = np.empty(m, dtype=np.int32)
@@ -557,11 +627,18 @@ def _rank_chains(
     node_chain[head[inner]] = hc[inner]
     node_offset[head[inner]] = total[hc[inner]] - acc[inner] + length[he[inner]]
     return Junctions(
-        node_junction=node_junction, junction_node=junction_node,
-        chain_u=node_junction[a_node[canon]], chain_v=node_junction[b_node[canon]],
-        chain_length_m=total, chain_oneway=one[canon], edge_chain=edge_chain,
-        edge_flip=edge_flip, edge_start_m=edge_start, node_chain=node_chain,
-        node_offset_m=node_offset)
+        node_junction=node_junction,
+        junction_node=junction_node,
+        chain_u=node_junction[a_node[canon]],
+        chain_v=node_junction[b_node[canon]],
+        chain_length_m=total,
+        chain_oneway=one[canon],
+        edge_chain=edge_chain,
+        edge_flip=edge_flip,
+        edge_start_m=edge_start,
+        node_chain=node_chain,
+        node_offset_m=node_offset,
+    )
 
 
 _TRANSFORMERS: dict[tuple[str, str], Any] = {}
@@ -576,7 +653,9 @@ def _transformer(src: str, dst: str) -> Any:
     return _TRANSFORMERS[key]
 
 
-def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: str | int | None = None) -> str:
+def choose_metric_crs(
+    lon: NDArray[np.float64], lat: NDArray[np.float64], crs: str | int | None = None
+) -> str:
     """The analysis CRS: ``crs`` if given (must be projected, in metres), else the UTM zone of
     the data's centre."""
     if crs is not None:
@@ -587,7 +666,9 @@ def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: s
         except Exception as exc:
             raise CRSError(f"unknown CRS {crs!r}: {exc}") from exc
         if not c.is_projected:
-            raise CRSError(f"analysis CRS {crs!r} is not projected; give a metric CRS such as EPSG:32650")
+            raise CRSError(
+                f"analysis CRS {crs!r} is not projected; give a metric CRS such as EPSG:32650"
+            )
         epsg = c.to_epsg()
         return f"EPSG:{epsg}" if epsg else c.to_wkt()
     cx = (float(np.nanmin(lon)) + float(np.nanmax(lon))) / 2.0
@@ -604,10 +685,10 @@ def choose_metric_crs(lon: NDArray[np.float64], lat: NDArray[np.float64], crs: s
 class _RawWays:
     """Ways as flat arrays: node refs, their lon/lat, and per-way attributes."""
 
-    refs: NDArray[np.int64]          # concatenated node refs of all ways
+    refs: NDArray[np.int64]  # concatenated node refs of all ways
     lon: NDArray[np.float64]
     lat: NDArray[np.float64]
-    way_start: NDArray[np.int64]     # start offset of each way in refs
+    way_start: NDArray[np.int64]  # start offset of each way in refs
     way_tags: list[dict[str, str]]
     source: str
 
@@ -617,7 +698,8 @@ def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNet
     if not keep_way.any():
         raise NetworkError(
             f"{raw.source}: no way is usable for the {mode!r} network (osmnx {mode} filter); "
-            "is this an OSM file with highway=* ways?")
+            "is this an OSM file with highway=* ways?"
+        )
     n_refs = len(raw.refs)
     way_end = np.append(raw.way_start[1:], n_refs)
     way_len = way_end - raw.way_start
@@ -664,16 +746,27 @@ def _edges_from_ways(raw: _RawWays, mode: str, crs: str | int | None) -> RoadNet
     metric = choose_metric_crs(lon, lat, crs)
     x, y = _transformer("EPSG:4326", metric).transform(lon, lat)
 
-    hw_codes, hw_values = _categorize([raw.way_tags[w].get("highway", "") for w in range(len(raw.way_tags))])
-    nm_codes, nm_values = _categorize([raw.way_tags[w].get("name", "") for w in range(len(raw.way_tags))])
+    hw_codes, hw_values = _categorize(
+        [raw.way_tags[w].get("highway", "") for w in range(len(raw.way_tags))]
+    )
+    nm_codes, nm_values = _categorize(
+        [raw.way_tags[w].get("name", "") for w in range(len(raw.way_tags))]
+    )
     return RoadNetwork(
-        crs=metric, mode=mode, node_id=node_ids.astype(np.int64),
-        node_x=np.asarray(x, float), node_y=np.asarray(y, float),
-        edge_u=edge_u, edge_v=edge_v, edge_length_m=length,
+        crs=metric,
+        mode=mode,
+        node_id=node_ids.astype(np.int64),
+        node_x=np.asarray(x, float),
+        node_y=np.asarray(y, float),
+        edge_u=edge_u,
+        edge_v=edge_v,
+        edge_length_m=length,
         edge_oneway=oneway_way[seg_way],
         edge_highway=hw_codes[seg_way].astype(np.int16),
         edge_name=nm_codes[seg_way].astype(np.int32),
-        highway_values=hw_values, name_values=nm_values, source=raw.source,
+        highway_values=hw_values,
+        name_values=nm_values,
+        source=raw.source,
     )
 
 
@@ -696,9 +789,11 @@ def _read_osm_ways(path: Path) -> _RawWays:
     starts: list[int] = []
     tags: list[dict[str, str]] = []
     try:
-        fp = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-              .with_locations()
-              .with_filter(osmium.filter.KeyFilter("highway")))
+        fp = (
+            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+            .with_locations()
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
         for obj in fp:
             if not isinstance(obj, osmium.osm.Way):
                 continue
@@ -718,9 +813,13 @@ def _read_osm_ways(path: Path) -> _RawWays:
     if not starts:
         raise NetworkError(f"OSM file {path} contains no highway=* ways")
     return _RawWays(
-        refs=np.array(refs, dtype=np.int64), lon=np.array(lons, dtype=float),
-        lat=np.array(lats, dtype=float), way_start=np.array(starts, dtype=np.int64),
-        way_tags=tags, source=str(path))
+        refs=np.array(refs, dtype=np.int64),
+        lon=np.array(lons, dtype=float),
+        lat=np.array(lats, dtype=float),
+        way_start=np.array(starts, dtype=np.int64),
+        way_tags=tags,
+        source=str(path),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -741,20 +840,21 @@ class _GraphMLData:
     node_y: NDArray[np.float64]
     edge_u: NDArray[np.int64]
     edge_v: NDArray[np.int64]
-    edge_length: NDArray[np.float64]      # NaN where the edge has no length attribute
-    edge_highway: NDArray[np.int64]       # index into highway_values
-    edge_name: NDArray[np.int64]          # index into name_values
-    geometry: dict[int, str]              # edge index -> WKT
+    edge_length: NDArray[np.float64]  # NaN where the edge has no length attribute
+    edge_highway: NDArray[np.int64]  # index into highway_values
+    edge_name: NDArray[np.int64]  # index into name_values
+    geometry: dict[int, str]  # edge index -> WKT
     highway_values: list[str] = field(default_factory=list)
     name_values: list[str] = field(default_factory=list)
-    node_int: NDArray[np.int64] | None = None   # node ids as integers, when they all are
+    node_int: NDArray[np.int64] | None = None  # node ids as integers, when they all are
 
 
 def _codes(values: list[str]) -> tuple[NDArray[np.int64], list[str]]:
     """Integer codes of strings (first-seen order) and the distinct strings."""
     index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
-                        count=len(values))
+    codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values)
+    )
     return codes, list(index)
 
 
@@ -782,8 +882,8 @@ def _read_graphml_iter(path: Path) -> _GraphMLData:
     """Stream a GraphML file (``xml.etree.ElementTree.iterparse``) into flat arrays."""
     import xml.etree.ElementTree as ET
 
-    keys: dict[str, str] = {}            # key id -> attribute name
-    defaults: dict[str, str] = {}        # key id -> default value text
+    keys: dict[str, str] = {}  # key id -> attribute name
+    defaults: dict[str, str] = {}  # key id -> default value text
     graph_attrs: dict[str, str] = {}
     directed = True
     node_index: dict[str, int] = {}
@@ -810,7 +910,7 @@ def _read_graphml_iter(path: Path) -> _GraphMLData:
                     depth_in_item += 1
                 elif tag == graph_tag and graph_elem is None:
                     graph_elem = elem
-                    directed = elem.get("edgedefault") == "directed"   # as networkx reads it
+                    directed = elem.get("edgedefault") == "directed"  # as networkx reads it
                 continue
             if tag == node_tag:
                 depth_in_item -= 1
@@ -849,7 +949,9 @@ def _read_graphml_iter(path: Path) -> _GraphMLData:
     except ET.ParseError as exc:
         raise NetworkError(f"cannot read GraphML file {path}: {exc}") from exc
     except ValueError as exc:
-        raise NetworkError(f"cannot read GraphML file {path}: a number is malformed ({exc})") from exc
+        raise NetworkError(
+            f"cannot read GraphML file {path}: a number is malformed ({exc})"
+        ) from exc
     for s, t in pending_edges:  # networkx adds nodes an edge names without declaring them
         for nid in (s, t):
             if nid not in node_index:
@@ -862,14 +964,25 @@ def _read_graphml_iter(path: Path) -> _GraphMLData:
     hw_codes, hw_values = _codes(hws)
     nm_codes, nm_values = _codes(names)
     return _GraphMLData(
-        directed=directed, crs=graph_attrs.get("crs", "EPSG:4326"), node_key=node_key,
-        node_x=np.array(xs, dtype=float), node_y=np.array(ys, dtype=float),
-        edge_u=np.array(us, dtype=np.int64), edge_v=np.array(vs, dtype=np.int64),
-        edge_length=np.array(lens, dtype=float), edge_highway=hw_codes, edge_name=nm_codes,
-        geometry=geoms, highway_values=hw_values, name_values=nm_values)
+        directed=directed,
+        crs=graph_attrs.get("crs", "EPSG:4326"),
+        node_key=node_key,
+        node_x=np.array(xs, dtype=float),
+        node_y=np.array(ys, dtype=float),
+        edge_u=np.array(us, dtype=np.int64),
+        edge_v=np.array(vs, dtype=np.int64),
+        edge_length=np.array(lens, dtype=float),
+        edge_highway=hw_codes,
+        edge_name=nm_codes,
+        geometry=geoms,
+        highway_values=hw_values,
+        name_values=nm_values,
+    )
 
 
-def _recode(codes: NDArray[np.int64], values: list[str]) -> tuple[NDArray[np.int32], tuple[str, ...]]:
+def _recode(
+    codes: NDArray[np.int64], values: list[str]
+) -> tuple[NDArray[np.int32], tuple[str, ...]]:
     """First-seen codes → codes into the sorted non-empty values (-1: empty), as
     :func:`_categorize` gives."""
     cats = sorted({v for v in values if v})
@@ -878,173 +991,214 @@ def _recode(codes: NDArray[np.int64], values: list[str]) -> tuple[NDArray[np.int
     return remap[codes], tuple(cats)
 
 
+class _NotRegular(Exception):
+    """The GraphML file is not in the regular layout the columnar scanner reads."""
+
+
+def _data_rx(keys: dict[tuple[str, str], str], kind: str, key: str) -> Any:
+    """The compiled pattern of one attribute's ``<data>`` elements (None if no such key)."""
+    import re
+
+    kid = keys.get((kind, key))
+    if kid is None:
+        return None
+    return re.compile(b'<data key="' + re.escape(kid.encode()) + b'">([^<]*)</data>')
+
+
+class _GraphMLScan:
+    """State of the columnar GraphML scan (see :func:`_read_graphml_fast`)."""
+
+    def __init__(self, head: bytes, first: int) -> None:
+        import html
+        import re
+
+        if b"<![CDATA[" in head:
+            raise _NotRegular
+        keys: dict[tuple[str, str], str] = {}  # (for, attr.name) -> key id
+        for km in re.finditer(rb"<key\b([^>]*?)(?:/>|>(.*?)</key>)", head[:first], re.S):
+            attrs = dict(re.findall(rb'([\w.:-]+)="([^"]*)"', km.group(1)))
+            kind = attrs.get(b"for", b"")
+            if (km.group(2) and b"<default" in km.group(2)) or kind not in (
+                b"node",
+                b"edge",
+                b"graph",
+            ):
+                raise _NotRegular
+            name = attrs.get(b"attr.name", b"").decode()
+            keys[(kind.decode(), name)] = attrs.get(b"id", b"").decode()
+        gm = re.search(rb"<graph(\s[^>]*)?>", head[:first])
+        if gm is None or len(re.findall(rb"<graph[\s>]", head)) != 1:
+            raise _NotRegular
+        self.directed = b'edgedefault="directed"' in (gm.group(1) or b"")  # else undirected
+        graph_data = re.findall(rb'<data key="([^"]*)">([^<]*)</data>', head[gm.end() : first])
+        graph_attrs = {k.decode(): html.unescape(v.decode()) for k, v in graph_data}
+        self.crs = graph_attrs.get(keys.get(("graph", "crs"), "\0"), "EPSG:4326")
+        self.rx_x, self.rx_y = _data_rx(keys, "node", "x"), _data_rx(keys, "node", "y")
+        self.rx_len = _data_rx(keys, "edge", "length")
+        self.rx_geom = _data_rx(keys, "edge", "geometry")
+        self.rx_text = [_data_rx(keys, "edge", "highway"), _data_rx(keys, "edge", "name")]
+        if self.rx_x is None or self.rx_y is None:
+            raise _NotRegular
+        self.node_re = re.compile(rb'<node id="([^"]*)"\s*(/?)>')
+        self.edge_re = re.compile(rb'<edge source="([^"]*)" target="([^"]*)"[^>]*?(/?)>')
+        self.edge_start = re.compile(rb"<edge ")
+        self.ids: list[bytes] = []
+        self.xs: list[NDArray[np.float64]] = []
+        self.ys: list[NDArray[np.float64]] = []
+        self.src: list[bytes] = []
+        self.dst: list[bytes] = []
+        self.lens: list[NDArray[np.float64]] = []
+        self.text_pos: list[list[NDArray[np.int64]]] = [[], []]
+        self.text_val: list[list[bytes]] = [[], []]
+        self.geoms: dict[int, str] = {}
+
+    def nodes(self, part: bytes) -> None:
+        """Node ids, then x and y, which must be one per node."""
+        found = self.node_re.findall(part)
+        if len(found) != part.count(b"<node") or any(sc for _, sc in found):
+            raise _NotRegular
+        if not found:
+            return
+        px, py = self.rx_x.findall(part), self.rx_y.findall(part)
+        if len(px) != len(found) or len(py) != len(found):
+            raise _NotRegular
+        self.ids += [i for i, _ in found]
+        self.xs.append(np.array(px).astype(float))
+        self.ys.append(np.array(py).astype(float))
+
+    def edges(self, part: bytes) -> None:
+        """Edge ends; length, highway, name and geometry located by their offsets."""
+        import html
+
+        before = len(self.src)
+        found = self.edge_re.findall(part)
+        if len(found) != part.count(b"<edge"):
+            raise _NotRegular
+        if not found:
+            return
+        self.src += [a for a, _, _ in found]
+        self.dst += [b for _, b, _ in found]
+        it = (m.start() for m in self.edge_start.finditer(part))
+        starts = np.fromiter(it, dtype=np.int64, count=len(found))
+        length = np.full(len(found), np.nan)
+        if self.rx_len is not None:
+            pos, val = _positions(self.rx_len, part)
+            length[np.searchsorted(starts, pos, side="right") - 1] = np.array(val).astype(float)
+        self.lens.append(length)
+        for k, r in enumerate(self.rx_text):
+            if r is not None:
+                pos, val = _positions(r, part)
+                self.text_pos[k].append(np.searchsorted(starts, pos, side="right") - 1 + before)
+                self.text_val[k] += val
+        if self.rx_geom is not None:
+            pos, val = _positions(self.rx_geom, part)
+            owner = np.searchsorted(starts, pos, side="right") - 1 + before
+            for o, v in zip(owner.tolist(), val, strict=True):
+                self.geoms[o] = html.unescape(v.decode())
+
+    def ends(
+        self,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64] | None, list[str]]:
+        """Edge ends as node indices, integer node ids (if all are) and the text ids."""
+        import html
+
+        if not self.ids:
+            raise _NotRegular
+        try:
+            node_int: NDArray[np.int64] | None = np.array(self.ids).astype(np.int64)
+        except (ValueError, OverflowError):
+            node_int = None
+        if node_int is None:
+            index = {k: i for i, k in enumerate(self.ids)}
+            if len(index) != len(self.ids):
+                raise _NotRegular
+            try:
+                eu = np.array([index[a] for a in self.src], dtype=np.int64)
+                ev = np.array([index[b] for b in self.dst], dtype=np.int64)
+            except KeyError:
+                raise _NotRegular from None
+            return eu, ev, None, [html.unescape(i.decode()) for i in self.ids]
+        order = np.argsort(node_int, kind="stable")
+        sorted_ids = node_int[order]
+        if (np.diff(sorted_ids) == 0).any():
+            raise _NotRegular
+        su = np.array(self.src).astype(np.int64) if self.src else np.zeros(0, np.int64)
+        sv = np.array(self.dst).astype(np.int64) if self.dst else np.zeros(0, np.int64)
+        iu = np.minimum(np.searchsorted(sorted_ids, su), len(sorted_ids) - 1)
+        iv = np.minimum(np.searchsorted(sorted_ids, sv), len(sorted_ids) - 1)
+        if (sorted_ids[iu] != su).any() or (sorted_ids[iv] != sv).any():
+            raise _NotRegular  # an edge names an undeclared node: iterparse reports it
+        return order[iu], order[iv], node_int, []
+
+    def coded(self, k: int) -> tuple[NDArray[np.int64], list[str]]:
+        """Codes (0: missing) and values of the k-th text attribute (highway, name)."""
+        import html
+
+        codes = np.zeros(len(self.src), dtype=np.int64)
+        values = [""]
+        val = self.text_val[k]
+        if val:
+            uniq: dict[bytes, int] = {}
+            it = (uniq.setdefault(v, len(uniq)) for v in val)
+            c = np.fromiter(it, dtype=np.int64, count=len(val))
+            values += [_first_item(html.unescape(v.decode())) for v in uniq]
+            codes[np.concatenate(self.text_pos[k])] = c + 1
+        return codes, values
+
+
+def _chunks(fh: Any, buf: bytes, chunk_bytes: int) -> Iterator[bytes]:
+    """The rest of a file in large pieces that end just after a ``</node>`` or ``</edge>``."""
+    eof = False
+    while not eof:
+        more = fh.read(chunk_bytes)
+        eof = not more
+        buf += more
+        cut = len(buf) if eof else max(buf.rfind(b"</node>"), buf.rfind(b"</edge>")) + 7
+        if cut >= 7:
+            yield buf[:cut]
+            buf = buf[cut:]
+
+
 def _read_graphml_fast(path: Path, chunk_bytes: int = 64 << 20) -> _GraphMLData | None:
     """Columnar scan of a regular GraphML file (what networkx and osmnx write): regular
     expressions over large byte chunks collect every node id, edge end and data value in C,
     and numpy converts them. Returns None when the file has another layout (the caller then
     uses ``iterparse``), so the result is always the same."""
-    import html
-    import re
-
     try:
         fh = open(path, "rb")
     except OSError as exc:
         raise NetworkError(f"cannot read GraphML file {path}: {exc}") from exc
-    with fh:
-        head = fh.read(1 << 20)
-        first = min((i for i in (head.find(b"<node"), head.find(b"<edge")) if i >= 0), default=-1)
-        if first < 0 or b"<![CDATA[" in head:
-            return None
-        keys: dict[tuple[str, str], str] = {}    # (for, attr.name) -> key id
-        for km in re.finditer(rb"<key\b([^>]*?)(?:/>|>(.*?)</key>)", head[:first], re.S):
-            attrs = dict(re.findall(rb'([\w.:-]+)="([^"]*)"', km.group(1)))
-            if km.group(2) and b"<default" in km.group(2):
-                return None
-            if attrs.get(b"for", b"") not in (b"node", b"edge", b"graph"):
-                return None
-            keys[(attrs[b"for"].decode(), attrs.get(b"attr.name", b"").decode())] = attrs.get(b"id", b"").decode()
-        gm = re.search(rb"<graph(\s[^>]*)?>", head[:first])
-        if gm is None or len(re.findall(rb"<graph[\s>]", head)) != 1:
-            return None
-        directed = b'edgedefault="directed"' in (gm.group(1) or b"")   # networkx: else undirected
-        graph_attrs = {k.decode(): html.unescape(v.decode()) for k, v in
-                       re.findall(rb'<data key="([^"]*)">([^<]*)</data>', head[gm.end():first])}
-        crs = graph_attrs.get(keys.get(("graph", "crs"), "\0"), "EPSG:4326")
-
-        def rx(kind: str, key: str) -> re.Pattern[bytes] | None:
-            kid = keys.get((kind, key))
-            return None if kid is None else re.compile(b'<data key="' + re.escape(kid.encode()) + b'">([^<]*)</data>')
-
-        rx_x, rx_y, rx_len = rx("node", "x"), rx("node", "y"), rx("edge", "length")
-        rx_hw, rx_nm, rx_geom = rx("edge", "highway"), rx("edge", "name"), rx("edge", "geometry")
-        if rx_x is None or rx_y is None:
-            return None
-        node_re = re.compile(rb'<node id="([^"]*)"\s*(/?)>')
-        edge_re = re.compile(rb'<edge source="([^"]*)" target="([^"]*)"[^>]*?(/?)>')
-        ids: list[bytes] = []
-        xs: list[NDArray[np.float64]] = []
-        ys: list[NDArray[np.float64]] = []
-        src: list[bytes] = []
-        dst: list[bytes] = []
-        lens: list[NDArray[np.float64]] = []
-        hw_pos: list[NDArray[np.int64]] = []
-        hw_val: list[bytes] = []
-        nm_pos: list[NDArray[np.int64]] = []
-        nm_val: list[bytes] = []
-        geoms: dict[int, str] = {}
-        buf = head[first:]
-        eof = False
-        while True:
-            if not eof:
-                more = fh.read(chunk_bytes)
-                eof = not more
-                buf += more
-            cut = max(buf.rfind(b"</node>"), buf.rfind(b"</edge>"))
-            cut = len(buf) if eof else (cut + 7 if cut >= 0 else 0)
-            if cut == 0 and not eof:
-                continue
-            part, buf = buf[:cut], buf[cut:]
-            # nodes: ids, then x and y, which must be one per node (else: not the regular layout)
-            node_ids = node_re.findall(part)
-            if len(node_ids) != part.count(b"<node"):
-                return None
-            if node_ids:
-                px = rx_x.findall(part)
-                py = rx_y.findall(part)
-                if len(px) != len(node_ids) or len(py) != len(node_ids):
-                    return None
-                if any(sc for _, sc in node_ids):
-                    return None
-                ids += [i for i, _ in node_ids]
-                try:
-                    xs.append(np.array(px).astype(float))
-                    ys.append(np.array(py).astype(float))
-                except ValueError:
-                    return None
-            # edges: ends; length, highway, name, geometry located by position
-            e_before = len(src)
-            found = edge_re.findall(part)
-            if len(found) != part.count(b"<edge"):
-                return None
-            if found:
-                src += [a for a, _, _ in found]
-                dst += [b for _, b, _ in found]
-                starts = np.fromiter((m.start() for m in re.finditer(rb"<edge ", part)),
-                                     dtype=np.int64, count=len(found))
-                length = np.full(len(found), np.nan)
-                if rx_len is not None:
-                    pos, val = _positions(rx_len, part)
-                    try:
-                        length[np.searchsorted(starts, pos, side="right") - 1] = np.array(val).astype(float)
-                    except ValueError:
-                        return None
-                lens.append(length)
-                for r, pos_list, val_list in ((rx_hw, hw_pos, hw_val), (rx_nm, nm_pos, nm_val)):
-                    if r is not None:
-                        pos, val = _positions(r, part)
-                        pos_list.append(np.searchsorted(starts, pos, side="right") - 1 + e_before)
-                        val_list += val
-                if rx_geom is not None:
-                    pos, val = _positions(rx_geom, part)
-                    owner = np.searchsorted(starts, pos, side="right") - 1 + e_before
-                    for o, v in zip(owner.tolist(), val, strict=True):
-                        geoms[o] = html.unescape(v.decode())
-            if eof and not buf:
-                break
-            if eof:
-                buf = b""
-    n_edges = len(src)
-    if not ids:
-        return None
     try:
-        node_int: NDArray[np.int64] | None = np.array(ids).astype(np.int64)
-    except (ValueError, OverflowError):
-        node_int = None
-    if node_int is not None:
-        order = np.argsort(node_int, kind="stable")
-        sorted_ids = node_int[order]
-        if len(sorted_ids) > 1 and (np.diff(sorted_ids) == 0).any():
-            return None
-        try:
-            su = np.array(src).astype(np.int64) if n_edges else np.zeros(0, np.int64)
-            sv = np.array(dst).astype(np.int64) if n_edges else np.zeros(0, np.int64)
-        except (ValueError, OverflowError):
-            return None
-        iu = np.minimum(np.searchsorted(sorted_ids, su), len(sorted_ids) - 1)
-        iv = np.minimum(np.searchsorted(sorted_ids, sv), len(sorted_ids) - 1)
-        if (sorted_ids[iu] != su).any() or (sorted_ids[iv] != sv).any():
-            return None   # an edge names an undeclared node: iterparse reports it
-        eu, ev = order[iu], order[iv]
-        node_key: list[str] = []
-    else:
-        node_key = [html.unescape(i.decode()) for i in ids]
-        index = {k: i for i, k in enumerate(ids)}
-        if len(index) != len(ids):
-            return None
-        try:
-            eu = np.array([index[a] for a in src], dtype=np.int64)
-            ev = np.array([index[b] for b in dst], dtype=np.int64)
-        except KeyError:
-            return None
-
-    def coded(pos: list[NDArray[np.int64]], val: list[bytes]) -> tuple[NDArray[np.int64], list[str]]:
-        codes = np.zeros(n_edges, dtype=np.int64)        # code 0: "" (attribute missing)
-        values = [""]
-        if val:
-            uniq: dict[bytes, int] = {}
-            c = np.fromiter((uniq.setdefault(v, len(uniq)) for v in val), dtype=np.int64, count=len(val))
-            values += [_first_item(html.unescape(v.decode())) for v in uniq]
-            codes[np.concatenate(pos)] = c + 1
-        return codes, values
-
-    hw_codes, hw_values = coded(hw_pos, hw_val)
-    nm_codes, nm_values = coded(nm_pos, nm_val)
+        with fh:
+            head = fh.read(1 << 20)
+            firsts = [i for i in (head.find(b"<node"), head.find(b"<edge")) if i >= 0]
+            if not firsts:
+                return None
+            scan = _GraphMLScan(head, min(firsts))
+            for part in _chunks(fh, head[min(firsts) :], chunk_bytes):
+                scan.nodes(part)
+                scan.edges(part)
+        eu, ev, node_int, node_key = scan.ends()
+        hw_codes, hw_values = scan.coded(0)
+        nm_codes, nm_values = scan.coded(1)
+    except (_NotRegular, ValueError):
+        return None
     return _GraphMLData(
-        directed=directed, crs=crs, node_key=node_key, node_x=np.concatenate(xs),
-        node_y=np.concatenate(ys), edge_u=eu, edge_v=ev,
-        edge_length=np.concatenate(lens) if lens else np.zeros(0), edge_highway=hw_codes,
-        edge_name=nm_codes, geometry=geoms, highway_values=hw_values, name_values=nm_values,
-        node_int=node_int)
+        directed=scan.directed,
+        crs=scan.crs,
+        node_key=node_key,
+        node_x=np.concatenate(scan.xs),
+        node_y=np.concatenate(scan.ys),
+        edge_u=eu,
+        edge_v=ev,
+        edge_length=np.concatenate(scan.lens) if scan.lens else np.zeros(0),
+        edge_highway=hw_codes,
+        edge_name=nm_codes,
+        geometry=scan.geoms,
+        highway_values=hw_values,
+        name_values=nm_values,
+        node_int=node_int,
+    )
 
 
 def _positions(rx: Any, part: bytes) -> tuple[NDArray[np.int64], list[bytes]]:
@@ -1057,9 +1211,11 @@ def _positions(rx: Any, part: bytes) -> tuple[NDArray[np.int64], list[bytes]]:
     return np.array(pos, dtype=np.int64), val
 
 
-def _parse_linestrings(wkts: list[str]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+def _parse_linestrings(
+    wkts: list[str],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """x, y and the vertex count of WKT LINESTRINGs (one string split, no shapely)."""
-    inner = [w[w.index("(") + 1:w.rindex(")")] for w in wkts]
+    inner = [w[w.index("(") + 1 : w.rindex(")")] for w in wkts]
     counts = np.array([s.count(",") + 1 for s in inner], dtype=np.int64)
     flat = np.array(" ".join(inner).replace(",", " ").split(), dtype=float)
     if len(flat) != 2 * counts.sum():
@@ -1068,7 +1224,10 @@ def _parse_linestrings(wkts: list[str]) -> tuple[NDArray[np.float64], NDArray[np
 
 
 def from_graphml(
-    path: str | Path, *, mode: str = "walk", crs: str | int | None = None,
+    path: str | Path,
+    *,
+    mode: str = "walk",
+    crs: str | int | None = None,
     data: _GraphMLData | None = None,
 ) -> RoadNetwork:
     """Build a network from a GraphML file without networkx (same result as
@@ -1103,8 +1262,11 @@ def from_graphml(
         except ValueError:
             node_keys = np.arange(n, dtype=np.int64)
     graph_crs = str(g.crs)
-    to_lonlat = (_transformer(graph_crs, "EPSG:4326")
-                 if graph_crs.upper() not in ("EPSG:4326", "WGS84") else None)
+    to_lonlat = (
+        _transformer(graph_crs, "EPSG:4326")
+        if graph_crs.upper() not in ("EPSG:4326", "WGS84")
+        else None
+    )
     lon, lat = to_lonlat.transform(g.node_x, g.node_y) if to_lonlat else (g.node_x, g.node_y)
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
     metric = choose_metric_crs(lon, lat, crs)
@@ -1123,16 +1285,20 @@ def from_graphml(
     length = g.edge_length[order]
     hw_codes, hw_values = _recode(g.edge_highway[order], g.highway_values)
     nm_codes, nm_values = _recode(g.edge_name[order], g.name_values)
-    geom_rows = np.flatnonzero(np.isin(order, np.fromiter(g.geometry, dtype=np.int64, count=len(g.geometry))))
+    geom_rows = np.flatnonzero(
+        np.isin(order, np.fromiter(g.geometry, dtype=np.int64, count=len(g.geometry)))
+    )
     wkts = [g.geometry[int(order[r])] for r in geom_rows]
-    gx, gy, gcount = _parse_linestrings(wkts) if wkts else (np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    gx, gy, gcount = (
+        _parse_linestrings(wkts) if wkts else (np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    )
     gstart = np.cumsum(gcount) - gcount
     # geometry length in the file's CRS (osmnx/shapely ``geometry.length``): the duplicate key
     geom_len = np.full(m, np.nan)
     if len(gx):
         seg = np.hypot(np.diff(gx), np.diff(gy))
         within = np.ones(len(seg) + 1, dtype=bool)
-        within[(gstart + gcount - 1)] = False                # no segment across geometries
+        within[(gstart + gcount - 1)] = False  # no segment across geometries
         seg = np.append(np.where(within[:-1], seg, 0.0), 0.0)
         geom_len[geom_rows] = np.round(np.add.reduceat(seg, gstart), 9)
 
@@ -1163,15 +1329,16 @@ def from_graphml(
     loc_start = np.cumsum(ccount) - ccount
     take = np.repeat(cstart - loc_start, ccount) + np.arange(int(ccount.sum()))
     if len(take):
-        clon, clat = (to_lonlat.transform(gx[take], gy[take]) if to_lonlat else (gx[take], gy[take]))
+        clon, clat = to_lonlat.transform(gx[take], gy[take]) if to_lonlat else (gx[take], gy[take])
         cx, cy = to_metric.transform(np.asarray(clon, float), np.asarray(clat, float))
         cx, cy = np.asarray(cx, float), np.asarray(cy, float)
     else:
         cx = cy = np.zeros(0)
     first_i, last_i = loc_start, loc_start + ccount - 1
     uu = u[curved_rows]
-    flip = (np.hypot(cx[first_i] - node_x[uu], cy[first_i] - node_y[uu])
-            > np.hypot(cx[last_i] - node_x[uu], cy[last_i] - node_y[uu]))
+    flip = np.hypot(cx[first_i] - node_x[uu], cy[first_i] - node_y[uu]) > np.hypot(
+        cx[last_i] - node_x[uu], cy[last_i] - node_y[uu]
+    )
     # piece table: per kept edge, n_int + 1 pieces
     rows = np.flatnonzero(keep)
     pieces = n_int[rows] + 1
@@ -1179,7 +1346,7 @@ def from_graphml(
     k_in = np.arange(len(e_of)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     # new vertex numbering follows the edge order
     new_count = n_int[rows]
-    new_base = n + np.cumsum(new_count) - new_count           # first new vertex per kept row
+    new_base = n + np.cumsum(new_count) - new_count  # first new vertex per kept row
     base_of_row = np.zeros(m, dtype=np.int64)
     base_of_row[rows] = new_base
     cnt_of_row = n_int
@@ -1199,21 +1366,37 @@ def from_graphml(
         all_x[tgt] = cx[src_i]
         all_y[tgt] = cy[src_i]
     piece_len = np.hypot(all_x[end_node] - all_x[start_node], all_y[end_node] - all_y[start_node])
-    total_proj = np.bincount(np.repeat(np.arange(len(rows)), pieces), weights=piece_len, minlength=len(rows))
+    total_proj = np.bincount(
+        np.repeat(np.arange(len(rows)), pieces), weights=piece_len, minlength=len(rows)
+    )
     given = length[rows]
     total = np.where(np.isnan(given), total_proj, given)
     row_of_piece = np.repeat(np.arange(len(rows)), pieces)
-    share = np.where(total_proj[row_of_piece] > 0, piece_len / np.where(total_proj > 0, total_proj, 1.0)[row_of_piece],
-                     1.0 / pieces[row_of_piece])
-    piece_length = np.where(pieces[row_of_piece] == 1, total[row_of_piece], total[row_of_piece] * share)
+    share = np.where(
+        total_proj[row_of_piece] > 0,
+        piece_len / np.where(total_proj > 0, total_proj, 1.0)[row_of_piece],
+        1.0 / pieces[row_of_piece],
+    )
+    piece_length = np.where(
+        pieces[row_of_piece] == 1, total[row_of_piece], total[row_of_piece] * share
+    )
     ok = start_node != end_node
     node_id = np.concatenate([node_keys, -np.arange(1, n_new + 1, dtype=np.int64)])
     return RoadNetwork(
-        crs=metric, mode=mode, node_id=node_id, node_x=all_x, node_y=all_y,
-        edge_u=start_node[ok].astype(np.int32), edge_v=end_node[ok].astype(np.int32),
-        edge_length_m=piece_length[ok], edge_oneway=oneway[e_of][ok],
-        edge_highway=hw_codes[e_of][ok].astype(np.int16), edge_name=nm_codes[e_of][ok].astype(np.int32),
-        highway_values=hw_values, name_values=nm_values, source=source,
+        crs=metric,
+        mode=mode,
+        node_id=node_id,
+        node_x=all_x,
+        node_y=all_y,
+        edge_u=start_node[ok].astype(np.int32),
+        edge_v=end_node[ok].astype(np.int32),
+        edge_length_m=piece_length[ok],
+        edge_oneway=oneway[e_of][ok],
+        edge_highway=hw_codes[e_of][ok].astype(np.int16),
+        edge_name=nm_codes[e_of][ok].astype(np.int32),
+        highway_values=hw_values,
+        name_values=nm_values,
+        source=source,
     )
 
 
@@ -1265,8 +1448,12 @@ def load_networks(
             if cache_paths[m].exists():
                 t0 = time.perf_counter()
                 out[m] = RoadNetwork.load(cache_paths[m])
-                logger.info("loaded %s network from cache %s in %.2f s", m, cache_paths[m],
-                            time.perf_counter() - t0)
+                logger.info(
+                    "loaded %s network from cache %s in %.2f s",
+                    m,
+                    cache_paths[m],
+                    time.perf_counter() - t0,
+                )
     missing = [m for m in modes if m not in out]
     if missing:
         t0 = time.perf_counter()
@@ -1281,7 +1468,8 @@ def load_networks(
                 out[m] = _edges_from_ways(raw, m, crs)
         else:
             raise NetworkError(
-                f"network file {p}: unknown type; use .osm, .osm.bz2, .osm.pbf or .graphml")
+                f"network file {p}: unknown type; use .osm, .osm.bz2, .osm.pbf or .graphml"
+            )
         logger.info("parsed %s (%s) in %.2f s", p, ", ".join(missing), time.perf_counter() - t0)
         for m in missing:
             if m in cache_paths:
@@ -1290,8 +1478,14 @@ def load_networks(
         s = out[m].summary()
         logger.info(
             "%s network: %d nodes, %d edges, %.1f km, %d component(s), %d node(s) outside the "
-            "largest", m, s["nodes"], s["edges"], s["length_km"], s["components"],
-            s["nodes_outside_largest_component"])
+            "largest",
+            m,
+            s["nodes"],
+            s["edges"],
+            s["length_km"],
+            s["components"],
+            s["nodes_outside_largest_component"],
+        )
     return {m: out[m] for m in modes}
 
 
@@ -1337,8 +1531,12 @@ def from_networkx(
     else:
         node_keys = np.arange(len(nodes), dtype=np.int64)
 
-    to_lonlat = _transformer(str(graph_crs), "EPSG:4326") if str(graph_crs).upper() not in ("EPSG:4326", "WGS84") else None
-    lon, lat = (to_lonlat.transform(gx, gy) if to_lonlat else (gx, gy))
+    to_lonlat = (
+        _transformer(str(graph_crs), "EPSG:4326")
+        if str(graph_crs).upper() not in ("EPSG:4326", "WGS84")
+        else None
+    )
+    lon, lat = to_lonlat.transform(gx, gy) if to_lonlat else (gx, gy)
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
     metric = choose_metric_crs(lon, lat, crs)
     nx_, ny_ = _transformer("EPSG:4326", metric).transform(lon, lat)
@@ -1347,8 +1545,11 @@ def from_networkx(
     node_id = list(node_keys)
 
     directed = graph.is_directed() and mode == "drive"
-    edges = graph.edges(keys=True, data=True) if graph.is_multigraph() else (
-        (u, v, 0, d) for u, v, d in graph.edges(data=True))
+    edges = (
+        graph.edges(keys=True, data=True)
+        if graph.is_multigraph()
+        else ((u, v, 0, d) for u, v, d in graph.edges(data=True))
+    )
     us: list[int] = []
     vs: list[int] = []
     lens: list[float] = []
@@ -1376,7 +1577,9 @@ def from_networkx(
                 clon, clat = coords[:, 0], coords[:, 1]
             mx, my = _transformer("EPSG:4326", metric).transform(np.asarray(clon), np.asarray(clat))
             # orient the geometry from u to v
-            if np.hypot(mx[0] - node_x[iu], my[0] - node_y[iu]) > np.hypot(mx[-1] - node_x[iu], my[-1] - node_y[iu]):
+            if np.hypot(mx[0] - node_x[iu], my[0] - node_y[iu]) > np.hypot(
+                mx[-1] - node_x[iu], my[-1] - node_y[iu]
+            ):
                 mx, my = mx[::-1], my[::-1]
             for px, py in zip(mx[1:-1], my[1:-1], strict=True):
                 node_x.append(float(px))
@@ -1415,12 +1618,20 @@ def from_networkx(
     nm_codes, nm_values = _categorize(names)
     keep = np.array(us) != np.array(vs)
     return RoadNetwork(
-        crs=metric, mode=mode, node_id=np.array(node_id, dtype=np.int64),
-        node_x=np.array(node_x, dtype=float), node_y=np.array(node_y, dtype=float),
-        edge_u=np.array(us, dtype=np.int32)[keep], edge_v=np.array(vs, dtype=np.int32)[keep],
-        edge_length_m=np.array(lens, dtype=float)[keep], edge_oneway=np.array(oneway, dtype=bool)[keep],
-        edge_highway=hw_codes[keep].astype(np.int16), edge_name=nm_codes[keep].astype(np.int32),
-        highway_values=hw_values, name_values=nm_values, source=source,
+        crs=metric,
+        mode=mode,
+        node_id=np.array(node_id, dtype=np.int64),
+        node_x=np.array(node_x, dtype=float),
+        node_y=np.array(node_y, dtype=float),
+        edge_u=np.array(us, dtype=np.int32)[keep],
+        edge_v=np.array(vs, dtype=np.int32)[keep],
+        edge_length_m=np.array(lens, dtype=float)[keep],
+        edge_oneway=np.array(oneway, dtype=bool)[keep],
+        edge_highway=hw_codes[keep].astype(np.int16),
+        edge_name=nm_codes[keep].astype(np.int32),
+        highway_values=hw_values,
+        name_values=nm_values,
+        source=source,
     )
 
 
@@ -1436,8 +1647,10 @@ def _first_str(v: Any) -> str:
 
 
 def from_arrays(
-    node_x: NDArray[np.float64], node_y: NDArray[np.float64],
-    edge_u: NDArray[np.integer[Any]], edge_v: NDArray[np.integer[Any]],
+    node_x: NDArray[np.float64],
+    node_y: NDArray[np.float64],
+    edge_u: NDArray[np.integer[Any]],
+    edge_v: NDArray[np.integer[Any]],
     *,
     crs: str,
     mode: str = "walk",
@@ -1454,16 +1667,31 @@ def from_arrays(
     y = np.asarray(node_y, dtype=float)
     u = np.asarray(edge_u, dtype=np.int32)
     v = np.asarray(edge_v, dtype=np.int32)
-    length = (np.hypot(x[v] - x[u], y[v] - y[u]) if edge_length_m is None
-              else np.asarray(edge_length_m, dtype=float))
+    length = (
+        np.hypot(x[v] - x[u], y[v] - y[u])
+        if edge_length_m is None
+        else np.asarray(edge_length_m, dtype=float)
+    )
     e = len(u)
     return RoadNetwork(
-        crs=crs, mode=mode,
-        node_id=np.arange(len(x), dtype=np.int64) if node_id is None else np.asarray(node_id, np.int64),
-        node_x=x, node_y=y, edge_u=u, edge_v=v, edge_length_m=length,
-        edge_oneway=(np.zeros(e, bool) if edge_oneway is None or mode != "drive"
-                     else np.asarray(edge_oneway, bool)),
-        edge_highway=np.full(e, -1, np.int16), edge_name=np.full(e, -1, np.int32), source=source,
+        crs=crs,
+        mode=mode,
+        node_id=np.arange(len(x), dtype=np.int64)
+        if node_id is None
+        else np.asarray(node_id, np.int64),
+        node_x=x,
+        node_y=y,
+        edge_u=u,
+        edge_v=v,
+        edge_length_m=length,
+        edge_oneway=(
+            np.zeros(e, bool)
+            if edge_oneway is None or mode != "drive"
+            else np.asarray(edge_oneway, bool)
+        ),
+        edge_highway=np.full(e, -1, np.int16),
+        edge_name=np.full(e, -1, np.int32),
+        source=source,
     )
 
 

@@ -1,30 +1,73 @@
 """The one place where the stages are wired together.
 
-``load_inputs`` reads a scenario or explicit files into an :class:`Inputs` object (networks per
-mode, validated facilities and residents with their rejects, units, boundaries); the ``run_*``
-functions take it and return result objects. No algorithm lives here, and nothing is printed:
-effective parameters and unit conversions are logged once per run.
+``load_inputs`` reads a scenario and/or explicit inputs (files, or networkx graphs and
+(Geo)DataFrames from Python) into an :class:`~lifecircle.runs.Inputs` object (networks per mode,
+validated facilities and residents with their rejects, units, boundaries); the ``run_*``
+functions take it and return result objects; the ``write_*`` functions write a command's files.
+No algorithm lives here, and nothing is printed: effective parameters and unit conversions are
+logged once per run.
+
+Examples
+--------
+>>> import lifecircle as lc
+>>> from lifecircle.demo import ensure_demo
+>>> scenario = ensure_demo()  # doctest: +SKIP
+>>> run = lc.run_coverage(lc.load_inputs(scenario=scenario))  # doctest: +SKIP
+>>> run.residents_gdf().crs.to_epsg()  # doctest: +SKIP
+4326
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+import networkx as nx
 import numpy as np
 import pandas as pd
+import shapely
 
+from lifecircle import siting
+from lifecircle._files import check_writable, write_csv, write_geojson, write_json
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import out_of_china
-from lifecircle.coverage import CoverageResult, compute_coverage, locate
+from lifecircle.coverage import compute_coverage, locate
 from lifecircle.errors import InputError
-from lifecircle.io import PointTable, Scenario, UnitLayer, load_scenario, read_boundary, read_points
-from lifecircle.network import RoadNetwork, load_networks
-from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area
+from lifecircle.export import (
+    GIS_FORMATS,
+    ExportResult,
+    ExportSources,
+    LayerUnavailableError,
+    build_layers,
+    export_layers,
+    export_paths,
+    parse_layers,
+    resolve_output_crs,
+    unavailable_layers,
+)
+from lifecircle.io import (
+    PointTable,
+    UnitLayer,
+    empty_rejects,
+    load_scenario,
+    read_boundary,
+    read_points,
+    read_units,
+)
+from lifecircle.maps import write_candidates_map
+from lifecircle.network import RoadNetwork, from_networkx, load_networks
+from lifecircle.report import CoverageReport, build_report
+from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
+from lifecircle.service_areas import ServiceAreas, compute_service_areas
+from lifecircle.siting import ScoringResult
+from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_to_network
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 logger = logging.getLogger(__name__)
 
@@ -32,123 +75,109 @@ logger = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".lifecircle_cache")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """Everything an analysis needs, loaded and validated once.
-
-    Attributes
-    ----------
-    standard : ServiceStandard
-    networks : dict
-        ``{mode: RoadNetwork}``, one per mode the standard uses, all in one metric CRS.
-    facilities : PointTable
-    residents : PointTable or None
-    units : tuple of UnitLayer
-    boundaries : dict
-        ``{name: shapely geometry}`` in WGS84 (e.g. ``county``, ``subdistrict``).
-    scenario : Scenario or None
-    max_snap_m : float
-    timings_s : dict
-        Seconds per loading stage.
-    """
-
-    standard: ServiceStandard
-    networks: dict[str, RoadNetwork]
-    facilities: PointTable
-    residents: PointTable | None
-    units: tuple[UnitLayer, ...] = ()
-    boundaries: dict[str, Any] = field(default_factory=dict)
-    scenario: Scenario | None = None
-    max_snap_m: float = DEFAULT_MAX_SNAP_M
-    timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def crs(self) -> str:
-        """The analysis CRS."""
-        return next(iter(self.networks.values())).crs
-
-    @property
-    def title(self) -> str:
-        """Scenario name for maps and reports, marked synthetic where it applies."""
-        if self.scenario is None:
-            return "lifecircle"
-        return self.scenario.name
-
-    @property
-    def synthetic(self) -> bool:
-        """True for the synthetic demonstration scenario."""
-        return bool(self.scenario and self.scenario.synthetic)
-
-    def rejects(self) -> pd.DataFrame:
-        """All rejected input rows, every file."""
-        from lifecircle.io import empty_rejects
-
-        frames = [t.rejects for t in (self.facilities, self.residents) if t is not None and len(t.rejects)]
-        return pd.concat(frames, ignore_index=True) if frames else empty_rejects()
-
-    def input_counts(self) -> dict[str, dict[str, int]]:
-        """Rows read, used and rejected per input file (they reconcile)."""
-        out = {}
-        for t in (self.facilities, self.residents):
-            if t is not None:
-                out[t.kind] = {"input": t.n_input, "used": len(t.frame), "rejected": len(t.rejects)}
-        return out
+#: What ``load_inputs`` takes for each input.
+NetworkSource: TypeAlias = "str | Path | nx.Graph"
+PointSource: TypeAlias = "str | Path | pd.DataFrame"
+UnitSource: TypeAlias = "str | Path | pd.DataFrame | UnitLayer"
 
 
 def load_inputs(
     *,
     scenario: str | Path | None = None,
-    network: str | Path | None = None,
-    facilities: str | Path | None = None,
-    residents: str | Path | None = None,
+    network: NetworkSource | None = None,
+    facilities: PointSource | None = None,
+    residents: PointSource | None = None,
     standard: str | Path | ServiceStandard | None = None,
     mode: str | None = None,
     max_snap_m: float | None = None,
     facilities_crs: str | None = None,
     residents_crs: str | None = None,
     network_crs: str | int | None = None,
-    units: tuple[str | Path, ...] = (),
+    units: Sequence[UnitSource] = (),
     upper_tiers_count: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     require_residents: bool = True,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
+    In-memory inputs get exactly the same validation and rejects as files.
+
     Parameters
     ----------
     scenario : path, optional
         A ``scenario.toml`` naming the files and their coordinate systems.
-    network, facilities, residents : path, optional
-        Input files (required unless the scenario names them).
+    network : path or networkx graph, optional
+        ``.osm``/``.osm.pbf``/``.graphml`` file, or a networkx/osmnx graph (node ``x``/``y`` in
+        the graph's ``crs``, default EPSG:4326).
+    facilities, residents : path, DataFrame or GeoDataFrame, optional
+        Input files or frames (required unless the scenario names them). A GeoDataFrame's
+        geometry and ``.crs`` are used; a DataFrame has ``lon``/``lat`` columns.
     standard : str, path or ServiceStandard, optional
         Preset name or TOML file; default the scenario's, else ``tancheng``.
     mode : {"walk", "bike", "drive"}, optional
         Override every tier's mode.
     max_snap_m : float, optional
-        Longest access leg (default 300 m).
+        Longest access leg in metres (default 300 m).
     facilities_crs, residents_crs : str, optional
-        ``wgs84`` (default), ``cgcs2000``, ``gcj02``, ``bd09`` or ``EPSG:n``.
+        ``wgs84``, ``cgcs2000``, ``gcj02`` (Amap, Tencent), ``bd09`` (Baidu) or ``EPSG:n``.
+        Files default to ``wgs84``; a frame without ``.crs`` must declare it (never a silent
+        WGS84), and ``gcj02``/``bd09`` declare the offsets that no EPSG code carries.
     network_crs : str or int, optional
         Metric analysis CRS (default: the UTM zone of the network).
-    units : tuple of path
+    units : sequence of path, GeoDataFrame or UnitLayer
         Extra admin-unit layers (communities, grids).
+    upper_tiers_count : bool, optional
+        Whether a facility of an upper tier also serves the tiers below it.
     cache_dir : path, optional
         Network cache folder; ``None`` disables caching.
+    require_residents : bool
+        Raise when no residents are given.
+
+    Returns
+    -------
+    Inputs
 
     Raises
     ------
     InputError
         If a required input is missing or unreadable.
+    CRSError
+        If a frame's coordinate system is neither declared nor carried by the frame.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, networkx as nx
+    >>> from shapely.geometry import Point
+    >>> import lifecircle as lc
+    >>> G = nx.Graph(crs="EPSG:4326")
+    >>> G.add_node(1, x=118.340, y=34.610)
+    >>> G.add_node(2, x=118.350, y=34.610)
+    >>> G.add_edge(1, 2)
+    >>> fac = gpd.GeoDataFrame({"id": ["S1"], "tier": ["station"]},
+    ...                        geometry=[Point(118.341, 34.610)], crs="EPSG:4326")
+    >>> res = gpd.GeoDataFrame({"id": ["R1"], "population": [120]},
+    ...                        geometry=[Point(118.345, 34.6102)], crs="EPSG:4326")
+    >>> inputs = lc.load_inputs(network=G, facilities=fac, residents=res, cache_dir=None)
+    >>> run = lc.run_coverage(inputs)
+    >>> round(float(run.residents_gdf()["station_distance_m"].iloc[0]))
+    389
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     sc = load_scenario(scenario) if scenario is not None else None
-    net_path = network or (sc.network if sc else None)
-    fac_path = facilities or (sc.facilities if sc else None)
-    res_path = residents or (sc.residents if sc else None)
-    if net_path is None or fac_path is None or (require_residents and res_path is None):
-        need = [n for n, v in (("--network", net_path), ("--facilities", fac_path),
-                               ("--residents", res_path if require_residents else 1)) if v is None]
+    net_src = network if network is not None else (sc.network if sc else None)
+    fac_src = facilities if facilities is not None else (sc.facilities if sc else None)
+    res_src = residents if residents is not None else (sc.residents if sc else None)
+    if net_src is None or fac_src is None or (require_residents and res_src is None):
+        need = [
+            n
+            for n, v in (
+                ("--network", net_src),
+                ("--facilities", fac_src),
+                ("--residents", res_src if require_residents else 1),
+            )
+            if v is None
+        ]
         raise InputError(f"missing input(s): {', '.join(need)}; give them or a --scenario file")
     if isinstance(standard, ServiceStandard):
         std = standard
@@ -160,122 +189,180 @@ def load_inputs(
         logger.info("every tier uses mode %s", mode)
     std = std.with_options(upper_tiers_count=upper_tiers_count)
     for t in std.tiers:
-        logger.info("tier %s (%s): %s, %.4g min at %.4g m/min -> %.0f m", t.key, t.label_zh, t.mode,
-                    t.minutes, t.speed_m_per_min, t.threshold_m)
-    snap = float(max_snap_m if max_snap_m is not None else (sc.max_snap_m if sc and sc.max_snap_m else DEFAULT_MAX_SNAP_M))
+        logger.info(
+            "tier %s (%s): %s, %.4g min at %.4g m/min -> %.0f m",
+            t.key,
+            t.label_zh,
+            t.mode,
+            t.minutes,
+            t.speed_m_per_min,
+            t.threshold_m,
+        )
+    scenario_snap = sc.max_snap_m if sc and sc.max_snap_m is not None else DEFAULT_MAX_SNAP_M
+    snap = float(max_snap_m if max_snap_m is not None else scenario_snap)
 
     modes = sorted({t.mode for t in std.tiers})
     t1 = time.perf_counter()
-    nets = load_networks(net_path, modes, crs=network_crs, cache_dir=cache_dir)
+    nets: dict[str, RoadNetwork]
+    if isinstance(net_src, nx.Graph):
+        nets = {m: from_networkx(net_src, mode=m, crs=network_crs) for m in modes}
+    else:
+        nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
     timings["load_network"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    fac = read_points(fac_path, "facilities", crs=facilities_crs or (sc.facilities_crs if sc else "wgs84"),
-                      standard=std)
+    # files declare their CRS in the scenario (default WGS84); frames carry their own
+    fac_crs = facilities_crs or (sc.facilities_crs if sc and facilities is None else None)
+    fac = read_points(fac_src, "facilities", crs=fac_crs, standard=std)
     res = None
-    if res_path is not None:
-        res = read_points(res_path, "residents", crs=residents_crs or (sc.residents_crs if sc else "wgs84"))
+    if res_src is not None:
+        res_crs = residents_crs or (sc.residents_crs if sc and residents is None else None)
+        res = read_points(res_src, "residents", crs=res_crs)
     net0 = nets[modes[0]]
     fac = reject_outside(fac, net0, snap)
     if res is not None:
         res = reject_outside(res, net0, snap)
-    unit_layers: list[UnitLayer] = []
-    if sc:
-        unit_layers += [u.read() for u in sc.units]
-    if units:
-        from lifecircle.io import read_units
-
-        unit_layers += [read_units(u) for u in units]
+    unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
+    unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
     bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
     timings["load_points"] = time.perf_counter() - t1
     timings["load"] = time.perf_counter() - t0
-    return Inputs(standard=std, networks=nets, facilities=fac, residents=res, units=tuple(unit_layers),
-                  boundaries=bounds, scenario=sc, max_snap_m=snap, timings_s=timings)
+    return Inputs(
+        standard=std,
+        networks=nets,
+        facilities=fac,
+        residents=res,
+        units=tuple(unit_layers),
+        boundaries=bounds,
+        scenario=sc,
+        max_snap_m=snap,
+        timings_s=timings,
+    )
 
 
 def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -> PointTable:
     """Move rows outside the network's area (hull + ``max_snap_m``) to the rejects."""
     if len(table.frame) == 0:
         return table
-    x, y = network.from_lonlat(table.frame["lon"].to_numpy(float), table.frame["lat"].to_numpy(float))
+    x, y = network.from_lonlat(
+        table.frame["lon"].to_numpy(float), table.frame["lat"].to_numpy(float)
+    )
     out = outside_network_area(network, x, y, margin_m=max_snap_m)
     lon = table.frame["lon"].to_numpy(float)
     lat = table.frame["lat"].to_numpy(float)
 
-    def details(i: np.ndarray) -> list[str]:   # formatted for the rejected rows only
+    def details(i: np.ndarray) -> list[str]:  # formatted for the rejected rows only
         # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
-        hint = np.where(~out_of_china(lon[i], lat[i]) & (table.crs in ("wgs84", "cgcs2000")),
-                        "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
-                        "")
-        return [f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
-                f"(more than {max_snap_m:.0f} m beyond its outline){h}"
-                for lo, la, h in zip(lon[i], lat[i], hint, strict=True)]
+        hint = np.where(
+            ~out_of_china(lon[i], lat[i]) & (table.crs in ("wgs84", "cgcs2000")),
+            "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
+            "",
+        )
+        return [
+            f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
+            f"(more than {max_snap_m:.0f} m beyond its outline){h}"
+            for lo, la, h in zip(lon[i], lat[i], hint, strict=True)
+        ]
 
     return table.with_rejects(out, "outside_network_area", details)
-
-
-@dataclass(frozen=True)
-class CoverageRun:
-    """A coverage run: inputs, result and timings."""
-
-    inputs: Inputs
-    result: CoverageResult
-    timings_s: dict[str, float]
-
-    def summary(self) -> dict[str, Any]:
-        """The content of ``summary.json``."""
-        s = self.result.summary()
-        tiers = {}
-        for key, t in s["tiers"].items():
-            tiers[key] = {"threshold_m": t["threshold_m"], "minutes": t["minutes"], "mode": t["mode"],
-                          "population_total": t["population_total"],
-                          "population_covered": t["population_covered"], "share": t["share"],
-                          **{k: v for k, v in t.items() if k not in (
-                              "threshold_m", "minutes", "mode", "population_total",
-                              "population_covered", "share")}}
-        sc = self.inputs.scenario
-        return {
-            "scenario": sc.name if sc else None,
-            "synthetic": self.inputs.synthetic,
-            "standard": self.inputs.standard.to_dict(),
-            "tiers": tiers,
-            "all_tiers": s["all_tiers"],
-            "inputs": self.inputs.input_counts(),
-            "networks": {m: n.summary() for m, n in self.inputs.networks.items()},
-            "residents_off_network": s["residents_off_network"],
-            "population_off_network": s["population_off_network"],
-            "max_snap_m": self.inputs.max_snap_m,
-            "crs": s["crs"],
-            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
-        }
 
 
 def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> CoverageRun:
     """Distances and coverage for every resident and tier.
 
+    Parameters
+    ----------
+    inputs : Inputs
+        From :func:`load_inputs` (residents required).
+    limit_m : float, optional
+        Stop every search at this network distance (metres); residents beyond it get ``inf``.
+        Default: no cut-off, so every resident gets an exact distance for ranking gaps.
+
     Returns
     -------
     CoverageRun
         ``timings_s`` has ``load``, ``snap``, ``route`` and ``total`` seconds.
+
+    Examples
+    --------
+    >>> import lifecircle as lc
+    >>> from lifecircle.datasets import tiny_town
+    >>> run = lc.run_coverage(lc.load_inputs(**tiny_town(), cache_dir=None))
+    >>> run.residents_gdf()[["id", "station_distance_m", "station_covered"]].head(3)
+       id  station_distance_m  station_covered
+    0  R1               185.0             True
+    1  R2                60.0             True
+    2  R3               260.0             True
+
+    By hand for R3 at (250, 190) m: 10 m access leg to the street y = 200, 50 m west to the
+    junction (200, 200), then 100 m + 100 m to the station at (100, 100): 260 m.
+    >>> round(run.summary()["tiers"]["station"]["share"], 4)  # R8 (60 of 450 people) is 590 m away
+    0.8667
     """
     if inputs.residents is None:
         raise InputError("coverage needs residents (--residents or [residents] in the scenario)")
     t0 = time.perf_counter()
     fac = inputs.facilities.frame
     res = inputs.residents.frame
-    fac_loc = locate(inputs.networks, fac["lon"].to_numpy(float), fac["lat"].to_numpy(float),
-                     max_snap_m=inputs.max_snap_m)
-    res_loc = locate(inputs.networks, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
-                     max_snap_m=inputs.max_snap_m)
+    fac_loc = locate(
+        inputs.networks,
+        fac["lon"].to_numpy(float),
+        fac["lat"].to_numpy(float),
+        max_snap_m=inputs.max_snap_m,
+    )
+    res_loc = locate(
+        inputs.networks,
+        res["lon"].to_numpy(float),
+        res["lat"].to_numpy(float),
+        max_snap_m=inputs.max_snap_m,
+    )
     t_snap = time.perf_counter() - t0
     t1 = time.perf_counter()
-    result = compute_coverage(inputs.networks, fac, res, inputs.standard, max_snap_m=inputs.max_snap_m,
-                              limit_m=limit_m, facility_located=fac_loc, resident_located=res_loc)
+    result = compute_coverage(
+        inputs.networks,
+        fac,
+        res,
+        inputs.standard,
+        max_snap_m=inputs.max_snap_m,
+        limit_m=limit_m,
+        facility_located=fac_loc,
+        resident_located=res_loc,
+    )
     t_route = time.perf_counter() - t1
     load = inputs.timings_s.get("load", 0.0)
     timings = {"load": load, "snap": t_snap, "route": t_route, "total": load + t_snap + t_route}
     logger.info("coverage: snap %.2f s, route %.2f s", t_snap, t_route)
     return CoverageRun(inputs=inputs, result=result, timings_s=timings)
+
+
+def write_coverage_outputs(
+    run: CoverageRun, out_dir: str | Path, *, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write ``residents.csv``, ``facilities.csv``, ``summary.json`` and ``rejects.csv``.
+
+    Parameters
+    ----------
+    run : CoverageRun
+    out_dir : path
+        Created if missing.
+    overwrite : bool
+        Replace existing files; otherwise any existing target is an error and nothing is written.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "residents": d / "residents.csv",
+        "facilities": d / "facilities.csv",
+        "summary": d / "summary.json",
+        "rejects": d / "rejects.csv",
+    }
+    check_writable(list(paths.values()), overwrite=overwrite)
+    write_csv(resident_table(run.result), paths["residents"], overwrite=True)
+    write_csv(facility_table(run.result), paths["facilities"], overwrite=True)
+    write_csv(run.inputs.rejects(), paths["rejects"], overwrite=True)
+    write_json(run.summary(), paths["summary"], overwrite=True)
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths
 
 
 def run_export(
@@ -292,7 +379,7 @@ def run_export(
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
     candidates: str | Path | None = None,
-) -> Any:
+) -> ExportResult:
     """Export result layers as GeoJSON, GeoPackage, Shapefile or CSV in the chosen CRS.
 
     The request (layer names and their availability, format, CRS, existing files) is checked
@@ -328,24 +415,13 @@ def run_export(
 
     Returns
     -------
-    lifecircle.export.ExportResult
+    ExportResult
     """
-    from lifecircle.export import (
-        GIS_FORMATS,
-        ExportSources,
-        LayerUnavailableError,
-        build_layers,
-        check_writable,
-        export_layers,
-        export_paths,
-        parse_layers,
-        resolve_output_crs,
-        unavailable_layers,
-        write_csv,
+    names = (
+        parse_layers(layers)
+        if layers is not None
+        else ["facilities", "residents", *(["units"] if inputs.units else [])]
     )
-
-    names = (parse_layers(layers) if layers is not None
-             else ["facilities", "residents", *(["units"] if inputs.units else [])])
     f = str(fmt).lower()
     if f not in GIS_FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(GIS_FORMATS)}")
@@ -357,15 +433,22 @@ def run_export(
         raise LayerUnavailableError("; ".join(problems) + "; nothing was written")
     net = next(iter(inputs.networks.values()))
     minx, miny, maxx, maxy = net.bounds
-    lon, _lat = net.to_lonlat(np.array([minx, maxx, minx, maxx], float), np.array([miny, miny, maxy, maxy], float))
+    lon, _lat = net.to_lonlat(
+        np.array([minx, maxx, minx, maxx], float), np.array([miny, miny, maxy, maxy], float)
+    )
     ocrs = resolve_output_crs(crs, lon_range=(float(lon.min()), float(lon.max())))
     if ocrs.reason and ocrs.reason != "given":
         logger.info("export CRS %s: %s", ocrs.label, ocrs.reason)
     o = Path(out)
-    rejects_path = (o.with_name(f"{o.stem}_rejects.csv") if f == "gpkg" and o.suffix.lower() == ".gpkg"
-                    else o / "rejects.csv")
-    check_writable([p for ps in export_paths(names, out, f, ocrs).values() for p in ps] + [rejects_path],
-                   overwrite=overwrite)
+    rejects_path = (
+        o.with_name(f"{o.stem}_rejects.csv")
+        if f == "gpkg" and o.suffix.lower() == ".gpkg"
+        else o / "rejects.csv"
+    )
+    check_writable(
+        [p for ps in export_paths(names, out, f, ocrs).values() for p in ps] + [rejects_path],
+        overwrite=overwrite,
+    )
     t0 = time.perf_counter()
     cov = coverage or run_coverage(inputs, limit_m=limit_m)
     extra = dict(sources or {})
@@ -374,12 +457,22 @@ def run_export(
     src = ExportSources(run=cov, **extra)
     built = build_layers(src, names)
     t1 = time.perf_counter()
-    result = export_layers(built, out, f, ocrs, precision=precision, overwrite=overwrite,
-                           tier_keys=inputs.standard.keys)
+    result = export_layers(
+        built,
+        out,
+        f,
+        ocrs,
+        precision=precision,
+        overwrite=overwrite,
+        tier_keys=inputs.standard.keys,
+    )
     rejects = inputs.rejects()
     write_csv(rejects, rejects_path, overwrite=overwrite)
-    result = dataclasses.replace(result, paths={**result.paths, "rejects": [rejects_path]},
-                                 features={**result.features, "rejects": len(rejects)})
+    result = replace(
+        result,
+        paths={**result.paths, "rejects": [rejects_path]},
+        features={**result.features, "rejects": len(rejects)},
+    )
     logger.info("export: layers %.2f s, write %.2f s", t1 - t0, time.perf_counter() - t1)
     return result
 
@@ -396,33 +489,42 @@ def run_scoring(
     chunk: int | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
-    progress: Any = None,
+    progress: Callable[[int, int], None] | None = None,
     max_exact_pairs: int | None = None,
-) -> Any:
-    """Score candidate sites for one tier and choose the best ``select_k`` (see :mod:`lifecircle.siting`).
+) -> ScoringRun:
+    """Score candidate sites for one tier and choose the best ``select_k``.
+
+    See :mod:`lifecircle.siting` for the method.
 
     Parameters
     ----------
     tier : str
         Tier key or label (e.g. ``station`` or ``服务站``).
-    candidates : path, ``"auto"``, ``"auto:N"`` or DataFrame, optional
-        A candidates file (validated like facilities, rejects kept), automatic gap sites, or a
-        frame with ``id, lon, lat`` (WGS84); default the scenario's ``[candidates]`` file.
+    candidates : path, ``"auto"``, ``"auto:N"``, DataFrame or GeoDataFrame, optional
+        A candidates file or frame (validated like facilities, rejects kept), or automatic gap
+        sites; default the scenario's ``[candidates]`` file.
     candidates_crs : str, optional
-        Coordinate system of the candidates file (default the scenario's, else ``wgs84``).
+        Coordinate system of the candidates (default the scenario's, else ``wgs84`` for files;
+        a frame without ``.crs`` must declare it).
     weight, select_k, method, chunk, checkpoint_dir, resume, progress, max_exact_pairs
         See :func:`lifecircle.siting.score_sites`; ``progress(finished_in_block, total)`` is
         called after every routing block.
 
     Returns
     -------
-    lifecircle.siting.ScoringRun
+    ScoringRun
+
+    Examples
+    --------
+    >>> import lifecircle as lc
+    >>> from lifecircle.datasets import tiny_town
+    >>> town = tiny_town()
+    >>> inputs = lc.load_inputs(**town, cache_dir=None)
+    >>> scoring = lc.run_scoring(inputs, tier="station", candidates="auto:5", select_k=1)
+    >>> best = scoring.to_gdf().iloc[0]
+    >>> bool(best["selected"]), bool(best["marginal_gain"] > 0)
+    (True, True)
     """
-    from dataclasses import replace
-
-    from lifecircle import siting
-    from lifecircle.io import empty_rejects
-
     if inputs.residents is None:
         raise InputError("scoring needs residents (--residents or [residents] in the scenario)")
     std = inputs.standard
@@ -438,91 +540,137 @@ def run_scoring(
     fac = fac.loc[fac["tier"].isin(keep)].reset_index(drop=True)
     net = inputs.networks[t.mode]
     res = inputs.residents.frame
-    res_loc = locate({t.mode: net}, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
-                     max_snap_m=inputs.max_snap_m)
-    result = compute_coverage({t.mode: net}, fac, res, sub_std, max_snap_m=inputs.max_snap_m,
-                              resident_located=res_loc)
+    res_loc = locate(
+        {t.mode: net},
+        res["lon"].to_numpy(float),
+        res["lat"].to_numpy(float),
+        max_snap_m=inputs.max_snap_m,
+    )
+    result = compute_coverage(
+        {t.mode: net}, fac, res, sub_std, max_snap_m=inputs.max_snap_m, resident_located=res_loc
+    )
     t_cov = time.perf_counter() - t0
     cov = CoverageRun(inputs=inputs, result=result, timings_s={"coverage": t_cov})
 
     sc = inputs.scenario
     spec = candidates if candidates is not None else (sc.candidates if sc else None)
     if spec is None:
-        raise InputError("give --candidates PATH or --candidates auto[:N] (or [candidates] in the scenario)")
+        raise InputError(
+            "give --candidates PATH or --candidates auto[:N] (or [candidates] in the scenario)"
+        )
     if isinstance(spec, pd.DataFrame):
-        frame = spec.reset_index(drop=True).copy()
-        if "row" not in frame.columns:
-            frame["row"] = np.arange(1, len(frame) + 1)
-        frame["id"] = frame["id"].astype(str)
-        table = PointTable("candidates", "<candidates>", "wgs84", frame, empty_rejects(), len(frame))
+        # in-memory candidates get exactly the validation of a file (a GeoDataFrame's .crs is used)
+        table = read_points(spec, "candidates", crs=candidates_crs)
     else:
         auto_n = siting.parse_candidates_spec(str(spec))
         if auto_n is not None:
             frame = siting.auto_candidates(result, net, key, n=auto_n, weight=weight)
             frame.insert(1, "row", np.arange(1, len(frame) + 1))
-            table = PointTable("candidates", f"auto:{auto_n}", "wgs84", frame, empty_rejects(), len(frame))
+            table = PointTable(
+                "candidates", f"auto:{auto_n}", "wgs84", frame, empty_rejects(), len(frame)
+            )
         else:
             crs = candidates_crs or (sc.candidates_crs if sc and candidates is None else "wgs84")
             # tiers are resolved in validate_candidates (a blank tier means "this tier")
             table = read_points(spec, "candidates", crs=crs)
-    table = siting.validate_candidates(table, inputs, key)
+    table = validate_candidates(table, inputs, key)
     logger.info("candidates: %d used, %d rejected", len(table.frame), len(table.rejects))
     if len(table.frame) == 0:
-        logger.warning("no usable candidate sites (%d rejected; see rejects.csv)", len(table.rejects))
+        logger.warning(
+            "no usable candidate sites (%d rejected; see rejects.csv)", len(table.rejects)
+        )
     scored = siting.score_sites(
-        result, net, table.frame, key, weight=weight, select_k=select_k, method=method,
-        units=inputs.units, chunk=chunk, checkpoint_dir=checkpoint_dir, resume=resume,
-        progress=progress, max_exact_pairs=max_exact_pairs or siting.MAX_EXACT_PAIRS)
+        result,
+        net,
+        table.frame,
+        key,
+        weight=weight,
+        select_k=select_k,
+        method=method,
+        units=inputs.units,
+        chunk=chunk,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+        max_exact_pairs=max_exact_pairs or siting.MAX_EXACT_PAIRS,
+    )
     load = inputs.timings_s.get("load", 0.0)
-    timings = {"load": load, "coverage": t_cov, **{f"scoring_{k}": v for k, v in scored.timings_s.items()},
-               "total": load + time.perf_counter() - t0}
-    return siting.ScoringRun(inputs=inputs, coverage=cov, candidates=table, result=scored,
-                             timings_s=timings)
+    timings = {
+        "load": load,
+        "coverage": t_cov,
+        **{f"scoring_{k}": v for k, v in scored.timings_s.items()},
+        "total": load + time.perf_counter() - t0,
+    }
+    return ScoringRun(
+        inputs=inputs, coverage=cov, candidates=table, result=scored, timings_s=timings
+    )
 
 
-def run_report(run: CoverageRun, *, gap_cell_m: float = 200.0, min_gap_population: float = 1.0) -> Any:
+def run_report(
+    run: CoverageRun, *, gap_cell_m: float = 200.0, min_gap_population: float = 1.0
+) -> CoverageReport:
     """Per-unit coverage (达标率) and coverage gaps of a coverage run.
 
     Units are the sub-district and ``run.inputs.units``; see :mod:`lifecircle.report` for the
     method. Returns a :class:`lifecircle.report.CoverageReport` (write it with
-    :func:`lifecircle.report.write_report`, draw it with :func:`lifecircle.maps.write_coverage_map`).
-    """
-    from lifecircle.report import build_report
+    :func:`lifecircle.report.write_report`, draw it with
+    :func:`lifecircle.maps.write_coverage_map`).
 
+    Examples
+    --------
+    >>> import lifecircle as lc
+    >>> from lifecircle.datasets import tiny_town
+    >>> run = lc.run_coverage(lc.load_inputs(**tiny_town(), cache_dir=None))
+    >>> rep = lc.run_report(run)
+    >>> [level.key for level in rep.levels]
+    ['subdistrict']
+    """
     t0 = time.perf_counter()
     rep = build_report(run, gap_cell_m=gap_cell_m, min_gap_population=min_gap_population)
-    logger.info("report: %d unit layer(s), %d gap(s) in %.2f s", len(rep.levels), len(rep.gaps.table),
-                time.perf_counter() - t0)
+    logger.info(
+        "report: %d unit layer(s), %d gap(s) in %.2f s",
+        len(rep.levels),
+        len(rep.gaps.table),
+        time.perf_counter() - t0,
+    )
     return rep
 
 
-def tier_service_areas(run: CoverageRun, *, buffer_m: float = 50.0) -> Any:
+def tier_service_areas(run: CoverageRun, *, buffer_m: float = 50.0) -> gpd.GeoDataFrame:
     """Each tier's service area at its own standard (``dissolve="tier"``), for maps.
 
     Reuses the run's snapped positions. Returns a GeoDataFrame in EPSG:4326 with ``tier``,
     ``budget_m``, ``budget_min``, ``area_m2`` and ``population``.
     """
-    from lifecircle.service_areas import compute_service_areas
-
     inputs = run.inputs
     res = inputs.residents.frame if inputs.residents is not None else None
     t0 = time.perf_counter()
     areas = compute_service_areas(
-        inputs.networks, inputs.facilities.frame, inputs.standard, residents=res, dissolve="tier",
-        buffer_m=buffer_m, max_snap_m=inputs.max_snap_m,
-        facility_located=run.result.facility_located, resident_located=run.result.resident_located)
+        inputs.networks,
+        inputs.facilities.frame,
+        inputs.standard,
+        residents=res,
+        dissolve="tier",
+        buffer_m=buffer_m,
+        max_snap_m=inputs.max_snap_m,
+        facility_located=run.result.facility_located,
+        resident_located=run.result.resident_located,
+    )
     logger.info("tier service areas in %.2f s", time.perf_counter() - t0)
     return areas.to_wgs84()
 
 
 @dataclass(frozen=True)
 class ServiceAreaRun:
-    """A service-area run: inputs, polygons (:class:`lifecircle.service_areas.ServiceAreas`)
-    and timings."""
+    """A service-area run: inputs, polygons and timings (what :func:`run_service_areas` returns)."""
 
     inputs: Inputs
-    result: Any
+    result: ServiceAreas
     timings_s: dict[str, float]
+
+    def to_gdf(self) -> gpd.GeoDataFrame:
+        """The polygons in EPSG:4326 (see :class:`lifecircle.service_areas.ServiceAreas`)."""
+        return self.result.to_wgs84()
 
 
 def run_service_areas(
@@ -542,24 +690,193 @@ def run_service_areas(
     -------
     ServiceAreaRun
         ``timings_s`` has ``load``, ``snap``, ``polygons`` and ``total`` seconds.
-    """
-    from lifecircle.service_areas import compute_service_areas
 
+    Examples
+    --------
+    >>> import lifecircle as lc
+    >>> from lifecircle.datasets import tiny_town
+    >>> inputs = lc.load_inputs(**tiny_town(), cache_dir=None)
+    >>> areas = lc.run_service_areas(inputs, tiers=["station"], dissolve="tier").to_gdf()
+    >>> areas.crs.to_epsg(), len(areas), bool(areas["area_m2"].iloc[0] > 0)
+    (4326, 1, True)
+    """
     t0 = time.perf_counter()
     fac = inputs.facilities.frame
-    fac_loc = locate(inputs.networks, fac["lon"].to_numpy(float), fac["lat"].to_numpy(float),
-                     max_snap_m=inputs.max_snap_m)
+    fac_loc = locate(
+        inputs.networks,
+        fac["lon"].to_numpy(float),
+        fac["lat"].to_numpy(float),
+        max_snap_m=inputs.max_snap_m,
+    )
     res = inputs.residents.frame if inputs.residents is not None else None
-    res_loc = (locate(inputs.networks, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
-                      max_snap_m=inputs.max_snap_m) if res is not None else None)
+    res_loc = (
+        locate(
+            inputs.networks,
+            res["lon"].to_numpy(float),
+            res["lat"].to_numpy(float),
+            max_snap_m=inputs.max_snap_m,
+        )
+        if res is not None
+        else None
+    )
     t_snap = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = compute_service_areas(
-        inputs.networks, fac, inputs.standard, residents=res, tiers=tiers, minutes=minutes,
-        metres=metres, dissolve=dissolve, rings=rings, buffer_m=buffer_m, simplify_m=simplify_m,
-        max_snap_m=inputs.max_snap_m, facility_located=fac_loc, resident_located=res_loc)
+        inputs.networks,
+        fac,
+        inputs.standard,
+        residents=res,
+        tiers=tiers,
+        minutes=minutes,
+        metres=metres,
+        dissolve=dissolve,
+        rings=rings,
+        buffer_m=buffer_m,
+        simplify_m=simplify_m,
+        max_snap_m=inputs.max_snap_m,
+        facility_located=fac_loc,
+        resident_located=res_loc,
+    )
     t_poly = time.perf_counter() - t1
     load = inputs.timings_s.get("load", 0.0)
     timings = {"load": load, "snap": t_snap, "polygons": t_poly, "total": load + t_snap + t_poly}
     logger.info("service areas: snap %.2f s, polygons %.2f s", t_snap, t_poly)
     return ServiceAreaRun(inputs=inputs, result=result, timings_s=timings)
+
+
+# -- scoring runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """A scoring run: inputs, the tier's coverage, validated candidates and the result."""
+
+    inputs: Inputs
+    coverage: CoverageRun
+    candidates: PointTable
+    result: ScoringResult
+    timings_s: dict[str, float]
+
+    def to_gdf(self) -> gpd.GeoDataFrame:
+        """The scored candidates, ranked, as EPSG:4326 points (the ``candidates.csv`` columns)."""
+        return self.result.to_gdf()
+
+    def rejects(self) -> pd.DataFrame:
+        """Rejected rows of every input file, candidates included."""
+        frames = [f for f in (self.inputs.rejects(), self.candidates.rejects) if len(f)]
+        if not frames:
+            return empty_rejects()
+        return pd.concat(frames, ignore_index=True)
+
+    def summary(self) -> dict[str, Any]:
+        """The content of ``summary.json``."""
+        sc = self.inputs.scenario
+        counts = self.inputs.input_counts()
+        c = self.candidates
+        counts["candidates"] = {
+            "input": c.n_input,
+            "used": len(c.frame),
+            "rejected": len(c.rejects),
+        }
+        return {
+            "scenario": sc.name if sc else None,
+            "synthetic": self.inputs.synthetic,
+            "standard": self.inputs.standard.name,
+            "candidates_source": c.path,
+            "inputs": counts,
+            "rejected_by_reason": {
+                str(k): int(v) for k, v in self.rejects()["reason"].value_counts().items()
+            },
+            **self.result.summary(),
+            "max_snap_m": self.inputs.max_snap_m,
+            "crs": self.inputs.crs,
+            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+        }
+
+
+def validate_candidates(table: PointTable, inputs: Inputs, tier: str) -> PointTable:
+    """Reject candidates outside the network area, off the network, outside the boundary, or of
+    another tier (when the file has a ``tier`` column)."""
+    t = inputs.standard.tier(tier)
+    net = inputs.networks[t.mode]
+    table = reject_outside(table, net, inputs.max_snap_m)
+    f = table.frame
+    if len(f) and "tier" in f.columns:
+        std = inputs.standard
+        raw = f["tier"].astype(str).str.strip().to_numpy()
+        keys = np.array([std.resolve_tier(v) or "" if v else t.key for v in raw], dtype=object)
+        known = ", ".join(f"{x.key} ({x.label_zh})" for x in std.tiers)
+        table = table.with_rejects(
+            keys == "",
+            "unknown_tier",
+            [
+                f"tier {v!r} is not in standard {std.name!r}; use one of {known} or leave it empty"
+                for v in raw
+            ],
+        )
+        keys = keys[keys != ""]
+        f = table.frame
+        table = table.with_rejects(
+            keys != t.key,
+            "different_tier",
+            [f"candidate is for tier {v!r}, this run scores {t.key!r}" for v in keys],
+        )
+        f = table.frame
+    if len(f) and inputs.boundaries:
+        area = shapely.union_all(list(inputs.boundaries.values()))
+        inside = shapely.contains_xy(area, f["lon"].to_numpy(float), f["lat"].to_numpy(float))
+        table = table.with_rejects(
+            ~inside,
+            "outside_boundary",
+            [
+                f"lon={a:.6f}, lat={b:.6f} (WGS84) lies outside the planning boundary "
+                f"({', '.join(inputs.boundaries)})"
+                for a, b in zip(f["lon"], f["lat"], strict=True)
+            ],
+        )
+        f = table.frame
+    if len(f):
+        x, y = net.from_lonlat(f["lon"].to_numpy(float), f["lat"].to_numpy(float))
+        s = snap_to_network(net, x, y, max_snap_m=inputs.max_snap_m)
+        table = table.with_rejects(
+            ~s.on_network,
+            "off_network",
+            [
+                f"{d:,.0f} m from the nearest {t.mode} street "
+                f"(limit {inputs.max_snap_m:,.0f} m): a site "
+                "there would serve nobody; move it to a street or raise --max-snap-m"
+                for d in s.access_m
+            ],
+        )
+    return table
+
+
+def write_scoring_outputs(
+    run: ScoringRun, out_dir: str | Path, *, overwrite: bool = False, map_html: bool = True
+) -> dict[str, Path]:
+    """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
+    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``)."""
+    d = Path(out_dir)
+    paths = {
+        "candidates": d / "candidates.csv",
+        "geojson": d / "candidates.geojson",
+        "picks": d / "picks.csv",
+        "summary": d / "summary.json",
+        "rejects": d / "rejects.csv",
+    }
+    if map_html:
+        paths["map"] = d / "candidates.html"
+    check_writable(list(paths.values()), overwrite=overwrite)
+    d.mkdir(parents=True, exist_ok=True)
+    table = run.result.table()
+    write_csv(table, paths["candidates"], overwrite=True)
+    gdf = run.result.to_gdf()
+    gdf["selected"] = gdf["selected"].astype("float64")
+    write_geojson(gdf, paths["geojson"], overwrite=True, precision=7, name="candidates")
+    write_csv(run.result.picks, paths["picks"], overwrite=True)
+    write_csv(run.rejects(), paths["rejects"], overwrite=True)
+    write_json(run.summary(), paths["summary"], overwrite=True)
+    if map_html:
+        write_candidates_map(run.result, run.coverage, paths["map"], overwrite=True)
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

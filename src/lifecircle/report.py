@@ -4,11 +4,11 @@ Units
 -----
 Every resident point is assigned to at most one polygon of each unit layer (communities, grids
 and the sub-district) by a point-in-polygon test on its WGS84 longitude/latitude
-(:func:`assign_units`, a vectorised ``shapely.STRtree`` query; a point on a shared border goes to
-the unit listed first in the file). Residents in no polygon of a layer go to an explicit
-``(outside all units)`` row, so that the populations of a layer always sum to the total. The
-sub-district layer is the scenario's ``subdistrict`` boundary when it has one, else one row with
-every resident.
+(:func:`lifecircle.units.assign_units`, a vectorised ``shapely.STRtree`` query; a point on a
+shared border goes to the unit listed first in the file). Residents in no polygon of a layer go
+to an explicit ``(outside all units)`` row, so that the populations of a layer always sum to the
+total. The sub-district layer is the scenario's ``subdistrict`` boundary when it has one, else
+one row with every resident.
 
 For each unit and tier the table gives the population, the population within the tier's standard
 and its share (达标率), the elderly within the standard and their share, and the
@@ -39,18 +39,32 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
+from lifecircle.config import ServiceStandard
+from lifecircle.coords import to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
+from lifecircle.errors import InputError
+from lifecircle.runs import CoverageRun
+from lifecircle.units import (
+    OUTSIDE_ID,
+    OUTSIDE_NAME,
+    UnitLevel,
+    grouped_weighted_quantile,
+    resident_units,
+    unit_coverage,
+)
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 logger = logging.getLogger(__name__)
 
 #: Name of the row collecting residents outside every polygon of a layer.
-OUTSIDE_ID = "(outside all units)"
-OUTSIDE_NAME = {"zh": "（不在任何单元内）", "en": "(outside all units)"}
 
 #: Default side of the square cells used to cluster uncovered residents, metres.
 DEFAULT_GAP_CELL_M = 200.0
@@ -94,11 +108,14 @@ TEXT: dict[str, dict[str, str]] = {
             "距离为沿道路网络的最短距离（含从住宅点到道路的接入段）。居民点按经纬度落入多边形分配到"
             "社区、网格和街道；不在任何多边形内的居民单列一行，因此各层级人口之和等于总人口。"
             "缺口：某一层级未覆盖的居民按 {cell:.0f} 米方格汇总，相邻（含对角）方格合并为一个缺口；"
-            "最近设施从缺口人口加权中心附近的居民点计算。"),
+            "最近设施从缺口人口加权中心附近的居民点计算。"
+        ),
         "inputs": "输入数据",
         "files": "文件",
         "more_gaps": "另有 {n} 个缺口见 gaps.csv。",
-        "walk": "步行", "bike": "骑行", "drive": "驾车",
+        "walk": "步行",
+        "bike": "骑行",
+        "drive": "驾车",
         "layer_subdistrict": "街道",
         "all_residents": "全部居民",
         "none": "—",
@@ -136,17 +153,20 @@ TEXT: dict[str, dict[str, str]] = {
         "in_unit": "Mostly in",
         "method": "Method",
         "method_text": (
-            "Distances are shortest road-network distances, access legs from the home to the street "
-            "included. Residents are assigned to communities, grids and the sub-district by "
+            "Distances are shortest road-network distances, access legs from the home to the "
+            "street included. Residents are assigned to communities, grids and the sub-district by "
             "point-in-polygon on longitude/latitude; residents in no polygon get their own row, so "
             "each layer's populations sum to the total. Gaps: uncovered residents of a tier binned "
-            "to {cell:.0f} m squares, touching squares (diagonals included) merged into one gap; the "
-            "nearest facility is seen from the resident closest to the gap's population-weighted "
-            "centre."),
+            "to {cell:.0f} m squares, touching squares (diagonals included) merged into one gap; "
+            "the nearest facility is seen from the resident closest to the gap's "
+            "population-weighted centre."
+        ),
         "inputs": "Inputs",
         "files": "Files",
         "more_gaps": "{n} more gaps are listed in gaps.csv.",
-        "walk": "walk", "bike": "bike", "drive": "drive",
+        "walk": "walk",
+        "bike": "bike",
+        "drive": "drive",
         "layer_subdistrict": "Sub-district",
         "all_residents": "All residents",
         "none": "—",
@@ -157,212 +177,12 @@ TEXT: dict[str, dict[str, str]] = {
 def text(lang: str) -> dict[str, str]:
     """The label dictionary for ``lang`` (``zh`` or ``en``)."""
     if lang not in TEXT:
-        from lifecircle.errors import InputError
-
         raise InputError(f"unknown language {lang!r}; use one of {', '.join(LANGS)}")
     return TEXT[lang]
 
 
-# -- unit assignment ------------------------------------------------------------------------
-
-def assign_units(lon: np.ndarray, lat: np.ndarray, polygons: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """Index of the polygon holding each point, ``-1`` for points in none.
-
-    Parameters
-    ----------
-    lon, lat : ndarray
-        Point coordinates, WGS84 degrees.
-    polygons : sequence of shapely geometries
-        Unit polygons in WGS84.
-
-    Returns
-    -------
-    ndarray of int64
-        For points inside (or on the border of) several polygons, the lowest polygon index.
-    """
-    import shapely
-
-    lon = np.asarray(lon, float)
-    out = np.full(len(lon), -1, dtype=np.int64)
-    polys = np.asarray(polygons, dtype=object)
-    if len(lon) == 0 or len(polys) == 0:
-        return out
-    pts = shapely.points(lon, np.asarray(lat, float))
-    tree = shapely.STRtree(polys)
-    pi, ui = tree.query(pts, predicate="intersects")
-    if len(pi) == 0:
-        return out
-    order = np.lexsort((ui, pi))
-    pi, ui = pi[order], ui[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    n_multi = int(len(pi) - first.sum())
-    if n_multi:
-        logger.info("%d resident point(s) lie in several units (shared borders or overlaps); "
-                    "each goes to the first unit listed", n_multi)
-    out[pi[first]] = ui[first]
-    return out
-
-
-def grouped_weighted_quantile(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
-                              q: float, n_groups: int) -> np.ndarray:
-    """Weighted ``q`` quantile of ``values`` within each group, all groups at once.
-
-    Same rule as :func:`lifecircle.coverage.weighted_quantile` (zero weights ignored; the first
-    value whose cumulative weight reaches ``q`` of the group's total). Groups without positive
-    weight get ``nan``.
-    """
-    out = np.full(n_groups, np.nan)
-    ok = weights > 0
-    g, v, w = group[ok], values[ok], weights[ok]
-    if len(g) == 0:
-        return out
-    order = np.lexsort((v, g))
-    g, v, w = g[order], v[order], w[order]
-    cw = np.cumsum(w)
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], len(g)]
-    base = np.where(starts > 0, cw[np.maximum(starts - 1, 0)], 0.0)
-    total = cw[ends - 1] - base
-    idx = np.searchsorted(cw, base + q * total, side="left")
-    idx = np.clip(idx, starts, ends - 1)
-    out[g[starts]] = v[idx]
-    return out
-
-
-@dataclass(frozen=True)
-class UnitLevel:
-    """One layer of units for the report: polygons (WGS84) with ids, names and labels."""
-
-    key: str
-    label_zh: str
-    label_en: str
-    unit_id: np.ndarray
-    name: np.ndarray
-    geometry: np.ndarray  # shapely geometries, WGS84
-
-    def label(self, lang: str) -> str:
-        """The layer's label in ``lang``."""
-        return self.label_zh if lang == "zh" else self.label_en
-
-
-def unit_levels(inputs: Any) -> list[UnitLevel]:
-    """The unit layers of an analysis: the sub-district, then ``inputs.units`` in order.
-
-    The sub-district is the ``subdistrict`` boundary when ``inputs.boundaries`` has one, else a
-    single unit without geometry holding every resident.
-    """
-    levels = []
-    sub = inputs.boundaries.get("subdistrict") if inputs.boundaries else None
-    levels.append(UnitLevel(
-        key="subdistrict", label_zh="街道", label_en="Sub-district",
-        unit_id=np.array(["subdistrict" if sub is not None else "all"], dtype=object),
-        name=np.array([TEXT["zh"]["layer_subdistrict"] if sub is not None else TEXT["zh"]["all_residents"]],
-                      dtype=object),
-        geometry=np.array([sub], dtype=object)))
-    for layer in inputs.units:
-        f = layer.frame
-        levels.append(UnitLevel(
-            key=layer.key, label_zh=layer.label_zh, label_en=layer.label_en,
-            unit_id=f["unit_id"].astype(str).to_numpy(dtype=object),
-            name=f["name"].astype(str).to_numpy(dtype=object),
-            geometry=np.asarray(f.geometry.values, dtype=object)))
-    return levels
-
-
-def resident_units(result: CoverageResult, level: UnitLevel) -> np.ndarray:
-    """Unit index (into ``level``) of every resident; ``-1`` outside all units."""
-    res = result.residents
-    if len(level.geometry) == 1 and level.geometry[0] is None:
-        return np.zeros(len(res), dtype=np.int64)
-    return assign_units(res["lon"].to_numpy(float), res["lat"].to_numpy(float), level.geometry)
-
-
-def unit_coverage(result: CoverageResult, level: UnitLevel, assignment: np.ndarray | None = None) -> pd.DataFrame:
-    """Coverage per unit of one layer, worst first, plus the ``(outside all units)`` row.
-
-    Parameters
-    ----------
-    result : CoverageResult
-    level : UnitLevel
-    assignment : ndarray, optional
-        :func:`resident_units` output, if already computed.
-
-    Returns
-    -------
-    DataFrame
-        One row per unit: ``rank`` (1 = worst; empty for units without people and the outside
-        row), ``layer``, ``unit_id``, ``name``, ``residents``, ``population``, ``elderly``,
-        ``all_population_covered``, ``all_share``, ``uncovered_population``, ``weakest_tier``
-        and per tier ``{tier}_population_covered``, ``{tier}_share``, ``{tier}_elderly_covered``,
-        ``{tier}_elderly_share``, ``{tier}_median_distance_m``, ``{tier}_p90_distance_m``
-        (network metres; ``inf`` when unreachable). Shares are fractions 0-1 (``nan`` without
-        people).
-    """
-    res = result.residents
-    a = resident_units(result, level) if assignment is None else assignment
-    n_units = len(level.unit_id)
-    outside = a < 0
-    has_outside = bool(outside.any())
-    n = n_units + 1
-    g = np.where(outside, n_units, a)
-    pop = res["population"].to_numpy(float)
-    eld = np.nan_to_num(res["elderly"].to_numpy(float), nan=0.0)
-    population = np.bincount(g, weights=pop, minlength=n)
-    elderly = np.bincount(g, weights=eld, minlength=n)
-
-    def share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-    all_cov = res["all_covered"].to_numpy(bool)
-    all_pop = np.bincount(g, weights=pop * all_cov, minlength=n)
-    frame: dict[str, Any] = {
-        "layer": level.key,
-        "unit_id": np.r_[level.unit_id, [OUTSIDE_ID]],
-        "name": np.r_[level.name, [OUTSIDE_NAME["zh"]]],
-        "residents": np.bincount(g, minlength=n),
-        "population": population,
-        "elderly": elderly,
-        "all_population_covered": all_pop,
-        "all_share": share(all_pop, population),
-        "all_elderly_covered": np.bincount(g, weights=eld * all_cov, minlength=n),
-        "uncovered_population": population - all_pop,
-    }
-    frame["all_elderly_share"] = share(frame["all_elderly_covered"], elderly)
-    tier_shares = []
-    for tier in result.standard.tiers:
-        cols = tier_columns(tier.key)
-        cov = res[cols["covered"]].to_numpy(bool)
-        d = res[cols["distance"]].to_numpy(float)
-        k = tier.key
-        frame[f"{k}_population_covered"] = np.bincount(g, weights=pop * cov, minlength=n)
-        frame[f"{k}_share"] = share(frame[f"{k}_population_covered"], population)
-        frame[f"{k}_elderly_covered"] = np.bincount(g, weights=eld * cov, minlength=n)
-        frame[f"{k}_elderly_share"] = share(frame[f"{k}_elderly_covered"], elderly)
-        frame[f"{k}_median_distance_m"] = grouped_weighted_quantile(g, d, pop, 0.5, n)
-        frame[f"{k}_p90_distance_m"] = grouped_weighted_quantile(g, d, pop, 0.9, n)
-        tier_shares.append(frame[f"{k}_share"])
-    shares = np.column_stack(tier_shares)
-    keys = np.array(result.standard.keys, dtype=object)
-    weakest = np.where(np.isnan(shares).all(axis=1), "",
-                       keys[np.argmin(np.where(np.isnan(shares), np.inf, shares), axis=1)])
-    frame["weakest_tier"] = weakest
-    out = pd.DataFrame(frame)
-    out["outside"] = np.r_[np.zeros(n_units, bool), [True]]
-    if not has_outside:
-        out = out.iloc[:n_units]
-    rankable = (~out["outside"]) & (out["population"] > 0)
-    ranked = out[rankable].sort_values(["all_share", "uncovered_population", "unit_id"],
-                                       ascending=[True, False, True], kind="stable")
-    rest = out[~rankable].sort_values(["outside", "unit_id"], kind="stable")
-    out = pd.concat([ranked, rest], ignore_index=True)
-    rank = np.full(len(out), np.nan)
-    rank[: len(ranked)] = np.arange(1, len(ranked) + 1)
-    out.insert(0, "rank", pd.Series(rank, index=out.index).astype("Int64"))
-    return out
-
-
 # -- gaps ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Gaps:
@@ -393,15 +213,13 @@ class Gaps:
     crs: str
     resident_gap: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
-    def geometries(self, *, limit: int | None = None) -> Any:
+    def geometries(self, *, limit: int | None = None) -> gpd.GeoDataFrame:
         """Gap outlines as a GeoDataFrame in EPSG:4326 (``gap_id``, ``tier``, ``population``).
 
         Each outline is the union of the gap's cells; ``limit`` keeps the largest gaps only.
         """
         import geopandas as gpd
         import shapely
-
-        from lifecircle.coords import to_wgs84
 
         tab = self.table if limit is None else self.table.head(limit)
         cells = self.cells[self.cells["gap_id"].isin(tab["gap_id"])]
@@ -421,10 +239,24 @@ class Gaps:
             return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], self.crs))
 
         geom = shapely.transform(geom, fn) if len(geom) else geom
-        keep = [c for c in ("rank", "gap_id", "tier", "tiers_missing", "population", "elderly",
-                            "nearest_facility_id", "nearest_facility_distance_m", "shortfall_m")
-                if c in tab.columns]
-        return gpd.GeoDataFrame(tab[keep].reset_index(drop=True), geometry=list(geom), crs="EPSG:4326")
+        keep = [
+            c
+            for c in (
+                "rank",
+                "gap_id",
+                "tier",
+                "tiers_missing",
+                "population",
+                "elderly",
+                "nearest_facility_id",
+                "nearest_facility_distance_m",
+                "shortfall_m",
+            )
+            if c in tab.columns
+        ]
+        return gpd.GeoDataFrame(
+            tab[keep].reset_index(drop=True), geometry=list(geom), crs="EPSG:4326"
+        )
 
 
 def _cell_components(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
@@ -454,7 +286,9 @@ def _cell_components(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _grouped_argmax_key(group: np.ndarray, key: np.ndarray, weights: np.ndarray, n_groups: int) -> np.ndarray:
+def _grouped_argmax_key(
+    group: np.ndarray, key: np.ndarray, weights: np.ndarray, n_groups: int
+) -> np.ndarray:
     """For each group, the ``key`` value with the largest total weight (-1 if none)."""
     out = np.full(n_groups, -1, dtype=np.int64)
     ok = key >= 0
@@ -498,11 +332,7 @@ def find_gaps(
     -------
     Gaps
     """
-    from lifecircle.coords import to_wgs84
-
     if not cell_m > 0:
-        from lifecircle.errors import InputError
-
         raise InputError(f"gap cell size must be positive, got {cell_m}")
     res = result.residents
     std = result.standard
@@ -531,7 +361,7 @@ def find_gaps(
         uix, uiy = cix[sel][first], ciy[sel][first]
         comp = _cell_components(uix, uiy)
         n_gap = int(comp.max()) + 1
-        rg = comp[inv]                       # gap of each selected resident
+        rg = comp[inv]  # gap of each selected resident
         p, e = pop[sel], eld[sel]
         gpop = np.bincount(rg, weights=p, minlength=n_gap)
         geld = np.bincount(rg, weights=e, minlength=n_gap)
@@ -554,22 +384,27 @@ def find_gaps(
             missing.append(np.where((unc >= 0.5 * gpop) | (other.key == key), other.key, ""))
         tiers_missing = [";".join(m for m in col if m) for col in zip(*missing, strict=True)]
         lon, lat = to_wgs84(cx, cy, result.crs)
-        tab = pd.DataFrame({
-            "tier": key,
-            "tiers_missing": tiers_missing,
-            "population": gpop,
-            "elderly": geld,
-            "residents": gres,
-            "cells": gcells,
-            "area_m2": gcells * cell_m * cell_m,
-            "lon": lon, "lat": lat, "x": cx, "y": cy,
-            "threshold_m": tier.threshold_m,
-            "nearest_facility_id": near[centre],
-            "nearest_facility_distance_m": cdist,
-            "shortfall_m": cdist - tier.threshold_m,
-            "median_distance_m": grouped_weighted_quantile(rg, dist[sel], p, 0.5, n_gap),
-            "_comp": np.arange(n_gap),
-        })
+        tab = pd.DataFrame(
+            {
+                "tier": key,
+                "tiers_missing": tiers_missing,
+                "population": gpop,
+                "elderly": geld,
+                "residents": gres,
+                "cells": gcells,
+                "area_m2": gcells * cell_m * cell_m,
+                "lon": lon,
+                "lat": lat,
+                "x": cx,
+                "y": cy,
+                "threshold_m": tier.threshold_m,
+                "nearest_facility_id": near[centre],
+                "nearest_facility_distance_m": cdist,
+                "shortfall_m": cdist - tier.threshold_m,
+                "median_distance_m": grouped_weighted_quantile(rg, dist[sel], p, 0.5, n_gap),
+                "_comp": np.arange(n_gap),
+            }
+        )
         for lk, (assign, ids) in (units or {}).items():
             best = _grouped_argmax_key(rg, assign[sel], p, n_gap)
             ids_arr = np.asarray(ids, dtype=object)
@@ -580,9 +415,16 @@ def find_gaps(
         id_of_comp = np.full(n_gap, "", dtype=object)
         id_of_comp[tab["_comp"].to_numpy()] = tab["gap_id"].to_numpy()
         kept = id_of_comp[comp] != ""
-        cell_rows.append(pd.DataFrame({
-            "gap_id": id_of_comp[comp][kept], "ix": uix[kept], "iy": uiy[kept],
-            "population": np.bincount(inv, weights=p, minlength=len(ucell))[kept]}))
+        cell_rows.append(
+            pd.DataFrame(
+                {
+                    "gap_id": id_of_comp[comp][kept],
+                    "ix": uix[kept],
+                    "iy": uiy[kept],
+                    "population": np.bincount(inv, weights=p, minlength=len(ucell))[kept],
+                }
+            )
+        )
         comp_rank = np.full(n_gap, -1, dtype=np.int64)
         comp_rank[tab["_comp"].to_numpy()] = np.arange(len(tab))
         gap_of[sel] = comp_rank[rg]
@@ -590,22 +432,45 @@ def find_gaps(
         rows.append(tab.drop(columns="_comp"))
     if rows:
         table = pd.concat(rows, ignore_index=True)
-        table = table.sort_values(["population", "gap_id"], ascending=[False, True],
-                                  kind="stable").reset_index(drop=True)
+        table = table.sort_values(
+            ["population", "gap_id"], ascending=[False, True], kind="stable"
+        ).reset_index(drop=True)
     else:
-        table = pd.DataFrame(columns=["gap_id", "tier", "tiers_missing", "population", "elderly",
-                                      "residents", "cells", "area_m2", "lon", "lat", "x", "y",
-                                      "threshold_m", "nearest_facility_id",
-                                      "nearest_facility_distance_m", "shortfall_m",
-                                      "median_distance_m"])
+        table = pd.DataFrame(
+            columns=[
+                "gap_id",
+                "tier",
+                "tiers_missing",
+                "population",
+                "elderly",
+                "residents",
+                "cells",
+                "area_m2",
+                "lon",
+                "lat",
+                "x",
+                "y",
+                "threshold_m",
+                "nearest_facility_id",
+                "nearest_facility_distance_m",
+                "shortfall_m",
+                "median_distance_m",
+            ]
+        )
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    cells = (pd.concat(cell_rows, ignore_index=True) if cell_rows
-             else pd.DataFrame({"gap_id": [], "ix": [], "iy": [], "population": []}))
+    cells = (
+        pd.concat(cell_rows, ignore_index=True)
+        if cell_rows
+        else pd.DataFrame({"gap_id": [], "ix": [], "iy": [], "population": []})
+    )
     logger.info("gaps: %d clusters of uncovered residents (%.0f m cells)", len(table), cell_m)
-    return Gaps(table=table, cells=cells, cell_m=float(cell_m), crs=result.crs, resident_gap=resident_gap)
+    return Gaps(
+        table=table, cells=cells, cell_m=float(cell_m), crs=result.crs, resident_gap=resident_gap
+    )
 
 
 # -- the report -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CoverageReport:
@@ -626,7 +491,7 @@ class CoverageReport:
     units: dict[str, pd.DataFrame]
     assignments: dict[str, np.ndarray]
     gaps: Gaps
-    run: Any
+    run: CoverageRun
 
     def level(self, key: str) -> UnitLevel:
         """The unit layer ``key``."""
@@ -640,44 +505,64 @@ class CoverageReport:
             tab = self.units[lv.key]
             recs = []
             for r in tab.to_dict("records"):
-                tiers = {t.key: {
-                    "population_covered": r[f"{t.key}_population_covered"],
-                    "share": r[f"{t.key}_share"],
-                    "elderly_covered": r[f"{t.key}_elderly_covered"],
-                    "elderly_share": r[f"{t.key}_elderly_share"],
-                    "median_distance_m": r[f"{t.key}_median_distance_m"],
-                    "p90_distance_m": r[f"{t.key}_p90_distance_m"],
-                } for t in std.tiers}
-                recs.append({
-                    "rank": None if pd.isna(r["rank"]) else int(r["rank"]),
-                    "unit_id": r["unit_id"], "name": r["name"], "outside": bool(r["outside"]),
-                    "residents": int(r["residents"]), "population": r["population"],
-                    "elderly": r["elderly"],
-                    "all_tiers": {"population_covered": r["all_population_covered"],
-                                  "share": r["all_share"],
-                                  "elderly_covered": r["all_elderly_covered"],
-                                  "elderly_share": r["all_elderly_share"]},
-                    "uncovered_population": r["uncovered_population"],
-                    "weakest_tier": r["weakest_tier"] or None,
-                    "tiers": tiers,
-                })
+                tiers = {
+                    t.key: {
+                        "population_covered": r[f"{t.key}_population_covered"],
+                        "share": r[f"{t.key}_share"],
+                        "elderly_covered": r[f"{t.key}_elderly_covered"],
+                        "elderly_share": r[f"{t.key}_elderly_share"],
+                        "median_distance_m": r[f"{t.key}_median_distance_m"],
+                        "p90_distance_m": r[f"{t.key}_p90_distance_m"],
+                    }
+                    for t in std.tiers
+                }
+                recs.append(
+                    {
+                        "rank": None if pd.isna(r["rank"]) else int(r["rank"]),
+                        "unit_id": r["unit_id"],
+                        "name": r["name"],
+                        "outside": bool(r["outside"]),
+                        "residents": int(r["residents"]),
+                        "population": r["population"],
+                        "elderly": r["elderly"],
+                        "all_tiers": {
+                            "population_covered": r["all_population_covered"],
+                            "share": r["all_share"],
+                            "elderly_covered": r["all_elderly_covered"],
+                            "elderly_share": r["all_elderly_share"],
+                        },
+                        "uncovered_population": r["uncovered_population"],
+                        "weakest_tier": r["weakest_tier"] or None,
+                        "tiers": tiers,
+                    }
+                )
             layers[lv.key] = {"label_zh": lv.label_zh, "label_en": lv.label_en, "units": recs}
         inputs = self.run.inputs
-        return {"scenario": inputs.scenario.name if inputs.scenario else None,
-                "synthetic": inputs.synthetic, "standard": std.name,
-                "population_total": self.run.result.population_total,
-                "layers": layers}
+        return {
+            "scenario": inputs.scenario.name if inputs.scenario else None,
+            "synthetic": inputs.synthetic,
+            "standard": std.name,
+            "population_total": self.run.result.population_total,
+            "layers": layers,
+        }
 
     def gaps_dict(self) -> dict[str, Any]:
         """Plain data for ``gaps.json``."""
-        return {"method": {"cell_m": self.gaps.cell_m, "connectivity": 8, "crs": self.gaps.crs,
-                           "nearest_from": "centre resident (closest to the population-weighted centroid)"},
-                "synthetic": self.run.inputs.synthetic,
-                "gaps": self.gaps.table.drop(columns=["x", "y"]).to_dict("records")}
+        return {
+            "method": {
+                "cell_m": self.gaps.cell_m,
+                "connectivity": 8,
+                "crs": self.gaps.crs,
+                "nearest_from": "centre resident (closest to the population-weighted centroid)",
+            },
+            "synthetic": self.run.inputs.synthetic,
+            "gaps": self.gaps.table.drop(columns=["x", "y"]).to_dict("records"),
+        }
 
 
-def build_report(run: Any, *, gap_cell_m: float = DEFAULT_GAP_CELL_M,
-                 min_gap_population: float = 1.0) -> CoverageReport:
+def build_report(
+    run: CoverageRun, *, gap_cell_m: float = DEFAULT_GAP_CELL_M, min_gap_population: float = 1.0
+) -> CoverageReport:
     """Per-unit coverage for every unit layer of ``run.inputs``, and the gaps.
 
     Parameters
@@ -688,18 +573,27 @@ def build_report(run: Any, *, gap_cell_m: float = DEFAULT_GAP_CELL_M,
     min_gap_population : float, default 1
         Smaller gaps are dropped.
     """
-    levels = unit_levels(run.inputs)
+    levels = run.inputs.unit_levels()
     assignments = {lv.key: resident_units(run.result, lv) for lv in levels}
     units = {lv.key: unit_coverage(run.result, lv, assignments[lv.key]) for lv in levels}
-    gaps = find_gaps(run.result, cell_m=gap_cell_m, min_population=min_gap_population,
-                     units={lv.key: (assignments[lv.key], lv.unit_id) for lv in levels[1:]})
+    gaps = find_gaps(
+        run.result,
+        cell_m=gap_cell_m,
+        min_population=min_gap_population,
+        units={lv.key: (assignments[lv.key], lv.unit_id) for lv in levels[1:]},
+    )
     return CoverageReport(levels=levels, units=units, assignments=assignments, gaps=gaps, run=run)
 
 
 # -- rendering --------------------------------------------------------------------------------
 
+
 def _pct(v: Any) -> str:
-    return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{100 * float(v):.1f}%"
+    return (
+        "—"
+        if v is None or (isinstance(v, float) and not np.isfinite(v))
+        else f"{100 * float(v):.1f}%"
+    )
 
 
 def _m(v: Any) -> str:
@@ -712,7 +606,7 @@ def _n(v: Any) -> str:
     return f"{float(v):,.0f}"
 
 
-def _tier_label(std: Any, key: str, lang: str) -> str:
+def _tier_label(std: ServiceStandard, key: str, lang: str) -> str:
     if not key:
         return "—"
     t = std.tier(key)
@@ -723,7 +617,9 @@ def _unit_name(row: Mapping[Any, Any], lang: str) -> str:
     return OUTSIDE_NAME[lang] if row["outside"] else str(row["name"])
 
 
-def report_tables(rep: CoverageReport, *, lang: str = "zh", max_gaps: int = 30) -> list[tuple[str, list[str], list[list[str]], str]]:
+def report_tables(
+    rep: CoverageReport, *, lang: str = "zh", max_gaps: int = 30
+) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The report's sections as ``(title, header, rows, note)`` with formatted cells."""
     tx = text(lang)
     res = rep.run.result
@@ -731,50 +627,140 @@ def report_tables(rep: CoverageReport, *, lang: str = "zh", max_gaps: int = 30) 
     sections = []
     rows = []
     for t in std.tiers:
-        rows.append([_tier_label(std, t.key, lang), tx[t.mode],
-                     f"{t.threshold_m:,.0f} m ({t.minutes:g} {tx['minutes']})"])
-    sections.append((tx["standard"] + f" ({std.name})", [tx["tier"], tx["mode"], tx["threshold"]], rows, ""))
+        rows.append(
+            [
+                _tier_label(std, t.key, lang),
+                tx[t.mode],
+                f"{t.threshold_m:,.0f} m ({t.minutes:g} {tx['minutes']})",
+            ]
+        )
+    sections.append(
+        (tx["standard"] + f" ({std.name})", [tx["tier"], tx["mode"], tx["threshold"]], rows, "")
+    )
     rows = []
     for r in res.tiers.to_dict("records"):
-        rows.append([_tier_label(std, r["tier"], lang), str(r["facilities"]), _n(r["population_total"]),
-                     _n(r["population_covered"]), _pct(r["share"]), _pct(r["elderly_share"]),
-                     _m(r["median_distance_m"]), _m(r["p90_distance_m"])])
+        rows.append(
+            [
+                _tier_label(std, r["tier"], lang),
+                str(r["facilities"]),
+                _n(r["population_total"]),
+                _n(r["population_covered"]),
+                _pct(r["share"]),
+                _pct(r["elderly_share"]),
+                _m(r["median_distance_m"]),
+                _m(r["p90_distance_m"]),
+            ]
+        )
     covered_all = res.population_total * res.all_covered_share
-    rows.append([tx["all_tiers"], "", _n(res.population_total), _n(covered_all),
-                 _pct(res.all_covered_share), "", "", ""])
-    sections.append((tx["overall"], [tx["tier"], tx["facilities"], tx["population"], tx["covered"],
-                                     tx["share"], tx["elderly_share"], tx["median"], tx["p90"]], rows, ""))
+    rows.append(
+        [
+            tx["all_tiers"],
+            "",
+            _n(res.population_total),
+            _n(covered_all),
+            _pct(res.all_covered_share),
+            "",
+            "",
+            "",
+        ]
+    )
+    sections.append(
+        (
+            tx["overall"],
+            [
+                tx["tier"],
+                tx["facilities"],
+                tx["population"],
+                tx["covered"],
+                tx["share"],
+                tx["elderly_share"],
+                tx["median"],
+                tx["p90"],
+            ],
+            rows,
+            "",
+        )
+    )
     tier_heads = [f"{_tier_label(std, t.key, lang)} {tx['share']}" for t in std.tiers]
     for lv in rep.levels:
         tab = rep.units[lv.key]
         rows = []
         for r in tab.to_dict("records"):
-            rows.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])), str(r["unit_id"]) if not r["outside"] else "",
-                         _unit_name(r, lang), _n(r["population"]), _pct(r["all_share"]),
-                         _pct(r["all_elderly_share"]),
-                         *[_pct(r[f"{t.key}_share"]) for t in std.tiers],
-                         _tier_label(std, r["weakest_tier"], lang)])
-        sections.append((tx["units_title"].format(label=lv.label(lang)),
-                         [tx["rank"], tx["unit"], tx["name"], tx["population"],
-                          f"{tx['all_tiers']} {tx['share']}", tx["elderly_share"], *tier_heads,
-                          tx["weakest"]], rows, ""))
+            rows.append(
+                [
+                    "" if pd.isna(r["rank"]) else str(int(r["rank"])),
+                    str(r["unit_id"]) if not r["outside"] else "",
+                    _unit_name(r, lang),
+                    _n(r["population"]),
+                    _pct(r["all_share"]),
+                    _pct(r["all_elderly_share"]),
+                    *[_pct(r[f"{t.key}_share"]) for t in std.tiers],
+                    _tier_label(std, r["weakest_tier"], lang),
+                ]
+            )
+        sections.append(
+            (
+                tx["units_title"].format(label=lv.label(lang)),
+                [
+                    tx["rank"],
+                    tx["unit"],
+                    tx["name"],
+                    tx["population"],
+                    f"{tx['all_tiers']} {tx['share']}",
+                    tx["elderly_share"],
+                    *tier_heads,
+                    tx["weakest"],
+                ],
+                rows,
+                "",
+            )
+        )
     gt = rep.gaps.table
     unit_cols = [f"{lv.key}_id" for lv in rep.levels[1:] if f"{lv.key}_id" in gt.columns]
     rows = []
     for r in gt.head(max_gaps).to_dict("records"):
-        rows.append([str(r["rank"]), r["gap_id"], _tier_label(std, r["tier"], lang),
-                     "、".join(_tier_label(std, k, lang) for k in str(r["tiers_missing"]).split(";") if k)
-                     if lang == "zh" else ", ".join(_tier_label(std, k, lang) for k in str(r["tiers_missing"]).split(";") if k),
-                     _n(r["population"]), _n(r["elderly"]), f"{r['lon']:.5f}, {r['lat']:.5f}",
-                     " / ".join(str(r[c]) for c in unit_cols),
-                     str(r["nearest_facility_id"]) or tx["none"], _m(r["nearest_facility_distance_m"]),
-                     _m(r["shortfall_m"])])
+        rows.append(
+            [
+                str(r["rank"]),
+                r["gap_id"],
+                _tier_label(std, r["tier"], lang),
+                "、".join(
+                    _tier_label(std, k, lang) for k in str(r["tiers_missing"]).split(";") if k
+                )
+                if lang == "zh"
+                else ", ".join(
+                    _tier_label(std, k, lang) for k in str(r["tiers_missing"]).split(";") if k
+                ),
+                _n(r["population"]),
+                _n(r["elderly"]),
+                f"{r['lon']:.5f}, {r['lat']:.5f}",
+                " / ".join(str(r[c]) for c in unit_cols),
+                str(r["nearest_facility_id"]) or tx["none"],
+                _m(r["nearest_facility_distance_m"]),
+                _m(r["shortfall_m"]),
+            ]
+        )
     more = len(gt) - min(len(gt), max_gaps)
-    sections.append((tx["gaps_title"], ["#", tx["gap"], tx["tier"], tx["missing"], tx["population"],
-                                        tx["elderly_share"].replace("达标率", "") if lang == "zh" else "Elderly",
-                                        tx["centroid"], tx["in_unit"], tx["nearest"], tx["distance"],
-                                        tx["shortfall"]], rows,
-                     tx["more_gaps"].format(n=more) if more > 0 else ""))
+    sections.append(
+        (
+            tx["gaps_title"],
+            [
+                "#",
+                tx["gap"],
+                tx["tier"],
+                tx["missing"],
+                tx["population"],
+                tx["elderly_share"].replace("达标率", "") if lang == "zh" else "Elderly",
+                tx["centroid"],
+                tx["in_unit"],
+                tx["nearest"],
+                tx["distance"],
+                tx["shortfall"],
+            ],
+            rows,
+            tx["more_gaps"].format(n=more) if more > 0 else "",
+        )
+    )
     return sections
 
 
@@ -802,9 +788,11 @@ def render_markdown(rep: CoverageReport, *, lang: str = "zh", files: Sequence[st
 
 
 _CSS = """
-body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;\
+margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}\
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td:nth-child(2),td:nth-child(3){text-align:left}
 .synthetic{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:bold}
 .low{background:#f8d7da}.mid{background:#fff3cd}.high{background:#d4edda}
@@ -823,28 +811,47 @@ def render_html(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] =
     tx = text(lang)
     e = html.escape
     title = _title(rep, lang)
-    out = ["<!DOCTYPE html>", f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">',
-           f"<title>{e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
     if rep.run.inputs.synthetic:
         out.append(f'<p class="synthetic">{e(tx["synthetic"])}</p>')
     for sec_title, head, rows, note in report_tables(rep, lang=lang):
-        out.append(f"<h2>{e(sec_title)}</h2><table><thead><tr>"
-                   + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        out.append(
+            f"<h2>{e(sec_title)}</h2><table><thead><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in head)
+            + "</tr></thead><tbody>"
+        )
         for r in rows:
             out.append("<tr>" + "".join(f"<td{_cell_class(c)}>{e(c)}</td>" for c in r) + "</tr>")
         out.append("</tbody></table>")
         if note:
             out.append(f"<p>{e(note)}</p>")
-    out.append(f"<h2>{e(tx['method'])}</h2><p>{e(tx['method_text'].format(cell=rep.gaps.cell_m))}</p>")
+    out.append(
+        f"<h2>{e(tx['method'])}</h2><p>{e(tx['method_text'].format(cell=rep.gaps.cell_m))}</p>"
+    )
     if files:
-        out.append(f"<h2>{e(tx['files'])}</h2><ul>"
-                   + "".join(f'<li><a href="{e(f)}">{e(f)}</a></li>' for f in files) + "</ul>")
+        out.append(
+            f"<h2>{e(tx['files'])}</h2><ul>"
+            + "".join(f'<li><a href="{e(f)}">{e(f)}</a></li>' for f in files)
+            + "</ul>"
+        )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_report(run: Any, out_dir: str | Path, *, lang: str = "zh", overwrite: bool = False,
-                 gap_cell_m: float = DEFAULT_GAP_CELL_M, report: CoverageReport | None = None) -> dict[str, Path]:
+def write_report(
+    run: CoverageRun,
+    out_dir: str | Path,
+    *,
+    lang: str = "zh",
+    overwrite: bool = False,
+    gap_cell_m: float = DEFAULT_GAP_CELL_M,
+    report: CoverageReport | None = None,
+) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
 
     Files (in ``out_dir``): ``units_{layer}.csv`` per unit layer (``subdistrict`` first, then the
@@ -870,15 +877,20 @@ def write_report(run: Any, out_dir: str | Path, *, lang: str = "zh", overwrite: 
     dict
         ``{name: path}`` of the files written.
     """
-    from lifecircle.export import check_writable, write_csv, write_json, write_text
-
     text(lang)
     d = Path(out_dir)
     rep = report or build_report(run, gap_cell_m=gap_cell_m)
     paths = {f"units_{lv.key}": d / f"units_{lv.key}.csv" for lv in rep.levels}
-    paths.update({"units_json": d / "units.json", "gaps": d / "gaps.csv", "gaps_json": d / "gaps.json",
-                  "gaps_geojson": d / "gaps.geojson", "report_md": d / "report.md",
-                  "report_html": d / "report.html"})
+    paths.update(
+        {
+            "units_json": d / "units.json",
+            "gaps": d / "gaps.csv",
+            "gaps_json": d / "gaps.json",
+            "gaps_geojson": d / "gaps.geojson",
+            "report_md": d / "report.md",
+            "report_html": d / "report.html",
+        }
+    )
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for lv in rep.levels:
@@ -886,9 +898,7 @@ def write_report(run: Any, out_dir: str | Path, *, lang: str = "zh", overwrite: 
     write_json(rep.to_dict(), paths["units_json"], overwrite=True)
     write_csv(rep.gaps.table.drop(columns=["x", "y"]), paths["gaps"], overwrite=True)
     write_json(rep.gaps_dict(), paths["gaps_json"], overwrite=True)
-    gdf = rep.gaps.geometries()
-    write_text(gdf.to_json(na="null", drop_id=True, ensure_ascii=False) if len(gdf)
-               else '{"type": "FeatureCollection", "features": []}', paths["gaps_geojson"], overwrite=True)
+    write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]
     write_text(render_markdown(rep, lang=lang, files=files), paths["report_md"], overwrite=True)
     write_text(render_html(rep, lang=lang, files=files), paths["report_html"], overwrite=True)

@@ -112,7 +112,7 @@ class RoutingGraph:
         """Build (or fetch from the network's cache) the towards graph."""
         cached = network._cache.get("routing_graph")
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         jn = network.junctions()
         u = jn.chain_u.astype(np.int64)
         v = jn.chain_v.astype(np.int64)
@@ -123,9 +123,20 @@ class RoutingGraph:
         cols = np.concatenate([u, v[twoway]])
         data = np.concatenate([w, w[twoway]])
         indptr, indices, weights = _csr_min(jn.n_junctions, rows, cols, data)
-        raw_twoway = ~network.edge_oneway if network.directed else np.ones(network.n_edges, dtype=bool)
-        graph = cls(network.n_nodes, indptr, indices, weights,
-                    network.edge_u, network.edge_v, network.edge_length_m, raw_twoway, jn)
+        raw_twoway = (
+            ~network.edge_oneway if network.directed else np.ones(network.n_edges, dtype=bool)
+        )
+        graph = cls(
+            network.n_nodes,
+            indptr,
+            indices,
+            weights,
+            network.edge_u,
+            network.edge_v,
+            network.edge_length_m,
+            raw_twoway,
+            jn,
+        )
         network._cache["routing_graph"] = graph
         return graph
 
@@ -178,8 +189,9 @@ class RoutingGraph:
         """Raw vertices inside chains and their positions on the chains."""
         jn = self.junctions
         nodes = np.flatnonzero(jn.node_chain >= 0)
-        return nodes, ChainPositions(jn.node_chain[nodes].astype(np.int64), jn.node_offset_m[nodes],
-                                     np.zeros(len(nodes)))
+        return nodes, ChainPositions(
+            jn.node_chain[nodes].astype(np.int64), jn.node_offset_m[nodes], np.zeros(len(nodes))
+        )
 
     def source_arcs(self, src: Positions) -> tuple[IntArray, IntArray, FloatArray]:
         """Arcs from virtual source nodes into the junction graph: (source index, junction,
@@ -214,9 +226,15 @@ class RoutingGraph:
         n = self.n_junctions + k
         return sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
-    def expand(self, junction_d: FloatArray, src: Positions | None = None,
-               junction_src: IntArray | None = None, *, per_row: bool = False,
-               limit_m: float = np.inf) -> tuple[FloatArray, IntArray | None]:
+    def expand(
+        self,
+        junction_d: FloatArray,
+        src: Positions | None = None,
+        junction_src: IntArray | None = None,
+        *,
+        per_row: bool = False,
+        limit_m: float = np.inf,
+    ) -> tuple[FloatArray, IntArray | None]:
         """Raw-vertex distances from junction distances (exact, no search).
 
         Parameters
@@ -263,7 +281,6 @@ class RoutingGraph:
         return out, node_s
 
 
-
 def _csr_min(
     n: int, rows: IntArray, cols: IntArray, data: FloatArray
 ) -> tuple[IntArray, NDArray[np.int32], FloatArray]:
@@ -297,9 +314,15 @@ class NearestResult:
         Per raw network vertex: index of the nearest source, -1 if none.
     """
 
-    def __init__(self, distance_m: FloatArray, source: IntArray,
-                 node_distance_m: FloatArray | None = None, node_source: IntArray | None = None,
-                 *, expand: Callable[[], tuple[FloatArray, IntArray]] | None = None) -> None:
+    def __init__(
+        self,
+        distance_m: FloatArray,
+        source: IntArray,
+        node_distance_m: FloatArray | None = None,
+        node_source: IntArray | None = None,
+        *,
+        expand: Callable[[], tuple[FloatArray, IntArray]] | None = None,
+    ) -> None:
         self.distance_m = distance_m
         self.source = source
         self._node = None if node_distance_m is None else (node_distance_m, node_source)
@@ -350,14 +373,20 @@ def nearest_sources(
     usable = np.flatnonzero(sources.edge >= 0)
     if len(usable) == 0:
         inf = np.full(n_dst, np.inf)
-        return NearestResult(inf, np.full(n_dst, -1, np.int64), np.full(n, np.inf),
-                             np.full(n, -1, np.int64))
+        return NearestResult(
+            inf, np.full(n_dst, -1, np.int64), np.full(n, np.inf), np.full(n, -1, np.int64)
+        )
     src = graph.to_core(sources.subset(usable))
     nj = graph.n_junctions
     g = graph.augmented(src)
     dist, _pred, origin = dijkstra(
-        g, directed=True, indices=np.arange(nj, nj + len(src)), limit=limit_m,
-        min_only=True, return_predecessors=True)
+        g,
+        directed=True,
+        indices=np.arange(nj, nj + len(src)),
+        limit=limit_m,
+        min_only=True,
+        return_predecessors=True,
+    )
     jd = np.asarray(dist[:nj], dtype=float)
     js = np.where(origin[:nj] >= nj, origin[:nj] - nj, -1).astype(np.int64)
     d, s = _nearest_from_nodes(graph.core, src, jd, js, graph.to_core(destinations))
@@ -397,7 +426,11 @@ def nearest_from_nodes(
 
 
 def _nearest_from_nodes(
-    tab: _Table, sources: Positions, node_d: FloatArray, node_src: IntArray, destinations: Positions,
+    tab: _Table,
+    sources: Positions,
+    node_d: FloatArray,
+    node_src: IntArray,
+    destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
     d2, s2 = _read_off(tab, node_d[None, :], node_src[None, :], destinations)
     d, s = d2[0], s2[0]
@@ -438,7 +471,10 @@ def read_off(
 
 
 def _read_off(
-    tab: _Table, node_d: FloatArray, node_src: IntArray | None, destinations: Positions,
+    tab: _Table,
+    node_d: FloatArray,
+    node_src: IntArray | None,
+    destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
     e = destinations.edge
     ok = e >= 0
@@ -489,7 +525,7 @@ def _same_edge_pairs(
     # only destinations on an edge that holds a source (a cheap mask before the searches)
     holds = np.zeros(max(int(s_edges[-1]), int(de.max(initial=-1))) + 2, dtype=bool)
     holds[s_edges] = True
-    cand = np.flatnonzero(holds[de])          # de = -1 reads the last (always False) slot
+    cand = np.flatnonzero(holds[de])  # de = -1 reads the last (always False) slot
     if len(cand) == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0, float)
@@ -512,7 +548,12 @@ def chunk_size(n_nodes: int, n_sources: int, *, cells: int = CHUNK_CELLS) -> int
 
 
 def _junction_chunks(
-    graph: RoutingGraph, sources: Positions, *, limit_m: float, chunk: int | None, n_cols: int,
+    graph: RoutingGraph,
+    sources: Positions,
+    *,
+    limit_m: float,
+    chunk: int | None,
+    n_cols: int,
 ) -> Iterator[tuple[IntArray, Positions, FloatArray]]:
     """One-to-many searches on the junction graph: ``(source_indices, their chain positions,
     D[i, junction])``."""
@@ -523,7 +564,7 @@ def _junction_chunks(
     nj = graph.n_junctions
     core_all = graph.to_core(sources.subset(usable))
     for start in range(0, len(usable), c):
-        idx = usable[start:start + c]
+        idx = usable[start : start + c]
         src = core_all.subset(np.arange(start, start + len(idx)))
         g = graph.augmented(src)
         d = dijkstra(g, directed=True, indices=np.arange(nj, nj + len(idx)), limit=limit_m)
@@ -543,8 +584,9 @@ def node_distance_chunks(
     junction distances); memory per chunk is bounded by :data:`CHUNK_CELLS` cells unless
     ``chunk`` says otherwise. Sources with ``edge = -1`` are skipped (they are not in any chunk).
     """
-    for idx, src, dj in _junction_chunks(graph, sources, limit_m=limit_m, chunk=chunk,
-                                         n_cols=graph.n_nodes):
+    for idx, src, dj in _junction_chunks(
+        graph, sources, limit_m=limit_m, chunk=chunk, n_cols=graph.n_nodes
+    ):
         d, _ = graph.expand(dj, src, per_row=True, limit_m=limit_m)
         yield idx, d
 
@@ -589,14 +631,17 @@ def pair_distances_within(
     dpos = graph.to_core(destinations)
     # edge lengths may exceed straight lines by a hair (ellipsoidal metres): pad
     radius = limit_m * 1.001 + 1.0
-    for idx, src_pos, dmat in _junction_chunks(graph, sources, limit_m=limit_m, chunk=chunk,
-                                               n_cols=graph.n_junctions):
+    for idx, src_pos, dmat in _junction_chunks(
+        graph, sources, limit_m=limit_m, chunk=chunk, n_cols=graph.n_junctions
+    ):
         near = tree.query_ball_point(source_xy[idx], r=radius, workers=-1)
         lens = np.fromiter((len(x) for x in near), dtype=np.int64, count=len(near))
         if lens.sum() == 0:
             continue
         row = np.repeat(np.arange(len(idx)), lens)
-        dst = dst_ok[np.fromiter((j for x in near for j in x), dtype=np.int64, count=int(lens.sum()))]
+        dst = dst_ok[
+            np.fromiter((j for x in near for j in x), dtype=np.int64, count=int(lens.sum()))
+        ]
         e = dpos.edge[dst]
         o = dpos.offset_m[dst]
         rem = core.length_m[e] - o

@@ -69,7 +69,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -145,8 +144,12 @@ class _Segments:
 
     @staticmethod
     def concat(parts: Sequence[_Segments]) -> _Segments:
-        return _Segments(*(np.concatenate([getattr(p, f) for p in parts])
-                           for f in _Segments.__dataclass_fields__))
+        return _Segments(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in _Segments.__dataclass_fields__
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def _incidence(network: RoadNetwork) -> tuple[IntArray, IntArray, IntArray, IntA
     """Edges grouped by their ``u`` node and by their ``v`` node (CSR), cached on the network."""
     cached = network._cache.get("service_area_incidence")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     n = network.n_nodes
     out = []
     for ends in (network.edge_u, network.edge_v):
@@ -231,29 +234,53 @@ def _expand(ptr: IntArray, order: IntArray, nodes: IntArray) -> tuple[IntArray, 
 
 
 def _edge_segments(
-    network: RoadNetwork, graph: RoutingGraph, edges: IntArray, dl: FloatArray, dr: FloatArray,
-    lab_l: IntArray, lab_r: IntArray, group: IntArray,
+    network: RoadNetwork,
+    graph: RoutingGraph,
+    edges: IntArray,
+    dl: FloatArray,
+    dr: FloatArray,
+    lab_l: IntArray,
+    lab_r: IntArray,
+    group: IntArray,
 ) -> _Segments:
     u = network.edge_u[edges]
     v = network.edge_v[edges]
-    return _Segments(network.node_x[u], network.node_y[u], network.node_x[v], network.node_y[v],
-                     graph.edge_length_m[edges], dl, dr, graph.edge_twoway[edges],
-                     lab_l, lab_r, group, edges)
+    return _Segments(
+        network.node_x[u],
+        network.node_y[u],
+        network.node_x[v],
+        network.node_y[v],
+        graph.edge_length_m[edges],
+        dl,
+        dr,
+        graph.edge_twoway[edges],
+        lab_l,
+        lab_r,
+        group,
+        edges,
+    )
 
 
-def _point_on_edge(network: RoadNetwork, graph: RoutingGraph, edge: IntArray,
-                   offset_m: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _point_on_edge(
+    network: RoadNetwork, graph: RoutingGraph, edge: IntArray, offset_m: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Coordinates of positions on their (straight) edges."""
     u = network.edge_u[edge]
     v = network.edge_v[edge]
     length = graph.edge_length_m[edge]
     f = np.clip(np.where(length > 0, offset_m / np.where(length > 0, length, 1.0), 0.0), 0.0, 1.0)
-    return (network.node_x[u] + f * (network.node_x[v] - network.node_x[u]),
-            network.node_y[u] + f * (network.node_y[v] - network.node_y[u]))
+    return (
+        network.node_x[u] + f * (network.node_x[v] - network.node_x[u]),
+        network.node_y[u] + f * (network.node_y[v] - network.node_y[u]),
+    )
 
 
 def _facility_chunk_segments(
-    network: RoadNetwork, graph: RoutingGraph, src: Positions, dist: FloatArray, limit_m: float,
+    network: RoadNetwork,
+    graph: RoutingGraph,
+    src: Positions,
+    dist: FloatArray,
+    limit_m: float,
     labels: IntArray,
 ) -> _Segments:
     """Sub-segments reached from each facility of a chunk (group = row of ``dist``).
@@ -267,13 +294,21 @@ def _facility_chunk_segments(
     r1 = rows[w1]
     w2, e2 = _expand(ptr_v, ord_v, nodes)
     r2 = rows[w2]
-    fresh = ~(dist[r2, network.edge_u[e2]] <= limit_m)   # not already listed from its u end
+    fresh = ~(dist[r2, network.edge_u[e2]] <= limit_m)  # not already listed from its u end
     r = np.concatenate([r1, r2[fresh]])
     e = np.concatenate([e1, e2[fresh]])
     own_edge = src.edge[r] == e
     r, e = r[~own_edge], e[~own_edge]
-    generic = _edge_segments(network, graph, e, dist[r, network.edge_u[e]],
-                             dist[r, network.edge_v[e]], labels[r], labels[r], r.astype(np.int64))
+    generic = _edge_segments(
+        network,
+        graph,
+        e,
+        dist[r, network.edge_u[e]],
+        dist[r, network.edge_v[e]],
+        labels[r],
+        labels[r],
+        r.astype(np.int64),
+    )
     # the facility's own edge, split at the facility (which is ``access`` metres away)
     k = len(src)
     rr = np.arange(k)
@@ -283,16 +318,44 @@ def _facility_chunk_segments(
     off = np.clip(src.offset_m, 0.0, length)
     px, py = _point_on_edge(network, graph, oe, off)
     tw = graph.edge_twoway[oe]
-    first = _Segments(network.node_x[ou], network.node_y[ou], px, py, off, dist[rr, ou],
-                      src.access_m.copy(), tw, labels, labels, rr.astype(np.int64), oe)
-    second = _Segments(px, py, network.node_x[ov], network.node_y[ov], length - off,
-                       src.access_m.copy(), dist[rr, ov], tw, labels, labels, rr.astype(np.int64), oe)
+    first = _Segments(
+        network.node_x[ou],
+        network.node_y[ou],
+        px,
+        py,
+        off,
+        dist[rr, ou],
+        src.access_m.copy(),
+        tw,
+        labels,
+        labels,
+        rr.astype(np.int64),
+        oe,
+    )
+    second = _Segments(
+        px,
+        py,
+        network.node_x[ov],
+        network.node_y[ov],
+        length - off,
+        src.access_m.copy(),
+        dist[rr, ov],
+        tw,
+        labels,
+        labels,
+        rr.astype(np.int64),
+        oe,
+    )
     return _Segments.concat([generic, first, second])
 
 
 def _nearest_segments(
-    network: RoadNetwork, graph: RoutingGraph, src: Positions, node_d: FloatArray,
-    node_src: IntArray, limit_m: float,
+    network: RoadNetwork,
+    graph: RoutingGraph,
+    src: Positions,
+    node_d: FloatArray,
+    node_src: IntArray,
+    limit_m: float,
 ) -> _Segments:
     """Sub-segments reached from the nearest of many sources (one group, labels = source).
 
@@ -308,15 +371,25 @@ def _nearest_segments(
     near[src_edges] = False
     e = np.flatnonzero(near).astype(np.int64)
     zero = np.zeros(len(e), dtype=np.int64)
-    parts = [_edge_segments(network, graph, e, node_d[network.edge_u[e]], node_d[network.edge_v[e]],
-                            node_src[network.edge_u[e]], node_src[network.edge_v[e]], zero)]
+    parts = [
+        _edge_segments(
+            network,
+            graph,
+            e,
+            node_d[network.edge_u[e]],
+            node_d[network.edge_v[e]],
+            node_src[network.edge_u[e]],
+            node_src[network.edge_v[e]],
+            zero,
+        )
+    ]
     if len(ok):
         s_edge = src.edge[ok]
         s_off = np.clip(src.offset_m[ok], 0.0, graph.edge_length_m[s_edge])
         split = Positions(s_edge, s_off, np.zeros(len(ok)))
         d_split, lab_split = read_off(graph, node_d[None, :], node_src[None, :], split)
         d_split, lab_split = d_split[0], lab_split[0]
-        si, di, cost = same_edge_pairs(graph, src, split)   # includes each source itself
+        si, di, cost = same_edge_pairs(graph, src, split)  # includes each source itself
         if len(si):
             order = np.lexsort((cost, di))
             first_di, first = np.unique(di[order], return_index=True)
@@ -337,18 +410,38 @@ def _nearest_segments(
         bp_lab = np.concatenate([node_src[bp_u], lab_split, node_src[bp_v]])
         bp_t = np.concatenate([np.zeros(n_e), s_off, graph.edge_length_m[src_edges]])
         order = np.lexsort((bp_off, bp_edge))
-        bp_edge, bp_x, bp_y, bp_d, bp_lab, bp_t = (a[order] for a in
-                                                   (bp_edge, bp_x, bp_y, bp_d, bp_lab, bp_t))
+        bp_edge, bp_x, bp_y, bp_d, bp_lab, bp_t = (
+            a[order] for a in (bp_edge, bp_x, bp_y, bp_d, bp_lab, bp_t)
+        )
         a = np.flatnonzero(bp_edge[:-1] == bp_edge[1:])
         b = a + 1
-        parts.append(_Segments(bp_x[a], bp_y[a], bp_x[b], bp_y[b], bp_t[b] - bp_t[a], bp_d[a],
-                               bp_d[b], graph.edge_twoway[bp_edge[a]], bp_lab[a], bp_lab[b],
-                               np.zeros(len(a), dtype=np.int64), bp_edge[a]))
+        parts.append(
+            _Segments(
+                bp_x[a],
+                bp_y[a],
+                bp_x[b],
+                bp_y[b],
+                bp_t[b] - bp_t[a],
+                bp_d[a],
+                bp_d[b],
+                graph.edge_twoway[bp_edge[a]],
+                bp_lab[a],
+                bp_lab[b],
+                np.zeros(len(a), dtype=np.int64),
+                bp_edge[a],
+            )
+        )
     return _Segments.concat(parts)
 
 
-def _access_pieces(src: Positions, xy: FloatArray, snapped_xy: FloatArray, budget_m: FloatArray,
-                   labels: IntArray, groups: IntArray) -> _Pieces:
+def _access_pieces(
+    src: Positions,
+    xy: FloatArray,
+    snapped_xy: FloatArray,
+    budget_m: FloatArray,
+    labels: IntArray,
+    groups: IntArray,
+) -> _Pieces:
     """The facilities' access legs (facility point to its street) where within budget."""
     ok = (src.edge >= 0) & (src.access_m <= budget_m) & (src.access_m > 0)
     coords = np.stack([xy[ok], snapped_xy[ok]], axis=1)
@@ -356,11 +449,14 @@ def _access_pieces(src: Positions, xy: FloatArray, snapped_xy: FloatArray, budge
 
 
 def _merge_pieces(parts: Sequence[_Pieces]) -> _Pieces:
-    return _Pieces(np.concatenate([p.coords for p in parts]).reshape(-1, 2, 2),
-                   np.concatenate([p.label for p in parts]),
-                   np.concatenate([p.group for p in parts]),
-                   np.concatenate([p.edge if p.edge is not None else np.full(len(p), -1, np.int64)
-                                   for p in parts]))
+    return _Pieces(
+        np.concatenate([p.coords for p in parts]).reshape(-1, 2, 2),
+        np.concatenate([p.label for p in parts]),
+        np.concatenate([p.group for p in parts]),
+        np.concatenate(
+            [p.edge if p.edge is not None else np.full(len(p), -1, np.int64) for p in parts]
+        ),
+    )
 
 
 def _padded(geoms: NDArray[np.object_], group: IntArray, n_groups: int) -> NDArray[np.object_]:
@@ -387,36 +483,45 @@ def _stadiums(coords: FloatArray, buffer_m: float) -> NDArray[np.object_]:
     d = p1 - p0
     # GEOS simplifies its input within 1 % of the distance: very short pieces are left to it
     ok = np.hypot(d[:, 0], d[:, 1]) > 0.02 * buffer_m
-    dd = d[ok] / np.hypot(d[ok, 0], d[ok, 1])[:, None]          # along the piece
-    nn = np.column_stack([-dd[:, 1], dd[:, 0]])                 # its left side
+    dd = d[ok] / np.hypot(d[ok, 0], d[ok, 1])[:, None]  # along the piece
+    nn = np.column_stack([-dd[:, 1], dd[:, 0]])  # its left side
     # cap directions: from the left side, clockwise, in steps of pi / (2 QUAD_SEGS)
     steps = np.arange(2 * QUAD_SEGS + 1) * (np.pi / (2 * QUAD_SEGS))
-    u = (np.cos(steps)[None, :, None] * nn[:, None, :]
-         + np.sin(steps)[None, :, None] * dd[:, None, :]) * buffer_m
-    c1 = p1[ok][:, None, :] + u          # around p1, from its left side to its right side
-    c0 = p0[ok][:, None, :] - u          # around p0, from its right side to its left side
+    u = (
+        np.cos(steps)[None, :, None] * nn[:, None, :]
+        + np.sin(steps)[None, :, None] * dd[:, None, :]
+    ) * buffer_m
+    c1 = p1[ok][:, None, :] + u  # around p1, from its left side to its right side
+    c0 = p0[ok][:, None, :] - u  # around p0, from its right side to its left side
     out[ok] = shapely.polygons(np.concatenate([c1, c0, c1[:, :1]], axis=1))
     if not ok.all():
         out[~ok] = shapely.buffer(shapely.linestrings(coords[~ok]), buffer_m, quad_segs=QUAD_SEGS)
     return out
 
 
-def _union_buffers(coords: FloatArray, group: IntArray, n_groups: int, buffer_m: float,
-                   fill: NDArray[np.object_] | None = None,
-                   fill_group: IntArray | None = None) -> NDArray[np.object_]:
+def _union_buffers(
+    coords: FloatArray,
+    group: IntArray,
+    n_groups: int,
+    buffer_m: float,
+    fill: NDArray[np.object_] | None = None,
+    fill_group: IntArray | None = None,
+) -> NDArray[np.object_]:
     """Buffer every piece and union the buffers per group (vectorised over groups), together with
     the group's ``fill`` polygons (faces of a planar subdivision: edge-matched, no overlaps)."""
     geoms = _stadiums(coords, buffer_m)
     if fill is not None and fill_group is not None and len(fill):
-        cov = np.asarray(shapely.coverage_union_all(_padded(fill, fill_group, n_groups), axis=1),
-                         dtype=object).reshape(n_groups)
+        cov = np.asarray(
+            shapely.coverage_union_all(_padded(fill, fill_group, n_groups), axis=1), dtype=object
+        ).reshape(n_groups)
         # a coverage union assumes no overlaps; check by area (cheap) and fall back if needed
         want = np.bincount(fill_group, weights=shapely.area(fill), minlength=n_groups)
         got = shapely.area(cov)
         bad = np.flatnonzero(~(np.abs(got - want) <= 1e-9 * np.maximum(want, 1.0)))
-        if len(bad):   # pragma: no cover - only on networks that are not planar
-            redo = np.asarray(shapely.union_all(_padded(fill, fill_group, n_groups)[bad], axis=1),
-                              dtype=object)
+        if len(bad):  # pragma: no cover - only on networks that are not planar
+            redo = np.asarray(
+                shapely.union_all(_padded(fill, fill_group, n_groups)[bad], axis=1), dtype=object
+            )
             cov[bad] = redo.reshape(len(bad))
         has = np.flatnonzero(np.bincount(fill_group, minlength=n_groups) > 0)
         geoms = np.concatenate([geoms, cov[has]])
@@ -433,9 +538,15 @@ def _union_pairs(polys: NDArray[np.object_], idx: IntArray) -> NDArray[np.object
 FILL_WEIGHT: Final = 0.25
 
 
-def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
-                   simplify_m: float = 0.0, workers: int | None = None,
-                   fill: tuple[NDArray[np.object_], IntArray] | None = None) -> NDArray[np.object_]:
+def _buffer_groups(
+    pieces: _Pieces,
+    n_groups: int,
+    *,
+    buffer_m: float,
+    simplify_m: float = 0.0,
+    workers: int | None = None,
+    fill: tuple[NDArray[np.object_], IntArray] | None = None,
+) -> NDArray[np.object_]:
     """One buffered polygon per group (empty where a group has no piece).
 
     Every piece is buffered on its own and the buffers are unioned per group (GEOS buffers a
@@ -467,7 +578,7 @@ def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
     tiles_per = np.maximum(1, np.ceil(cnt / TILE_PIECES)).astype(np.int64)
     sub = np.zeros(len(gi), dtype=np.int64)
     big = np.flatnonzero(tiles_per > 1)
-    for g in big:   # a handful of groups at most: loop over groups, not pieces
+    for g in big:  # a handful of groups at most: loop over groups, not pieces
         sel = np.flatnonzero(gi == g)
         side = int(np.ceil(np.sqrt(tiles_per[g])))
         m = mid[sel]
@@ -484,7 +595,9 @@ def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
     order = np.argsort(ui, kind="stable")
     cum = np.cumsum(np.bincount(ui, weights=weight, minlength=n_units))
     n_batches = min(n_units, n_workers * 16)
-    cuts = np.unique(np.searchsorted(cum, np.linspace(0, cum[-1], n_batches + 1)[1:-1], side="left") + 1)
+    cuts = np.unique(
+        np.searchsorted(cum, np.linspace(0, cum[-1], n_batches + 1)[1:-1], side="left") + 1
+    )
     unit_bounds = np.concatenate([[0], cuts[cuts < n_units], [n_units]])
     item_bounds = np.concatenate([[0], np.cumsum(np.bincount(ui, minlength=n_units))])[unit_bounds]
     sorted_ui = ui[order]
@@ -496,8 +609,9 @@ def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
         is_piece = items < n_p
         pi, fi = items[is_piece], items[~is_piece] - n_p
         local = sorted_ui[a:b] - u0
-        return _union_buffers(coords[pi], local[is_piece], u1 - u0, buffer_m,
-                               fill_geoms[fi], local[~is_piece])
+        return _union_buffers(
+            coords[pi], local[is_piece], u1 - u0, buffer_m, fill_geoms[fi], local[~is_piece]
+        )
 
     # largest batches first, so that the threads finish together
     batch_work = np.diff(np.concatenate([[0.0], cum])[unit_bounds])
@@ -513,7 +627,9 @@ def _buffer_groups(pieces: _Pieces, n_groups: int, *, buffer_m: float,
         while len(polys) > n_present:
             first = np.ones(len(owner), dtype=bool)
             first[1:] = owner[1:] != owner[:-1]
-            rank = np.arange(len(owner)) - np.maximum.accumulate(np.where(first, np.arange(len(owner)), 0))
+            rank = np.arange(len(owner)) - np.maximum.accumulate(
+                np.where(first, np.arange(len(owner)), 0)
+            )
             left = np.flatnonzero((rank % 2 == 0) & np.append(owner[1:] == owner[:-1], False))
             pairs = np.array_split(left, min(len(left), n_workers * 2))
             merged = list(run(partial(_union_pairs, polys), pairs))
@@ -543,11 +659,11 @@ class _Faces:
     """
 
     left: IntArray
-    nxt: IntArray                  # the next half-edge along the same face
-    ok: NDArray[np.bool_]          # bounded, short ring, no dead end or zero-length edge
-    first: IntArray                # a half-edge of each face
-    size: IntArray                 # half-edges per face
-    polys: NDArray[np.object_]     # the faces' polygons, built on demand
+    nxt: IntArray  # the next half-edge along the same face
+    ok: NDArray[np.bool_]  # bounded, short ring, no dead end or zero-length edge
+    first: IntArray  # a half-edge of each face
+    size: IntArray  # half-edges per face
+    polys: NDArray[np.object_]  # the faces' polygons, built on demand
     built: NDArray[np.bool_]
     coverable: dict[float, NDArray[np.int8]] = field(default_factory=dict)  # -1 unknown, 0, 1
 
@@ -555,7 +671,7 @@ class _Faces:
 def _faces(network: RoadNetwork) -> _Faces:
     cached = network._cache.get("service_area_faces")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -573,29 +689,33 @@ def _faces(network: RoadNetwork) -> _Faces:
     start = np.cumsum(cnt) - cnt
     rank = np.empty(2 * n_e, dtype=np.int64)
     rank[order] = np.arange(2 * n_e) - start[org[order]]
-    cw = order[start[org] + (rank - 1) % cnt[org]]   # next clockwise around the origin
+    cw = order[start[org] + (rank - 1) % cnt[org]]  # next clockwise around the origin
     twin = np.concatenate([h_all[n_e:], h_all[:n_e]])
     nxt = cw[twin]
     n_f, left = connected_components(
         csr_matrix((np.ones(2 * n_e, np.int8), (h_all, nxt)), shape=(2 * n_e, 2 * n_e)),
-        directed=True, connection="weak")
+        directed=True,
+        connection="weak",
+    )
     left = left.astype(np.int64)
     area2 = np.bincount(left, weights=x[org] * y[dst] - x[dst] * y[org], minlength=n_f)
     ok = area2 > 0
-    ok[left[left == left[twin]]] = False                     # dead ends, bridges
+    ok[left[left == left[twin]]] = False  # dead ends, bridges
     ok[left[(org == dst) | (network.edge_length_m[np.concatenate([h_all[:n_e]] * 2)] <= 0)]] = False
     size = np.bincount(left, minlength=n_f)
     ok &= size <= MAX_FACE_RING
     first = np.full(n_f, 2 * n_e, dtype=np.int64)
     np.minimum.at(first, left, h_all)
-    res = _Faces(left, nxt, ok, first, size, np.full(n_f, None, dtype=object),
-                 np.zeros(n_f, dtype=bool))
+    res = _Faces(
+        left, nxt, ok, first, size, np.full(n_f, None, dtype=object), np.zeros(n_f, dtype=bool)
+    )
     network._cache["service_area_faces"] = res
     return res
 
 
-def _coverable_faces(network: RoadNetwork, faces: _Faces, cand: IntArray,
-                     radius_m: float) -> NDArray[np.bool_]:
+def _coverable_faces(
+    network: RoadNetwork, faces: _Faces, cand: IntArray, radius_m: float
+) -> NDArray[np.bool_]:
     """Which faces ``cand`` (with ``ok``) are valid polygons lying within ``radius_m`` of their
     own ring (no inscribed disc wider than ``radius_m``); memoised per radius."""
     memo = faces.coverable.setdefault(radius_m, np.full(len(faces.ok), -1, dtype=np.int8))
@@ -616,8 +736,9 @@ def _coverable_faces(network: RoadNetwork, faces: _Faces, cand: IntArray,
         missing = ~faces.built[todo]
         if missing.any():
             sel = missing[which]
-            rings = shapely.linearrings(px[sel], py[sel],
-                                        indices=np.searchsorted(np.flatnonzero(missing), which[sel]))
+            rings = shapely.linearrings(
+                px[sel], py[sel], indices=np.searchsorted(np.flatnonzero(missing), which[sel])
+            )
             faces.polys[todo[missing]] = shapely.polygons(rings)
             faces.built[todo[missing]] = True
         polys = faces.polys[todo]
@@ -658,8 +779,9 @@ def _full_edges(seg: _Segments, budget_m: float, n_edges: int) -> NDArray[np.boo
     return (n_seg > 0) & (n_whole == n_seg)
 
 
-def _face_fill(network: RoadNetwork, seg: _Segments, budget_m: float,
-               buffer_m: float) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
+def _face_fill(
+    network: RoadNetwork, seg: _Segments, budget_m: float, buffer_m: float
+) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
     """Blocks that the buffers fill anyway, and the edges whose buffers they make redundant.
 
     Let ``r = 0.999 buffer_m cos(pi / (4 QUAD_SEGS))``: a drawn buffer still contains the true
@@ -703,8 +825,10 @@ def _face_fill(network: RoadNetwork, seg: _Segments, budget_m: float,
         keep = np.zeros(len(inner), dtype=bool)
         if len(rim) and len(inner):
             hit, _ = shapely.STRtree(_edge_lines(network, rim)).query(
-                _edge_lines(network, inner), predicate="dwithin",
-                distance=(buffer_m - radius) * 1.01 + 1e-6)
+                _edge_lines(network, inner),
+                predicate="dwithin",
+                distance=(buffer_m - radius) * 1.01 + 1e-6,
+            )
             keep[hit] = True
         drop[inner[~keep]] = True
     return faces.polys[fill_ids], drop
@@ -712,8 +836,13 @@ def _face_fill(network: RoadNetwork, seg: _Segments, budget_m: float,
 
 def _edge_lines(network: RoadNetwork, edges: IntArray) -> NDArray[np.object_]:
     u, v = network.edge_u[edges], network.edge_v[edges]
-    coords = np.stack([np.column_stack([network.node_x[u], network.node_y[u]]),
-                       np.column_stack([network.node_x[v], network.node_y[v]])], axis=1)
+    coords = np.stack(
+        [
+            np.column_stack([network.node_x[u], network.node_y[u]]),
+            np.column_stack([network.node_x[v], network.node_y[v]]),
+        ],
+        axis=1,
+    )
     return np.asarray(shapely.linestrings(coords), dtype=object)
 
 
@@ -769,22 +898,37 @@ def facility_areas(
             if xy is not None:
                 sxy = np.column_stack(_point_on_edge(network, graph, src.edge, src.offset_m))
                 rows = np.arange(len(idx), dtype=np.int64)
-                parts.append(_access_pieces(src, xy[idx], sxy, np.full(len(idx), budget),
-                                            idx.astype(np.int64), rows * nb + b))
-        polys = _buffer_groups(_merge_pieces(parts), len(idx) * nb, buffer_m=buffer_m,
-                               simplify_m=simplify_m)
+                parts.append(
+                    _access_pieces(
+                        src,
+                        xy[idx],
+                        sxy,
+                        np.full(len(idx), budget),
+                        idx.astype(np.int64),
+                        rows * nb + b,
+                    )
+                )
+        polys = _buffer_groups(
+            _merge_pieces(parts), len(idx) * nb, buffer_m=buffer_m, simplify_m=simplify_m
+        )
         out[idx] = polys.reshape(len(idx), nb)
     return out
 
 
-def _nearest_pieces(network: RoadNetwork, sources: Positions, budgets: FloatArray,
-                    xy: FloatArray | None, *,
-                   split_nearest: bool) -> tuple[_Pieces, Any, _Segments]:
+def _nearest_pieces(
+    network: RoadNetwork,
+    sources: Positions,
+    budgets: FloatArray,
+    xy: FloatArray | None,
+    *,
+    split_nearest: bool,
+) -> tuple[_Pieces, Any, _Segments]:
     graph = RoutingGraph.from_network(network)
     empty = Positions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     near = nearest_sources(graph, sources, empty, limit_m=float(budgets.max()))
-    seg = _nearest_segments(network, graph, sources, near.node_distance_m, near.node_source,
-                            float(budgets.max()))
+    seg = _nearest_segments(
+        network, graph, sources, near.node_distance_m, near.node_source, float(budgets.max())
+    )
     parts = []
     ok = np.flatnonzero(sources.edge >= 0)
     for b, budget in enumerate(budgets):
@@ -793,8 +937,16 @@ def _nearest_pieces(network: RoadNetwork, sources: Positions, budgets: FloatArra
         if xy is not None and len(ok):
             src = sources.subset(ok)
             sxy = np.column_stack(_point_on_edge(network, graph, src.edge, src.offset_m))
-            parts.append(_access_pieces(src, xy[ok], sxy, np.full(len(ok), budget),
-                                        ok.astype(np.int64), np.full(len(ok), b, dtype=np.int64)))
+            parts.append(
+                _access_pieces(
+                    src,
+                    xy[ok],
+                    sxy,
+                    np.full(len(ok), budget),
+                    ok.astype(np.int64),
+                    np.full(len(ok), b, dtype=np.int64),
+                )
+            )
     return _merge_pieces(parts), near, seg
 
 
@@ -833,8 +985,13 @@ def tier_areas(
         sel = on_edge & (pieces.group == b)
         keep[np.flatnonzero(sel)[drop[pieces.edge[sel]]]] = False
     kept = _Pieces(pieces.coords[keep], pieces.label[keep], pieces.group[keep], pieces.edge[keep])
-    polys = _buffer_groups(kept, len(budgets), buffer_m=buffer_m, simplify_m=simplify_m,
-                           fill=(np.concatenate(fills), np.concatenate(fill_group)))
+    polys = _buffer_groups(
+        kept,
+        len(budgets),
+        buffer_m=buffer_m,
+        simplify_m=simplify_m,
+        fill=(np.concatenate(fills), np.concatenate(fill_group)),
+    )
     return polys
 
 
@@ -873,8 +1030,9 @@ def catchment_areas(
     return out, tier
 
 
-def _partition(pieces: _Pieces, area: Any, *, buffer_m: float,
-               simplify_m: float = 0.0) -> tuple[IntArray, NDArray[np.object_]]:
+def _partition(
+    pieces: _Pieces, area: Any, *, buffer_m: float, simplify_m: float = 0.0
+) -> tuple[IntArray, NDArray[np.object_]]:
     """Split ``area`` (the buffer of all pieces) among the pieces' labels, nearest piece first.
 
     Points are sampled every ``buffer_m / 4`` along the pieces; the Voronoi cells of the points,
@@ -902,14 +1060,18 @@ def _partition(pieces: _Pieces, area: Any, *, buffer_m: float,
         return labels, np.array([area], dtype=object)
     minx, miny, maxx, maxy = shapely.bounds(area)
     frame = shapely.box(minx - buffer_m, miny - buffer_m, maxx + buffer_m, maxy + buffer_m)
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=frame,
-                                                       ordered=True))
-    if len(cells) != len(pts):   # pragma: no cover - GEOS merged near-duplicate points
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=frame, ordered=True)
+    )
+    if len(cells) != len(pts):  # pragma: no cover - GEOS merged near-duplicate points
         raise RuntimeError("Voronoi partition lost points; catchments cannot be split")
     lab_index = np.searchsorted(labels, lab).astype(np.int64)
-    regions = np.asarray(shapely.coverage_union_all(_padded(np.asarray(cells, dtype=object),
-                                                            lab_index, len(labels)), axis=1),
-                         dtype=object).reshape(len(labels))
+    regions = np.asarray(
+        shapely.coverage_union_all(
+            _padded(np.asarray(cells, dtype=object), lab_index, len(labels)), axis=1
+        ),
+        dtype=object,
+    ).reshape(len(labels))
     by_label = _Pieces(pieces.coords, pieces.label, np.searchsorted(labels, pieces.label))
     own_buf = _buffer_groups(by_label, len(labels), buffer_m=buffer_m)
     wide = _buffer_groups(by_label, len(labels), buffer_m=buffer_m + step)
@@ -917,12 +1079,14 @@ def _partition(pieces: _Pieces, area: Any, *, buffer_m: float,
     tree = shapely.STRtree(own_buf)
     ci, nj = tree.query(candidate, predicate="intersects")
     parts = shapely.intersection(candidate[ci], own_buf[nj])
-    result = np.asarray(shapely.union_all(_padded(parts, ci.astype(np.int64), len(labels)), axis=1),
-                        dtype=object).reshape(len(labels))
+    result = np.asarray(
+        shapely.union_all(_padded(parts, ci.astype(np.int64), len(labels)), axis=1), dtype=object
+    ).reshape(len(labels))
     if simplify_m > 0:
         # simplified per label, then clipped back to the label's own region: still disjoint
-        result = shapely.intersection(shapely.simplify(result, simplify_m, preserve_topology=True),
-                                      regions)
+        result = shapely.intersection(
+            shapely.simplify(result, simplify_m, preserve_topology=True), regions
+        )
     result = _polygonal(result)
     return labels, result
 
@@ -933,7 +1097,7 @@ def _polygonal(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     bad = ~shapely.is_valid(geoms)
     if bad.any():
         geoms[bad] = shapely.make_valid(geoms[bad])
-    mixed = shapely.get_type_id(geoms) == 7   # GeometryCollection
+    mixed = shapely.get_type_id(geoms) == 7  # GeometryCollection
     for i in np.flatnonzero(mixed):
         parts = shapely.get_parts(geoms[i])
         polys = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
@@ -944,8 +1108,9 @@ def _polygonal(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
 # --------------------------------------------------------------------------------------------
 # the analysis: budgets, tiers, attributes
 # --------------------------------------------------------------------------------------------
-def tier_budgets(tier: Tier, *, minutes: Sequence[float] | None = None,
-                 metres: Sequence[float] | None = None) -> tuple[FloatArray, FloatArray]:
+def tier_budgets(
+    tier: Tier, *, minutes: Sequence[float] | None = None, metres: Sequence[float] | None = None
+) -> tuple[FloatArray, FloatArray]:
     """Budgets of a tier in metres and minutes, ascending.
 
     ``minutes`` are converted at the tier's speed; ``metres`` are used as given; with neither the
@@ -1011,12 +1176,157 @@ class ServiceAreas:
         f = self.frame
         rows = []
         for (tier, b_m), g in f.groupby(["tier", "budget_m"], sort=False):
-            rows.append({"tier": tier, "budget_m": float(b_m), "budget_min": float(g["budget_min"].iloc[0]),
-                         "polygons": len(g), "area_m2": float(g["area_m2"].sum()),
-                         "population": float(g["population"].sum()) if g["population"].notna().any() else None})
-        return {"dissolve": self.dissolve, "rings": self.rings, "buffer_m": self.buffer_m,
-                "simplify_m": self.simplify_m, "crs": self.crs, "polygons": len(f),
-                "facilities_skipped": list(self.facilities_skipped), "groups": rows}
+            rows.append(
+                {
+                    "tier": tier,
+                    "budget_m": float(b_m),
+                    "budget_min": float(g["budget_min"].iloc[0]),
+                    "polygons": len(g),
+                    "area_m2": float(g["area_m2"].sum()),
+                    "population": float(g["population"].sum())
+                    if g["population"].notna().any()
+                    else None,
+                }
+            )
+        return {
+            "dissolve": self.dissolve,
+            "rings": self.rings,
+            "buffer_m": self.buffer_m,
+            "simplify_m": self.simplify_m,
+            "crs": self.crs,
+            "polygons": len(f),
+            "facilities_skipped": list(self.facilities_skipped),
+            "groups": rows,
+        }
+
+
+def _check_area_options(
+    facilities: pd.DataFrame, dissolve: str, buffer_m: float, simplify_m: float
+) -> None:
+    """Raise an InputError for a bad dissolve mode, buffer, tolerance or facilities table."""
+    if dissolve not in DISSOLVE_MODES:
+        raise InputError(f"dissolve must be one of {', '.join(DISSOLVE_MODES)}, got {dissolve!r}")
+    if not (np.isfinite(buffer_m) and buffer_m > 0):
+        raise InputError(f"buffer_m must be a positive number of metres, got {buffer_m!r}")
+    if not (np.isfinite(simplify_m) and simplify_m >= 0):
+        raise InputError(f"simplify_m must be >= 0 metres, got {simplify_m!r}")
+    for col in ("id", "tier", "lon", "lat"):
+        if col not in facilities.columns:
+            raise InputError(f"facilities need a {col!r} column")
+
+
+def _selected_tiers(
+    standard: ServiceStandard, facilities: pd.DataFrame, tiers: Sequence[str] | None
+) -> list[Tier]:
+    """The tiers to draw: those named (in the standard's order) or all that have facilities."""
+    if tiers:
+        keys = []
+        for t in tiers:
+            key = standard.resolve_tier(t)
+            if key is None:
+                raise InputError(f"unknown tier {t!r}; known tiers: {', '.join(standard.keys)}")
+            keys.append(key)
+        sel_tiers = [standard.tier(k) for k in standard.keys if k in keys]
+    else:
+        present = set(facilities["tier"])
+        sel_tiers = [t for t in standard.tiers if t.key in present]
+    return sel_tiers
+
+
+def _locate_residents(
+    nets: Mapping[str, RoadNetwork],
+    residents: pd.DataFrame | None,
+    resident_located: Located | None,
+    max_snap_m: float,
+) -> tuple[Located | None, FloatArray]:
+    """The residents located on the networks and their population (None and empty without)."""
+    res_loc = None
+    pop = np.zeros(0)
+    if residents is not None:
+        for col in ("id", "population", "lon", "lat"):
+            if col not in residents.columns:
+                raise InputError(f"residents need a {col!r} column")
+        res_loc = resident_located or locate(
+            nets,
+            residents["lon"].to_numpy(float),
+            residents["lat"].to_numpy(float),
+            max_snap_m=max_snap_m,
+        )
+        pop = residents["population"].to_numpy(float)
+    return res_loc, pop
+
+
+def _add_facility_records(
+    records: list[dict[str, Any]],
+    geoms: list[Any],
+    src: Positions,
+    idx: IntArray,
+    fac_ids: NDArray[Any],
+    fac_names: NDArray[Any],
+    base: dict[str, Any],
+    b_m: FloatArray,
+    b_min: FloatArray,
+    rings: bool,
+    popm: FloatArray,
+    cnt: IntArray,
+    polys: NDArray[np.object_],
+) -> None:
+    """Append a record and a polygon per facility on the network and budget."""
+    nb = len(b_m)
+    for j in np.flatnonzero(src.edge >= 0):
+        for b in range(nb):
+            records.append(
+                {
+                    "facility_id": fac_ids[idx[j]],
+                    "name": fac_names[idx[j]],
+                    **base,
+                    **_budget_cols(b_m, b_min, b, rings),
+                    "population": popm[j, b],
+                    "residents": cnt[j, b],
+                }
+            )
+            geoms.append(polys[j, b])
+
+
+def _areas_frame(
+    records: list[dict[str, Any]], geoms: list[Any], rings: bool, dissolve: str, crs: str
+) -> gpd.GeoDataFrame:
+    """The GeoDataFrame of the records and polygons (rings cut, areas added, columns ordered)."""
+    import geopandas as gpd
+
+    frame = pd.DataFrame.from_records(records)
+    geo = np.array(geoms, dtype=object)
+    if rings and len(frame):
+        geo = _ringify(frame, geo, dissolve)
+    geo = _polygonal(geo)
+    if len(frame) == 0:
+        frame = pd.DataFrame(
+            {
+                "tier": pd.Series(dtype=str),
+                "budget_min": pd.Series(dtype=float),
+                "budget_m": pd.Series(dtype=float),
+            }
+        )
+    frame["area_m2"] = shapely.area(geo) if len(geo) else np.zeros(0)
+    cols = [
+        c
+        for c in (
+            "facility_id",
+            "name",
+            "tier",
+            "mode",
+            "budget_min",
+            "budget_m",
+            "ring_from_min",
+            "ring_from_m",
+            "area_m2",
+            "population",
+            "residents",
+            "facilities",
+        )
+        if c in frame.columns
+    ]
+    return gpd.GeoDataFrame(frame[cols], geometry=list(geo) if len(geo) else [], crs=crs)
 
 
 def compute_service_areas(
@@ -1065,52 +1375,33 @@ def compute_service_areas(
     -------
     ServiceAreas
     """
-    import geopandas as gpd
-
-    if dissolve not in DISSOLVE_MODES:
-        raise InputError(f"dissolve must be one of {', '.join(DISSOLVE_MODES)}, got {dissolve!r}")
-    if not (np.isfinite(buffer_m) and buffer_m > 0):
-        raise InputError(f"buffer_m must be a positive number of metres, got {buffer_m!r}")
-    if not (np.isfinite(simplify_m) and simplify_m >= 0):
-        raise InputError(f"simplify_m must be >= 0 metres, got {simplify_m!r}")
-    for col in ("id", "tier", "lon", "lat"):
-        if col not in facilities.columns:
-            raise InputError(f"facilities need a {col!r} column")
-    if tiers:
-        keys = []
-        for t in tiers:
-            key = standard.resolve_tier(t)
-            if key is None:
-                raise InputError(f"unknown tier {t!r}; known tiers: {', '.join(standard.keys)}")
-            keys.append(key)
-        sel_tiers = [standard.tier(k) for k in standard.keys if k in keys]
-    else:
-        present = set(facilities["tier"])
-        sel_tiers = [t for t in standard.tiers if t.key in present]
+    _check_area_options(facilities, dissolve, buffer_m, simplify_m)
+    sel_tiers = _selected_tiers(standard, facilities, tiers)
     missing = {t.mode for t in sel_tiers} - set(networks)
     if missing:
-        raise InputError(f"the selected tiers need network(s) for mode(s) {', '.join(sorted(missing))}")
+        raise InputError(
+            f"the selected tiers need network(s) for mode(s) {', '.join(sorted(missing))}"
+        )
     nets: dict[str, RoadNetwork] = {m: networks[m] for m in sorted({t.mode for t in sel_tiers})}
     if not nets:
         raise InputError("no tier selected has facilities")
     crs = common_crs(nets)
 
-    fac_loc = facility_located or locate(nets, facilities["lon"].to_numpy(float),
-                                         facilities["lat"].to_numpy(float), max_snap_m=max_snap_m)
+    fac_loc = facility_located or locate(
+        nets,
+        facilities["lon"].to_numpy(float),
+        facilities["lat"].to_numpy(float),
+        max_snap_m=max_snap_m,
+    )
     fac_xy = np.column_stack([fac_loc.x, fac_loc.y])
     fac_ids = facilities["id"].astype(str).to_numpy()
-    fac_names = (facilities["name"].astype(str).to_numpy() if "name" in facilities.columns
-                 else np.full(len(facilities), "", dtype=object))
+    fac_names = (
+        facilities["name"].astype(str).to_numpy()
+        if "name" in facilities.columns
+        else np.full(len(facilities), "", dtype=object)
+    )
     fac_tier = facilities["tier"].to_numpy()
-    res_loc = None
-    pop = np.zeros(0)
-    if residents is not None:
-        for col in ("id", "population", "lon", "lat"):
-            if col not in residents.columns:
-                raise InputError(f"residents need a {col!r} column")
-        res_loc = resident_located or locate(nets, residents["lon"].to_numpy(float),
-                                             residents["lat"].to_numpy(float), max_snap_m=max_snap_m)
-        pop = residents["population"].to_numpy(float)
+    res_loc, pop = _locate_residents(nets, residents, resident_located, max_snap_m)
 
     records: list[dict[str, Any]] = []
     geoms: list[Any] = []
@@ -1126,8 +1417,12 @@ def compute_service_areas(
         off = src.edge < 0
         if off.any():
             skipped += [str(i) for i in fac_ids[idx[off]] if str(i) not in skipped]
-            logger.warning("%s: %d facilit(y/ies) farther than %.0f m from the network get no polygon",
-                           tier.key, int(off.sum()), max_snap_m)
+            logger.warning(
+                "%s: %d facilit(y/ies) farther than %.0f m from the network get no polygon",
+                tier.key,
+                int(off.sum()),
+                max_snap_m,
+            )
         xy = fac_xy[idx]
         base = {"tier": tier.key, "mode": tier.mode}
         res_pos = res_loc.positions(tier.mode) if res_loc is not None else None
@@ -1137,16 +1432,29 @@ def compute_service_areas(
             cnt = np.zeros((len(idx), nb), dtype=np.int64)
             if res_pos is not None and res_loc is not None:
                 si, di, dm = pair_distances_within(
-                    graph, src, res_pos, xy, np.column_stack([res_loc.x, res_loc.y]),
-                    limit_m=float(b_m.max()))
+                    graph,
+                    src,
+                    res_pos,
+                    xy,
+                    np.column_stack([res_loc.x, res_loc.y]),
+                    limit_m=float(b_m.max()),
+                )
                 popm, cnt = _band_sums(si, dm, pop[di], len(idx), b_m, rings)
-            keep = src.edge >= 0
-            for j in np.flatnonzero(keep):
-                for b in range(nb):
-                    records.append({"facility_id": fac_ids[idx[j]], "name": fac_names[idx[j]], **base,
-                                    **_budget_cols(b_m, b_min, b, rings),
-                                    "population": popm[j, b], "residents": cnt[j, b]})
-                    geoms.append(polys[j, b])
+            _add_facility_records(
+                records,
+                geoms,
+                src,
+                idx,
+                fac_ids,
+                fac_names,
+                base,
+                b_m,
+                b_min,
+                rings,
+                popm,
+                cnt,
+                polys,
+            )
         elif dissolve == "tier":
             polys = tier_areas(net, src, b_m, xy=xy, buffer_m=buffer_m, simplify_m=simplify_m)
             popv = np.full((1, nb), np.nan)
@@ -1154,50 +1462,73 @@ def compute_service_areas(
             if res_pos is not None:
                 near = nearest_sources(graph, src, res_pos, limit_m=float(b_m.max()))
                 got = np.isfinite(near.distance_m)
-                popv, cntv = _band_sums(np.zeros(int(got.sum()), np.int64), near.distance_m[got],
-                                        pop[got], 1, b_m, rings)
+                popv, cntv = _band_sums(
+                    np.zeros(int(got.sum()), np.int64),
+                    near.distance_m[got],
+                    pop[got],
+                    1,
+                    b_m,
+                    rings,
+                )
             for b in range(nb):
-                records.append({**base, **_budget_cols(b_m, b_min, b, rings),
-                                "facilities": int((src.edge >= 0).sum()),
-                                "population": popv[0, b], "residents": cntv[0, b]})
+                records.append(
+                    {
+                        **base,
+                        **_budget_cols(b_m, b_min, b, rings),
+                        "facilities": int((src.edge >= 0).sum()),
+                        "population": popv[0, b],
+                        "residents": cntv[0, b],
+                    }
+                )
                 geoms.append(polys[b])
         else:
-            polys, tier_polys = catchment_areas(net, src, b_m, xy=xy, buffer_m=buffer_m,
-                                                simplify_m=simplify_m)
+            polys, tier_polys = catchment_areas(
+                net, src, b_m, xy=xy, buffer_m=buffer_m, simplify_m=simplify_m
+            )
             popm = np.full((len(idx), nb), np.nan)
             cnt = np.zeros((len(idx), nb), dtype=np.int64)
             if res_pos is not None:
                 near = nearest_sources(graph, src, res_pos, limit_m=float(b_m.max()))
                 got = near.source >= 0
-                popm, cnt = _band_sums(near.source[got], near.distance_m[got], pop[got], len(idx),
-                                       b_m, rings)
+                popm, cnt = _band_sums(
+                    near.source[got], near.distance_m[got], pop[got], len(idx), b_m, rings
+                )
             if rings:
                 polys = polys.copy()
                 for b in range(nb - 1, 0, -1):
                     polys[:, b] = _polygonal(shapely.difference(polys[:, b], tier_polys[b - 1]))
-            for j in np.flatnonzero(src.edge >= 0):
-                for b in range(nb):
-                    records.append({"facility_id": fac_ids[idx[j]], "name": fac_names[idx[j]], **base,
-                                    **_budget_cols(b_m, b_min, b, rings),
-                                    "population": popm[j, b], "residents": cnt[j, b]})
-                    geoms.append(polys[j, b])
-    frame = pd.DataFrame.from_records(records)
-    geo = np.array(geoms, dtype=object)
-    if rings and len(frame):
-        geo = _ringify(frame, geo, dissolve)
-    geo = _polygonal(geo)
-    if len(frame) == 0:
-        frame = pd.DataFrame({"tier": pd.Series(dtype=str), "budget_min": pd.Series(dtype=float),
-                              "budget_m": pd.Series(dtype=float)})
-    frame["area_m2"] = shapely.area(geo) if len(geo) else np.zeros(0)
-    cols = [c for c in ("facility_id", "name", "tier", "mode", "budget_min", "budget_m",
-                        "ring_from_min", "ring_from_m", "area_m2", "population", "residents",
-                        "facilities") if c in frame.columns]
-    gdf = gpd.GeoDataFrame(frame[cols], geometry=list(geo) if len(geo) else [], crs=crs)
-    logger.info("service areas: %d polygon(s), dissolve=%s, rings=%s, buffer %.0f m", len(gdf),
-                dissolve, rings, buffer_m)
-    return ServiceAreas(frame=gdf, crs=crs, dissolve=dissolve, rings=rings, buffer_m=float(buffer_m),
-                        simplify_m=float(simplify_m), facilities_skipped=skipped)
+            _add_facility_records(
+                records,
+                geoms,
+                src,
+                idx,
+                fac_ids,
+                fac_names,
+                base,
+                b_m,
+                b_min,
+                rings,
+                popm,
+                cnt,
+                polys,
+            )
+    gdf = _areas_frame(records, geoms, rings, dissolve, crs)
+    logger.info(
+        "service areas: %d polygon(s), dissolve=%s, rings=%s, buffer %.0f m",
+        len(gdf),
+        dissolve,
+        rings,
+        buffer_m,
+    )
+    return ServiceAreas(
+        frame=gdf,
+        crs=crs,
+        dissolve=dissolve,
+        rings=rings,
+        buffer_m=float(buffer_m),
+        simplify_m=float(simplify_m),
+        facilities_skipped=skipped,
+    )
 
 
 def _budget_cols(b_m: FloatArray, b_min: FloatArray, b: int, rings: bool) -> dict[str, float]:
@@ -1208,8 +1539,14 @@ def _budget_cols(b_m: FloatArray, b_min: FloatArray, b: int, rings: bool) -> dic
     return cols
 
 
-def _band_sums(group: IntArray, dist_m: FloatArray, weight: FloatArray, n_groups: int,
-               budgets_m: FloatArray, rings: bool) -> tuple[FloatArray, NDArray[np.int64]]:
+def _band_sums(
+    group: IntArray,
+    dist_m: FloatArray,
+    weight: FloatArray,
+    n_groups: int,
+    budgets_m: FloatArray,
+    rings: bool,
+) -> tuple[FloatArray, NDArray[np.int64]]:
     """People and resident points per group within each budget (or band with ``rings``)."""
     nb = len(budgets_m)
     popm = np.zeros((n_groups, nb))
@@ -1226,7 +1563,7 @@ def _band_sums(group: IntArray, dist_m: FloatArray, weight: FloatArray, n_groups
 def _ringify(frame: pd.DataFrame, geo: NDArray[np.object_], dissolve: str) -> NDArray[np.object_]:
     """Replace nested polygons by bands: each row minus the same group's previous budget."""
     if dissolve == "catchment":
-        return geo   # already banded against the previous tier polygon
+        return geo  # already banded against the previous tier polygon
     key = frame["tier"].astype(str)
     if "facility_id" in frame.columns:
         key = key + "\x00" + frame["facility_id"].astype(str)
@@ -1238,33 +1575,3 @@ def _ringify(frame: pd.DataFrame, geo: NDArray[np.object_], dissolve: str) -> ND
     has = prev >= 0
     out[has] = shapely.difference(geo[has], geo[prev[has]])
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
-def write_service_areas(areas: ServiceAreas, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the polygons as GeoJSON (``.geojson``/``.json``) or GeoPackage (``.gpkg``), WGS84.
-
-    The write is atomic; an existing file is only replaced with ``overwrite=True``.
-    """
-    from lifecircle.export import atomic_path
-
-    target = Path(path)
-    suffix = target.suffix.lower()
-    drivers = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
-    if suffix not in drivers:
-        raise InputError(f"--out must end in .geojson or .gpkg, got {target.name!r}")
-    gdf = areas.to_wgs84()
-    with atomic_path(target, overwrite=overwrite) as tmp:
-        kwargs: dict[str, Any] = {"layer": "service_areas"} if suffix == ".gpkg" else {}
-        # GDAL wants the real extension: write beside the temporary name, then take its place
-        staged = tmp.with_name(tmp.name + suffix)
-        try:
-            gdf.to_file(staged, driver=drivers[suffix], engine="pyogrio", **kwargs)
-            os.replace(staged, tmp)
-        finally:
-            if staged.exists():
-                staged.unlink()
-    logger.info("wrote %d polygon(s) to %s", len(gdf), target)
-    return target

@@ -27,7 +27,7 @@ Method
    within ``1 - 1/e`` of the optimum for this submodular objective). The gain of each pick is
    never larger than the one before.
 5. **Exact selection** (``method="exact"``): the maximal covering location problem (MCLP,
-   Church & ReVelle 1974) solved with PuLP/CBC::
+   Church & ReVelle 1974) solved as a MILP by HiGHS (:func:`scipy.optimize.milp`)::
 
        maximise   sum_g W_g z_g
        subject to z_g <= sum_{i covers g} x_i,   sum_i x_i <= k,   x binary, 0 <= z_g <= 1
@@ -73,6 +73,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,8 @@ from numpy.typing import NDArray
 from lifecircle.config import Tier
 from lifecircle.coverage import CoverageResult, Located, locate, tier_columns
 from lifecircle.errors import InputError
+from lifecircle.io import UnitLayer
+from lifecircle.network import RoadNetwork, from_arrays
 from lifecircle.routing import (
     Positions,
     RoutingGraph,
@@ -93,11 +96,11 @@ from lifecircle.routing import (
     nearest_sources,
     pair_distances_within,
 )
+from lifecircle.snapping import snap_to_network
+from lifecircle.units import unit_columns
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lifecircle.io import PointTable, UnitLayer
-    from lifecircle.network import RoadNetwork
-    from lifecircle.pipeline import CoverageRun, Inputs
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +120,7 @@ IntArray = NDArray[np.int64]
 
 
 # -- the candidate x resident matrix ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SiteMatrix:
@@ -149,8 +153,10 @@ class SiteMatrix:
 
     def csr(self) -> sp.csr_matrix:
         """The 0/1 coverage matrix as ``scipy.sparse.csr_matrix`` (float64)."""
-        return sp.csr_matrix((np.ones(self.nnz), self.indices, self.indptr),
-                             shape=(self.n_candidates, self.n_residents))
+        return sp.csr_matrix(
+            (np.ones(self.nnz), self.indices, self.indptr),
+            shape=(self.n_candidates, self.n_residents),
+        )
 
     def row(self, i: int) -> tuple[IntArray, FloatArray]:
         """Residents within reach of candidate ``i`` and their distances."""
@@ -158,8 +164,15 @@ class SiteMatrix:
         return self.indices[a:b], self.distance_m[a:b]
 
     @classmethod
-    def from_pairs(cls, cand: IntArray, res: IntArray, dist_m: FloatArray, *, n_candidates: int,
-                   n_residents: int) -> SiteMatrix:
+    def from_pairs(
+        cls,
+        cand: IntArray,
+        res: IntArray,
+        dist_m: FloatArray,
+        *,
+        n_candidates: int,
+        n_residents: int,
+    ) -> SiteMatrix:
         """Build from unordered pair arrays (no duplicates expected)."""
         order = np.lexsort((res, cand))
         cand, res, dist_m = cand[order], res[order], dist_m[order]
@@ -179,7 +192,8 @@ class Checkpoint:
             if not resume:
                 raise InputError(
                     f"{self.dir} holds partial results of an earlier run; pass --resume "
-                    "(resume=True) to continue it, or --overwrite to start afresh")
+                    "(resume=True) to continue it, or --overwrite to start afresh"
+                )
             try:
                 old = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
             except (OSError, ValueError):
@@ -187,7 +201,8 @@ class Checkpoint:
             if old != fingerprint:
                 raise InputError(
                     f"{self.dir} holds partial results of a run with different inputs or options; "
-                    "pass --overwrite to discard them and start afresh")
+                    "pass --overwrite to discard them and start afresh"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = manifest.with_name(f".manifest.json.tmp{os.getpid()}")
         tmp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
@@ -202,15 +217,22 @@ class Checkpoint:
         if not p.exists():
             return None
         with np.load(p) as z:
-            return (z["cand"].astype(np.int64), z["res"].astype(np.int64),
-                    z["dist"].astype(np.float64))
+            return (
+                z["cand"].astype(np.int64),
+                z["res"].astype(np.int64),
+                z["dist"].astype(np.float64),
+            )
 
     def save(self, start: int, cand: IntArray, res: IntArray, dist_m: FloatArray) -> None:
         """Save one block's pairs atomically."""
         p = self._path(start)
         tmp = p.with_name(f".{p.stem}.tmp{os.getpid()}.npz")
-        np.savez(tmp, cand=cand.astype(np.int32), res=res.astype(np.int32),
-                 dist=dist_m.astype(np.float64))
+        np.savez(
+            tmp,
+            cand=cand.astype(np.int32),
+            res=res.astype(np.int32),
+            dist=dist_m.astype(np.float64),
+        )
         os.replace(tmp, p)
 
     def remove(self) -> None:
@@ -288,13 +310,24 @@ def build_site_matrix(
     parts_r: list[IntArray] = []
     parts_d: list[FloatArray] = []
     for start in range(0, k, block):
-        idx = order[start:start + block]
+        idx = order[start : start + block]
         saved = checkpoint.load(start) if checkpoint is not None else None
         if saved is not None:
             c, r, d = saved
         else:
-            c, r, d = _block_pairs(network, node_tree, res_tree, res_ok, candidates, residents,
-                                   candidate_xy, resident_xy, idx, radius, threshold_m)
+            c, r, d = _block_pairs(
+                network,
+                node_tree,
+                res_tree,
+                res_ok,
+                candidates,
+                residents,
+                candidate_xy,
+                resident_xy,
+                idx,
+                radius,
+                threshold_m,
+            )
             if checkpoint is not None:
                 checkpoint.save(start, c, r, d)
         parts_c.append(c)
@@ -330,13 +363,20 @@ def _flat(lists: Any) -> IntArray:
     return np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
 
 
-def _block_pairs(network: RoadNetwork, node_tree: Any, res_tree: Any, res_ok: IntArray,
-                 candidates: Positions, residents: Positions, candidate_xy: FloatArray,
-                 resident_xy: FloatArray, idx: IntArray, radius: float,
-                 threshold_m: float) -> tuple[IntArray, IntArray, FloatArray]:
+def _block_pairs(
+    network: RoadNetwork,
+    node_tree: Any,
+    res_tree: Any,
+    res_ok: IntArray,
+    candidates: Positions,
+    residents: Positions,
+    candidate_xy: FloatArray,
+    resident_xy: FloatArray,
+    idx: IntArray,
+    radius: float,
+    threshold_m: float,
+) -> tuple[IntArray, IntArray, FloatArray]:
     """Pairs of one block, routed on the local part of the network (see build_site_matrix)."""
-    from lifecircle.network import from_arrays
-
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     live = idx[candidates.edge[idx] >= 0]
     if res_tree is None or len(live) == 0:
@@ -351,27 +391,47 @@ def _block_pairs(network: RoadNetwork, node_tree: Any, res_tree: Any, res_ok: In
     keep = inside[network.edge_u] | inside[network.edge_v]
     keep[candidates.edge[live]] = True
     edges = np.flatnonzero(keep)
-    nodes, inv = np.unique(np.concatenate([network.edge_u[edges], network.edge_v[edges]]),
-                           return_inverse=True)
+    nodes, inv = np.unique(
+        np.concatenate([network.edge_u[edges], network.edge_v[edges]]), return_inverse=True
+    )
     inv = inv.ravel()
-    local = from_arrays(network.node_x[nodes], network.node_y[nodes], inv[:len(edges)],
-                        inv[len(edges):], crs=network.crs, mode=network.mode,
-                        edge_length_m=network.edge_length_m[edges],
-                        edge_oneway=network.edge_oneway[edges], source="local block")
+    local = from_arrays(
+        network.node_x[nodes],
+        network.node_y[nodes],
+        inv[: len(edges)],
+        inv[len(edges) :],
+        crs=network.crs,
+        mode=network.mode,
+        edge_length_m=network.edge_length_m[edges],
+        edge_oneway=network.edge_oneway[edges],
+        source="local block",
+    )
     edge_map = np.full(network.n_edges, -1, dtype=np.int64)
     edge_map[edges] = np.arange(len(edges))
     near = near[edge_map[residents.edge[near]] >= 0]
     if len(near) == 0:
         return empty
-    cpos = Positions(edge_map[candidates.edge[live]], candidates.offset_m[live], candidates.access_m[live])
-    rpos = Positions(edge_map[residents.edge[near]], residents.offset_m[near], residents.access_m[near])
+    cpos = Positions(
+        edge_map[candidates.edge[live]], candidates.offset_m[live], candidates.access_m[live]
+    )
+    rpos = Positions(
+        edge_map[residents.edge[near]], residents.offset_m[near], residents.access_m[near]
+    )
     graph = RoutingGraph.from_network(local)
-    s, d, m = pair_distances_within(graph, cpos, rpos, candidate_xy[live], resident_xy[near],
-                                    limit_m=threshold_m, chunk=len(live))
+    s, d, m = pair_distances_within(
+        graph,
+        cpos,
+        rpos,
+        candidate_xy[live],
+        resident_xy[near],
+        limit_m=threshold_m,
+        chunk=len(live),
+    )
     return live[s].astype(np.int64), near[d].astype(np.int64), m
 
 
 # -- greedy and exact selection ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -486,8 +546,14 @@ def greedy_select(
         gains.append(float((u[idx] * share).sum()))
     served = start - open_
     gain = np.asarray(gains, dtype=float)
-    return Selection(np.asarray(order, dtype=np.int64), gain, served, "greedy", float(gain.sum()),
-                     {n: np.asarray(v, dtype=float) for n, v in extra_vals.items()})
+    return Selection(
+        np.asarray(order, dtype=np.int64),
+        gain,
+        served,
+        "greedy",
+        float(gain.sum()),
+        {n: np.asarray(v, dtype=float) for n, v in extra_vals.items()},
+    )
 
 
 def _group_residents(
@@ -520,7 +586,9 @@ def exact_select(
     max_candidates: int = MAX_EXACT_CANDIDATES,
     time_limit_s: float | None = None,
 ) -> Selection:
-    """Solve the maximal covering location problem exactly with PuLP/CBC.
+    """Solve the maximal covering location problem exactly.
+
+    A MILP solved by HiGHS via :func:`scipy.optimize.milp`.
 
     Parameters
     ----------
@@ -532,14 +600,14 @@ def exact_select(
     max_pairs, max_candidates : int
         Refuse larger instances (see :data:`MAX_EXACT_PAIRS`).
     time_limit_s : float, optional
-        CBC time limit; a run that stops on it is reported as not proven optimal.
+        Solver time limit; a run that stops on it raises (no unproven result is returned).
 
     Raises
     ------
     InputError
         If the instance is too large or the solver fails.
     """
-    import pulp
+    from scipy.optimize import Bounds, LinearConstraint, milp
 
     u = np.asarray(uncovered_weight, dtype=float)
     a = matrix.csr()
@@ -547,74 +615,102 @@ def exact_select(
     if len(useful) > max_candidates:
         raise InputError(
             f"--method exact handles at most {max_candidates:,} candidates that reach uncovered "
-            f"residents; this instance has {len(useful):,}. Use --method greedy, or fewer candidates")
+            f"residents; this instance has {len(useful):,}. "
+            "Use --method greedy, or fewer candidates"
+        )
     sub = a[useful]
     grouped, gw, members, member_group = _group_residents(sub, u)
     if grouped.nnz > max_pairs:
         raise InputError(
             f"--method exact handles at most {max_pairs:,} candidate x resident-group pairs; this "
-            f"instance has {grouped.nnz:,} ({len(useful):,} candidates, {grouped.shape[1]:,} groups "
-            "of uncovered residents). Use --method greedy, or fewer candidates")
-    cap = (np.full(matrix.n_candidates, np.inf) if capacity is None
-           else np.asarray(capacity, float))[useful]
+            f"instance has {grouped.nnz:,} ({len(useful):,} candidates, {grouped.shape[1]:,} "
+            "groups of uncovered residents). Use --method greedy, or fewer candidates"
+        )
+    cap = (
+        np.full(matrix.n_candidates, np.inf) if capacity is None else np.asarray(capacity, float)
+    )[useful]
     capacitated = bool(np.isfinite(cap).any())
-    prob = pulp.LpProblem("mclp", pulp.LpMaximize)
-    x = [pulp.LpVariable(f"x{i}", cat="Binary") for i in range(len(useful))]
+    n_sites, n_groups = grouped.shape
     # a tiny cost per site (far below the smallest group weight) so no useless site is opened
     eps = float(gw.min()) * 1e-3 / (k + 1) if len(gw) else 0.0
-    csc = grouped.tocsc()
+    coo = grouped.tocoo()
     if not capacitated:
-        z = [pulp.LpVariable(f"z{g}", 0, 1) for g in range(grouped.shape[1])]
-        covered_expr = pulp.lpSum(float(gw[g]) * z[g] for g in range(len(z)))
-        prob += covered_expr - eps * pulp.lpSum(x)
-        for g in range(len(z)):
-            rows = csc.indices[csc.indptr[g]:csc.indptr[g + 1]]
-            prob += z[g] <= pulp.lpSum(x[i] for i in rows)
+        # variables [x_i (binary) | z_g (0..1)]: z_g <= sum_{i covers g} x_i
+        n_aux = n_groups
+        gain = np.asarray(gw, float)
+        cover = sp.hstack([-grouped.T.tocsr(), sp.identity(n_groups, format="csr")], format="csr")
+        rows = [LinearConstraint(cover, -np.inf, 0.0)]
     else:
-        coo = grouped.tocoo()
-        y = [pulp.LpVariable(f"y{t}", 0, 1) for t in range(coo.nnz)]
-        covered_expr = pulp.lpSum(float(gw[g]) * y[t] for t, g in enumerate(coo.col))
-        prob += covered_expr - eps * pulp.lpSum(x)
-        by_group: dict[int, list[int]] = {}
-        by_site: dict[int, list[int]] = {}
-        for t, (i, g) in enumerate(zip(coo.row, coo.col, strict=True)):
-            prob += y[t] <= x[i]
-            by_group.setdefault(int(g), []).append(t)
-            by_site.setdefault(int(i), []).append(t)
-        for ts in by_group.values():
-            prob += pulp.lpSum(y[t] for t in ts) <= 1
-        for i, ts in by_site.items():
-            if np.isfinite(cap[i]):
-                prob += pulp.lpSum(float(gw[coo.col[t]]) * y[t] for t in ts) <= float(cap[i]) * x[i]
-    prob += pulp.lpSum(x) <= k
-    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
-    try:
-        status = prob.solve(solver)
-    except pulp.PulpSolverError as exc:  # pragma: no cover - solver missing
-        raise InputError(f"the CBC solver failed: {exc}") from exc
-    if pulp.LpStatus[status] != "Optimal":
-        raise InputError(f"the exact solver stopped with status {pulp.LpStatus[status]}")
-    xv = np.array([v.value() or 0.0 for v in x]) > 0.5
+        # variables [x_i (binary) | y_t (0..1) per (site, group) pair t]
+        n_aux = coo.nnz
+        t = np.arange(coo.nnz)
+        gain = np.asarray(gw, float)[coo.col]
+        y_le_x = sp.csr_matrix(
+            (
+                np.r_[np.ones(coo.nnz), -np.ones(coo.nnz)],
+                (np.r_[t, t], np.r_[n_sites + t, coo.row]),
+            ),
+            shape=(coo.nnz, n_sites + n_aux),
+        )
+        once = sp.csr_matrix(
+            (np.ones(coo.nnz), (coo.col, n_sites + t)), shape=(n_groups, n_sites + n_aux)
+        )
+        rows = [LinearConstraint(y_le_x, -np.inf, 0.0), LinearConstraint(once, -np.inf, 1.0)]
+        lim = np.flatnonzero(np.isfinite(cap))
+        if len(lim):
+            cap_row = np.full(n_sites, -1, dtype=np.int64)
+            cap_row[lim] = np.arange(len(lim))
+            pick = cap_row[coo.row] >= 0
+            r_idx = cap_row[coo.row[pick]]
+            cap_rows = sp.csr_matrix(
+                (
+                    np.r_[gain[pick], -cap[lim]],
+                    (np.r_[r_idx, np.arange(len(lim))], np.r_[n_sites + t[pick], lim]),
+                ),
+                shape=(len(lim), n_sites + n_aux),
+            )
+            rows.append(LinearConstraint(cap_rows, -np.inf, 0.0))
+    budget = sp.csr_matrix(np.r_[np.ones(n_sites), np.zeros(n_aux)][None, :])
+    rows.append(LinearConstraint(budget, -np.inf, float(k)))
+    cost = np.r_[np.full(n_sites, eps), -gain]
+    integrality = np.r_[np.ones(n_sites), np.zeros(n_aux)]
+    options = {"time_limit": float(time_limit_s)} if time_limit_s is not None else {}
+    sol = milp(
+        cost, constraints=rows, integrality=integrality, bounds=Bounds(0.0, 1.0), options=options
+    )
+    if sol.status != 0 or sol.x is None:
+        raise InputError(
+            f"the exact solver (HiGHS) stopped without a proven optimum: {sol.message}"
+        )
+    xv = sol.x[:n_sites] > 0.5
+    aux = np.clip(sol.x[n_sites:], 0.0, 1.0)
     chosen = useful[xv]
-    objective = float(pulp.value(covered_expr) or 0.0)
+    objective = float(gain @ aux)
     if not capacitated:
         # order the chosen sites greedily among themselves: true marginal gains, same total
-        sel = greedy_select(matrix, u, len(chosen), restrict=chosen, also=also,
-                            uncovered=uncovered)
+        sel = greedy_select(matrix, u, len(chosen), restrict=chosen, also=also, uncovered=uncovered)
         return Selection(sel.order, sel.gain, sel.served, "exact", objective, sel.extra)
-    coo = grouped.tocoo()
-    yv = np.array([v.value() or 0.0 for v in y])
-    site_gain = np.bincount(coo.row, weights=gw[coo.col] * yv, minlength=len(useful))[xv].astype(np.float64)
+    yv = aux
+    site_gain = np.bincount(coo.row, weights=gw[coo.col] * yv, minlength=len(useful))[xv].astype(
+        np.float64
+    )
     order = np.argsort(-site_gain, kind="stable")
     group_share = np.minimum(np.bincount(coo.col, weights=yv, minlength=grouped.shape[1]), 1.0)
     served = np.zeros(len(u))
     served[members] = group_share[member_group]
     nan = np.full(len(order), np.nan)
-    return Selection(chosen[order].astype(np.int64), site_gain[order], served, "exact", objective,
-                     {n: nan for n in (also or {})})
+    return Selection(
+        chosen[order].astype(np.int64),
+        site_gain[order],
+        served,
+        "exact",
+        objective,
+        {n: nan for n in (also or {})},
+    )
 
 
 # -- scoring ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ScoringResult:
@@ -656,19 +752,64 @@ class ScoringResult:
     uncovered: NDArray[np.bool_] = field(repr=False)
     timings_s: dict[str, float] = field(default_factory=dict)
 
+    def table(self) -> pd.DataFrame:
+        """The ranked candidates as written to ``candidates.csv``: weights to 3 decimals, metres
+        to centimetres, WGS84 degrees to 7 decimals, without the analysis-CRS ``x``/``y``."""
+        table = self.candidates.copy()
+        for c in (
+            "marginal_gain",
+            "marginal_gain_population",
+            "marginal_gain_elderly",
+            "total_within",
+            "overlap",
+            "pick_gain",
+        ):
+            table[c] = table[c].round(3)
+        for c in ("nearest_existing_m", "snap_m"):
+            table[c] = table[c].round(2)
+        table["overlap_share"] = table["overlap_share"].round(4)
+        table["cumulative_share"] = table["cumulative_share"].round(6)
+        table[["lon", "lat"]] = table[["lon", "lat"]].round(7)
+        return table.drop(columns=["x", "y"])
+
+    def to_gdf(self) -> gpd.GeoDataFrame:
+        """:meth:`table` as points in EPSG:4326 (infinite distances as nulls)."""
+        import geopandas as gpd
+
+        table = self.table().replace([np.inf, -np.inf], np.nan)
+        return gpd.GeoDataFrame(
+            table, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs="EPSG:4326"
+        )
+
     def best(self, n: int = 10) -> list[dict[str, Any]]:
         """The ``n`` best candidates (plain data)."""
-        cols = [c for c in ("rank", "candidate_id", "name", "marginal_gain", "total_within",
-                            "nearest_existing_m", "selected", "reason_zh", "reason_en")
-                if c in self.candidates.columns]
+        cols = [
+            c
+            for c in (
+                "rank",
+                "candidate_id",
+                "name",
+                "marginal_gain",
+                "total_within",
+                "nearest_existing_m",
+                "selected",
+                "reason_zh",
+                "reason_en",
+            )
+            if c in self.candidates.columns
+        ]
         return _records(self.candidates.head(n)[cols])
 
     def summary(self) -> dict[str, Any]:
         """Plain-data summary (tier, coverage before/after, picks, best sites)."""
         return {
-            "tier": {"key": self.tier.key, "label_zh": self.tier.label_zh,
-                     "label_en": self.tier.label_en, "mode": self.tier.mode,
-                     "threshold_m": self.tier.threshold_m},
+            "tier": {
+                "key": self.tier.key,
+                "label_zh": self.tier.label_zh,
+                "label_en": self.tier.label_en,
+                "mode": self.tier.mode,
+                "threshold_m": self.tier.threshold_m,
+            },
             "weight": self.weight,
             "method": self.method,
             "candidates_scored": len(self.candidates),
@@ -700,11 +841,31 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 #: Columns of the candidates table, in order (unit columns ``{key}_id``/``{key}_name`` are
 #: inserted before ``reason_zh`` when units are given).
 CANDIDATE_COLUMNS: Final = (
-    "rank", "candidate_id", "name", "selected", "pick_gain", "cumulative_share",
-    "marginal_gain", "marginal_gain_population", "marginal_gain_elderly", "total_within",
-    "overlap", "overlap_share", "residents_within", "residents_new", "nearest_existing_m",
-    "nearest_existing_id", "snap_m", "on_network", "capacity", "reason_zh", "reason_en",
-    "lon", "lat", "x", "y",
+    "rank",
+    "candidate_id",
+    "name",
+    "selected",
+    "pick_gain",
+    "cumulative_share",
+    "marginal_gain",
+    "marginal_gain_population",
+    "marginal_gain_elderly",
+    "total_within",
+    "overlap",
+    "overlap_share",
+    "residents_within",
+    "residents_new",
+    "nearest_existing_m",
+    "nearest_existing_id",
+    "snap_m",
+    "on_network",
+    "capacity",
+    "reason_zh",
+    "reason_en",
+    "lon",
+    "lat",
+    "x",
+    "y",
 )
 
 
@@ -775,8 +936,6 @@ def score_sites(
     -------
     ScoringResult
     """
-    import time
-
     t0 = time.perf_counter()
     std = coverage.standard
     t = std.tier(tier)
@@ -795,7 +954,11 @@ def score_sites(
     res = coverage.residents
     w = resident_weight(res, weight)
     pop = np.nan_to_num(res["population"].to_numpy(float), nan=0.0)
-    eld = np.nan_to_num(res["elderly"].to_numpy(float), nan=0.0) if "elderly" in res else np.zeros(len(res))
+    eld = (
+        np.nan_to_num(res["elderly"].to_numpy(float), nan=0.0)
+        if "elderly" in res
+        else np.zeros(len(res))
+    )
     has_elderly = "elderly" in res and not res["elderly"].isna().all()
     covered = res[cols["covered"]].to_numpy(bool)
     uncov = ~covered
@@ -804,8 +967,12 @@ def score_sites(
     graph = RoutingGraph.from_network(network)
     mode = t.mode
     res_pos = coverage.resident_located.positions(mode)
-    loc = located or locate({mode: network}, candidates["lon"].to_numpy(float),
-                            candidates["lat"].to_numpy(float), max_snap_m=coverage.max_snap_m)
+    loc = located or locate(
+        {mode: network},
+        candidates["lon"].to_numpy(float),
+        candidates["lat"].to_numpy(float),
+        max_snap_m=coverage.max_snap_m,
+    )
     snapped = loc.snapped[mode]
     cand_pos = loc.positions(mode)
     cand_xy = np.column_stack([loc.x, loc.y])
@@ -823,13 +990,29 @@ def score_sites(
     ckpt = None
     if checkpoint_dir is not None:
         block = int(chunk or chunk_size(graph.n_nodes, max(1, k)))
-        fp = fingerprint(cand_pos.edge, cand_pos.offset_m, cand_pos.access_m, cand_xy,
-                         res_pos.edge, res_pos.offset_m, res_pos.access_m,
-                         extra=f"{t.key}|{t.mode}|{t.threshold_m}|{block}|{graph.n_nodes}")
+        fp = fingerprint(
+            cand_pos.edge,
+            cand_pos.offset_m,
+            cand_pos.access_m,
+            cand_xy,
+            res_pos.edge,
+            res_pos.offset_m,
+            res_pos.access_m,
+            extra=f"{t.key}|{t.mode}|{t.threshold_m}|{block}|{graph.n_nodes}",
+        )
         ckpt = Checkpoint(checkpoint_dir, fp, resume=resume)
         chunk = block
-    m = build_site_matrix(network, cand_pos, res_pos, cand_xy, res_xy, threshold_m=t.threshold_m,
-                          chunk=chunk, checkpoint=ckpt, progress=progress)
+    m = build_site_matrix(
+        network,
+        cand_pos,
+        res_pos,
+        cand_xy,
+        res_xy,
+        threshold_m=t.threshold_m,
+        chunk=chunk,
+        checkpoint=ckpt,
+        progress=progress,
+    )
     t_route = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -850,7 +1033,9 @@ def score_sites(
     fac = coverage.facilities
     serving = np.flatnonzero(np.isin(fac["tier"].to_numpy(), std.serving_tiers(t.key)))
     if len(serving):
-        near = nearest_sources(graph, coverage.facility_located.positions(mode).subset(serving), cand_pos)
+        near = nearest_sources(
+            graph, coverage.facility_located.positions(mode).subset(serving), cand_pos
+        )
         near_m = near.distance_m
         fac_ids = fac["id"].to_numpy()
         near_id = np.where(near.source >= 0, fac_ids[serving[np.maximum(near.source, 0)]], "")
@@ -858,33 +1043,53 @@ def score_sites(
         near_m = np.full(k, np.inf)
         near_id = np.full(k, "", dtype=object)
 
-    table = pd.DataFrame({
-        "candidate_id": candidates["id"].astype(str).to_numpy(),
-        "name": (candidates["name"].astype(str).to_numpy() if "name" in candidates.columns
-                 else np.full(k, "", dtype=object)),
-        "marginal_gain": gain,
-        "marginal_gain_population": gain_pop,
-        "marginal_gain_elderly": gain_eld if has_elderly else np.nan,
-        "total_within": total_within,
-        "overlap": overlap,
-        "overlap_share": np.divide(overlap, total_within, out=np.zeros(k), where=total_within > 0),
-        "residents_within": n_within,
-        "residents_new": np.rint(n_new).astype(np.int64),
-        "nearest_existing_m": near_m,
-        "nearest_existing_id": near_id,
-        "snap_m": snapped.access_m,
-        "on_network": snapped.on_network,
-        "capacity": cap,
-        "lon": candidates["lon"].to_numpy(float),
-        "lat": candidates["lat"].to_numpy(float),
-        "x": loc.x, "y": loc.y,
-    })
-    unit_cols = assign_units(candidates["lon"].to_numpy(float), candidates["lat"].to_numpy(float), units)
+    table = pd.DataFrame(
+        {
+            "candidate_id": candidates["id"].astype(str).to_numpy(),
+            "name": (
+                candidates["name"].astype(str).to_numpy()
+                if "name" in candidates.columns
+                else np.full(k, "", dtype=object)
+            ),
+            "marginal_gain": gain,
+            "marginal_gain_population": gain_pop,
+            "marginal_gain_elderly": gain_eld if has_elderly else np.nan,
+            "total_within": total_within,
+            "overlap": overlap,
+            "overlap_share": np.divide(
+                overlap, total_within, out=np.zeros(k), where=total_within > 0
+            ),
+            "residents_within": n_within,
+            "residents_new": np.rint(n_new).astype(np.int64),
+            "nearest_existing_m": near_m,
+            "nearest_existing_id": near_id,
+            "snap_m": snapped.access_m,
+            "on_network": snapped.on_network,
+            "capacity": cap,
+            "lon": candidates["lon"].to_numpy(float),
+            "lat": candidates["lat"].to_numpy(float),
+            "x": loc.x,
+            "y": loc.y,
+        }
+    )
+    unit_cols = unit_columns(
+        candidates["lon"].to_numpy(float), candidates["lat"].to_numpy(float), units
+    )
     for c, vals in unit_cols.items():
         table[c] = vals
     table["reason_zh"], table["reason_en"] = _reasons(
-        t, weight, gain, gain_pop, gain_eld if has_elderly else None, pop_within, near_m,
-        snapped.on_network, cap, gain_uncapped, coverage.max_snap_m)
+        t,
+        weight,
+        gain,
+        gain_pop,
+        gain_eld if has_elderly else None,
+        pop_within,
+        near_m,
+        snapped.on_network,
+        cap,
+        gain_uncapped,
+        coverage.max_snap_m,
+    )
 
     # selection
     exact_info: dict[str, float] | None = None
@@ -892,32 +1097,49 @@ def score_sites(
     if select_k > 0:
         greedy = greedy_select(m, u, select_k, capacity=cap, also=also, uncovered=uncov)
         if method == "exact":
-            sel = exact_select(m, u, select_k, capacity=cap, also=also, uncovered=uncov,
-                               max_pairs=max_exact_pairs)
+            sel = exact_select(
+                m, u, select_k, capacity=cap, also=also, uncovered=uncov, max_pairs=max_exact_pairs
+            )
             gap = sel.objective - greedy.objective
-            exact_info = {"objective": sel.objective, "greedy_objective": greedy.objective,
-                          "gap": gap, "gap_share": gap / sel.objective if sel.objective > 0 else 0.0,
-                          "sites": len(sel.order)}
-            logger.info("exact MCLP: %.1f vs greedy %.1f (gap %.2f%%)", sel.objective,
-                        greedy.objective, 100 * exact_info["gap_share"])
+            exact_info = {
+                "objective": sel.objective,
+                "greedy_objective": greedy.objective,
+                "gap": gap,
+                "gap_share": gap / sel.objective if sel.objective > 0 else 0.0,
+                "sites": len(sel.order),
+            }
+            logger.info(
+                "exact MCLP: %.1f vs greedy %.1f (gap %.2f%%)",
+                sel.objective,
+                greedy.objective,
+                100 * exact_info["gap_share"],
+            )
         else:
             sel = greedy
     else:
-        sel = Selection(np.zeros(0, np.int64), np.zeros(0), np.zeros(len(res)), method, 0.0,
-                        {n: np.zeros(0) for n in also})
+        sel = Selection(
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(len(res)),
+            method,
+            0.0,
+            {n: np.zeros(0) for n in also},
+        )
     w_total = float(w.sum())
     w_cov = float(w[covered].sum())
     cum = w_cov + np.cumsum(sel.gain)
     share = cum / w_total if w_total > 0 else np.zeros(len(cum))
-    picks = pd.DataFrame({
-        "pick": np.arange(1, len(sel.order) + 1),
-        "candidate_id": table["candidate_id"].to_numpy()[sel.order],
-        "gain": sel.gain,
-        "gain_population": sel.extra["population"],
-        "gain_elderly": sel.extra["elderly"] if has_elderly else np.nan,
-        "cumulative_covered": cum,
-        "cumulative_share": share,
-    })
+    picks = pd.DataFrame(
+        {
+            "pick": np.arange(1, len(sel.order) + 1),
+            "candidate_id": table["candidate_id"].to_numpy()[sel.order],
+            "gain": sel.gain,
+            "gain_population": sel.extra["population"],
+            "gain_elderly": sel.extra["elderly"] if has_elderly else np.nan,
+            "cumulative_covered": cum,
+            "cumulative_share": share,
+        }
+    )
     table["selected"] = pd.array([pd.NA] * k, dtype="Int64")
     table["pick_gain"] = np.nan
     table["cumulative_share"] = np.nan
@@ -930,26 +1152,64 @@ def score_sites(
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, k + 1))
     cols_out = [c for c in CANDIDATE_COLUMNS if c in table.columns]
-    cols_out = cols_out[:cols_out.index("reason_zh")] + list(unit_cols) + cols_out[cols_out.index("reason_zh"):]
+    cols_out = (
+        cols_out[: cols_out.index("reason_zh")]
+        + list(unit_cols)
+        + cols_out[cols_out.index("reason_zh") :]
+    )
     table = table[cols_out]
     after_cov = w_cov + sel.objective
     t_select = time.perf_counter() - t2
-    logger.info("scored %d candidates for %s: %d pairs, routing %.2f s, selection %.2f s", k, t.key,
-                m.nnz, t_route, t_select)
+    logger.info(
+        "scored %d candidates for %s: %d pairs, routing %.2f s, selection %.2f s",
+        k,
+        t.key,
+        m.nnz,
+        t_route,
+        t_select,
+    )
     return ScoringResult(
-        tier=t, weight=weight, method=method, candidates=table, picks=picks,
-        before={"weight_total": w_total, "weight_covered": w_cov,
-                "share": w_cov / w_total if w_total else 0.0},
-        after={"weight_total": w_total, "weight_covered": after_cov,
-               "share": after_cov / w_total if w_total else 0.0},
-        exact=exact_info, matrix=m, served=sel.served, uncovered=uncov,
-        timings_s={"snap": t_snap, "route": t_route, "select": t_select,
-                   "total": time.perf_counter() - t0})
+        tier=t,
+        weight=weight,
+        method=method,
+        candidates=table,
+        picks=picks,
+        before={
+            "weight_total": w_total,
+            "weight_covered": w_cov,
+            "share": w_cov / w_total if w_total else 0.0,
+        },
+        after={
+            "weight_total": w_total,
+            "weight_covered": after_cov,
+            "share": after_cov / w_total if w_total else 0.0,
+        },
+        exact=exact_info,
+        matrix=m,
+        served=sel.served,
+        uncovered=uncov,
+        timings_s={
+            "snap": t_snap,
+            "route": t_route,
+            "select": t_select,
+            "total": time.perf_counter() - t0,
+        },
+    )
 
 
-def _reasons(t: Tier, weight: str, gain: FloatArray, gain_pop: FloatArray, gain_eld: FloatArray | None,
-             pop_within: FloatArray, near_m: FloatArray, on_network: NDArray[np.bool_],
-             cap: FloatArray, gain_uncapped: FloatArray, max_snap_m: float) -> tuple[list[str], list[str]]:
+def _reasons(
+    t: Tier,
+    weight: str,
+    gain: FloatArray,
+    gain_pop: FloatArray,
+    gain_eld: FloatArray | None,
+    pop_within: FloatArray,
+    near_m: FloatArray,
+    on_network: NDArray[np.bool_],
+    cap: FloatArray,
+    gain_uncapped: FloatArray,
+    max_snap_m: float,
+) -> tuple[list[str], list[str]]:
     """One line per candidate, Chinese and English."""
     wz = {"population": "人", "elderly": "老年人", "children": "儿童"}[weight]
     zh: list[str] = []
@@ -962,16 +1222,21 @@ def _reasons(t: Tier, weight: str, gain: FloatArray, gain_pop: FloatArray, gain_
             continue
         d = near_m[i]
         dz = f"距最近现有{lab_zh} {d:,.0f} m" if np.isfinite(d) else f"附近无可达的现有{lab_zh}"
-        de = (f"nearest existing {lab_en} {d:,.0f} m away" if np.isfinite(d)
-              else f"no existing {lab_en} reachable")
+        de = (
+            f"nearest existing {lab_en} {d:,.0f} m away"
+            if np.isfinite(d)
+            else f"no existing {lab_en} reachable"
+        )
         if gain[i] <= 0:
             if pop_within[i] <= 0:
                 zh.append(f"{t.threshold_m:,.0f} m 范围内无居民；{dz}")
                 en.append(f"No residents within {t.threshold_m:,.0f} m; {de}")
             else:
                 zh.append(f"不新增覆盖：范围内 {pop_within[i]:,.0f} 人均已被现有{lab_zh}覆盖；{dz}")
-                en.append(f"Would newly cover nobody: all {pop_within[i]:,.0f} people within "
-                          f"{t.threshold_m:,.0f} m are already covered; {de}")
+                en.append(
+                    f"Would newly cover nobody: all {pop_within[i]:,.0f} people within "
+                    f"{t.threshold_m:,.0f} m are already covered; {de}"
+                )
             continue
         if weight == "population":
             gz = f"新增覆盖 {gain_pop[i]:,.0f} 人"
@@ -990,35 +1255,8 @@ def _reasons(t: Tier, weight: str, gain: FloatArray, gain_pop: FloatArray, gain_
     return zh, en
 
 
-def assign_units(lon: FloatArray, lat: FloatArray, units: Sequence[UnitLayer]) -> dict[str, Any]:
-    """``{key}_id`` and ``{key}_name`` of the unit polygon containing each point ("" if none)."""
-    import shapely
-
-    out: dict[str, Any] = {}
-    if not units or len(lon) == 0:
-        for layer in units:
-            out[f"{layer.key}_id"] = np.full(len(lon), "", dtype=object)
-            out[f"{layer.key}_name"] = np.full(len(lon), "", dtype=object)
-        return out
-    pts = shapely.points(lon, lat)
-    for layer in units:
-        geoms = np.asarray(layer.frame.geometry.values)
-        tree = shapely.STRtree(geoms)
-        pi, gi = tree.query(pts, predicate="within")
-        order = np.lexsort((gi, pi))
-        pi, gi = pi[order], gi[order]
-        first = np.ones(len(pi), bool)
-        first[1:] = pi[1:] != pi[:-1]
-        ids = np.full(len(lon), "", dtype=object)
-        names = np.full(len(lon), "", dtype=object)
-        ids[pi[first]] = layer.frame["unit_id"].to_numpy()[gi[first]]
-        names[pi[first]] = layer.frame["name"].to_numpy()[gi[first]]
-        out[f"{layer.key}_id"] = ids
-        out[f"{layer.key}_name"] = names
-    return out
-
-
 # -- automatic candidates ------------------------------------------------------------------------
+
 
 def auto_candidates(
     coverage: CoverageResult,
@@ -1042,19 +1280,27 @@ def auto_candidates(
         ``id`` (``AUTO0001``…), ``name``, ``lon``, ``lat`` (WGS84), ``gap_weight`` (uncovered
         weight of the cell), ordered by ``gap_weight``.
     """
-    from lifecircle.snapping import snap_to_network
-
     t = coverage.standard.tier(tier)
     if n < 1:
         raise InputError(f"auto candidates: N must be at least 1, got {n}")
     res = coverage.residents
     w = resident_weight(res, weight)
-    gap = (~res[tier_columns(t.key)["covered"]].to_numpy(bool)) & (w > 0) & ~res["off_network"].to_numpy(bool)
+    gap = (
+        (~res[tier_columns(t.key)["covered"]].to_numpy(bool))
+        & (w > 0)
+        & ~res["off_network"].to_numpy(bool)
+    )
     cols = ["id", "name", "lon", "lat", "gap_weight"]
     if not gap.any():
-        logger.warning("auto candidates: every reachable resident is covered for %s; none proposed", t.key)
-        return pd.DataFrame({c: pd.Series(dtype=float if c in ("lon", "lat", "gap_weight") else object)
-                             for c in cols})
+        logger.warning(
+            "auto candidates: every reachable resident is covered for %s; none proposed", t.key
+        )
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=float if c in ("lon", "lat", "gap_weight") else object)
+                for c in cols
+            }
+        )
     size = float(cell_m or t.threshold_m / 2.0)
     x = res["x"].to_numpy(float)[gap]
     y = res["y"].to_numpy(float)[gap]
@@ -1073,8 +1319,15 @@ def auto_candidates(
     keep = np.sort(first)[:n]
     lon, lat = network.to_lonlat(s.x[keep], s.y[keep])
     ids = [f"AUTO{i + 1:04d}" for i in range(len(keep))]
-    return pd.DataFrame({"id": ids, "name": [f"自动候选 auto {i + 1}" for i in range(len(keep))],
-                         "lon": lon, "lat": lat, "gap_weight": cw[keep]})
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "name": [f"自动候选 auto {i + 1}" for i in range(len(keep))],
+            "lon": lon,
+            "lat": lat,
+            "gap_weight": cw[keep],
+        }
+    )
 
 
 def parse_candidates_spec(spec: str) -> int | None:
@@ -1091,207 +1344,3 @@ def parse_candidates_spec(spec: str) -> int | None:
             raise InputError(f"--candidates {s}: N must be at least 1")
         return n
     return None
-
-
-# -- batch run: candidates from files, rejects, outputs ----------------------------------------
-
-@dataclass(frozen=True)
-class ScoringRun:
-    """A scoring run: inputs, the tier's coverage, validated candidates and the result."""
-
-    inputs: Inputs
-    coverage: CoverageRun
-    candidates: PointTable
-    result: ScoringResult
-    timings_s: dict[str, float]
-
-    def rejects(self) -> pd.DataFrame:
-        """Rejected rows of every input file, candidates included."""
-        frames = [f for f in (self.inputs.rejects(), self.candidates.rejects) if len(f)]
-        if not frames:
-            from lifecircle.io import empty_rejects
-
-            return empty_rejects()
-        return pd.concat(frames, ignore_index=True)
-
-    def summary(self) -> dict[str, Any]:
-        """The content of ``summary.json``."""
-        sc = self.inputs.scenario
-        counts = self.inputs.input_counts()
-        c = self.candidates
-        counts["candidates"] = {"input": c.n_input, "used": len(c.frame), "rejected": len(c.rejects)}
-        return {
-            "scenario": sc.name if sc else None,
-            "synthetic": self.inputs.synthetic,
-            "standard": self.inputs.standard.name,
-            "candidates_source": c.path,
-            "inputs": counts,
-            "rejected_by_reason": {str(k): int(v) for k, v in
-                                   self.rejects()["reason"].value_counts().items()},
-            **self.result.summary(),
-            "max_snap_m": self.inputs.max_snap_m,
-            "crs": self.inputs.crs,
-            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
-        }
-
-
-def validate_candidates(table: PointTable, inputs: Inputs, tier: str) -> PointTable:
-    """Reject candidates outside the network area, off the network, outside the boundary, or of
-    another tier (when the file has a ``tier`` column)."""
-    import shapely
-
-    from lifecircle.pipeline import reject_outside
-    from lifecircle.snapping import snap_to_network
-
-    t = inputs.standard.tier(tier)
-    net = inputs.networks[t.mode]
-    table = reject_outside(table, net, inputs.max_snap_m)
-    f = table.frame
-    if len(f) and "tier" in f.columns:
-        std = inputs.standard
-        raw = f["tier"].astype(str).str.strip().to_numpy()
-        keys = np.array([std.resolve_tier(v) or "" if v else t.key for v in raw], dtype=object)
-        known = ", ".join(f"{x.key} ({x.label_zh})" for x in std.tiers)
-        table = table.with_rejects(keys == "", "unknown_tier", [
-            f"tier {v!r} is not in standard {std.name!r}; use one of {known} or leave it empty"
-            for v in raw])
-        keys = keys[keys != ""]
-        f = table.frame
-        table = table.with_rejects(keys != t.key, "different_tier", [
-            f"candidate is for tier {v!r}, this run scores {t.key!r}" for v in keys])
-        f = table.frame
-    if len(f) and inputs.boundaries:
-        area = shapely.union_all(list(inputs.boundaries.values()))
-        inside = shapely.contains_xy(area, f["lon"].to_numpy(float), f["lat"].to_numpy(float))
-        table = table.with_rejects(~inside, "outside_boundary", [
-            f"lon={a:.6f}, lat={b:.6f} (WGS84) lies outside the planning boundary "
-            f"({', '.join(inputs.boundaries)})" for a, b in zip(f["lon"], f["lat"], strict=True)])
-        f = table.frame
-    if len(f):
-        x, y = net.from_lonlat(f["lon"].to_numpy(float), f["lat"].to_numpy(float))
-        s = snap_to_network(net, x, y, max_snap_m=inputs.max_snap_m)
-        table = table.with_rejects(~s.on_network, "off_network", [
-            f"{d:,.0f} m from the nearest {t.mode} street (limit {inputs.max_snap_m:,.0f} m): a site "
-            "there would serve nobody; move it to a street or raise --max-snap-m" for d in s.access_m])
-    return table
-
-
-def write_scoring_outputs(run: ScoringRun, out_dir: str | Path, *, overwrite: bool = False,
-                          map_html: bool = True) -> dict[str, Path]:
-    """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
-    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``)."""
-    import geopandas as gpd
-
-    from lifecircle.export import atomic_path, check_writable, write_csv, write_json
-
-    d = Path(out_dir)
-    paths = {"candidates": d / "candidates.csv", "geojson": d / "candidates.geojson",
-             "picks": d / "picks.csv", "summary": d / "summary.json", "rejects": d / "rejects.csv"}
-    if map_html:
-        paths["map"] = d / "candidates.html"
-    check_writable(list(paths.values()), overwrite=overwrite)
-    d.mkdir(parents=True, exist_ok=True)
-    table = run.result.candidates.copy()
-    for c in ("marginal_gain", "marginal_gain_population", "marginal_gain_elderly", "total_within",
-              "overlap", "pick_gain"):
-        table[c] = table[c].round(3)
-    for c in ("nearest_existing_m", "snap_m"):
-        table[c] = table[c].round(2)
-    table["overlap_share"] = table["overlap_share"].round(4)
-    table["cumulative_share"] = table["cumulative_share"].round(6)
-    table[["lon", "lat"]] = table[["lon", "lat"]].round(7)
-    write_csv(table.drop(columns=["x", "y"]), paths["candidates"], overwrite=True)
-    gtab = table.drop(columns=["x", "y"]).replace([np.inf, -np.inf], np.nan)
-    gtab["selected"] = gtab["selected"].astype("float64")
-    gdf = gpd.GeoDataFrame(gtab, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs="EPSG:4326")
-    with atomic_path(paths["geojson"], overwrite=True) as tmp:
-        gdf.to_file(tmp, driver="GeoJSON")
-    write_csv(run.result.picks, paths["picks"], overwrite=True)
-    write_csv(run.rejects(), paths["rejects"], overwrite=True)
-    write_json(run.summary(), paths["summary"], overwrite=True)
-    if map_html:
-        write_candidates_map(run, paths["map"], overwrite=True)
-    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
-    return paths
-
-
-def write_candidates_map(run: ScoringRun, path: str | Path, *, overwrite: bool = False,
-                         max_candidates: int = 2_000, max_gap_cells: int = 4_000) -> Path:
-    """A folium map: current gaps (uncovered weight per cell), candidates sized by gain, picks."""
-    import folium
-
-    from lifecircle.export import write_text
-
-    r = run.result
-    cov = run.coverage.result
-    res = cov.residents
-    w = resident_weight(res, r.weight)
-    gap = r.uncovered & (w > 0)
-    tier = r.tier
-    title = f"{run.inputs.title} — {tier.label_zh} {tier.label_en}: candidate sites"
-    if run.inputs.synthetic:
-        title = f"SYNTHETIC 合成数据 — {title}"
-    cand = r.candidates
-    centre = [float(res["lat"].mean()), float(res["lon"].mean())] if len(res) else [
-        float(cand["lat"].mean()), float(cand["lon"].mean())]
-    fmap = folium.Map(location=centre, zoom_start=13, tiles="OpenStreetMap", control_scale=True)
-    root: Any = fmap.get_root()
-    root.header.add_child(folium.Element(f"<title>{_esc(title)}</title>"))
-    root.html.add_child(folium.Element(
-        f'<div style="position:fixed;top:8px;left:50px;z-index:9999;background:white;padding:6px;'
-        f'font:14px sans-serif;border:1px solid #888">{_esc(title)}<br>coverage {r.before["share"]:.1%}'
-        f' → {r.after["share"]:.1%} with {len(r.picks)} new site(s)</div>'))
-    gaps = folium.FeatureGroup(name="gaps (uncovered, per cell) 未覆盖人口", show=True)
-    if gap.any():
-        size = tier.threshold_m / 2.0
-        x, y, wg = res["x"].to_numpy(float)[gap], res["y"].to_numpy(float)[gap], w[gap]
-        lon, lat = res["lon"].to_numpy(float)[gap], res["lat"].to_numpy(float)[gap]
-        cell = np.column_stack([np.floor(x / size), np.floor(y / size)]).astype(np.int64)
-        _u, inv = np.unique(cell, axis=0, return_inverse=True)
-        inv = inv.ravel()
-        cw = np.bincount(inv, weights=wg)
-        clon = np.bincount(inv, weights=wg * lon) / np.maximum(cw, 1e-12)
-        clat = np.bincount(inv, weights=wg * lat) / np.maximum(cw, 1e-12)
-        top = np.argsort(-cw)[:max_gap_cells]
-        scale = 12.0 / np.sqrt(cw[top].max())
-        for j in top:
-            folium.CircleMarker([clat[j], clon[j]], radius=max(2.0, float(np.sqrt(cw[j]) * scale)),
-                                color=None, fill=True, fill_color="#d7301f", fill_opacity=0.35,
-                                tooltip=f"uncovered {r.weight}: {cw[j]:,.0f}").add_to(gaps)
-    gaps.add_to(fmap)
-    cl = folium.FeatureGroup(name="candidates (size = gain) 候选点", show=True)
-    shown = cand.head(max_candidates)
-    gmax = float(shown["marginal_gain"].max()) if len(shown) else 0.0
-    sscale = 14.0 / np.sqrt(gmax) if gmax > 0 else 0.0
-    rec: Any
-    for rec in shown[shown["selected"].isna()].itertuples(index=False):
-        folium.CircleMarker(
-            [rec.lat, rec.lon], radius=max(3.0, float(np.sqrt(max(rec.marginal_gain, 0)) * sscale)),
-            color="#2c7fb8", weight=1, fill=True, fill_opacity=0.5,
-            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
-        ).add_to(cl)
-    cl.add_to(fmap)
-    sl = folium.FeatureGroup(name=f"selected {len(r.picks)} 选定", show=True)
-    for rec in cand[cand["selected"].notna()].itertuples(index=False):
-        folium.Marker(
-            [rec.lat, rec.lon],
-            icon=folium.DivIcon(html=f'<div style="background:#fdae61;border:2px solid #000;'
-                                     f'border-radius:50%;width:22px;height:22px;text-align:center;'
-                                     f'font:bold 12px/22px sans-serif">{int(rec.selected)}</div>'),
-            tooltip=f"pick {int(rec.selected)}: {_esc(rec.candidate_id)} +{rec.pick_gain:,.0f} "
-                    f"(→ {rec.cumulative_share:.1%})",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
-        ).add_to(sl)
-    sl.add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    if len(cand):
-        fmap.fit_bounds([[float(cand["lat"].min()), float(cand["lon"].min())],
-                         [float(cand["lat"].max()), float(cand["lon"].max())]])
-    return write_text(root.render(), path, overwrite=overwrite)
-
-
-def _esc(s: Any) -> str:
-    import html
-
-    return html.escape(str(s))

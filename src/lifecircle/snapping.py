@@ -48,8 +48,8 @@ class SnapIndex:
     ay: NDArray[np.float64]
     bx: NDArray[np.float64]
     by: NDArray[np.float64]
-    t0: NDArray[np.float64]   # fraction along the edge at the piece start
-    t1: NDArray[np.float64]   # fraction along the edge at the piece end
+    t0: NDArray[np.float64]  # fraction along the edge at the piece start
+    t1: NDArray[np.float64]  # fraction along the edge at the piece end
     half_max_m: float
 
     @classmethod
@@ -72,8 +72,12 @@ class SnapIndex:
         bx = xu[piece_edge] + t1 * (xv - xu)[piece_edge]
         by = yu[piece_edge] + t1 * (yv - yu)[piece_edge]
         half = float((geom_len / n_pieces).max()) / 2.0
-        tree = cKDTree(np.column_stack([(ax + bx) / 2.0, (ay + by) / 2.0]),
-                       leafsize=32, balanced_tree=False, compact_nodes=False)
+        tree = cKDTree(
+            np.column_stack([(ax + bx) / 2.0, (ay + by) / 2.0]),
+            leafsize=32,
+            balanced_tree=False,
+            compact_nodes=False,
+        )
         return cls(tree, piece_edge, ax, ay, bx, by, t0, t1, half)
 
     def _exact(
@@ -130,7 +134,7 @@ def snap_index(network: RoadNetwork, *, piece_m: float = DEFAULT_PIECE_M) -> Sna
     key = f"snap_index_{piece_m}"
     if key not in network._cache:
         network._cache[key] = SnapIndex.build(network, piece_m=piece_m)
-    return network._cache[key]  # type: ignore[no-any-return]
+    return network._cache[key]
 
 
 def snap_to_network(
@@ -201,7 +205,8 @@ def snap_to_network(
     if unproven.any():
         ui = np.flatnonzero(unproven)
         lists = idx.tree.query_ball_point(
-            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers)
+            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers
+        )
         lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
         flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
         owner = np.repeat(ui, lens)
@@ -226,11 +231,19 @@ def snap_to_network(
         back[zorder] = np.arange(n)
         edge, offset, best_d, sx, sy = edge[back], offset[back], best_d[back], sx[back], sy[back]
     return Snapped(
-        edge=edge, offset_m=offset, access_m=best_d, x=sx, y=sy,
-        on_network=best_d <= max_snap_m, max_snap_m=float(max_snap_m))
+        edge=edge,
+        offset_m=offset,
+        access_m=best_d,
+        x=sx,
+        y=sy,
+        on_network=best_d <= max_snap_m,
+        max_snap_m=float(max_snap_m),
+    )
 
 
-def _morton_order(x: NDArray[np.float64], y: NDArray[np.float64], *, cell_m: float = 400.0) -> NDArray[np.int64]:
+def _morton_order(
+    x: NDArray[np.float64], y: NDArray[np.float64], *, cell_m: float = 400.0
+) -> NDArray[np.int64]:
     """Indices that sort points along a Z-order curve of ``cell_m`` cells."""
 
     def spread(v: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -257,7 +270,9 @@ def outside_network_area(
 
     key = f"area_{margin_m}"
     if key not in network._cache:
-        hull = shapely.convex_hull(shapely.multipoints(np.column_stack([network.node_x, network.node_y])))
+        hull = shapely.convex_hull(
+            shapely.multipoints(np.column_stack([network.node_x, network.node_y]))
+        )
         area = shapely.buffer(hull, margin_m)
         shapely.prepare(area)
         network._cache[key] = area

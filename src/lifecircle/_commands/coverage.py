@@ -4,52 +4,59 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TextIO
+
+from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle.config import parse_limit
+from lifecircle.pipeline import run_coverage, write_coverage_outputs
+from lifecircle.report import write_report
+from lifecircle.runs import CoverageRun
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the subcommand to the parser."""
-    from lifecircle.cli import add_input_options
-    from lifecircle.config import parse_limit
-
     p = sub.add_parser(
-        "coverage", help="network distance from every resident to each tier, and coverage",
+        "coverage",
+        help="network distance from every resident to each tier, and coverage",
         description="Compute every resident's road-network distance to the nearest facility of "
-                    "each tier and whether it is within the standard. Writes residents.csv, "
-                    "facilities.csv, summary.json and rejects.csv to --out; with --units (or units "
-                    "in the scenario) also the per-unit tables (units_*.csv, units.json), the gaps "
-                    "(gaps.csv/json/geojson) and report.md / report.html.")
+        "each tier and whether it is within the standard. Writes residents.csv, "
+        "facilities.csv, summary.json and rejects.csv to --out; with --units (or units "
+        "in the scenario) also the per-unit tables (units_*.csv, units.json), the gaps "
+        "(gaps.csv/json/geojson) and report.md / report.html.",
+    )
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--limit-m", type=parse_limit, metavar="M|auto",
-                   help="search cut-off in metres, or auto: each tier cut at its own standard "
-                        "(same coverage, distances beyond the standard left empty); default none: "
-                        "exact distances for everyone")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh",
-                   help="language of the report pages written when units are given (default zh)")
+    p.add_argument(
+        "--limit-m",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto: each tier cut at its own standard (same "
+        "coverage, distances beyond the standard left empty); default none: exact distances "
+        "for everyone",
+    )
+    p.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default="zh",
+        help="language of the report pages written when units are given (default zh)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from lifecircle.cli import inputs_from_args
-    from lifecircle.export import write_coverage_outputs
-    from lifecircle.pipeline import run_coverage
-
     inputs = inputs_from_args(args)
     cov = run_coverage(inputs, limit_m=args.limit_m)
     write_coverage_outputs(cov, args.out, overwrite=args.overwrite)
     if inputs.units:
         # per-unit 达标率 tables, gaps and the report pages
-        from lifecircle.report import write_report
-
         write_report(cov, args.out, lang=args.lang, overwrite=args.overwrite)
     print_summary(cov)
     return 0
 
 
-def print_summary(cov: Any, file: Any = None) -> None:
+def print_summary(cov: CoverageRun, file: TextIO | None = None) -> None:
     """A short table on the terminal: per tier, people covered and share."""
     out = file or sys.stdout
     s = cov.summary()
@@ -60,10 +67,16 @@ def print_summary(cov: Any, file: Any = None) -> None:
     print(f"{'tier':<20}{'standard':>12}{'covered':>14}{'total':>14}{'share':>9}", file=out)
     for key, t in s["tiers"].items():
         std = f"{t['threshold_m']:.0f} m"
-        print(f"{key:<20}{std:>12}{t['population_covered']:>14,.0f}{t['population_total']:>14,.0f}"
-              f"{100 * t['share']:>8.1f}%", file=out)
+        print(
+            f"{key:<20}{std:>12}{t['population_covered']:>14,.0f}{t['population_total']:>14,.0f}"
+            f"{100 * t['share']:>8.1f}%",
+            file=out,
+        )
     a = s["all_tiers"]
-    print(f"{'all tiers':<20}{'':>12}{a['population_covered']:>14,.0f}{a['population_total']:>14,.0f}"
-          f"{100 * a['share']:>8.1f}%", file=out)
+    print(
+        f"{'all tiers':<20}{'':>12}{a['population_covered']:>14,.0f}{a['population_total']:>14,.0f}"
+        f"{100 * a['share']:>8.1f}%",
+        file=out,
+    )
     for kind, c in s["inputs"].items():
         print(f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected", file=out)

@@ -1,4 +1,9 @@
-"""``lifecircle demo``: the synthetic Tancheng demonstration, end to end (what ``make demo`` runs)."""
+"""``lifecircle demo``: the synthetic Tancheng demonstration, end to end (what ``make demo`` runs).
+
+Every path is relative to the current working directory unless given absolutely: the scenario
+(``data/demo/tancheng``), the tables (``out/tancheng_demo``) and the map (``maps/``). An installed
+lifecircle therefore runs the demonstration in any empty folder; it never writes into the package.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,90 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TextIO
+
+from lifecircle import demo
+from lifecircle._commands.coverage import print_summary
+from lifecircle.maps import write_coverage_map, write_static_map
+from lifecircle.pipeline import (
+    load_inputs,
+    run_coverage,
+    run_report,
+    tier_service_areas,
+    write_coverage_outputs,
+)
+from lifecircle.report import CoverageReport, write_report
+from lifecircle.runs import CoverageRun
 
 logger = logging.getLogger(__name__)
 
+#: Scenario folder of ``--scale county`` (relative to the working directory).
+COUNTY_DATA_DIR = Path("out") / "tancheng_county" / "data"
 
-def register(sub: Any) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the subcommand to the parser."""
     p = sub.add_parser(
-        "demo", help="build and analyse the SYNTHETIC Tancheng demonstration scenario",
+        "demo",
+        help="build and analyse the SYNTHETIC Tancheng demonstration scenario",
         description="Generate the synthetic Tancheng demonstration scenario (if missing), compute "
-                    "coverage, service areas, the per-community/grid report and gaps, and write "
-                    "the offline HTML map maps/tancheng_demo.html. The data are SYNTHETIC: a "
-                    "generated county seat inside the real county outline.")
+        "coverage, service areas, the per-community/grid report and gaps, and write "
+        "the offline HTML map maps/tancheng_demo.html. The data are SYNTHETIC: a "
+        "generated county seat inside the real county outline. Relative paths are "
+        "relative to the current folder.",
+    )
     p.add_argument("--regenerate", action="store_true", help="generate the scenario files again")
-    p.add_argument("--seed", type=int, default=2020, help="random seed of the generator (default 2020)")
-    p.add_argument("--scale", choices=("town", "county"), default="town",
-                   help="town: the county seat, ~200,000 people (default); county: the whole county, "
-                        "~885,000 people (written to out/tancheng_county/data)")
-    p.add_argument("--data", metavar="DIR", help="scenario folder (default data/demo/tancheng)")
-    p.add_argument("--out", metavar="DIR", default="out/tancheng_demo",
-                   help="folder for tables and reports (default out/tancheng_demo)")
-    p.add_argument("--map", metavar="PATH", default="maps/tancheng_demo.html",
-                   help="HTML map to write (default maps/tancheng_demo.html)")
-    p.add_argument("--online", action="store_true",
-                   help="use an online basemap instead of the self-contained offline map")
+    p.add_argument(
+        "--seed", type=int, default=2020, help="random seed of the generator (default 2020)"
+    )
+    p.add_argument(
+        "--scale",
+        choices=("town", "county"),
+        default="town",
+        help="town: the county seat, ~200,000 people (default); county: the whole county, "
+        "~885,000 people (written to out/tancheng_county/data)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help=f"scenario folder (default {demo.DEFAULT_DEMO_DIR.as_posix()})",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="out/tancheng_demo",
+        help="folder for tables and reports (default out/tancheng_demo)",
+    )
+    p.add_argument(
+        "--map",
+        metavar="PATH",
+        default="maps/tancheng_demo.html",
+        help="HTML map to write (default maps/tancheng_demo.html)",
+    )
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="use an online basemap instead of the self-contained offline map",
+    )
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels of maps and reports")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from lifecircle import demo
-    from lifecircle._commands.coverage import print_summary
-    from lifecircle.export import write_coverage_outputs
-    from lifecircle.maps import write_coverage_map, write_static_map
-    from lifecircle.pipeline import load_inputs, run_coverage, run_report, tier_service_areas
-    from lifecircle.report import write_report
-
     t0 = time.perf_counter()
     if args.data:
         data = Path(args.data)
     elif args.scale == "county":
-        data = Path("out/tancheng_county/data")
+        data = COUNTY_DATA_DIR
     else:
         data = demo.DEFAULT_DEMO_DIR
     scenario = data / "scenario.toml"
     if args.regenerate or not scenario.exists():
-        print(f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …", file=sys.stderr)
+        print(
+            f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
+            file=sys.stderr,
+        )
         demo.generate(data, seed=args.seed, scale=args.scale)
     inputs = load_inputs(scenario=scenario)
     cov = run_coverage(inputs)
@@ -65,9 +106,16 @@ def run(args: argparse.Namespace) -> int:
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
-    map_path = write_coverage_map(cov, args.map, offline=not args.online, lang=args.lang,
-                                  overwrite=True, report=rep, service_areas=areas,
-                                  choropleth_tier=five_minute)
+    map_path = write_coverage_map(
+        cov,
+        args.map,
+        offline=not args.online,
+        lang=args.lang,
+        overwrite=True,
+        report=rep,
+        service_areas=areas,
+        choropleth_tier=five_minute,
+    )
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
     print_summary(cov)
     print_worst_units(rep, cov, key="community")
@@ -78,8 +126,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_worst_units(rep: Any, cov: Any, *, key: str, n: int = 3, file: Any = None) -> None:
-    """Name the communities with the lowest share for the lowest tier (the 5-minute circle)."""
+def print_worst_units(
+    rep: CoverageReport, cov: CoverageRun, *, key: str, n: int = 3, file: TextIO | None = None
+) -> None:
+    """Name the communities with the lowest share for the lowest tier (the 5-minute circle).
+
+    Parameters
+    ----------
+    rep : CoverageReport
+        Per-unit tables of the run.
+    cov : CoverageRun
+        The coverage run (for the tier labels).
+    key : str
+        Unit level, e.g. ``"community"``; nothing is printed if the report has no such level.
+    n : int, default 3
+        How many units to name.
+    file : text stream, optional
+        Where to print (default standard output).
+    """
     out = file or sys.stdout
     if key not in rep.units:
         return
@@ -93,7 +157,14 @@ def print_worst_units(rep: Any, cov: Any, *, key: str, n: int = 3, file: Any = N
         real = real[~real["outside"].astype(bool)]
     worst = real.sort_values(col).head(n)
     median = float(real[col].median())
-    print(f"\nworst-served communities for {tier.label_zh} ({tier.minutes:.0f} min / {tier.threshold_m:.0f} m); "
-          f"median community {100 * median:.1f}%:", file=out)
+    print(
+        f"\nworst-served communities for {tier.label_zh} ({tier.minutes:.0f} min / "
+        f"{tier.threshold_m:.0f} m); "
+        f"median community {100 * median:.1f}%:",
+        file=out,
+    )
     for r in worst.itertuples():
-        print(f"  {r.name} ({r.unit_id}): {100 * getattr(r, col):.1f}% of {r.population:,.0f} people", file=out)
+        print(
+            f"  {r.name} ({r.unit_id}): {100 * getattr(r, col):.1f}% of {r.population:,.0f} people",
+            file=out,
+        )

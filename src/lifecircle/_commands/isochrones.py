@@ -1,52 +1,91 @@
-"""``lifecircle isochrones``: service-area polygons (road-network isochrones) per facility or tier."""
+"""``lifecircle isochrones``: service-area polygons (network isochrones) per facility or tier."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+
+from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._files import check_writable, write_csv
+from lifecircle.errors import InputError
+from lifecircle.export import write_service_areas
+from lifecircle.pipeline import ServiceAreaRun, run_service_areas
 
 
 def _numbers(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
     if not values or any(not (v > 0) for v in values):
         raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
     return values
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the subcommand to the parser."""
-    from lifecircle.cli import add_input_options
-
     p = sub.add_parser(
-        "isochrones", help="service-area polygons: the land each facility (or tier) serves",
+        "isochrones",
+        help="service-area polygons: the land each facility (or tier) serves",
         description="Draw road-network service areas (trimmed network buffers): the streets from "
-                    "which a facility is reached within the budget, cut exactly at the budget and "
-                    "buffered. One polygon per facility and budget, one per tier (--dissolve "
-                    "tier), or non-overlapping nearest-facility catchments (--dissolve catchment). "
-                    "Residents are optional; when given, each polygon gets the population within "
-                    "its budget by network distance. Writes FILE.geojson or FILE.gpkg (WGS84) and, "
-                    "when input rows were rejected, FILE_rejects.csv next to it.")
+        "which a facility is reached within the budget, cut exactly at the budget and "
+        "buffered. One polygon per facility and budget, one per tier (--dissolve "
+        "tier), or non-overlapping nearest-facility catchments (--dissolve catchment). "
+        "Residents are optional; when given, each polygon gets the population within "
+        "its budget by network distance. Writes FILE.geojson or FILE.gpkg (WGS84) and, "
+        "when input rows were rejected, FILE_rejects.csv next to it.",
+    )
     add_input_options(p, residents=False)
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=_numbers, metavar="5,10,15",
-                        help="budgets in minutes at each tier's speed (default: each tier's standard)")
-    budget.add_argument("--metres", "--meters", dest="metres", type=_numbers, metavar="300,500",
-                        help="budgets in network metres")
-    p.add_argument("--tier", action="append", default=[], metavar="KEY",
-                   help="only this tier (key or label); repeat for several (default: all tiers)")
-    p.add_argument("--dissolve", choices=("none", "tier", "catchment"), default="none",
-                   help="none: one polygon per facility (overlaps allowed, default); tier: one "
-                        "per tier; catchment: the tier split among nearest facilities")
-    p.add_argument("--rings", action="store_true",
-                   help="bands between consecutive budgets (0-5, 5-10, 10-15 min) instead of nested polygons")
-    p.add_argument("--buffer-m", type=float, default=50.0, metavar="M",
-                   help="buffer width around reachable streets in metres (default 50)")
-    p.add_argument("--simplify-m", type=float, default=0.0, metavar="M",
-                   help="simplification tolerance in metres (default 0: none)")
+    budget.add_argument(
+        "--minutes",
+        type=_numbers,
+        metavar="5,10,15",
+        help="budgets in minutes at each tier's speed (default: each tier's standard)",
+    )
+    budget.add_argument(
+        "--metres",
+        "--meters",
+        dest="metres",
+        type=_numbers,
+        metavar="300,500",
+        help="budgets in network metres",
+    )
+    p.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="only this tier (key or label); repeat for several (default: all tiers)",
+    )
+    p.add_argument(
+        "--dissolve",
+        choices=("none", "tier", "catchment"),
+        default="none",
+        help="none: one polygon per facility (overlaps allowed, default); tier: one "
+        "per tier; catchment: the tier split among nearest facilities",
+    )
+    p.add_argument(
+        "--rings",
+        action="store_true",
+        help="bands between consecutive budgets (0-5, 5-10, 10-15 min) instead of nested polygons",
+    )
+    p.add_argument(
+        "--buffer-m",
+        type=float,
+        default=50.0,
+        metavar="M",
+        help="buffer width around reachable streets in metres (default 50)",
+    )
+    p.add_argument(
+        "--simplify-m",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="simplification tolerance in metres (default 0: none)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="output .geojson or .gpkg")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
@@ -60,12 +99,6 @@ def rejects_path(out: str | Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from lifecircle.cli import inputs_from_args
-    from lifecircle.errors import InputError
-    from lifecircle.export import check_writable, write_csv
-    from lifecircle.pipeline import run_service_areas
-    from lifecircle.service_areas import write_service_areas
-
     out = Path(args.out)
     if out.suffix.lower() not in (".geojson", ".json", ".gpkg"):
         raise InputError(f"--out must end in .geojson or .gpkg, got {out.name!r}")
@@ -73,9 +106,16 @@ def run(args: argparse.Namespace) -> int:
     rejects = inputs.rejects()
     rej_path = rejects_path(out)
     check_writable([out] + ([rej_path] if len(rejects) else []), overwrite=args.overwrite)
-    run_ = run_service_areas(inputs, tiers=args.tier or None, minutes=args.minutes,
-                             metres=args.metres, dissolve=args.dissolve, rings=args.rings,
-                             buffer_m=args.buffer_m, simplify_m=args.simplify_m)
+    run_ = run_service_areas(
+        inputs,
+        tiers=args.tier or None,
+        minutes=args.minutes,
+        metres=args.metres,
+        dissolve=args.dissolve,
+        rings=args.rings,
+        buffer_m=args.buffer_m,
+        simplify_m=args.simplify_m,
+    )
     write_service_areas(run_.result, out, overwrite=args.overwrite)
     if len(rejects):
         write_csv(rejects, rej_path, overwrite=args.overwrite)
@@ -83,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(run_: Any, out: Path, rejects: Path | None) -> None:
+def print_summary(run_: ServiceAreaRun, out: Path, rejects: Path | None) -> None:
     """A short table: polygons, area and population per tier and budget."""
     if run_.inputs.synthetic:
         print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data")

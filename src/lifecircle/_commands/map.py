@@ -3,46 +3,75 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._files import check_writable
+from lifecircle.config import ServiceStandard
+from lifecircle.errors import InputError
+from lifecircle.maps import write_coverage_map, write_static_map
+from lifecircle.pipeline import run_coverage, run_report
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the subcommand to the parser."""
-    from lifecircle.cli import add_input_options
-
     p = sub.add_parser(
-        "map", help="interactive HTML coverage map (works offline with --offline) and a PNG",
+        "map",
+        help="interactive HTML coverage map (works offline with --offline) and a PNG",
         description="Compute coverage and draw it: facilities per tier, residents covered or not, "
-                    "per-community/grid share covered (达标率), coverage gaps and boundaries, with a "
-                    "layer control, legend and scale bar. --offline inlines every JavaScript/CSS "
-                    "asset so the page opens on an intranet without internet access.")
+        "per-community/grid share covered (达标率), coverage gaps and boundaries, with a "
+        "layer control, legend and scale bar. --offline inlines every JavaScript/CSS "
+        "asset so the page opens on an intranet without internet access.",
+    )
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="FILE.html", help="the HTML map to write")
-    p.add_argument("--offline", action="store_true",
-                   help="self-contained page: no external JavaScript/CSS; without --tiles the road "
-                        "network is drawn instead of a basemap")
-    p.add_argument("--tiles", metavar="URL",
-                   help="XYZ tile URL template, e.g. an intranet tile server "
-                        "'http://tiles.local/{z}/{x}/{y}.png' or Tianditu with your key")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="self-contained page: no external JavaScript/CSS; without --tiles the road "
+        "network is drawn instead of a basemap",
+    )
+    p.add_argument(
+        "--tiles",
+        metavar="URL",
+        help="XYZ tile URL template, e.g. an intranet tile server "
+        "'http://tiles.local/{z}/{x}/{y}.png' or Tianditu with your key",
+    )
     p.add_argument("--tiles-attr", metavar="TEXT", help="attribution shown for --tiles")
-    p.add_argument("--service-areas", metavar="FILE",
-                   help="service-area polygons (GeoJSON/GPKG with columns tier, budget_m) to draw")
+    p.add_argument(
+        "--service-areas",
+        metavar="FILE",
+        help="service-area polygons (GeoJSON/GPKG with columns tier, budget_m) to draw",
+    )
     p.add_argument("--png", metavar="FILE.png", help="also write a static PNG of the map")
-    p.add_argument("--png-tier", metavar="TIER",
-                   help="tier whose coverage colours the PNG (default: all tiers together)")
-    p.add_argument("--choropleth-tier", metavar="TIER",
-                   help="tier whose share colours the unit choropleths (default: all tiers together)")
-    p.add_argument("--gap-cell-m", type=float, default=200.0, metavar="M",
-                   help="cell size for clustering uncovered residents into gaps (default 200 m)")
+    p.add_argument(
+        "--png-tier",
+        metavar="TIER",
+        help="tier whose coverage colours the PNG (default: all tiers together)",
+    )
+    p.add_argument(
+        "--choropleth-tier",
+        metavar="TIER",
+        help="tier whose share colours the unit choropleths (default: all tiers together)",
+    )
+    p.add_argument(
+        "--gap-cell-m",
+        type=float,
+        default=200.0,
+        metavar="M",
+        help="cell size for clustering uncovered residents into gaps (default 200 m)",
+    )
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="label language (default zh)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
-def _read_service_areas(path: str, standard: Any) -> Any:
+def _read_service_areas(path: str, standard: ServiceStandard) -> gpd.GeoDataFrame:
     import geopandas as gpd
-
-    from lifecircle.errors import InputError
 
     try:
         gdf = gpd.read_file(path)
@@ -57,14 +86,6 @@ def _read_service_areas(path: str, standard: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    from pathlib import Path
-
-    from lifecircle.cli import inputs_from_args
-    from lifecircle.errors import InputError
-    from lifecircle.export import check_writable
-    from lifecircle.maps import write_coverage_map, write_static_map
-    from lifecircle.pipeline import run_coverage, run_report
-
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out} should end in .html")
@@ -77,12 +98,28 @@ def run(args: argparse.Namespace) -> int:
     cov = run_coverage(inputs)
     rep = run_report(cov, gap_cell_m=args.gap_cell_m)
     sa = _read_service_areas(args.service_areas, inputs.standard) if args.service_areas else None
-    write_coverage_map(cov, out, offline=args.offline, tiles=args.tiles, tiles_attr=args.tiles_attr,
-                       service_areas=sa, report=rep, lang=args.lang, overwrite=args.overwrite,
-                       choropleth_tier=args.choropleth_tier)
+    write_coverage_map(
+        cov,
+        out,
+        offline=args.offline,
+        tiles=args.tiles,
+        tiles_attr=args.tiles_attr,
+        service_areas=sa,
+        report=rep,
+        lang=args.lang,
+        overwrite=args.overwrite,
+        choropleth_tier=args.choropleth_tier,
+    )
     print(f"map: {out} ({out.stat().st_size / 1e6:.1f} MB{', offline' if args.offline else ''})")
     if args.png:
-        write_static_map(cov, args.png, report=rep, lang=args.lang, tier=args.png_tier,
-                         service_areas=sa, overwrite=args.overwrite)
+        write_static_map(
+            cov,
+            args.png,
+            report=rep,
+            lang=args.lang,
+            tier=args.png_tier,
+            service_areas=sa,
+            overwrite=args.overwrite,
+        )
         print(f"png: {args.png}")
     return 0

@@ -1,0 +1,270 @@
+"""The FastAPI application, and running it with uvicorn.
+
+:func:`create_app` wires the routers of :mod:`lifecircle.service.routes`, the problem-detail
+exception handlers and the middleware around one :class:`ServiceState`.
+:func:`serve` runs uvicorn after :func:`check_bind` (no listening beyond this machine without a
+bearer token); with several workers each process builds its own app through
+:func:`app_from_env` (uvicorn entry ``lifecircle.service.app:app_from_env``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lifecircle._version import __version__
+from lifecircle.errors import InputError, LifecircleError
+from lifecircle.pipeline import DEFAULT_CACHE_DIR
+from lifecircle.service.middleware import AccessLogMiddleware, GuardMiddleware, access_logger
+from lifecircle.service.problems import ProblemError, problem, validation_problem
+from lifecircle.service.routes import routers
+from lifecircle.service.state import Limits, ServiceState, load_state
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable holding the bearer token.
+TOKEN_ENV: Final = "LIFECIRCLE_TOKEN"
+#: Environment variable through which ``serve --workers N`` passes its settings to workers.
+CONFIG_ENV: Final = "LIFECIRCLE_SERVE_CONFIG"
+#: uvicorn factory of the worker processes.
+WORKER_FACTORY: Final = "lifecircle.service.app:app_from_env"
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8000
+
+
+def _add_exception_handlers(app: FastAPI) -> None:
+    """Every error becomes a problem detail; tracebacks go to the server log only."""
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return problem(
+            exc.status,
+            exc.code,
+            exc.detail,
+            title=exc.title,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return validation_problem(exc, request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no endpoint {request.url.path}; see /docs or /openapi.json"
+        return problem(
+            exc.status_code, code, detail, instance=request.url.path, headers=exc.headers
+        )
+
+    async def on_lifecircle(request: Request, exc: Exception) -> Response:
+        return problem(422, "invalid_input", str(exc).partition("\n")[0], instance=request.url.path)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        logger.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(
+            500,
+            "internal_error",
+            "the server failed to answer this request; the error is in the server log",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(LifecircleError, on_lifecircle)
+    app.add_exception_handler(Exception, on_error)
+
+
+def create_app(state: ServiceState) -> FastAPI:
+    """The FastAPI application serving ``state`` (read-only; nothing mutable is shared).
+
+    Parameters
+    ----------
+    state : ServiceState
+        From :func:`lifecircle.service.state.build_state` or :func:`load_state`.
+    """
+    inputs = state.inputs
+    app = FastAPI(
+        title="lifecircle planning service",
+        version=__version__,
+        description=(
+            f"15-minute community living circle (15分钟社区生活圈) analysis of **{inputs.title}**"
+            + (" — SYNTHETIC demonstration data (合成示范数据)" if inputs.synthetic else "")
+            + ". Coordinates in requests are lon/lat degrees in the `crs` given "
+            "(wgs84, cgcs2000, gcj02 for Amap/Tencent, bd09 for Baidu). Errors are RFC 9457 "
+            "problem details (application/problem+json)."
+        ),
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.lifecircle = state
+    app.state.limiter = anyio.CapacityLimiter(state.limits.max_concurrent)
+    _add_exception_handlers(app)
+    for router in routers(state):
+        app.include_router(router)
+    # outermost last: access log, then CORS (so that 401/413 answers carry CORS headers), then guard
+    app.add_middleware(GuardMiddleware, state=state)
+    if state.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def create_app_from_scenario(
+    scenario: str | Path | None = None,
+    *,
+    limits: Limits | None = None,
+    token: str | None = None,
+    cors_origins: Sequence[str] = (),
+    **load_kwargs: Any,
+) -> FastAPI:
+    """Load a scenario and return the app serving it (see :func:`load_state`)."""
+    return create_app(
+        load_state(scenario, limits=limits, token=token, cors_origins=cors_origins, **load_kwargs)
+    )
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` worker processes; settings from :data:`CONFIG_ENV`.
+
+    The settings are the keyword arguments of :func:`create_app_from_scenario` as JSON, with
+    ``limits`` as a dict, ``use_cache`` (network cache in the default folder) and ``log_level``.
+    """
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        raise InputError(f"{CONFIG_ENV} is not set; start the service with `lifecircle serve`")
+    cfg = json.loads(raw)
+    limits = Limits(**cfg.pop("limits", {}))
+    token = os.environ.get(TOKEN_ENV) or None
+    cors = tuple(cfg.pop("cors_origins", ()))
+    level = cfg.pop("log_level", "INFO")
+    cfg["units"] = tuple(cfg.get("units") or ())
+    cfg["cache_dir"] = DEFAULT_CACHE_DIR if cfg.pop("use_cache", True) else None
+    root = logging.getLogger("lifecircle")
+    if not root.handlers:  # a fresh worker process: log like the command line does
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+        access_logger.setLevel(level)
+    return create_app_from_scenario(limits=limits, token=token, cors_origins=cors, **cfg)
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a bearer token.
+
+    Raises
+    ------
+    InputError
+        If ``host`` is not a loopback address and no token is set.
+    """
+    if not is_loopback(host) and not token:
+        raise InputError(
+            f"refusing to listen on {host} without a token: anyone on the network could use the "
+            f"service. Set the environment variable {TOKEN_ENV} (or pass --token), or bind to "
+            "127.0.0.1"
+        )
+
+
+def serve(
+    app_or_config: FastAPI | dict[str, Any],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    token: str | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run uvicorn (blocks until stopped).
+
+    Parameters
+    ----------
+    app_or_config : FastAPI or dict
+        An app (one process), or, for ``workers > 1``, the keyword arguments of
+        :func:`create_app_from_scenario` (plus ``limits`` and ``cors_origins`` as plain data),
+        from which each worker process builds its own app.
+    host : str
+        Address to listen on; not a loopback one only with ``token``.
+    port : int
+    workers : int
+        Worker processes.
+    token : str, optional
+        The bearer token (passed to workers through :data:`TOKEN_ENV`).
+    log_level : str
+        uvicorn's log level.
+    """
+    import uvicorn
+
+    check_bind(host, token)
+    if workers > 1:
+        if not isinstance(app_or_config, dict):
+            raise InputError("several workers need the settings, not an app object")
+        os.environ[CONFIG_ENV] = json.dumps(app_or_config)
+        if token:
+            os.environ[TOKEN_ENV] = token
+        uvicorn.run(
+            WORKER_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level=log_level,
+        )
+        return
+    if isinstance(app_or_config, dict):
+        raise InputError("give an app to serve in one process")
+    uvicorn.run(app_or_config, host=host, port=port, access_log=False, log_level=log_level)
+
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "TOKEN_ENV",
+    "WORKER_FACTORY",
+    "app_from_env",
+    "check_bind",
+    "create_app",
+    "create_app_from_scenario",
+    "is_loopback",
+    "serve",
+]
