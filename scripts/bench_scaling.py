@@ -236,10 +236,11 @@ def write_inputs(
     }
 
 
+# peak RSS of the child from /proc (ru_maxrss would include the parent's size at fork time)
 _TAIL = """
-import resource, json as _j
-_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(_j.dumps({**OUT, "rss_mb": _rss}))
+import json as _j
+_hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
+print(_j.dumps({**OUT, "rss_mb": int(_hwm.split()[1]) / 1024}))
 """
 
 # ``lifecircle coverage`` in-process, timing run_coverage and the writing of the result files
