@@ -69,3 +69,15 @@ def test_unsupported_columns_fall_back(tmp_path: Path):
     f = pd.DataFrame({"a": [1, 2], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])})
     assert not write_csv_fast(f, tmp_path / "x.csv")
     assert not write_csv_fast(pd.DataFrame({"a": [1.0]}), tmp_path / "y.csv")
+
+
+def test_infinities(tmp_path: Path):
+    f = pd.DataFrame({"d": [1.5, np.inf, -np.inf, np.nan, 2.0], "k": ["a", "b", "c", "d", "e"]})
+    assert write_csv_fast(f, tmp_path / "a.csv")
+    f.to_csv(tmp_path / "b.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert write_csv_fast(f, tmp_path / "c.csv", inf_as_empty=True)
+    f.replace([np.inf, -np.inf], np.nan).to_csv(
+        tmp_path / "d.csv", index=False, lineterminator="\n"
+    )
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()

@@ -67,7 +67,7 @@ def _strings(values: NDArray[Any]) -> Field | None:
     return mat[idx], lens[idx]
 
 
-def _floats(v: NDArray[np.float64]) -> Field:
+def _floats(v: NDArray[np.float64], inf_as_empty: bool = False) -> Field:
     """Shortest round-trip decimals of floats, rendered by integer arithmetic."""
     n = len(v)
     nan = np.isnan(v)
@@ -79,7 +79,7 @@ def _floats(v: NDArray[np.float64]) -> Field:
     with np.errstate(invalid="ignore", over="ignore"):
         q7 = np.rint(np.where(fin, v, 0.0) * scale)
         regular = fin & (q7 / scale == v) & (np.abs(q7) < 2.0**52) & ~((av > 0) & (av < 1e-4))
-    special = fin & ~regular
+    special = (fin & ~regular) | (np.isinf(v) & (not inf_as_empty))  # inf: numpy's 'inf'
     q = np.abs(np.where(regular, q7, 0.0)).astype(np.int64)
     # the column's decimals: the most any regular value needs
     big_d = _MAX_DECIMALS
@@ -120,7 +120,7 @@ def _floats(v: NDArray[np.float64]) -> Field:
             mat = np.concatenate([mat, np.zeros((n, sm.shape[1] - mat.shape[1]), np.uint8)], axis=1)
         mat[si, : sm.shape[1]] = sm
         lens[si] = sl
-    lens[nan] = 0
+    lens[nan | (np.isinf(v) & inf_as_empty)] = 0
     return mat, lens
 
 
@@ -130,7 +130,7 @@ def _supported(dt: Any) -> bool:
     return isinstance(dt, pd.StringDtype | pd.CategoricalDtype)
 
 
-def _render(series: pd.Series) -> Field | None:
+def _render(series: pd.Series, inf_as_empty: bool = False) -> Field | None:
     dt = series.dtype
     if isinstance(dt, np.dtype):
         values = series.to_numpy()
@@ -141,7 +141,7 @@ def _render(series: pd.Series) -> Field | None:
         if dt.kind in "iu":
             return _from_bytes(values.astype("S"))
         if dt.kind == "f":
-            return _floats(values.astype(np.float64))
+            return _floats(values.astype(np.float64), inf_as_empty)
         if dt.kind in "OU":
             return _strings(values)
         return None
@@ -150,11 +150,11 @@ def _render(series: pd.Series) -> Field | None:
     return None
 
 
-def _block(frame: pd.DataFrame) -> bytes | None:
+def _block(frame: pd.DataFrame, inf_as_empty: bool = False) -> bytes | None:
     n, c = frame.shape
     fields = []
     for name in frame.columns:
-        f = _render(frame[name])
+        f = _render(frame[name], inf_as_empty)
         if f is None:
             return None
         fields.append(f)
@@ -175,11 +175,12 @@ def _block(frame: pd.DataFrame) -> bytes | None:
     return big[keep].tobytes()
 
 
-def write_csv_fast(frame: pd.DataFrame, path: str | Path) -> bool:
+def write_csv_fast(frame: pd.DataFrame, path: str | Path, *, inf_as_empty: bool = False) -> bool:
     """Write ``frame`` as ``frame.to_csv(path, index=False, lineterminator="\\n")`` would.
 
-    Returns False (having written nothing) when a column type is not supported, so the caller
-    can use pandas instead.
+    With ``inf_as_empty`` infinite floats are written as empty cells (as if replaced by NaN
+    first, without copying the frame). Returns False (having written nothing) when a column type
+    is not supported, so the caller can use pandas instead.
     """
     if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns):
         return False  # a one-column table quotes empty cells; leave such cases to pandas
@@ -190,7 +191,7 @@ def write_csv_fast(frame: pd.DataFrame, path: str | Path) -> bool:
     with open(path, "wb") as fh:
         fh.write(head.getvalue().encode("utf-8"))
         for start in range(0, len(frame), ROWS_PER_BLOCK):
-            b = _block(frame.iloc[start : start + ROWS_PER_BLOCK])
+            b = _block(frame.iloc[start : start + ROWS_PER_BLOCK], inf_as_empty)
             if b is None:  # a value the byte path cannot hold (a NUL character)
                 fh.truncate(0)
                 return False
