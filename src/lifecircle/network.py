@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 EARTH_RADIUS_M: Final = 6_371_009.0
-CACHE_VERSION: Final = 3
+CACHE_VERSION: Final = 4
 
 # osmnx 2.x network-type filters (osmnx/_overpass.py, _get_network_filter), as (tag, regex)
 # pairs: a way is excluded when the tag is present and the (unanchored) regex matches its value.
@@ -465,6 +465,10 @@ class Junctions:
         Per raw vertex: the chain an interior vertex lies on, -1 for junctions.
     node_offset_m : ndarray of float64
         Per raw vertex: metres along ``node_chain`` (0 for junctions).
+    csr_indptr, csr_indices, csr_weights : ndarray
+        The *towards* graph over the junctions in CSR form (see :mod:`lifecircle.routing`):
+        for junction ``a`` the arcs ``a→b`` of a chain a traveller may take from ``b`` to ``a``,
+        the shortest of parallel arcs, no self-loops. Built here so the cache holds it too.
     """
 
     node_junction: NDArray[np.int32]
@@ -478,6 +482,9 @@ class Junctions:
     edge_start_m: NDArray[np.float64]
     node_chain: NDArray[np.int32]
     node_offset_m: NDArray[np.float64]
+    csr_indptr: NDArray[np.int64]
+    csr_indices: NDArray[np.int32]
+    csr_weights: NDArray[np.float64]
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "node_junction",
@@ -491,6 +498,9 @@ class Junctions:
         "edge_start_m",
         "node_chain",
         "node_offset_m",
+        "csr_indptr",
+        "csr_indices",
+        "csr_weights",
     )
 
     @property
@@ -626,19 +636,52 @@ def _rank_chains(
     inner = mine[interior[head[mine]]]
     node_chain[head[inner]] = hc[inner]
     node_offset[head[inner]] = total[hc[inner]] - acc[inner] + length[he[inner]]
+    chain_u = node_junction[a_node[canon]]
+    chain_v = node_junction[b_node[canon]]
+    indptr, indices, weights = _towards_csr(len(junction_node), chain_u, chain_v, total, one[canon])
     return Junctions(
         node_junction=node_junction,
         junction_node=junction_node,
-        chain_u=node_junction[a_node[canon]],
-        chain_v=node_junction[b_node[canon]],
+        chain_u=chain_u,
+        chain_v=chain_v,
         chain_length_m=total,
         chain_oneway=one[canon],
+        csr_indptr=indptr,
+        csr_indices=indices,
+        csr_weights=weights,
         edge_chain=edge_chain,
         edge_flip=edge_flip,
         edge_start_m=edge_start,
         node_chain=node_chain,
         node_offset_m=node_offset,
     )
+
+
+def _towards_csr(
+    n: int,
+    chain_u: NDArray[np.int32],
+    chain_v: NDArray[np.int32],
+    length: NDArray[np.float64],
+    oneway: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+    """CSR arrays of the towards graph: forward u→v is always allowed (towards arc v→u), v→u
+    on two-way chains (arc u→v); self-loops dropped, the shortest of parallel arcs kept."""
+    u = chain_u.astype(np.int64)
+    v = chain_v.astype(np.int64)
+    twoway = ~oneway
+    rows = np.concatenate([v, u[twoway]])
+    cols = np.concatenate([u, v[twoway]])
+    data = np.concatenate([length, length[twoway]])
+    keep = rows != cols
+    rows, cols, data = rows[keep], cols[keep], data[keep]
+    order = np.lexsort((data, cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols, data = rows[first], cols[first], data[first]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cols.astype(np.int32), data.astype(np.float64)
 
 
 _TRANSFORMERS: dict[tuple[str, str], Any] = {}

@@ -113,16 +113,8 @@ class RoutingGraph:
         cached = network._cache.get("routing_graph")
         if cached is not None:
             return cached
-        jn = network.junctions()
-        u = jn.chain_u.astype(np.int64)
-        v = jn.chain_v.astype(np.int64)
-        w = jn.chain_length_m
-        twoway = ~jn.chain_oneway if network.directed else np.ones(len(u), dtype=bool)
-        # forward u->v always allowed -> towards arc v->u; forward v->u when two-way -> arc u->v
-        rows = np.concatenate([v, u[twoway]])
-        cols = np.concatenate([u, v[twoway]])
-        data = np.concatenate([w, w[twoway]])
-        indptr, indices, weights = _csr_min(jn.n_junctions, rows, cols, data)
+        jn = network.junctions()  # carries the towards CSR (built once, kept in the cache)
+        indptr, indices, weights = jn.csr_indptr, jn.csr_indices, jn.csr_weights
         raw_twoway = (
             ~network.edge_oneway if network.directed else np.ones(network.n_edges, dtype=bool)
         )
@@ -279,22 +271,6 @@ class RoutingGraph:
         node_s[:, nodes] = s
         node_s[~np.isfinite(out)] = -1
         return out, node_s
-
-
-def _csr_min(
-    n: int, rows: IntArray, cols: IntArray, data: FloatArray
-) -> tuple[IntArray, NDArray[np.int32], FloatArray]:
-    """CSR arrays from COO, dropping self-loops and keeping the shortest of parallel arcs."""
-    keep = rows != cols
-    rows, cols, data = rows[keep], cols[keep], data[keep]
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols, data = rows[first], cols[first], data[first]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols.astype(np.int32), data.astype(np.float64)
 
 
 class NearestResult:
