@@ -517,8 +517,9 @@ class Junctions:
 def contract_junctions(network: RoadNetwork) -> Junctions:
     """Contract the network's chains of degree-2 vertices (see :class:`Junctions`).
 
-    Vectorised: chains are ranked by pointer jumping over half-edges (``log2`` of the longest
-    chain passes over the edge arrays), never by a Python loop over vertices.
+    Vectorised: every path of half-edges through interior vertices is walked from its starting
+    junction in lock step (one NumPy pass per edge of the longest chain, over the paths still
+    going), never by a Python loop over vertices.
     """
     n, m = network.n_nodes, network.n_edges
     u = network.edge_u.astype(np.int64)
@@ -564,8 +565,8 @@ def _rank_chains(
     e1: NDArray[np.int64],
     e2: NDArray[np.int64],
 ) -> Junctions | NDArray[np.bool_]:
-    """Chains by pointer jumping; or, if closed loops of interior vertices remain, a mask of
-    one vertex per loop to make a junction (the caller retries)."""
+    """Chains by walking all paths in lock step; or, if closed loops of interior vertices remain,
+    a mask of one vertex per loop to make a junction (the caller retries)."""
     m = len(u)
     h = np.arange(2 * m)
     he = h // 2
@@ -578,24 +579,31 @@ def _rank_chains(
     w = head[hi]
     other = np.where(e1[w] == he[hi], e2[w], e1[w])
     succ[hi] = 2 * other + (v[other] == w)  # leaves w: forward if u == w, else backward
-    acc = length[he].astype(np.float64)
-    term = h.copy()
-    nxt = succ.copy()
-    active = np.flatnonzero(nxt >= 0)
-    for _ in range(int(np.ceil(np.log2(max(2, 2 * m)))) + 2):
-        if len(active) == 0:
-            break
-        na = nxt[active]
-        acc[active] += acc[na]
-        term[active] = term[na]
-        nxt[active] = nxt[na]
-        active = active[nxt[active] >= 0]
-    if len(active):
-        # closed loops of interior vertices: make the lowest vertex of each a junction
+    # walk every path from its start (a half-edge leaving a junction) in lock step: one pass per
+    # edge of the longest chain, over the walkers still going (O(edges) in all)
+    start = np.flatnonzero(~interior[tail])
+    pre_of = np.full(2 * m, np.nan)  # metres along the path before each half-edge
+    path_of = np.full(2 * m, -1, dtype=np.int64)
+    last = np.empty(len(start), dtype=np.int64)
+    path_len = np.empty(len(start), dtype=np.float64)
+    cur, pid, pre = start, np.arange(len(start)), np.zeros(len(start))
+    while len(cur):
+        pre_of[cur] = pre
+        path_of[cur] = pid
+        pre = pre + length[he[cur]]
+        nxt = succ[cur]
+        done = nxt < 0
+        last[pid[done]] = cur[done]
+        path_len[pid[done]] = pre[done]
+        go = ~done
+        cur, pid, pre = nxt[go], pid[go], pre[go]
+    lost = np.flatnonzero(path_of < 0)  # half-edges on closed loops of interior vertices
+    if len(lost):
+        # make the lowest vertex of each loop a junction (the caller retries)
         import scipy.sparse as sp
         from scipy.sparse.csgraph import connected_components
 
-        le = np.unique(he[active])
+        le = np.unique(he[lost])
         g = sp.csr_matrix((np.ones(len(le)), (u[le], v[le])), shape=(n, n))
         _, lab = connected_components(g, directed=False)
         verts = np.unique(np.concatenate([u[le], v[le]]))
@@ -604,8 +612,9 @@ def _rank_chains(
         mask = np.zeros(n, dtype=bool)
         mask[lowest[lowest < n]] = True
         return mask
-    # path starts: half-edges leaving a junction; each path is paired with its reverse
-    start = np.flatnonzero(~interior[tail])
+    term = last[path_of]
+    acc = path_len[path_of] - pre_of  # metres from each half-edge's tail to its path's end
+    # each path is paired with its reverse; one of the two is the chain's direction
     end = term[start]
     rev_start = end ^ 1
     one = oneway[he[start]]
@@ -627,7 +636,7 @@ def _rank_chains(
     edge_start = np.empty(m, dtype=np.float64)
     edge_chain[e_of] = c_of
     edge_flip[e_of] = back[mine]
-    edge_start[e_of] = total[c_of] - acc[mine]
+    edge_start[e_of] = pre_of[mine]
     node_junction = np.full(n, -1, dtype=np.int32)
     junction_node = np.flatnonzero(~interior).astype(np.int64)
     node_junction[junction_node] = np.arange(len(junction_node), dtype=np.int32)
@@ -635,7 +644,7 @@ def _rank_chains(
     node_offset = np.zeros(n, dtype=np.float64)
     inner = mine[interior[head[mine]]]
     node_chain[head[inner]] = hc[inner]
-    node_offset[head[inner]] = total[hc[inner]] - acc[inner] + length[he[inner]]
+    node_offset[head[inner]] = pre_of[inner] + length[he[inner]]
     chain_u = node_junction[a_node[canon]]
     chain_v = node_junction[b_node[canon]]
     indptr, indices, weights = _towards_csr(len(junction_node), chain_u, chain_v, total, one[canon])
