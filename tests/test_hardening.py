@@ -527,7 +527,7 @@ def test_api_checks_distances(tmp_path: Path) -> None:
         lc.load_inputs(scenario=sc, cache_dir=None, max_snap_m=float("nan"))
     inputs = lc.load_inputs(scenario=sc, cache_dir=None)
     for bad in (float("nan"), -5.0, float("inf")):
-        with pytest.raises(InputError, match="limit_m must be a positive number"):
+        with pytest.raises(InputError, match="limit_m must be a positive number of metres or"):
             lc.run_coverage(inputs, limit_m=bad)
 
 

@@ -277,17 +277,20 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
     out = outside_network_area(network, x, y, margin_m=max_snap_m)
     lon = table.frame["lon"].to_numpy(float)
     lat = table.frame["lat"].to_numpy(float)
-    # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
-    hint = np.where(
-        ~out_of_china(lon, lat) & (table.crs in ("wgs84", "cgcs2000")),
-        "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
-        "",
-    )
-    details = [
-        f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
-        f"(more than {max_snap_m:.0f} m beyond its outline){h}"
-        for lo, la, h in zip(lon, lat, hint, strict=True)
-    ]
+
+    def details(i: np.ndarray) -> list[str]:  # formatted for the rejected rows only
+        # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
+        hint = np.where(
+            ~out_of_china(lon[i], lat[i]) & (table.crs in ("wgs84", "cgcs2000")),
+            "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
+            "",
+        )
+        return [
+            f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
+            f"(more than {max_snap_m:.0f} m beyond its outline){h}"
+            for lo, la, h in zip(lon[i], lat[i], hint, strict=True)
+        ]
+
     if out.any():
         logger.warning(
             "%s: %d of %d row(s) rejected as outside the road network's area "
@@ -299,7 +302,7 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
     return table.with_rejects(out, "outside_network_area", details)
 
 
-def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun:
+def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> CoverageRun:
     """Distances and coverage for every resident and tier.
 
     Parameters
@@ -333,8 +336,11 @@ def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun
     """
     if inputs.residents is None:
         raise InputError("coverage needs residents (--residents or [residents] in the scenario)")
-    if limit_m is not None and not (math.isfinite(limit_m) and limit_m > 0):
-        raise InputError(f"limit_m must be a positive number of metres, got {limit_m!r}")
+    if limit_m is not None and limit_m != "auto":
+        if isinstance(limit_m, str) or not (math.isfinite(limit_m) and limit_m > 0):
+            raise InputError(
+                f"limit_m must be a positive number of metres or 'auto', got {limit_m!r}"
+            )
     t0 = time.perf_counter()
     fac = inputs.facilities.frame
     res = inputs.residents.frame
@@ -408,7 +414,7 @@ def run_export(
     crs: str = "wgs84",
     precision: int | None = None,
     overwrite: bool = False,
-    limit_m: float | None = None,
+    limit_m: float | str | None = None,
     coverage: CoverageRun | None = None,
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
@@ -435,8 +441,8 @@ def run_export(
     precision : int, optional
         Coordinate decimals (default 6 for degrees, 2 for metres in GeoJSON/CSV).
     overwrite : bool
-    limit_m : float, optional
-        Search cut-off of the coverage run.
+    limit_m : float or "auto", optional
+        Search cut-off of the coverage run (see :func:`lifecircle.coverage.compute_coverage`).
     coverage : CoverageRun, optional
         Reuse a coverage run instead of computing one.
     sources : dict, optional

@@ -65,6 +65,28 @@ def number(
     return parse
 
 
+_POSITIVE_M = number(minimum=0, exclusive_minimum=True)
+
+
+def limit_option(text: str) -> float | str:
+    """A ``--limit-m`` value: a finite number of metres > 0, or ``auto`` (each tier cut at its own
+    standard), checked when the options are parsed.
+
+    Examples
+    --------
+    >>> limit_option("AUTO"), limit_option("１５００")
+    ('auto', 1500.0)
+    """
+    if unicodedata.normalize("NFKC", text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return _POSITIVE_M(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected metres (a finite number > 0) or 'auto', got {text!r}"
+        ) from None
+
+
 def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> None:
     """The input options every analysis subcommand shares (the same as ``coverage``)."""
     g = p.add_argument_group("inputs")

@@ -6,7 +6,13 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
+from lifecircle._commands._common import (
+    add_input_options,
+    command_output,
+    inputs_from_args,
+    limit_option,
+    number,
+)
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -59,9 +65,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=number(minimum=0, exclusive_minimum=True),
-        metavar="M",
-        help="search cut-off in metres for the coverage run (default none)",
+        type=limit_option,
+        metavar="M|auto",
+        help="search cut-off in metres for the coverage run, or auto (each tier at its own "
+        "standard); default none",
     )
     p.add_argument(
         "--score-tier",

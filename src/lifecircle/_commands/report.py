@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
+from lifecircle._commands._common import (
+    add_input_options,
+    command_output,
+    inputs_from_args,
+    limit_option,
+    number,
+)
 from lifecircle.pipeline import run_coverage, run_report
 from lifecircle.report import write_report
 
@@ -36,9 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=number(minimum=0, exclusive_minimum=True),
-        metavar="M",
-        help="search cut-off in metres (default none: exact distances for everyone)",
+        type=limit_option,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto (each tier at its own standard); default none: "
+        "exact distances for everyone",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
