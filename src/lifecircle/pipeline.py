@@ -49,6 +49,12 @@ from lifecircle.export import (
     resolve_output_crs,
     unavailable_layers,
 )
+from lifecircle.extract import (
+    DEFAULT_CLIP_BUFFER_M,
+    clip_network_file,
+    read_clip,
+    to_wgs84_geometry,
+)
 from lifecircle.io import (
     PointTable,
     UnitLayer,
@@ -68,6 +74,7 @@ from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_t
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    from shapely.geometry.base import BaseGeometry
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +104,9 @@ def load_inputs(
     upper_tiers_count: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     require_residents: bool = True,
+    clip: str | Path | BaseGeometry | None = None,
+    clip_crs: str = "wgs84",
+    clip_buffer_m: float = DEFAULT_CLIP_BUFFER_M,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
@@ -132,6 +142,16 @@ def load_inputs(
         Network cache folder; ``None`` disables caching.
     require_residents : bool
         Raise when no residents are given.
+    clip : path or shapely geometry, optional
+        Boundary polygon(s) to cut a large OSM file down to: only ways of the tiers' modes that
+        intersect the boundary buffered by ``clip_buffer_m`` are loaded, whole (one streaming
+        pass, cached under ``cache_dir``). Facilities and residents are treated exactly as with
+        a file cut beforehand by the same rule. A geometry is in ``clip_crs`` degrees.
+    clip_crs : str
+        ``wgs84`` (default), ``cgcs2000``, ``gcj02`` or ``bd09``: the boundary's coordinates
+        when the file (or geometry) carries no CRS of its own.
+    clip_buffer_m : float
+        Buffer around the boundary in metres (default 2,000 m).
 
     Returns
     -------
@@ -207,6 +227,15 @@ def load_inputs(
     if isinstance(net_src, nx.Graph):
         nets = {m: from_networkx(net_src, mode=m, crs=network_crs) for m in modes}
     else:
+        if clip is not None:
+            boundary = (
+                read_clip(clip, crs=clip_crs)
+                if isinstance(clip, str | Path)
+                else to_wgs84_geometry(clip, clip_crs)
+            )
+            net_src = clip_network_file(
+                net_src, boundary, buffer=clip_buffer_m, modes=modes, cache_dir=cache_dir
+            )
         nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
     timings["load_network"] = time.perf_counter() - t1
 
