@@ -879,6 +879,8 @@ class Scenario:
     candidates: Path | None = None
     candidates_crs: str = "wgs84"
     max_snap_m: float | None = None
+    #: The raw ``[batch]`` section (regions file, scheduler...), read by ``lifecircle batch``.
+    batch: dict[str, Any] = field(default_factory=dict)
 
     def load_standard(self) -> ServiceStandard:
         """The scenario's service standard."""
@@ -895,6 +897,7 @@ _SCENARIO_SECTIONS: Final = {
     "boundaries",
     "candidates",
     "analysis",
+    "batch",
 }
 
 
@@ -962,4 +965,5 @@ def load_scenario(path: str | Path) -> Scenario:
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),
+        batch=dict(data.get("batch", {})),
     )

@@ -1,0 +1,151 @@
+"""``lifecircle batch``: coverage for many regions (all counties of a province) on Dask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lifecircle._commands._common import add_clip_options
+from lifecircle.batch import batch_scenario_args, run_batch
+from lifecircle.errors import InputError
+from lifecircle.extract import DEFAULT_CLIP_BUFFER_M
+from lifecircle.io import load_scenario
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the subcommand to the parser."""
+    p = sub.add_parser(
+        "batch",
+        help="coverage for many regions at once (counties of a province) on Dask",
+        description="Clip one large .osm.pbf to every region (plus --clip-buffer-m) in one "
+        "pass, then run coverage per region as one Dask task each: residents inside the "
+        "region (each counted once), facilities within the buffered region. Writes "
+        "regions/<id>/ (the coverage outputs and map), regions.gpkg, regions.csv, "
+        "regions.xlsx, failed.csv, summary.json and regions.html to --out. A scenario's "
+        "[batch] section may give regions, region_id, region_name, regions_crs, only, "
+        "clip_buffer_m, scheduler, memory_per_worker and retries.",
+        epilog="examples:\n"
+        "  lifecircle batch --regions counties.gpkg --region-id adcode --network shandong.osm.pbf "
+        "\\\n      --facilities sites.csv --residents people.csv --out out/shandong\n"
+        "  lifecircle batch --scenario province.toml --scheduler tcp://10.0.0.5:8786 "
+        "--out out/p --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("regions")
+    g.add_argument("--regions", metavar="PATH", help="region polygons (GeoJSON, GPKG, Shapefile)")
+    g.add_argument(
+        "--region-id", metavar="FIELD", help="id field (default region_id/adcode/code/id)"
+    )
+    g.add_argument("--region-name", metavar="FIELD", help="name field (default name)")
+    g.add_argument(
+        "--regions-crs",
+        metavar="CRS",
+        help="coordinates of a regions file without its own CRS: wgs84 (default), cgcs2000, "
+        "gcj02, bd09",
+    )
+    g.add_argument("--only", metavar="ID,...", help="run only these region ids")
+    i = p.add_argument_group("inputs")
+    i.add_argument("--scenario", metavar="FILE", help="scenario.toml (with a [batch] section)")
+    i.add_argument("--network", metavar="PATH", help="one large .osm.pbf covering every region")
+    i.add_argument("--facilities", metavar="PATH", help="facilities: .csv, .xlsx, .geojson, .gpkg")
+    i.add_argument("--residents", metavar="PATH", help="residents (points with population)")
+    i.add_argument("--standard", metavar="NAME|FILE", help="tancheng (default), gb50180 or TOML")
+    i.add_argument("--mode", choices=("walk", "bike", "drive"), help="mode for every tier")
+    i.add_argument("--max-snap-m", type=float, metavar="M", help="longest access leg (300 m)")
+    i.add_argument("--facilities-crs", metavar="CRS", help="wgs84, cgcs2000, gcj02, bd09, EPSG:n")
+    i.add_argument("--residents-crs", metavar="CRS", help="coordinate system of the residents")
+    i.add_argument("--network-crs", metavar="EPSG", help="metric CRS (default: UTM per region)")
+    i.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="admin-unit polygons: each region also gets the report pages",
+    )
+    i.add_argument(
+        "--upper-tiers-count", action="store_true", default=None, help="see coverage --help"
+    )
+    add_clip_options(i, clip=False)
+    d = p.add_argument_group("Dask")
+    d.add_argument(
+        "--scheduler",
+        metavar="local|local:N|tcp://HOST:PORT",
+        help="local (default: one worker per core), local:N, or a running `dask scheduler`",
+    )
+    d.add_argument(
+        "--memory-per-worker",
+        metavar="SIZE",
+        help="memory limit of each local worker (default 2GiB)",
+    )
+    d.add_argument("--retries", type=int, metavar="N", help="retries of a failing region (2)")
+    d.add_argument("--resume", action="store_true", help="skip regions done with unchanged inputs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--limit-m", type=float, metavar="M", help="search cut-off in metres")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="report language (zh)")
+    p.add_argument("--no-maps", action="store_true", help="skip each region's map.html")
+    p.set_defaults(func=run, clip_buffer_m=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand."""
+    sc = load_scenario(args.scenario) if args.scenario else None
+    conf = batch_scenario_args(sc.batch, sc.path.parent) if sc and sc.path else {}
+
+    def pick(name: str, default: object = None) -> object:
+        v = getattr(args, name, None)
+        return v if v is not None else conf.get(name, default)
+
+    network = args.network or (sc.network if sc else None)
+    facilities = args.facilities or (sc.facilities if sc else None)
+    residents = args.residents or (sc.residents if sc else None)
+    regions = args.regions or conf.get("regions")
+    need = [
+        n
+        for n, v in (
+            ("--regions", regions),
+            ("--network", network),
+            ("--facilities", facilities),
+            ("--residents", residents),
+        )
+        if v is None
+    ]
+    if need:
+        raise InputError(f"missing {', '.join(need)}; give them or a --scenario with [batch]")
+    only = args.only.split(",") if args.only else conf.get("only")
+    table = run_batch(
+        regions,
+        network=str(network),
+        facilities=str(facilities),
+        residents=str(residents),
+        out=args.out,
+        region_id=pick("region_id"),  # type: ignore[arg-type]
+        region_name=pick("region_name"),  # type: ignore[arg-type]
+        regions_crs=str(pick("regions_crs", "wgs84")),
+        only=[s.strip() for s in only] if only else None,
+        standard=args.standard or (sc.standard if sc else None),
+        mode=args.mode or (sc.mode if sc else None),
+        max_snap_m=args.max_snap_m
+        if args.max_snap_m is not None
+        else (sc.max_snap_m if sc else None),
+        facilities_crs=args.facilities_crs or (sc.facilities_crs if sc else None),
+        residents_crs=args.residents_crs or (sc.residents_crs if sc else None),
+        network_crs=args.network_crs,
+        units=[*args.units, *([u.path for u in sc.units] if sc else [])],
+        upper_tiers_count=args.upper_tiers_count,
+        limit_m=args.limit_m,
+        lang=args.lang,
+        maps=not args.no_maps,
+        clip_buffer_m=float(pick("clip_buffer_m", DEFAULT_CLIP_BUFFER_M)),  # type: ignore[arg-type]
+        scheduler=str(pick("scheduler", "local")),
+        memory_per_worker=str(pick("memory_per_worker", "2GiB")),
+        retries=int(pick("retries", 2)),  # type: ignore[call-overload]
+        resume=args.resume,
+        progress=sys.stderr.isatty(),
+        echo=lambda msg: print(msg, file=sys.stderr),
+    )
+    ok = int((table["status"] == "ok").sum())
+    failed = len(table) - ok
+    print(f"{ok} of {len(table)} region(s) done, {failed} failed -> {args.out}")
+    if failed:
+        print(f"failed regions are listed in {args.out}/failed.csv", file=sys.stderr)
+    return 0 if failed == 0 else 3
