@@ -136,7 +136,7 @@ def test_regions_equal_separate_clipped_coverage_runs(data, local_run):
 
 
 def test_border_resident_counted_once(data, local_run):
-    out, table = local_run
+    out, _ = local_run
     found = {
         r: set(pd.read_csv(out / "regions" / r / "residents.csv", dtype={"id": str})["id"])
         for r in OK_REGIONS
@@ -156,7 +156,7 @@ def test_border_resident_counted_once(data, local_run):
 
 
 def test_outputs_contract_failed_region_and_map(data, local_run):
-    out, table = local_run
+    out, _ = local_run
     csv = pd.read_csv(out / "regions.csv", dtype={"region_id": str})
     assert list(csv.columns[:3]) == ["region_id", "name", "population"]
     for col in (
@@ -247,7 +247,7 @@ def test_real_scheduler_and_workers_on_loopback_survive_a_killed_worker(data, tm
     handles: list = []
 
     def start(*cmd: str, name: str) -> subprocess.Popen:
-        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in the finally block
+        log = open(logs / f"{name}.log", "wb")  # closed in the finally block
         handles.append(log)
         p = subprocess.Popen([str(dask), *cmd], env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
