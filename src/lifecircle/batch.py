@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -205,12 +206,23 @@ def run_region(task: RegionTask) -> dict[str, Any]:
             write_coverage_map(cov, tmp / "map.html", offline=True, lang=o.get("lang", "zh"))
         row = region_row(cov)
         row["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json({"fingerprint": task.fingerprint, "row": row}, tmp / DONE_FILE)
+        worker = {"pid": os.getpid(), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+        write_json({"fingerprint": task.fingerprint, "row": row, "worker": worker}, tmp / DONE_FILE)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return row
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux/macOS; 0 elsewhere)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024.0 if sys.platform != "darwin" else peak / 1024.0**2
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -517,6 +529,7 @@ def run_batch(
     )
 
     # 4. one Dask task per region
+    t_run = time.perf_counter()
     if run_now:
         _submit(
             run_now,
@@ -533,9 +546,10 @@ def run_batch(
         )
 
     # 5. results
+    timings = {"prepare": t_run - t_start, "run": time.perf_counter() - t_run}
     table = _results_table(reg, std, rows, status, reasons)
     _write_results(
-        out_dir, table, reasons, outside, fac, res, std, len(run_now), t_start, clip_buffer_m
+        out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
     )
     return table
 
@@ -644,7 +658,7 @@ def _write_results(
     res: PointTable,
     std: ServiceStandard,
     n_run: int,
-    t_start: float,
+    timings: dict[str, float],
     clip_buffer_m: float,
 ) -> None:
     plain = pd.DataFrame(table.drop(columns="geometry"))
@@ -699,7 +713,7 @@ def _write_results(
             },
             "facilities": {"input": fac.n_input, "rejected": len(fac.rejects)},
         },
-        "seconds": round(time.perf_counter() - t_start, 3),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     write_json(summary, out_dir / "summary.json", overwrite=True)
     write_text(regions_page(table, std), out_dir / "regions.html", overwrite=True)

@@ -189,31 +189,59 @@ def _clip_pass(
         for v in chunk.values():
             v.clear()
 
+    bboxes = np.array([shapely.bounds(a) for a in areas], dtype=float).reshape(-1, 4)
+    wkb_factory = osmium.geom.WKBFactory()
+    all_nodes = osmium.geom.use_nodes.ALL
+
+    def add(w: Any, tags: dict[str, str], refs: Any, lon: Any, lat: Any) -> None:
+        counts["tested"] += 1
+        chunk["id"].append(w.id)
+        chunk["refs"].append(refs)
+        chunk["lon"].append(lon)
+        chunk["lat"].append(lat)
+        chunk["tags"].append(tags)
+        if len(chunk["id"]) >= chunk_ways:
+            flush()
+
     class Handler(osmium.SimpleHandler):
         def way(self, w: Any) -> None:
             counts["read"] += 1
             tags = {t.k: t.v for t in w.tags}
             if not any(way_allowed(tags, m) for m in modes):
                 return
-            refs: list[int] = []
+            try:
+                # the way's geometry built in C++ (one point per node): no loop over nodes here
+                wkb = wkb_factory.create_linestring(w, use_nodes=all_nodes)
+            except (osmium.InvalidLocationError, RuntimeError):
+                wkb = None
+            if wkb is not None:
+                xy = np.frombuffer(bytes.fromhex(wkb), dtype="<f8", offset=9).reshape(-1, 2)
+                x0, y0 = xy.min(axis=0)
+                x1, y1 = xy.max(axis=0)
+                near = (
+                    (bboxes[:, 0] <= x1)
+                    & (bboxes[:, 2] >= x0)
+                    & (bboxes[:, 1] <= y1)
+                    & (bboxes[:, 3] >= y0)
+                )
+                if not near.any():
+                    counts["tested"] += 1
+                    return
+                refs = np.fromiter((n.ref for n in w.nodes), dtype=np.int64)
+                add(w, tags, refs, xy[:, 0].copy(), xy[:, 1].copy())
+                return
+            # some node has no location (a way cut at the edge of an extract): keep the others
+            rl: list[int] = []
             lons: list[float] = []
             lats: list[float] = []
             for nd in w.nodes:
                 loc = nd.location
                 if loc.valid():
-                    refs.append(nd.ref)
+                    rl.append(nd.ref)
                     lons.append(loc.lon)
                     lats.append(loc.lat)
-            if len(refs) < 2:
-                return
-            counts["tested"] += 1
-            chunk["id"].append(w.id)
-            chunk["refs"].append(np.array(refs, dtype=np.int64))
-            chunk["lon"].append(np.array(lons, dtype=float))
-            chunk["lat"].append(np.array(lats, dtype=float))
-            chunk["tags"].append(tags)
-            if len(chunk["id"]) >= chunk_ways:
-                flush()
+            if len(rl) >= 2:
+                add(w, tags, np.array(rl, np.int64), np.array(lons), np.array(lats))
 
     with tempfile.TemporaryDirectory(prefix="lifecircle-idx-") as tmp:
         idx = node_index

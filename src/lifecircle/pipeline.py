@@ -67,6 +67,7 @@ from lifecircle.io import (
 from lifecircle.maps import write_candidates_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
 from lifecircle.report import CoverageReport, build_report
+from lifecircle.roads import DEFAULT_TOLERANCE_M, merge_road_lines, read_road_lines
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
 from lifecircle.siting import ScoringResult
@@ -81,6 +82,9 @@ logger = logging.getLogger(__name__)
 #: Default folder for cached networks (relative to the working directory).
 DEFAULT_CACHE_DIR = Path(".lifecircle_cache")
 
+
+#: Network files read as road centre lines (:mod:`lifecircle.roads`).
+LINE_SUFFIXES = (".shp", ".gpkg", ".geojson")
 
 #: What ``load_inputs`` takes for each input.
 NetworkSource: TypeAlias = "str | Path | nx.Graph"
@@ -107,6 +111,9 @@ def load_inputs(
     clip: str | Path | BaseGeometry | None = None,
     clip_crs: str = "wgs84",
     clip_buffer_m: float = DEFAULT_CLIP_BUFFER_M,
+    extra_roads: str | Path | gpd.GeoDataFrame | None = None,
+    extra_roads_crs: str | None = None,
+    extra_roads_tolerance_m: float = DEFAULT_TOLERANCE_M,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
@@ -152,6 +159,15 @@ def load_inputs(
         when the file (or geometry) carries no CRS of its own.
     clip_buffer_m : float
         Buffer around the boundary in metres (default 2,000 m).
+    extra_roads : path or GeoDataFrame, optional
+        Local road centre lines (Shapefile/GPKG) merged into the OSM network and noded at
+        crossings within ``extra_roads_tolerance_m`` (see :mod:`lifecircle.roads`); the noding
+        report is in ``summary.json`` under ``networks.{mode}.extra_roads``. A ``.shp``/``.gpkg``
+        given as ``network`` is loaded the same way, as the whole network.
+    extra_roads_crs : str, optional
+        CRS of a line file without a ``.prj`` (e.g. ``EPSG:4490``).
+    extra_roads_tolerance_m : float
+        Noding tolerance in metres (default 1 m).
 
     Returns
     -------
@@ -236,7 +252,26 @@ def load_inputs(
             net_src = clip_network_file(
                 net_src, boundary, buffer=clip_buffer_m, modes=modes, cache_dir=cache_dir
             )
-        nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
+        if Path(net_src).suffix.lower() in LINE_SUFFIXES:
+            lines = read_road_lines(net_src, crs=extra_roads_crs)
+            nets = {
+                m: merge_road_lines(
+                    lines, mode=m, tolerance_m=extra_roads_tolerance_m, crs=network_crs
+                )[0]
+                for m in modes
+            }
+        else:
+            nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
+    if extra_roads is not None:
+        lines = (
+            read_road_lines(extra_roads, crs=extra_roads_crs)
+            if isinstance(extra_roads, str | Path)
+            else extra_roads
+        )
+        nets = {
+            m: merge_road_lines(lines, mode=m, base=n, tolerance_m=extra_roads_tolerance_m)[0]
+            for m, n in nets.items()
+        }
     timings["load_network"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
