@@ -123,8 +123,11 @@ def merge_road_lines(
     source = str(lines.attrs.get("source", "road lines"))
     keep = np.array([not k or way_allowed({"highway": k}, mode) for k in lines["klass"]])
     used = lines[keep].reset_index(drop=True)
-    if base is None and len(used) == 0:
-        raise NetworkError(f"{source}: no line is usable for the {mode!r} network")
+    if len(used) == 0:
+        if base is None:
+            raise NetworkError(f"{source}: no line is usable for the {mode!r} network")
+        logger.info("%s: no line is usable for the %s network; nothing merged", source, mode)
+        return base, {"file": source, "lines": int(len(lines)), "lines_used": 0}
     geoms = np.asarray(used.geometry.values)
     coords, line_of = shapely.get_coordinates(geoms, return_index=True)
     if base is not None:
