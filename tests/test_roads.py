@@ -9,10 +9,10 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GRID_CRS, GRID_ORIGIN, make_grid
 from shapely.geometry import LineString
 
 import lifecircle as lc
+from conftest import GRID_CRS, GRID_ORIGIN, make_grid
 from lifecircle.cli import main
 from lifecircle.errors import InputError
 from lifecircle.roads import merge_road_lines, read_road_lines
@@ -84,7 +84,7 @@ def test_oneway_lines_in_drive_mode_and_lines_alone(tmp_path):
     fwd = net.edge_oneway
     assert fwd.sum() == 2
     # the -1 line runs against its drawing: from (100, 100) to (100, 0)
-    x0, y0 = GRID_ORIGIN
+    x0 = GRID_ORIGIN[0]
     e = np.flatnonzero(fwd & (np.abs(net.node_x[net.edge_u] - x0 - 100) < 1e-6))
     assert len(e) == 1 and net.node_y[net.edge_u[e[0]]] > net.node_y[net.edge_v[e[0]]]
 

@@ -127,7 +127,7 @@ def merge_road_lines(
         if base is None:
             raise NetworkError(f"{source}: no line is usable for the {mode!r} network")
         logger.info("%s: no line is usable for the %s network; nothing merged", source, mode)
-        return base, {"file": source, "lines": int(len(lines)), "lines_used": 0}
+        return base, {"file": source, "lines": len(lines), "lines_used": 0}
     geoms = np.asarray(used.geometry.values)
     coords, line_of = shapely.get_coordinates(geoms, return_index=True)
     if base is not None:
