@@ -373,3 +373,7 @@ def test_bad_batch_inputs(data, tmp_path):
     with pytest.raises(InputError, match="row 2: id 'T1' repeated"):
         read_regions(g)
     assert main(["batch", "--out", str(tmp_path / "o")]) == 1
+    args = {**_args(data, tmp_path / "o2"), "network": tmp_path / "missing.osm.pbf"}
+    with pytest.raises(InputError, match="missing.osm.pbf does not exist"):
+        run_batch(data / "regions.geojson", **args)
+    assert not (tmp_path / "o2").exists()  # nothing written before the inputs are checked

@@ -431,14 +431,14 @@ def run_batch(
     fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
     res = read_points(residents, "residents", crs=residents_crs)
 
+    net_src = Path(network)
+    if not net_src.exists():
+        raise InputError(f"network file {net_src} does not exist; give the .osm.pbf with --network")
     work = out_dir / "_inputs"
     work.mkdir(parents=True, exist_ok=True)
     (out_dir / "regions").mkdir(parents=True, exist_ok=True)
     ids = reg["region_id"].tolist()
     geoms = list(reg.geometry)
-    net_src = Path(network)
-    if not net_src.exists():
-        raise InputError(f"network file {net_src} does not exist")
 
     # 1. one pass over the big extract for every region whose clip is not cached yet
     clip_keys = {
