@@ -216,13 +216,22 @@ def run_region(task: RegionTask) -> dict[str, Any]:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux/macOS; 0 elsewhere)."""
+    """Peak resident memory of this process so far, in MB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (per address space, so a worker started by a large
+    parent does not inherit the parent's peak as ``ru_maxrss`` would); elsewhere ``ru_maxrss``.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
         return 0.0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024.0 if sys.platform != "darwin" else peak / 1024.0**2
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - not Linux
+    return peak / 1024.0 if sys.platform != "darwin" else peak / 1024.0**2  # pragma: no cover
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
