@@ -39,6 +39,16 @@ def county_box(side: int) -> tuple[float, float, float, float]:
     return (cx - dlon, cy - dlat, cx + dlon, cy + dlat)
 
 
+def _peak_mb() -> float:
+    """Peak RSS of this process in MB: VmHWM on Linux (not inherited from the parent)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _child(step: str, pbf: str, box: list[float], out: str) -> None:
     """One measured step in this process; prints a JSON line with seconds and peak MB."""
     t0 = time.perf_counter()
@@ -71,7 +81,7 @@ def _child(step: str, pbf: str, box: list[float], out: str) -> None:
             "nodes_kept": st.nodes_kept["county"],
         }
     info["seconds"] = time.perf_counter() - t0
-    info["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    info["peak_mb"] = _peak_mb()
     print(json.dumps(info))
 
 
