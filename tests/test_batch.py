@@ -357,6 +357,17 @@ retries = 0
     assert "failed.csv" in captured.err and "Traceback" not in captured.err
     csv = pd.read_csv(tmp_path / "o" / "regions.csv")
     assert list(csv["region_id"]) == ["B", "X"]
+    # the same scenario from Python, resumed: B is reused, the failed X is tried again
+    events: list[tuple[str, str]] = []
+    table = lc.run_batch(
+        scenario=tmp_path / "p.toml",
+        out=tmp_path / "o",
+        maps=False,
+        resume=True,
+        on_region_done=lambda r, s: events.append((r, s)),
+    )
+    assert events == [("B", "skipped"), ("X", "failed")]
+    assert list(table["status"]) == ["ok", "failed"] and table.crs.to_epsg() == 4326
 
 
 def test_bad_batch_inputs(data, tmp_path):
@@ -374,6 +385,6 @@ def test_bad_batch_inputs(data, tmp_path):
         read_regions(g)
     assert main(["batch", "--out", str(tmp_path / "o")]) == 1
     args = {**_args(data, tmp_path / "o2"), "network": tmp_path / "missing.osm.pbf"}
-    with pytest.raises(InputError, match="missing.osm.pbf does not exist"):
+    with pytest.raises(InputError, match=r"missing\.osm\.pbf does not exist"):
         run_batch(data / "regions.geojson", **args)
     assert not (tmp_path / "o2").exists()  # nothing written before the inputs are checked

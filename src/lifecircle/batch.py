@@ -52,7 +52,7 @@ from lifecircle.extract import (
     extract_regions,
     to_wgs84_geometry,
 )
-from lifecircle.io import PointTable, read_points
+from lifecircle.io import PointTable, load_scenario, read_points
 from lifecircle.maps import leaflet_inline, share_colour, write_coverage_map
 from lifecircle.pipeline import load_inputs, run_coverage, write_coverage_outputs
 from lifecircle.report import write_report
@@ -333,15 +333,16 @@ def _contract_columns(std: ServiceStandard) -> list[str]:
 
 
 def run_batch(
-    regions: str | Path | gpd.GeoDataFrame,
+    regions: str | Path | gpd.GeoDataFrame | None = None,
     *,
-    network: str | Path,
-    facilities: str | Path,
-    residents: str | Path,
     out: str | Path,
+    scenario: str | Path | None = None,
+    network: str | Path | None = None,
+    facilities: str | Path | None = None,
+    residents: str | Path | None = None,
     region_id: str | None = None,
     region_name: str | None = None,
-    regions_crs: str = "wgs84",
+    regions_crs: str | None = None,
     only: Sequence[str] | None = None,
     standard: str | Path | None = None,
     mode: str | None = None,
@@ -354,11 +355,11 @@ def run_batch(
     limit_m: float | None = None,
     lang: str = "zh",
     maps: bool = True,
-    clip_buffer_m: float = DEFAULT_CLIP_BUFFER_M,
-    scheduler: str = "local",
+    clip_buffer_m: float | None = None,
+    scheduler: str | None = None,
     client: Client | None = None,
-    memory_per_worker: str = "2GiB",
-    retries: int = 2,
+    memory_per_worker: str | None = None,
+    retries: int | None = None,
     resume: bool = False,
     progress: bool = False,
     on_region_done: Callable[[str, str], None] | None = None,
@@ -366,18 +367,25 @@ def run_batch(
 ) -> gpd.GeoDataFrame:
     """Run coverage for many regions on Dask and write the batch outputs to ``out``.
 
+    Every argument left out is taken from ``scenario`` (its inputs and its ``[batch]`` section),
+    else from the defaults below.
+
     Parameters
     ----------
     regions : path or GeoDataFrame
         Region polygons (counties, townships); ``region_id``/``region_name`` name the fields
         (default: the first of :data:`ID_FIELDS` / :data:`NAME_FIELDS`).
+    out : path
+        Output folder: ``regions/<id>/``, ``regions.gpkg``, ``regions.csv``, ``regions.xlsx``,
+        ``failed.csv``, ``summary.json``, ``regions.html``.
+    scenario : path, optional
+        A ``scenario.toml`` with the inputs and a ``[batch]`` section (``regions``, ``region_id``,
+        ``region_name``, ``regions_crs``, ``only``, ``clip_buffer_m``, ``scheduler``,
+        ``memory_per_worker``, ``retries``).
     network : path
         One large ``.osm.pbf`` covering all regions (clipped in one pass).
     facilities, residents : path
         Point files as for ``lifecircle coverage``.
-    out : path
-        Output folder: ``regions/<id>/``, ``regions.gpkg``, ``regions.csv``, ``regions.xlsx``,
-        ``failed.csv``, ``summary.json``, ``regions.html``.
     regions_crs : str
         ``wgs84``, ``cgcs2000``, ``gcj02`` or ``bd09`` for a regions file without its own CRS.
     only : sequence of str, optional
@@ -416,6 +424,45 @@ def run_batch(
 
     t_start = time.perf_counter()
     out_dir = Path(out)
+    sc = load_scenario(scenario) if scenario is not None else None
+    conf = batch_scenario_args(sc.batch, sc.path.parent) if sc and sc.path else {}
+    network = network or (sc.network if sc else None)
+    facilities = facilities or (sc.facilities if sc else None)
+    residents = residents or (sc.residents if sc else None)
+    regions = regions if regions is not None else conf.get("regions")
+    need = [
+        n
+        for n, v in (
+            ("regions", regions),
+            ("network", network),
+            ("facilities", facilities),
+            ("residents", residents),
+        )
+        if v is None
+    ]
+    if need or regions is None or network is None or facilities is None or residents is None:
+        raise InputError(
+            f"missing {', '.join('--' + n for n in need)}; give them or a --scenario with [batch]"
+        )
+    region_id = region_id or conf.get("region_id")
+    region_name = region_name or conf.get("region_name")
+    regions_crs = regions_crs or conf.get("regions_crs", "wgs84")
+    only = only if only is not None else conf.get("only")
+    if sc is not None:
+        standard = standard or sc.standard
+        mode = mode or sc.mode
+        max_snap_m = max_snap_m if max_snap_m is not None else sc.max_snap_m
+        facilities_crs = facilities_crs or sc.facilities_crs
+        residents_crs = residents_crs or sc.residents_crs
+        units = [*units, *(u.path for u in sc.units)]
+    clip_buffer_m = float(
+        clip_buffer_m
+        if clip_buffer_m is not None
+        else conf.get("clip_buffer_m", DEFAULT_CLIP_BUFFER_M)
+    )
+    scheduler = str(scheduler or conf.get("scheduler", "local"))
+    memory_per_worker = str(memory_per_worker or conf.get("memory_per_worker", "2GiB"))
+    retries = int(retries if retries is not None else conf.get("retries", 2))
     reg = read_regions(regions, id_field=region_id, name_field=region_name, crs=regions_crs)
     if only:
         unknown = sorted(set(only) - set(reg["region_id"]))

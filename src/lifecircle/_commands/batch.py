@@ -6,10 +6,7 @@ import argparse
 import sys
 
 from lifecircle._commands._common import add_clip_options
-from lifecircle.batch import batch_scenario_args, run_batch
-from lifecircle.errors import InputError
-from lifecircle.extract import DEFAULT_CLIP_BUFFER_M
-from lifecircle.io import load_scenario
+from lifecircle.batch import run_batch
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,57 +85,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    sc = load_scenario(args.scenario) if args.scenario else None
-    conf = batch_scenario_args(sc.batch, sc.path.parent) if sc and sc.path else {}
-
-    def pick(name: str, default: object = None) -> object:
-        v = getattr(args, name, None)
-        return v if v is not None else conf.get(name, default)
-
-    network = args.network or (sc.network if sc else None)
-    facilities = args.facilities or (sc.facilities if sc else None)
-    residents = args.residents or (sc.residents if sc else None)
-    regions = args.regions or conf.get("regions")
-    need = [
-        n
-        for n, v in (
-            ("--regions", regions),
-            ("--network", network),
-            ("--facilities", facilities),
-            ("--residents", residents),
-        )
-        if v is None
-    ]
-    if need:
-        raise InputError(f"missing {', '.join(need)}; give them or a --scenario with [batch]")
-    only = args.only.split(",") if args.only else conf.get("only")
     table = run_batch(
-        regions,
-        network=str(network),
-        facilities=str(facilities),
-        residents=str(residents),
+        args.regions,
         out=args.out,
-        region_id=pick("region_id"),  # type: ignore[arg-type]
-        region_name=pick("region_name"),  # type: ignore[arg-type]
-        regions_crs=str(pick("regions_crs", "wgs84")),
-        only=[s.strip() for s in only] if only else None,
-        standard=args.standard or (sc.standard if sc else None),
-        mode=args.mode or (sc.mode if sc else None),
-        max_snap_m=args.max_snap_m
-        if args.max_snap_m is not None
-        else (sc.max_snap_m if sc else None),
-        facilities_crs=args.facilities_crs or (sc.facilities_crs if sc else None),
-        residents_crs=args.residents_crs or (sc.residents_crs if sc else None),
+        scenario=args.scenario,
+        network=args.network,
+        facilities=args.facilities,
+        residents=args.residents,
+        region_id=args.region_id,
+        region_name=args.region_name,
+        regions_crs=args.regions_crs,
+        only=[s.strip() for s in args.only.split(",")] if args.only else None,
+        standard=args.standard,
+        mode=args.mode,
+        max_snap_m=args.max_snap_m,
+        facilities_crs=args.facilities_crs,
+        residents_crs=args.residents_crs,
         network_crs=args.network_crs,
-        units=[*args.units, *([u.path for u in sc.units] if sc else [])],
+        units=args.units,
         upper_tiers_count=args.upper_tiers_count,
         limit_m=args.limit_m,
         lang=args.lang,
         maps=not args.no_maps,
-        clip_buffer_m=float(pick("clip_buffer_m", DEFAULT_CLIP_BUFFER_M)),  # type: ignore[arg-type]
-        scheduler=str(pick("scheduler", "local")),
-        memory_per_worker=str(pick("memory_per_worker", "2GiB")),
-        retries=int(pick("retries", 2)),  # type: ignore[call-overload]
+        clip_buffer_m=args.clip_buffer_m,
+        scheduler=args.scheduler,
+        memory_per_worker=args.memory_per_worker,
+        retries=args.retries,
         resume=args.resume,
         progress=sys.stderr.isatty(),
         echo=lambda msg: print(msg, file=sys.stderr),
