@@ -104,17 +104,45 @@ def run(folder: Path, workers: int) -> dict[str, object]:
     assert (table["status"] == "ok").all(), table.loc[table["status"] != "ok"]
     done = [json.loads(p.read_text()) for p in sorted(out.glob("regions/*/done.json"))]
     peak: dict[int, float] = {}
+    cpu = 0.0
     for d in done:
         w = d["worker"]
         peak[w["pid"]] = max(peak.get(w["pid"], 0.0), w["peak_rss_mb"])
+        cpu += w["cpu_seconds"]
     summary = json.loads((out / "summary.json").read_text())
     return {
         "wall": wall,
         "prepare": summary["timings_s"]["prepare"],
+        "timings": summary["timings_s"],
+        "cpu": cpu,
         "task_seconds": float(table["seconds"].sum()),
         "peak_mb": peak,
         "out": out,
     }
+
+
+def _spin(seconds: float) -> int:
+    """Pure-Python CPU work for about ``seconds`` on an idle core."""
+    n = 0
+    end = int(seconds * 2.5e7)
+    for i in range(end):
+        n += i & 7
+    return n
+
+
+def machine_speedup() -> float:
+    """What this machine gives two processes over one right now (the same CPU work)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_spin, [0.01, 0.01]))  # start both processes
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [1.5]))
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [1.5, 1.5]))
+        two = time.perf_counter() - t0
+    return 2 * one / two
 
 
 def bare(folder: Path, out1: Path) -> float:
@@ -156,8 +184,10 @@ def main() -> None:
             f"inputs: {a.regions} regions x {a.side * a.side:,} nodes x {a.residents:,} "
             f"residents ({time.perf_counter() - t0:.0f} s to write)"
         )
+        m1 = machine_speedup()
         one = run(folder, 1)
         two = run(folder, 2)
+        m2 = machine_speedup()
         base = bare(folder, Path(str(one["out"])))
     w1, w2 = float(one["wall"]), float(two["wall"])  # type: ignore[arg-type]
     prep = float(one["prepare"])  # type: ignore[arg-type]
@@ -171,6 +201,21 @@ def main() -> None:
     over = (w1 - base) / base
     over_tasks = (w1 - prep - base) / base
     print(f"speed-up 1 -> 2 workers: {speed:.2f}x (target >= 1.6x)")
+    t1, t2 = one["timings"], two["timings"]
+    assert isinstance(t1, dict) and isinstance(t2, dict)
+    print(
+        f"  region phase only: {t1['run']:.1f} s -> {t2['run']:.1f} s = "
+        f"{t1['run'] / t2['run']:.2f}x; task CPU seconds {one['cpu']:.0f} vs {two['cpu']:.0f}"
+    )
+    print(
+        f"  baseline: this machine's own 2-process speed-up on pure CPU work, measured before "
+        f"and after: {m1:.2f}x, {m2:.2f}x"
+    )
+    print(
+        "  preparation: read inputs {:.1f} s, clip pass {:.1f} s, split {:.1f} s".format(
+            t1["prepare_read_inputs"], t1["prepare_clip"], t1["prepare_split"]
+        )
+    )
     print(f"batch overhead per region vs bare coverage: {100 * over:+.1f} % (target <= 10 %)")
     print(f"  without the one-off preparation: {100 * over_tasks:+.1f} %")
     for label, r in (("local:1", one), ("local:2", two)):

@@ -182,6 +182,7 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
 def run_region(task: RegionTask) -> dict[str, Any]:
     """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done."""
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     o = task.options
     out = Path(task.out_dir)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -206,7 +207,11 @@ def run_region(task: RegionTask) -> dict[str, Any]:
             write_coverage_map(cov, tmp / "map.html", offline=True, lang=o.get("lang", "zh"))
         row = region_row(cov)
         row["seconds"] = round(time.perf_counter() - t0, 3)
-        worker = {"pid": os.getpid(), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+        worker = {
+            "pid": os.getpid(),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 3),
+        }
         write_json({"fingerprint": task.fingerprint, "row": row, "worker": worker}, tmp / DONE_FILE)
         _replace_dir(tmp, out)
     except BaseException:
@@ -486,6 +491,7 @@ def run_batch(
         )
     fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
     res = read_points(residents, "residents", crs=residents_crs)
+    t_read = time.perf_counter()
 
     net_src = Path(network)
     if not net_src.exists():
@@ -507,6 +513,8 @@ def run_batch(
         extract_regions(
             net_src, todo, {r: net_paths[r] for r in todo}, buffer_m=clip_buffer_m, modes=modes
         )
+
+    t_clip = time.perf_counter()
 
     # 2. residents: each in exactly one region; facilities: within the buffered region
     res_frame = res.frame
@@ -532,11 +540,17 @@ def run_batch(
     }
     res_cols = ["id", "lon", "lat", "population", "elderly", "children"]
     fac_cols = ["id", "name", "tier", "lon", "lat", "capacity"]
+    # rows of each region without a pass over all rows per region (stable: file order kept)
+    res_order = np.argsort(region_of, kind="stable")
+    res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
+    fac_order = np.lexsort((fi, ai))
+    fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
     tasks: list[RegionTask] = []
     for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
         fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
-        _write_points(fac_frame.iloc[np.sort(fi[ai == k])], fac_cols, fpath)
-        _write_points(res_frame[region_of == k], res_cols, rpath)
+        fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
+        _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
+        _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
         h = hashlib.sha256(clip_keys[r].encode())
         _hash_file(h, fpath)
         _hash_file(h, rpath)
@@ -575,8 +589,9 @@ def run_batch(
                     on_region_done(task.region_id, "skipped")
                 continue
         run_now.append(task)
-    for stale in (out_dir / "regions").glob(".*.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (".*.tmp-*", ".*.old-*"):
+        for stale in (out_dir / "regions").glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
     logger.info(
         "batch: %d region(s), %d to run, %d already done",
         len(tasks),
@@ -602,7 +617,13 @@ def run_batch(
         )
 
     # 5. results
-    timings = {"prepare": t_run - t_start, "run": time.perf_counter() - t_run}
+    timings = {
+        "prepare": t_run - t_start,
+        "prepare_read_inputs": t_read - t_start,
+        "prepare_clip": t_clip - t_read,
+        "prepare_split": t_run - t_clip,
+        "run": time.perf_counter() - t_run,
+    }
     table = _results_table(reg, std, rows, status, reasons)
     _write_results(
         out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
