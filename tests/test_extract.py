@@ -150,6 +150,7 @@ def test_gcj02_clip_file_and_extract_command(points, helsinki_pbf, tmp_path, cap
     argv = ["network", "extract", "--network", str(helsinki_pbf), "--clip"]
     argv += [str(tmp_path / "region_gcj.geojson"), "--clip-crs", "gcj02"]
     argv += ["--clip-buffer-m", str(BUFFER_M), "--modes", "walk", "--out", str(out)]
+    argv += ["--node-index", "sparse_file_array"]  # node locations in a temporary file
     assert main(argv) == 0
     assert "ways" in capsys.readouterr().out
     assert main(argv) == 1  # exists, no --overwrite

@@ -369,6 +369,7 @@ def run_batch(
     progress: bool = False,
     on_region_done: Callable[[str, str], None] | None = None,
     echo: Callable[[str], None] | None = None,
+    node_index: str = "flex_mem",
 ) -> gpd.GeoDataFrame:
     """Run coverage for many regions on Dask and write the batch outputs to ``out``.
 
@@ -415,6 +416,9 @@ def run_batch(
         ``failed`` or ``skipped``).
     echo : callable, optional
         Called with messages for the user (the Dask dashboard link); the CLI prints them.
+    node_index : str
+        pyosmium node-location index for the clip pass: ``flex_mem`` (memory) or
+        ``sparse_file_array`` (a temporary file on disk, for country-sized extracts).
 
     Returns
     -------
@@ -511,7 +515,12 @@ def run_batch(
     todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
     if todo:
         extract_regions(
-            net_src, todo, {r: net_paths[r] for r in todo}, buffer_m=clip_buffer_m, modes=modes
+            net_src,
+            todo,
+            {r: net_paths[r] for r in todo},
+            buffer_m=clip_buffer_m,
+            modes=modes,
+            node_index=node_index,
         )
 
     t_clip = time.perf_counter()

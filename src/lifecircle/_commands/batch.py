@@ -74,6 +74,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SIZE",
         help="memory limit of each local worker (default 2GiB)",
     )
+    d.add_argument(
+        "--node-index",
+        choices=("flex_mem", "sparse_file_array", "dense_file_array"),
+        default="flex_mem",
+        help="node locations during the clip pass: in memory (default) or in a temporary file",
+    )
     d.add_argument("--retries", type=int, metavar="N", help="retries of a failing region (2)")
     d.add_argument("--resume", action="store_true", help="skip regions done with unchanged inputs")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=sys.stderr.isatty(),
         echo=lambda msg: print(msg, file=sys.stderr),
+        node_index=args.node_index,
     )
     ok = int((table["status"] == "ok").sum())
     failed = len(table) - ok

@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="LIST",
         help="keep ways usable in any of these modes (default walk,bike,drive)",
     )
+    e.add_argument(
+        "--node-index",
+        choices=("flex_mem", "sparse_file_array", "dense_file_array"),
+        default="flex_mem",
+        help="where pyosmium keeps node locations during the pass: flex_mem (memory, default) "
+        "or a temporary file on disk (for country-sized files on small machines)",
+    )
     e.add_argument("--out", required=True, metavar="FILE", help="output .osm.pbf")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     e.set_defaults(func=run)
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         {"clip": out},
         buffer_m=args.clip_buffer_m,
         modes=modes,
+        node_index=args.node_index,
     )
     print(
         f"{out}: {stats.ways_kept['clip']:,} ways, {stats.nodes_kept['clip']:,} nodes kept of "
