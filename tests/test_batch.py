@@ -308,9 +308,15 @@ def test_real_scheduler_and_workers_on_loopback_survive_a_killed_worker(data, tm
         )
         assert killed.is_set() and workers[0].wait(10) is not None
         assert list(table["status"]) == ["ok"] * 5
+        pids = []
         for r in OK_REGIONS:
-            assert (out / "regions" / r / "done.json").exists()
+            done = json.loads((out / "regions" / r / "done.json").read_text(encoding="utf-8"))
+            pids.append(done["worker"]["pid"])
             assert (out / "regions" / r / "map.html").exists()
+        # at most the first region finished on the killed worker; the survivor did the rest,
+        # including whatever the killed worker held when it died
+        assert pids.count(workers[0].pid) <= 1
+        assert pids.count(workers[1].pid) >= len(OK_REGIONS) - 1
     finally:
         for p in reversed(procs):
             if p.poll() is None:
