@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench_scoring.py
 	$(BIN)/python scripts/bench_inputs.py
 	$(BIN)/python scripts/bench_batch.py
+	$(BIN)/python scripts/bench_grids.py
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .lifecircle_cache out
