@@ -67,9 +67,8 @@ from lifecircle.io import (
 )
 from lifecircle.maps import write_candidates_map, write_grids_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
-from lifecircle.report import CoverageReport, build_report
-from lifecircle.roads import DEFAULT_TOLERANCE_M, merge_road_lines, read_road_lines
 from lifecircle.report import CoverageReport, build_report, grids_report_html
+from lifecircle.roads import DEFAULT_TOLERANCE_M, merge_road_lines, read_road_lines
 from lifecircle.routing import RoutingGraph
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
