@@ -20,10 +20,10 @@ import pytest
 from shapely.geometry import box
 
 import lifecircle as lc
-from lifecircle.batch import parse_scheduler, read_regions, run_batch
+from lifecircle.batch import RegionTask, parse_scheduler, read_regions, run_batch, run_region
 from lifecircle.cli import main
 from lifecircle.datasets import write_grid_pbf
-from lifecircle.errors import InputError
+from lifecircle.errors import InputError, NetworkError
 from lifecircle.maps import external_references
 from lifecircle.units import assign_units
 
@@ -394,3 +394,36 @@ def test_bad_batch_inputs(data, tmp_path):
     with pytest.raises(InputError, match=r"missing\.osm\.pbf does not exist"):
         run_batch(data / "regions.geojson", **args)
     assert not (tmp_path / "o2").exists()  # nothing written before the inputs are checked
+
+
+def test_run_region_is_atomic_in_process(local_run, tmp_path):
+    """The task itself (run here, in this process): outputs appear whole or not at all."""
+    out0, _ = local_run
+    inputs = out0 / "_inputs"
+
+    def task(r: str, out: Path) -> RegionTask:
+        return RegionTask(
+            region_id=r,
+            name=r,
+            network=str(next((inputs / r).glob("network.*.osm.pbf"))),
+            facilities=str(inputs / r / "facilities.csv"),
+            residents=str(inputs / r / "residents.csv"),
+            out_dir=str(out),
+            fingerprint="f1",
+            options={"standard": "gb50180", "maps": False},
+        )
+
+    out = tmp_path / "regions" / "B"
+    row = run_region(task("B", out))
+    done = json.loads((out / "done.json").read_text(encoding="utf-8"))
+    assert done["fingerprint"] == "f1" and done["row"] == row
+    assert done["worker"]["peak_rss_mb"] > 0 and done["worker"]["cpu_seconds"] > 0
+    ref = pd.read_csv(out0 / "regions" / "B" / "residents.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(out / "residents.csv"), ref)
+    # a second run replaces the folder as a whole; a failing one leaves nothing behind
+    (out / "stale.txt").write_text("old", encoding="utf-8")
+    run_region(task("B", out))
+    assert not (out / "stale.txt").exists()
+    with pytest.raises(NetworkError, match="no highway"):
+        run_region(task("X", tmp_path / "regions" / "X"))
+    assert sorted(p.name for p in (tmp_path / "regions").iterdir()) == ["B"]
