@@ -34,6 +34,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -493,96 +494,157 @@ def run_batch(
             ", ".join(too_far),
             clip_buffer_m,
         )
-    fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
-    res = read_points(residents, "residents", crs=residents_crs)
-    t_read = time.perf_counter()
+    # start the Dask workers now, in the background, while the inputs are prepared
+    pool: ThreadPoolExecutor | None = None
+    pending: Future[Client] | None = None
+    if client is None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
+        pending = pool.submit(_start_client, scheduler, memory_per_worker)
+    try:
+        fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
+        res = read_points(residents, "residents", crs=residents_crs)
+        t_read = time.perf_counter()
 
-    net_src = Path(network)
-    if not net_src.exists():
-        raise InputError(f"network file {net_src} does not exist; give the .osm.pbf with --network")
-    work = out_dir / "_inputs"
-    work.mkdir(parents=True, exist_ok=True)
-    (out_dir / "regions").mkdir(parents=True, exist_ok=True)
-    ids = reg["region_id"].tolist()
-    geoms = list(reg.geometry)
-
-    # 1. one pass over the big extract for every region whose clip is not cached yet
-    clip_keys = {
-        r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
-        for r, g in zip(ids, geoms, strict=True)
-    }
-    net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
-    todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-    if todo:
-        extract_regions(
-            net_src,
-            todo,
-            {r: net_paths[r] for r in todo},
-            buffer_m=clip_buffer_m,
-            modes=modes,
-            node_index=node_index,
-        )
-
-    t_clip = time.perf_counter()
-
-    # 2. residents: each in exactly one region; facilities: within the buffered region
-    res_frame = res.frame
-    region_of = assign_units(res_frame["lon"], res_frame["lat"], geoms)
-    outside = res_frame[region_of < 0]
-    areas = [buffer_geometry_m(g, clip_buffer_m) for g in geoms]
-    fac_frame = fac.frame
-    fi, ai = shapely.STRtree(np.asarray(areas, dtype=object)).query(
-        shapely.points(fac_frame["lon"].to_numpy(float), fac_frame["lat"].to_numpy(float)),
-        predicate="intersects",
-    )
-    options: dict[str, Any] = {
-        "standard": str(standard) if standard is not None else None,
-        "mode": mode,
-        "max_snap_m": max_snap_m,
-        "network_crs": network_crs,
-        "units": [str(Path(u).resolve()) for u in units],
-        "upper_tiers_count": upper_tiers_count,
-        "limit_m": limit_m,
-        "lang": lang,
-        "maps": maps,
-        "version": BATCH_VERSION,
-    }
-    res_cols = ["id", "lon", "lat", "population", "elderly", "children"]
-    fac_cols = ["id", "name", "tier", "lon", "lat", "capacity"]
-    # rows of each region without a pass over all rows per region (stable: file order kept)
-    res_order = np.argsort(region_of, kind="stable")
-    res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
-    fac_order = np.lexsort((fi, ai))
-    fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
-    tasks: list[RegionTask] = []
-    for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
-        fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
-        fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
-        _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
-        _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
-        h = hashlib.sha256(clip_keys[r].encode())
-        _hash_file(h, fpath)
-        _hash_file(h, rpath)
-        h.update(json.dumps(options, sort_keys=True, default=str).encode())
-        for u in units:
-            _hash_file(h, Path(u))
-        tasks.append(
-            RegionTask(
-                region_id=r,
-                name=str(name),
-                network=str(net_paths[r]),
-                facilities=str(fpath),
-                residents=str(rpath),
-                out_dir=str(out_dir / "regions" / r),
-                fingerprint=h.hexdigest()[:20],
-                options=options,
+        net_src = Path(network)
+        if not net_src.exists():
+            raise InputError(
+                f"network file {net_src} does not exist; give the .osm.pbf with --network"
             )
+        work = out_dir / "_inputs"
+        work.mkdir(parents=True, exist_ok=True)
+        (out_dir / "regions").mkdir(parents=True, exist_ok=True)
+        ids = reg["region_id"].tolist()
+        geoms = list(reg.geometry)
+
+        # 1. one pass over the big extract for every region whose clip is not cached yet
+        clip_keys = {
+            r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
+            for r, g in zip(ids, geoms, strict=True)
+        }
+        net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
+        todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+        if todo:
+            extract_regions(
+                net_src,
+                todo,
+                {r: net_paths[r] for r in todo},
+                buffer_m=clip_buffer_m,
+                modes=modes,
+                node_index=node_index,
+            )
+
+        t_clip = time.perf_counter()
+
+        # 2. residents: each in exactly one region; facilities: within the buffered region
+        res_frame = res.frame
+        region_of = assign_units(res_frame["lon"], res_frame["lat"], geoms)
+        outside = res_frame[region_of < 0]
+        areas = [buffer_geometry_m(g, clip_buffer_m) for g in geoms]
+        fac_frame = fac.frame
+        fi, ai = shapely.STRtree(np.asarray(areas, dtype=object)).query(
+            shapely.points(fac_frame["lon"].to_numpy(float), fac_frame["lat"].to_numpy(float)),
+            predicate="intersects",
+        )
+        options: dict[str, Any] = {
+            "standard": str(standard) if standard is not None else None,
+            "mode": mode,
+            "max_snap_m": max_snap_m,
+            "network_crs": network_crs,
+            "units": [str(Path(u).resolve()) for u in units],
+            "upper_tiers_count": upper_tiers_count,
+            "limit_m": limit_m,
+            "lang": lang,
+            "maps": maps,
+            "version": BATCH_VERSION,
+        }
+        res_cols = ["id", "lon", "lat", "population", "elderly", "children"]
+        fac_cols = ["id", "name", "tier", "lon", "lat", "capacity"]
+        # rows of each region without a pass over all rows per region (stable: file order kept)
+        res_order = np.argsort(region_of, kind="stable")
+        res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
+        fac_order = np.lexsort((fi, ai))
+        fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
+        tasks: list[RegionTask] = []
+        for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
+            fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
+            fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
+            _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
+            _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
+            h = hashlib.sha256(clip_keys[r].encode())
+            _hash_file(h, fpath)
+            _hash_file(h, rpath)
+            h.update(json.dumps(options, sort_keys=True, default=str).encode())
+            for u in units:
+                _hash_file(h, Path(u))
+            tasks.append(
+                RegionTask(
+                    region_id=r,
+                    name=str(name),
+                    network=str(net_paths[r]),
+                    facilities=str(fpath),
+                    residents=str(rpath),
+                    out_dir=str(out_dir / "regions" / r),
+                    fingerprint=h.hexdigest()[:20],
+                    options=options,
+                )
+            )
+
+        # 3. resume: skip regions done with the same fingerprint
+        rows, status, run_now = _done_regions(tasks, resume, on_region_done)
+        reasons: dict[str, str] = {}
+        for pattern in (".*.tmp-*", ".*.old-*"):
+            for stale in (out_dir / "regions").glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
+        logger.info(
+            "batch: %d region(s), %d to run, %d already done",
+            len(tasks),
+            len(run_now),
+            len(tasks) - len(run_now),
         )
 
-    # 3. resume: skip regions done with the same fingerprint
+        # 4. one Dask task per region
+        t_run = time.perf_counter()
+        if run_now:
+            _submit(
+                run_now,
+                client if client is not None else pending.result(),  # type: ignore[union-attr]
+                retries,
+                progress,
+                rows,
+                status,
+                reasons,
+                on_region_done,
+                echo,
+            )
+
+        # 5. results
+        timings = {
+            "prepare": t_run - t_start,
+            "prepare_read_inputs": t_read - t_start,
+            "prepare_clip": t_clip - t_read,
+            "prepare_split": t_run - t_clip,
+            "run": time.perf_counter() - t_run,
+        }
+        table = _results_table(reg, std, rows, status, reasons)
+        _write_results(
+            out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
+        )
+        return table
+    finally:
+        if pending is not None and pool is not None:
+            try:
+                _close_client(pending.result())
+            except Exception:
+                logger.debug("Dask client did not start", exc_info=True)
+            pool.shutdown()
+
+
+def _done_regions(
+    tasks: list[RegionTask], resume: bool, on_region_done: Callable[[str, str], None] | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[RegionTask]]:
+    """Rows and status of the regions already done (with ``resume``), and the tasks to run."""
     rows: dict[str, dict[str, Any]] = {}
     status: dict[str, str] = {}
-    reasons: dict[str, str] = {}
     run_now: list[RegionTask] = []
     for task in tasks:
         done = Path(task.out_dir) / DONE_FILE
@@ -598,53 +660,12 @@ def run_batch(
                     on_region_done(task.region_id, "skipped")
                 continue
         run_now.append(task)
-    for pattern in (".*.tmp-*", ".*.old-*"):
-        for stale in (out_dir / "regions").glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
-    logger.info(
-        "batch: %d region(s), %d to run, %d already done",
-        len(tasks),
-        len(run_now),
-        len(tasks) - len(run_now),
-    )
-
-    # 4. one Dask task per region
-    t_run = time.perf_counter()
-    if run_now:
-        _submit(
-            run_now,
-            scheduler,
-            client,
-            memory_per_worker,
-            retries,
-            progress,
-            rows,
-            status,
-            reasons,
-            on_region_done,
-            echo,
-        )
-
-    # 5. results
-    timings = {
-        "prepare": t_run - t_start,
-        "prepare_read_inputs": t_read - t_start,
-        "prepare_clip": t_clip - t_read,
-        "prepare_split": t_run - t_clip,
-        "run": time.perf_counter() - t_run,
-    }
-    table = _results_table(reg, std, rows, status, reasons)
-    _write_results(
-        out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
-    )
-    return table
+    return rows, status, run_now
 
 
 def _submit(
     tasks: list[RegionTask],
-    scheduler: str,
-    client: Client | None,
-    memory_per_worker: str,
+    cl: Client,
     retries: int,
     progress: bool,
     rows: dict[str, dict[str, Any]],
@@ -655,56 +676,67 @@ def _submit(
 ) -> None:
     from distributed import as_completed
 
-    own = client is None
-    cl = client if client is not None else _client(scheduler, memory_per_worker)
-    try:
-        link = getattr(cl, "dashboard_link", None)
-        if link and cl.scheduler_info().get("services", {}).get("dashboard"):
-            logger.info("Dask dashboard: %s", link)
-            if echo is not None:
-                echo(f"Dask dashboard: {link}")
-        n_workers = len(cl.scheduler_info().get("workers", {}))
-        logger.info("batch: %d task(s) on %d Dask worker(s)", len(tasks), n_workers)
-        futures = [
-            cl.submit(
-                run_region,
-                t,
-                key=f"region-{t.region_id}-{uuid.uuid4().hex[:6]}",
-                retries=retries,
-                pure=False,
-            )
-            for t in tasks
-        ]
-        region_of = {f.key: t.region_id for f, t in zip(futures, tasks, strict=True)}
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    link = getattr(cl, "dashboard_link", None)
+    if link and cl.scheduler_info().get("services", {}).get("dashboard"):
+        logger.info("Dask dashboard: %s", link)
+        if echo is not None:
+            echo(f"Dask dashboard: {link}")
+    n_workers = len(cl.scheduler_info().get("workers", {}))
+    logger.info("batch: %d task(s) on %d Dask worker(s)", len(tasks), n_workers)
+    futures = [
+        cl.submit(
+            run_region,
+            t,
+            key=f"region-{t.region_id}-{uuid.uuid4().hex[:6]}",
+            retries=retries,
+            pure=False,
+        )
+        for t in tasks
+    ]
+    region_of = {f.key: t.region_id for f, t in zip(futures, tasks, strict=True)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(tasks), unit="region", desc="regions")
-        try:
-            for fut in as_completed(futures):
-                r = region_of[fut.key]
-                if fut.status == "finished":
-                    rows[r] = fut.result()
-                    status[r] = "ok"
-                else:
-                    exc = fut.exception()
-                    reasons[r] = _reason(exc)
-                    status[r] = "failed"
-                    logger.warning("region %s failed: %s", r, reasons[r])
-                if bar is not None:
-                    bar.update(1)
-                if on_region_done:
-                    on_region_done(r, status[r])
-        finally:
+        bar = tqdm(total=len(tasks), unit="region", desc="regions")
+    try:
+        for fut in as_completed(futures):
+            r = region_of[fut.key]
+            if fut.status == "finished":
+                rows[r] = fut.result()
+                status[r] = "ok"
+            else:
+                exc = fut.exception()
+                reasons[r] = _reason(exc)
+                status[r] = "failed"
+                logger.warning("region %s failed: %s", r, reasons[r])
             if bar is not None:
-                bar.close()
+                bar.update(1)
+            if on_region_done:
+                on_region_done(r, status[r])
     finally:
-        if own:
-            cluster = getattr(cl, "cluster", None)
-            cl.close()
-            if cluster is not None:
-                cluster.close()
+        if bar is not None:
+            bar.close()
+
+
+async def _warm_up() -> bool:
+    """Nothing: unpickling this function on a worker imports ``lifecircle.batch`` and with it
+    everything a region task needs, while the client prepares the inputs."""
+    return True
+
+
+def _start_client(scheduler: str, memory_per_worker: str) -> Client:
+    """Connect or start the cluster and let the workers import lifecircle in the background."""
+    cl = _client(scheduler, memory_per_worker)
+    cl.run(_warm_up, wait=False)
+    return cl
+
+
+def _close_client(cl: Client) -> None:
+    cluster = getattr(cl, "cluster", None)
+    cl.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _reason(exc: BaseException | None) -> str:
