@@ -303,6 +303,11 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
         dashboard: str | None = ":0"
     except ImportError:
         dashboard = None
+    import dask
+
+    # the workers' statistical profiler samples every thread's stack every 10 ms while holding
+    # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
+    dask.config.set({"distributed.worker.profile.enabled": False})
     cluster = LocalCluster(
         n_workers=int(arg),
         threads_per_worker=1,
