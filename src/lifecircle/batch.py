@@ -307,15 +307,15 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
 
     # the workers' statistical profiler samples every thread's stack every 10 ms while holding
     # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
-    dask.config.set({"distributed.worker.profile.enabled": False})
-    cluster = LocalCluster(
-        n_workers=int(arg),
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=memory_per_worker,
-        dashboard_address=dashboard,
-        silence_logs=logging.CRITICAL,
-    )
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(
+            n_workers=int(arg),
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_per_worker,
+            dashboard_address=dashboard,
+            silence_logs=logging.CRITICAL,
+        )
     return Client(cluster)
 
 
