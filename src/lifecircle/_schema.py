@@ -25,6 +25,7 @@ _TYPES: Final[dict[str, tuple[type, ...]]] = {
     "integer": (int,),
     "boolean": (bool,),
     "band": (str, list),
+    "list": (list,),
 }
 
 
@@ -35,8 +36,8 @@ class Key:
     Attributes
     ----------
     name : str
-    type : {"string", "number", "integer", "boolean", "band"}
-        (``band``: a ``"lo-hi"`` string or a two-number array)
+    type : {"string", "number", "integer", "boolean", "band", "list"}
+        (``band``: a ``"lo-hi"`` string or a two-number array; ``list``: an array)
     doc : str
         What it means (with its unit).
     required : bool
@@ -167,6 +168,27 @@ SCENARIO: Final = Schema(
             (
                 Key("path", "string", ".csv, .xlsx, .geojson or .gpkg file", required=True),
                 Key("crs", "string", _CRS_DOC),
+            ),
+        ),
+        Section(
+            "batch",
+            "many regions at once (`lifecircle batch`)",
+            (
+                Key("regions", "string", "region polygons file (one analysis per polygon)"),
+                Key("region_id", "string", "region id column"),
+                Key("region_name", "string", "region name column"),
+                Key("regions_crs", "string", _CRS_DOC),
+                Key("only", "list", "run just these region ids"),
+                Key(
+                    "clip_buffer_m",
+                    "number",
+                    "buffer around each region, metres (default 2000)",
+                    minimum=0,
+                    maximum=100_000,
+                ),
+                Key("scheduler", "string", "Dask scheduler: local, local:N or tcp://host:port"),
+                Key("memory_per_worker", "string", "memory limit of each local worker, e.g. 4GB"),
+                Key("retries", "integer", "extra attempts of a failing region", minimum=0),
             ),
         ),
         Section(
