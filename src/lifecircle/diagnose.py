@@ -13,7 +13,9 @@ one-line diagnosis found by trying what usually went wrong on the rejected point
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +58,21 @@ class UsedShare:
         return self.used / self.total if self.total > 0 else 1.0
 
 
-def used_shares(table: PointTable) -> list[UsedShare]:
+def used_shares(table: PointTable, ignore_reasons: Sequence[str] = ()) -> list[UsedShare]:
     """Used shares of a table: residents by people (rows when no population is known);
-    facilities as a whole and per tier."""
+    facilities as a whole and per tier. Rows rejected for ``ignore_reasons`` are left out of
+    the totals (e.g. rows outside a network clipped to a region, on purpose)."""
+    if ignore_reasons and len(table.rejects):
+        keep = ~table.rejects["reason"].isin(list(ignore_reasons)).to_numpy()
+        vals0 = table.rejected_values
+        table = dataclasses.replace(
+            table,
+            rejects=table.rejects.loc[keep].reset_index(drop=True),
+            n_input=len(table.frame) + int(keep.sum()),
+            rejected_values=None
+            if vals0 is None or len(vals0) != len(keep)
+            else vals0.loc[keep].reset_index(drop=True),
+        )
     vals = table.rejected_values
     if vals is None or len(vals) != len(table.rejects):
         vals = pd.DataFrame(
@@ -195,6 +209,7 @@ def check_used_shares(
     margin_m: float,
     min_used_share: float = DEFAULT_MIN_USED_SHARE,
     max_rejects: int | None = None,
+    ignore_reasons: Sequence[str] = (),
 ) -> None:
     """Raise when too little of an input is usable for the result to be right.
 
@@ -210,6 +225,9 @@ def check_used_shares(
         Smallest usable share of each facility tier and of people, 0..1 (default 0.5).
     max_rejects : int, optional
         Most rejected rows allowed over all inputs (``--max-rejects``; 0 for ``--strict``).
+    ignore_reasons : sequence of str
+        Reject reasons that do not count against ``min_used_share`` (``outside_network_area``
+        when the network was clipped to a region: rows beyond it are left out on purpose).
 
     Raises
     ------
@@ -227,7 +245,7 @@ def check_used_shares(
             rejects,
         )
     for t in tables:
-        for u in used_shares(t):
+        for u in used_shares(t, ignore_reasons):
             if u.share < min_used_share:
                 logger.debug("%s: %s of %s used", u.what, u.used, u.total)
                 raise RejectThresholdError(

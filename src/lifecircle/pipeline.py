@@ -312,6 +312,8 @@ def load_inputs(
         margin_m=snap,
         min_used_share=min_used_share,
         max_rejects=max_rejects,
+        # a clipped network leaves out, on purpose, the rows beyond the region
+        ignore_reasons=("outside_network_area",) if clip is not None else (),
     )
     unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
     unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
