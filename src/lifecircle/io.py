@@ -32,9 +32,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from lifecircle._tables import read_raw_table, read_vector
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import normalize_crs_name, to_wgs84
 from lifecircle.errors import CRSError, InputError
+from lifecircle.tier_rules import TierRules
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,13 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "elderly": ("elderly", "老年人口", "老人", "pop_65plus", "aged"),
     "children": ("children", "儿童", "少儿人口", "pop_0_14"),
     "capacity": ("capacity", "容量", "服务能力"),
+    "location": ("location", "经纬度", "坐标", "lnglat"),
+    "poi_type": ("type", "类型", "poi_type", "category"),
+    "typecode": ("typecode", "type_code", "类型编码", "分类编码"),
 }
+
+#: Metres within which two facilities of the same name are one POI listed twice.
+DUPLICATE_LOCATION_M: Final = 10.0
 
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "facilities": ("id", "tier"),
@@ -147,63 +155,23 @@ def empty_rejects() -> pd.DataFrame:
 # -- reading raw tables -------------------------------------------------------------------
 
 
-def _count_comment_lines(path: Path) -> int:
-    n = 0
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                n += 1
-            else:
-                break
-    return n
-
-
 def read_table(
-    path: str | Path, *, layer: str | None = None
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, Any]:
     """Read a table file; return (data frame of strings/values, user row numbers, geometry or None).
 
     CSV is read with every column as text (so ``"007"`` ids survive and bad numbers can be
-    reported rather than guessed); XLSX through openpyxl; GeoJSON/GeoPackage through pyogrio.
+    reported rather than guessed), its encoding detected (UTF-8, UTF-8 with BOM, GB18030) unless
+    ``encoding`` is given; XLSX through openpyxl (``sheet`` a name or a number from 1, title rows
+    above the header skipped); GeoJSON/GeoPackage/Shapefile through pyogrio (a Shapefile without
+    ``.cpg`` whose text is not UTF-8 is read as GB18030). See :mod:`lifecircle._tables`.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input file {p} does not exist")
-    suffix = (
-        "".join(p.suffixes[-2:]).lower() if p.name.lower().endswith(".csv.gz") else p.suffix.lower()
-    )
-    try:
-        if suffix in (".csv", ".txt", ".csv.gz", ".tsv"):
-            skip = _count_comment_lines(p) if suffix != ".csv.gz" else 0
-            sep = "\t" if suffix == ".tsv" else ","
-            df = pd.read_csv(
-                p,
-                dtype=str,
-                keep_default_na=False,
-                skiprows=skip,
-                sep=sep,
-                encoding="utf-8-sig",
-                skipinitialspace=True,
-            )
-            rows = np.arange(len(df)) + 2 + skip
-            return df, rows, None
-        if suffix in (".xlsx", ".xlsm", ".xls"):
-            df = pd.read_excel(p, dtype=object, sheet_name=layer or 0)
-            return df, np.arange(len(df)) + 2, None
-        if suffix in (".geojson", ".json", ".gpkg", ".shp", ".fgb"):
-            import geopandas as gpd
-
-            gdf = gpd.read_file(p, layer=layer) if layer else gpd.read_file(p)
-            geom = gdf.geometry
-            df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-            return df, np.arange(len(df)) + 1, geom
-    except InputError:
-        raise
-    except Exception as exc:  # pandas/pyogrio raise many kinds
-        raise InputError(
-            f"cannot read {p}: {exc}. Is it a valid {suffix or 'table'} file?"
-        ) from exc
-    raise InputError(f"{p}: unknown file type {suffix!r}; use .csv, .xlsx, .geojson or .gpkg")
+    raw = read_raw_table(path, layer=layer, sheet=sheet, encoding=encoding)
+    return raw.frame, raw.rows, raw.geometry
 
 
 def _find_columns(
@@ -211,13 +179,21 @@ def _find_columns(
 ) -> dict[str, str]:
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, str] = {}
+    unknown = sorted(set(overrides or {}) - set(_ALIASES))
+    if unknown:
+        raise InputError(
+            f"{path}: --columns names unknown field(s) {', '.join(unknown)}; the fields are "
+            f"{', '.join(_ALIASES)}"
+        )
     for canon, aliases in _ALIASES.items():
         if overrides and canon in overrides:
             col = overrides[canon]
             if col not in df.columns:
+                col = lower.get(str(col).strip().lower(), col)
+            if col not in df.columns:
                 raise InputError(
-                    f"{path}: column {col!r} (given for {canon}) not found; columns are "
-                    f"{', '.join(map(str, df.columns))}"
+                    f"{path}: column {col!r} (given for {canon} with --columns or a scenario "
+                    f"'columns' table) not found; columns are {', '.join(map(str, df.columns))}"
                 )
             found[canon] = col
             continue
@@ -308,7 +284,12 @@ _Flag = Callable[[np.ndarray, str, Any], None]
 
 
 def _open_points(
-    path: str | Path | pd.DataFrame, kind: Kind, crs: str | None, layer: str | None
+    path: str | Path | pd.DataFrame,
+    kind: Kind,
+    crs: str | None,
+    layer: str | None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, NDArray[np.int64], Any, str, str]:
     """The raw input as (table, user row numbers, geometry or None, CRS name, source label)."""
     if isinstance(path, pd.DataFrame):
@@ -320,7 +301,7 @@ def _open_points(
             crs_name = normalize_crs_name(crs or "wgs84")
         except CRSError as exc:
             raise CRSError(f"{src}: {exc}") from None
-        df, rows, geom = read_table(Path(path), layer=layer)
+        df, rows, geom = read_table(Path(path), layer=layer, sheet=sheet, encoding=encoding)
     return df, rows, geom, crs_name, src
 
 
@@ -332,23 +313,34 @@ def _point_columns(
     geom: Any,
     in_memory: bool,
     standard: ServiceStandard | None,
+    tier_rules: TierRules | None = None,
 ) -> tuple[dict[str, str], bool]:
     """The columns found and whether lon/lat columns exist; raises if a required one is missing."""
     cols = _find_columns(df, src, kind, columns)
     if geom is not None and in_memory:
         cols.pop("lon", None)  # a GeoDataFrame's geometry wins over lon/lat-like columns
         cols.pop("lat", None)
-    missing = [c for c in _REQUIRED[kind] if c not in cols]
+        cols.pop("location", None)
+    required = [c for c in _REQUIRED[kind] if not (c == "tier" and tier_rules)]
+    missing = [c for c in required if c not in cols]
     if kind == "facilities" and standard is None:
         raise InputError("reading facilities needs the service standard to resolve tiers")
-    has_xy = "lon" in cols and "lat" in cols
+    has_xy = ("lon" in cols and "lat" in cols) or ("location" in cols and geom is None)
     if not has_xy and geom is None:
         missing += [c for c in ("lon", "lat") if c not in cols]
     if missing:
+        example = {"id": "编号", "tier": "类别", "population": "常住人口", "lon": "经度"}
+        hint = (
+            f"columns={{'{missing[0]}': ...}}"
+            if in_memory
+            else f"--columns {kind}:{missing[0]}={example.get(missing[0], 'COLUMN')} or "
+            f'columns = {{{missing[0]} = "..."}} in the scenario\'s [{kind}] section'
+        )
+        if kind == "facilities" and "tier" in missing:
+            hint += "; for a POI export, map types and names to tiers with --tier-rules FILE"
         raise InputError(
             f"{src}: missing required column(s) {', '.join(missing)}; found "
-            f"{', '.join(map(str, df.columns))}. Rename the columns or pass them explicitly "
-            f"(e.g. --columns population=常住人口)"
+            f"{', '.join(map(str, df.columns))}. Rename the columns or name them: {hint}"
         )
     return cols, has_xy
 
@@ -363,10 +355,17 @@ def _point_coordinates(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Raw lon/lat (from the columns or the geometry), flagging missing ones, and the CRS name."""
     if has_xy:
-        lon, lon_blank = _numeric(df[cols["lon"]])
-        lat, lat_blank = _numeric(df[cols["lat"]])
-        raw_lon = df[cols["lon"]].astype(str).to_numpy()
-        raw_lat = df[cols["lat"]].astype(str).to_numpy()
+        if "lon" in cols and "lat" in cols:
+            lon_col, lat_col = df[cols["lon"]], df[cols["lat"]]
+        else:  # Amap/Baidu exports: one "lng,lat" column
+            loc = df[cols["location"]].astype(object).where(~df[cols["location"]].isna(), "")
+            parts = loc.astype(str).str.strip().str.split(r"\s*[,，]\s*", n=1, regex=True)
+            lon_col = parts.str[0].fillna("")
+            lat_col = parts.str[1].fillna("")
+        lon, lon_blank = _numeric(lon_col)
+        lat, lat_blank = _numeric(lat_col)
+        raw_lon = lon_col.astype(str).to_numpy()
+        raw_lat = lat_col.astype(str).to_numpy()
         flag(
             lon_blank | lat_blank,
             "missing_coordinates",
@@ -431,6 +430,45 @@ def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag)
     )
 
 
+def _flag_duplicate_locations(
+    out: pd.DataFrame, good: np.ndarray, within_m: float, flag: _Flag
+) -> None:
+    """Flag a facility with the same name as an earlier row within ``within_m`` metres."""
+    from scipy.spatial import cKDTree
+
+    idx = np.flatnonzero(good)
+    lon = out["lon"].to_numpy(float)[idx]
+    lat = out["lat"].to_numpy(float)[idx]
+    # local equirectangular metres: exact enough for a few metres
+    r_m = 6_371_008.8
+    x = np.radians(lon) * r_m * np.cos(np.radians(np.nanmean(lat)))
+    y = np.radians(lat) * r_m
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(within_m, output_type="ndarray")
+    if len(pairs) == 0:
+        return
+    names = out["name"].to_numpy(object)[idx]
+    a, b = pairs.min(axis=1), pairs.max(axis=1)  # a is the earlier row
+    same = (names[a] == names[b]) & (np.char.str_len(names[a].astype(str)) > 0)
+    a, b = a[same], b[same]
+    if len(b) == 0:
+        return
+    order = np.lexsort((a, b))  # for each later row, its earliest twin
+    b, a = b[order], a[order]
+    first = np.unique(b, return_index=True)[1]
+    later, twin = b[first], a[first]
+    dist = np.hypot(x[later] - x[twin], y[later] - y[twin])
+    mask = np.zeros(len(out), dtype=bool)
+    mask[idx[later]] = True
+    details = np.full(len(out), "", dtype=object)
+    rows = out["row"].to_numpy()
+    details[idx[later]] = [
+        f"same name {names[t]!r} as row {rows[idx[t]]}, {d:.1f} m away (within "
+        f"{within_m:g} m): the export lists one site twice; keep one row"
+        for t, d in zip(twin, dist, strict=True)
+    ]
+    flag(mask, "duplicate_location", details)
+
+
 def _tier_column(
     df: pd.DataFrame,
     cols: dict[str, str],
@@ -438,9 +476,35 @@ def _tier_column(
     standard: ServiceStandard | None,
     out: pd.DataFrame,
     flag: _Flag,
+    tier_rules: TierRules | None = None,
 ) -> None:
     """Set ``out["tier"]`` to the tier keys, flagging tiers the standard does not know."""
     assert standard is not None or kind == "candidates"
+    if tier_rules is not None:
+        blank = pd.Series([""] * len(df), dtype=object)
+
+        def col(key: str) -> pd.Series:
+            return df[cols[key]].astype(object).reset_index(drop=True) if key in cols else blank
+
+        keys, rule = tier_rules.assign(col("name"), col("poi_type"), col("typecode"))
+        names, types, codes = (
+            col(k).astype(str).to_numpy() for k in ("name", "poi_type", "typecode")
+        )
+        flag(
+            keys == "",
+            "unknown_tier",
+            np.array(
+                [
+                    f"no rule of {tier_rules.path} matches name {a!r}, type {b!r}, typecode "
+                    f"{c!r}; add a rule for it or remove the row"
+                    for a, b, c in zip(names, types, codes, strict=True)
+                ],
+                dtype=object,
+            ),
+        )
+        out["tier"] = keys
+        out["tier_rule"] = rule
+        return
     raw_tier = df[cols["tier"]].astype(str).str.strip().to_numpy()
     if standard is not None:
         keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
@@ -541,6 +605,10 @@ def read_points(
     standard: ServiceStandard | None = None,
     columns: dict[str, str] | None = None,
     layer: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    tier_rules: TierRules | None = None,
+    duplicate_location_m: float = DUPLICATE_LOCATION_M,
 ) -> PointTable:
     """Read and validate facilities, residents or candidate sites.
 
@@ -562,7 +630,22 @@ def read_points(
     standard : ServiceStandard, optional
         Needed for facilities, to resolve tiers.
     columns : dict, optional
-        Explicit column names, e.g. ``{"population": "常住人口"}``.
+        Explicit column names, e.g. ``{"population": "常住人口"}``; the fields are ``id, name,
+        tier, lon, lat, population, elderly, children, capacity, location`` (one ``"lng,lat"``
+        column, as in Amap/Baidu exports), ``poi_type`` and ``typecode``.
+    layer : str, optional
+        Layer of a GeoPackage.
+    sheet : str or int, optional
+        Sheet of a workbook, a name or a number from 1 (default the first).
+    encoding : str, optional
+        Text encoding of a CSV or Shapefile; default detected (UTF-8, UTF-8 with BOM, GB18030).
+    tier_rules : TierRules, optional
+        Facilities only: assign tiers from type, typecode and name (see
+        :mod:`lifecircle.tier_rules`) instead of a tier column; the matched rule is kept in the
+        column ``tier_rule``; rows no rule matches are rejected ``unknown_tier``.
+    duplicate_location_m : float
+        Facilities only: a row with the same non-empty name as an earlier row within this many
+        metres is rejected ``duplicate_location`` (scraped POI exports list some sites twice).
 
     Returns
     -------
@@ -575,10 +658,11 @@ def read_points(
     CRSError
         If ``crs`` is unknown.
     """
-    df, rows, geom, crs_name, src = _open_points(path, kind, crs, layer)
+    df, rows, geom, crs_name, src = _open_points(path, kind, crs, layer, sheet, encoding)
     n = len(df)
     in_memory = isinstance(path, pd.DataFrame)
-    cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard)
+    rules = tier_rules if kind == "facilities" else None
+    cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard, rules)
 
     ids = df[cols["id"]].astype(object)
     id_str = ids.where(~ids.isna(), "").astype(str).str.strip()
@@ -622,7 +706,7 @@ def read_points(
         out["name"] = ""
 
     if kind == "facilities" or (kind == "candidates" and "tier" in cols):
-        _tier_column(df, cols, kind, standard, out, flag)
+        _tier_column(df, cols, kind, standard, out, flag, rules)
 
     if kind == "residents":
         _population_columns(df, cols, out, flag)
@@ -651,6 +735,9 @@ def read_points(
             good = reason == ""
     out["lon"] = wlon
     out["lat"] = wlat
+    if kind == "facilities" and "name" in cols and good.sum() > 1:
+        _flag_duplicate_locations(out, good, duplicate_location_m, flag)
+        good = reason == ""
     # keep the other input columns for the user's own reference
     used = set(cols.values())
     for c in df.columns:
@@ -735,7 +822,7 @@ def read_units(
         if not p.exists():
             raise InputError(f"units file {p} does not exist")
         try:
-            gdf = gpd.read_file(p)
+            gdf = read_vector(p)
         except Exception as exc:
             raise InputError(f"cannot read units file {p}: {exc}") from exc
         key = key or _singular(p.stem)
@@ -806,14 +893,13 @@ def _singular(word: str) -> str:
 
 def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:
     """Read a boundary file and return its union as one WGS84 shapely geometry."""
-    import geopandas as gpd
     import shapely
 
     p = Path(path)
     if not p.exists():
         raise InputError(f"boundary file {p} does not exist")
     try:
-        gdf = gpd.read_file(p)
+        gdf = read_vector(p)
     except Exception as exc:
         raise InputError(f"cannot read boundary file {p}: {exc}") from exc
     if gdf.crs is not None and gdf.crs.to_epsg() not in (4326, 4490):
