@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import NDArray
 
 from lifecircle._tables import read_raw_table, read_vector
@@ -69,6 +70,9 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "poi_type": ("type", "类型", "poi_type", "category"),
     "typecode": ("typecode", "type_code", "类型编码", "分类编码"),
 }
+
+#: The fields ``columns={...}`` / ``--columns`` can name.
+COLUMN_FIELDS: Final = tuple(_ALIASES)
 
 #: Metres within which two facilities of the same name are one POI listed twice.
 DUPLICATE_LOCATION_M: Final = 10.0
@@ -965,6 +969,16 @@ class Scenario:
     candidates: Path | None = None
     candidates_crs: str = "wgs84"
     max_snap_m: float | None = None
+    #: per input (``facilities``, ``residents``, ``candidates``): explicit column names
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: per input: the workbook sheet (name or number from 1)
+    sheets: dict[str, str] = field(default_factory=dict)
+    #: per input: the text encoding
+    encodings: dict[str, str] = field(default_factory=dict)
+    tier_rules: Path | None = None
+    population_table: Path | None = None
+    population_join: str | None = None
+    population_field: str | None = None
 
     def load_standard(self) -> ServiceStandard:
         """The scenario's service standard."""
@@ -1020,8 +1034,8 @@ def load_scenario(path: str | Path) -> Scenario:
         UnitSpec(
             key=u.get("key") or Path(u["path"]).stem,
             path=rel(u["path"]),  # type: ignore[arg-type]
-            id_field=u.get("id_field"),
-            name_field=u.get("name_field"),
+            id_field=u.get("id_field") or u.get("columns", {}).get("id"),
+            name_field=u.get("name_field") or u.get("columns", {}).get("name"),
             crs=u.get("crs", "wgs84"),
             label_zh=u.get("label_zh"),
             label_en=u.get("label_en"),
@@ -1030,6 +1044,25 @@ def load_scenario(path: str | Path) -> Scenario:
     )
     bounds = {k: rel(v) for k, v in data.get("boundaries", {}).items()}
     analysis = data.get("analysis", {})
+    columns: dict[str, dict[str, str]] = {}
+    sheets: dict[str, str] = {}
+    encodings: dict[str, str] = {}
+    for section in ("facilities", "residents", "candidates"):
+        sec = data.get(section, {})
+        cols = sec.get("columns", {})
+        if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+            raise InputError(
+                f"scenario file {p}: [{section}] columns must be a table of field = "
+                '"column name", e.g. columns = { population = "常住人口" }'
+            )
+        if cols:
+            columns[section] = dict(cols)
+        if "sheet" in sec:
+            sheets[section] = str(sec["sheet"])
+        if "encoding" in sec:
+            encodings[section] = str(sec["encoding"])
+    fac_sec = data["facilities"]
+    res_sec = data.get("residents", {})
     return Scenario(
         path=p,
         name=str(meta.get("name", p.stem)),
@@ -1048,4 +1081,296 @@ def load_scenario(path: str | Path) -> Scenario:
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),
+        columns=columns,
+        sheets=sheets,
+        encodings=encodings,
+        tier_rules=rel(fac_sec.get("tier_rules")),
+        population_table=rel(res_sec.get("population_table")),
+        population_join=res_sec.get("population_join"),
+        population_field=res_sec.get("population_field"),
     )
+
+
+# -- population areas (polygons with people, or polygons joined to a population table) --------
+
+
+@dataclass(frozen=True)
+class PopulationAreas:
+    """Polygons with a population, ready to be distributed along the streets.
+
+    Attributes
+    ----------
+    path : str
+        The polygon file.
+    crs : str
+        The coordinate system the polygons were converted from.
+    frame : geopandas.GeoDataFrame
+        The usable polygons in EPSG:4326: ``id``, ``row``, ``name``, ``population``,
+        ``elderly``, ``children`` (NaN when not given), ``geometry``.
+    rejects : pandas.DataFrame
+        Rejected polygons and population-table rows (``file`` says which).
+    counts : dict
+        ``{"polygons": {"input", "used", "rejected"}, "table_rows": {...}}`` (table rows only
+        with a population table); they reconcile.
+    """
+
+    path: str
+    crs: str
+    frame: Any
+    rejects: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+
+
+def parse_join(spec: str) -> tuple[str, str]:
+    """``"社区代码=community_id"`` -> ``("社区代码", "community_id")`` (table field, polygon field).
+
+    >>> parse_join("社区代码=community_id")
+    ('社区代码', 'community_id')
+    """
+    left, sep, right = spec.partition("=")
+    if not sep or not left.strip() or not right.strip():
+        raise InputError(
+            f"--population-join {spec!r}: expected TABLEFIELD=POLYGONFIELD, e.g. "
+            "--population-join 社区代码=community_id"
+        )
+    return left.strip(), right.strip()
+
+
+_NAME_SUFFIXES: Final = ("居民委员会", "村民委员会", "居委会", "村委会")
+
+
+def _join_key(values: pd.Series) -> pd.Series:
+    """Comparable join keys: text without spaces, ``123.0`` -> ``123``, committee suffixes off."""
+    s = (
+        values.astype(object)
+        .where(~values.isna(), "")
+        .astype(str)
+        .str.replace(r"\s+", "", regex=True)
+    )
+    s = s.str.replace(r"^(\d+)\.0$", r"\1", regex=True)
+    for suffix in _NAME_SUFFIXES:
+        s = s.str.removesuffix(suffix)
+    return s
+
+
+def _closest(value: str, choices: list[str]) -> str:
+    import difflib
+
+    best = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    return f"; closest: {best[0]!r}" if best else ""
+
+
+def _join_population_table(
+    df: pd.DataFrame,
+    rows: NDArray[np.int64],
+    src: str,
+    table: str | Path,
+    join: str,
+    field_name: str | None,
+    flag: _Flag,
+    *,
+    sheet: str | int | None,
+    encoding: str | None,
+    columns: dict[str, str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The polygons with the table's population columns joined; table rejects; counts."""
+    t_field, p_field = parse_join(join)
+    tdf, trows, _ = read_table(table, sheet=sheet, encoding=encoding)
+    tsrc = str(table)
+    if p_field not in df.columns:
+        raise InputError(
+            f"{src}: no column {p_field!r} to join the population table on (--population-join "
+            f"{t_field}={p_field}); columns are {', '.join(map(str, df.columns))}"
+        )
+    if t_field not in tdf.columns:
+        raise InputError(
+            f"{tsrc}: no column {t_field!r} to join on (--population-join {t_field}={p_field}); "
+            f"columns are {', '.join(map(str, tdf.columns))}"
+        )
+    overrides = {k: v for k, v in (columns or {}).items() if k in ("elderly", "children")}
+    if field_name:
+        overrides["population"] = field_name
+    tcols = _find_columns(tdf, tsrc, "residents", overrides)
+    if "population" not in tcols:
+        raise InputError(
+            f"{tsrc}: no population column; name it with --population-field (columns are "
+            f"{', '.join(map(str, tdf.columns))})"
+        )
+    tkey = _join_key(tdf[t_field])
+    pkey = _join_key(df[p_field])
+    n_t = len(tdf)
+    t_reason = np.full(n_t, "", dtype=object)
+    t_detail = np.full(n_t, "", dtype=object)
+    dup = tkey.duplicated(keep="first").to_numpy() & (tkey != "").to_numpy()
+    t_reason[dup] = "duplicate_id"
+    t_detail[dup] = [f"{t_field} {k!r} appears on an earlier row" for k in tkey[dup]]
+    poly_keys = set(pkey)
+    pchoices = sorted(k for k in poly_keys if k)
+    unmatched = (t_reason == "") & ~tkey.isin(poly_keys).to_numpy()
+    t_reason[unmatched] = "unmatched_population_row"
+    t_detail[unmatched] = [
+        f"no polygon of {src} has {p_field} = {k!r}{_closest(k, pchoices)}" for k in tkey[unmatched]
+    ]
+    good_t = t_reason == ""
+    lookup = pd.Series(np.flatnonzero(good_t), index=tkey[good_t].to_numpy())
+    pos = pkey.map(lookup)
+    missing = pos.isna().to_numpy()
+    tchoices = sorted(set(tkey[good_t]))
+    flag(
+        missing,
+        "no_population_row",
+        np.array(
+            [f"no row of {tsrc} has {t_field} = {k!r}{_closest(k, tchoices)}" for k in pkey],
+            dtype=object,
+        ),
+    )
+    idx = pos.fillna(0).astype(int).to_numpy()
+    out = df.copy()
+    for canon in ("population", "elderly", "children"):
+        if canon in tcols:
+            vals = tdf[tcols[canon]].to_numpy(object)[idx]
+            out[f"__{canon}"] = np.where(missing, "0", vals)
+    t_id = tkey.to_numpy()
+    t_rejects = (
+        pd.DataFrame(
+            {
+                "file": tsrc,
+                "row": trows[~good_t],
+                "id": t_id[~good_t],
+                "reason": t_reason[~good_t],
+                "detail": t_detail[~good_t],
+            }
+        )
+        if (~good_t).any()
+        else empty_rejects()
+    )
+    counts = {"input": n_t, "used": int(good_t.sum()), "rejected": int((~good_t).sum())}
+    return out, t_rejects, counts
+
+
+def read_population_areas(
+    path: str | Path | pd.DataFrame,
+    *,
+    crs: str | None = None,
+    columns: dict[str, str] | None = None,
+    layer: str | None = None,
+    encoding: str | None = None,
+    table: str | Path | None = None,
+    join: str | None = None,
+    population_field: str | None = None,
+    table_sheet: str | int | None = None,
+    table_encoding: str | None = None,
+) -> PopulationAreas:
+    """Read polygons with people (buildings, compounds, grid cells, communities, villages).
+
+    The population comes from the polygons' own column (``population`` or an alias, or
+    ``columns={"population": ...}``), or from a population table joined to them
+    (``table``, ``join="TABLEFIELD=POLYGONFIELD"``, ``population_field``), e.g. a census
+    spreadsheet keyed by community code or name; ``elderly``/``children`` columns come along.
+    Keys are compared as text without spaces, ``"123.0"`` as ``"123"``, and names without a
+    trailing 居民委员会/村民委员会/居委会/村委会.
+
+    Rejects: ``not_a_polygon``, the population reasons of :func:`read_points`
+    (``missing_population``…), ``no_population_row`` (a polygon no table row matches) and, for
+    table rows, ``unmatched_population_row`` (no polygon matches) and ``duplicate_id``; unmatched
+    ones name the closest key of the other side (difflib).
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read or a needed column is missing.
+    """
+    import geopandas as gpd
+
+    df, rows, geom, crs_name, src = _open_points(path, "residents", crs, layer, None, encoding)
+    if geom is None:
+        raise InputError(f"{src}: population areas need polygons (GeoJSON, GeoPackage, Shapefile)")
+    n = len(df)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray, code: str, text: Any) -> None:
+        new = mask & (reason == "")
+        reason[new] = code
+        if isinstance(text, np.ndarray | list | pd.Series):
+            detail[new] = np.asarray(text, dtype=object)[new]
+        else:
+            detail[new] = text
+
+    counts: dict[str, dict[str, int]] = {}
+    t_rejects = empty_rejects()
+    cols_in = dict(columns or {})
+    if table is not None:
+        if not join:
+            raise InputError(
+                "--population-table needs --population-join TABLEFIELD=POLYGONFIELD "
+                "(e.g. --population-join 社区代码=community_id)"
+            )
+        df, t_rejects, counts["table_rows"] = _join_population_table(
+            df,
+            rows,
+            src,
+            table,
+            join,
+            population_field,
+            flag,
+            sheet=table_sheet,
+            encoding=table_encoding,
+            columns=columns,
+        )
+        for canon in ("population", "elderly", "children"):
+            if f"__{canon}" in df.columns:
+                cols_in[canon] = f"__{canon}"
+    cols = _find_columns(df, src, "residents", cols_in)
+    if "population" not in cols:
+        raise InputError(
+            f"{src}: no population column; found {', '.join(map(str, df.columns))}. Name it "
+            "(--columns residents:population=常住人口) or join a table (--population-table FILE "
+            "--population-join TABLEFIELD=POLYGONFIELD --population-field FIELD)"
+        )
+    if "id" in cols:
+        id_str = _join_key(df[cols["id"]])
+    else:
+        id_str = pd.Series([str(r) for r in rows], dtype=object)
+    g = np.asarray(geom.values if hasattr(geom, "values") else geom)
+    bad_geom = shapely.is_missing(g) | ~np.isin(shapely.get_type_id(g), [3, 6])
+    flag(bad_geom, "not_a_polygon", "the feature is not a Polygon or MultiPolygon")
+    out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
+    out["name"] = (
+        df[cols["name"]].astype(object).where(~df[cols["name"]].isna(), "").astype(str).to_numpy()
+        if "name" in cols
+        else ""
+    )
+    _population_columns(df, cols, out, flag)
+    _flag_duplicate_ids(id_str, rows, flag)
+    good = reason == ""
+    g = np.where(good, g, None)  # type: ignore[call-overload]
+    file_crs = getattr(geom, "crs", None)
+    if crs_name in ("gcj02", "bd09"):
+        name = crs_name
+
+        def fn(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name))
+
+        g = shapely.transform(g, fn)
+    elif file_crs is not None and file_crs.to_epsg() not in (4326, 4490):
+        g = np.asarray(gpd.GeoSeries(g, crs=file_crs).to_crs(4326).values)
+    elif file_crs is None and crs_name not in ("wgs84", "cgcs2000"):
+        g = np.asarray(gpd.GeoSeries(g, crs=crs_name).to_crs(4326).values)
+    g = shapely.make_valid(g)
+    frame = gpd.GeoDataFrame(out.loc[good].reset_index(drop=True), geometry=g[good], crs=4326)
+    rejects = _rejects_frame(src, rows, id_str, reason, detail, good)
+    rejects = (
+        pd.concat([r for r in (rejects, t_rejects) if len(r)], ignore_index=True)
+        if (len(rejects) or len(t_rejects))
+        else empty_rejects()
+    )
+    counts["polygons"] = {"input": n, "used": int(good.sum()), "rejected": int((~good).sum())}
+    logger.info(
+        "%s: %d population area(s), %.0f people (%d rejected)",
+        src,
+        len(frame),
+        float(frame["population"].sum()),
+        int((~good).sum()),
+    )
+    return PopulationAreas(src, crs_name, frame, rejects, counts)

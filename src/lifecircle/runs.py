@@ -128,6 +128,12 @@ class Inputs:
     max_snap_m : float
     timings_s : dict
         Seconds per loading stage.
+    population : dict
+        How residents given as polygons or a raster were placed on the streets (counts, sums;
+        see :mod:`lifecircle.population`); empty for points.
+    read_options : dict
+        Per input kind, the ``columns``/``sheet``/``encoding`` it was read with (candidates read
+        later use them too).
     """
 
     standard: ServiceStandard
@@ -139,6 +145,8 @@ class Inputs:
     scenario: Scenario | None = None
     max_snap_m: float = DEFAULT_MAX_SNAP_M
     timings_s: dict[str, float] = field(default_factory=dict)
+    population: dict[str, Any] = field(default_factory=dict)
+    read_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def crs(self) -> str:
@@ -218,6 +226,7 @@ class CoverageRun:
             "tiers": tiers,
             "all_tiers": s["all_tiers"],
             "inputs": self.inputs.input_counts(),
+            **({"population_inputs": self.inputs.population} if self.inputs.population else {}),
             "networks": {m: n.summary() for m, n in self.inputs.networks.items()},
             "residents_off_network": s["residents_off_network"],
             "population_off_network": s["population_off_network"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lifecircle.errors import InputError
+from lifecircle.io import COLUMN_FIELDS
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.runs import Inputs
 
@@ -73,6 +74,94 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         "separately, the default)",
     )
     g.add_argument("--no-cache", action="store_true", help="do not use the network cache")
+    t = p.add_argument_group("reading the files (encodings, spreadsheets, POI exports, population)")
+    t.add_argument(
+        "--columns",
+        action="append",
+        default=[],
+        metavar="[KIND:]FIELD=COLUMN,...",
+        help="name the columns of an input, e.g. --columns residents:id=编号,population=常住人口 "
+        "(KIND: facilities, residents, candidates; without KIND for every input). Fields: "
+        f"{', '.join(COLUMN_FIELDS)}",
+    )
+    t.add_argument(
+        "--sheet",
+        action="append",
+        default=[],
+        metavar="[KIND:]NAME|N",
+        help="workbook sheet of an .xlsx input, by name or number from 1 (default the first)",
+    )
+    t.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="text encoding of CSV/Shapefile inputs, e.g. gb18030 or utf-8 (default: detected "
+        "per file: UTF-8, UTF-8 with BOM or GB18030)",
+    )
+    t.add_argument(
+        "--tier-rules",
+        metavar="FILE",
+        help="TOML rules giving each facility its tier from type/typecode/name (for Amap/Baidu "
+        "POI exports); unmatched rows are rejected unknown_tier",
+    )
+    t.add_argument(
+        "--population-table",
+        metavar="FILE",
+        help="population per community/village (CSV/XLSX) joined to the --residents polygons",
+    )
+    t.add_argument(
+        "--population-join",
+        metavar="TABLEFIELD=POLYGONFIELD",
+        help="join key of --population-table, e.g. 社区代码=community_id (code or name)",
+    )
+    t.add_argument(
+        "--population-field",
+        metavar="FIELD",
+        help="population column of --population-table, e.g. 常住人口 (default: detected)",
+    )
+
+
+_KINDS = ("facilities", "residents", "candidates")
+
+
+def _split_kind(value: str, option: str) -> tuple[str, str]:
+    kind, sep, rest = value.partition(":")
+    if sep and kind in _KINDS:
+        return kind, rest
+    if sep and "=" not in kind and option == "--columns":
+        raise InputError(
+            f"{option} {value!r}: {kind!r} is not an input; use one of {', '.join(_KINDS)}"
+        )
+    return "", value
+
+
+def parse_columns(values: list[str]) -> dict[str, dict[str, str]]:
+    """``["residents:id=编号,population=常住人口"]`` -> ``{"residents": {...}}``.
+
+    >>> parse_columns(["residents:id=编号,population=常住人口", "name=名称"])
+    {'residents': {'id': '编号', 'population': '常住人口'}, '': {'name': '名称'}}
+    """
+    out: dict[str, dict[str, str]] = {}
+    for value in values:
+        kind, rest = _split_kind(value, "--columns")
+        for item in filter(None, (s.strip() for s in rest.replace("，", ",").split(","))):
+            field, sep, col = item.partition("=")
+            if not sep or not field.strip() or not col.strip():
+                raise InputError(
+                    f"--columns {value!r}: {item!r} is not FIELD=COLUMN; e.g. --columns "
+                    "residents:population=常住人口"
+                )
+            if field.strip() not in COLUMN_FIELDS:
+                raise InputError(
+                    f"--columns {value!r}: unknown field {field.strip()!r}; fields are "
+                    f"{', '.join(COLUMN_FIELDS)}"
+                )
+            out.setdefault(kind, {})[field.strip()] = col.strip()
+    return out
+
+
+def parse_sheets(values: list[str]) -> dict[str, str]:
+    """``["residents:2", "人口"]`` -> ``{"residents": "2", "": "人口"}``."""
+    return dict(_split_kind(v, "--sheet") for v in values)
 
 
 def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True) -> Inputs:
@@ -97,4 +186,11 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         upper_tiers_count=args.upper_tiers_count,
         cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
         require_residents=require_residents,
+        columns=parse_columns(args.columns),
+        sheets=parse_sheets(args.sheet),
+        encoding=args.encoding,
+        tier_rules=args.tier_rules,
+        population_table=args.population_table,
+        population_join=args.population_join,
+        population_field=args.population_field,
     )

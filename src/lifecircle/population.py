@@ -1,0 +1,354 @@
+"""Placing population on the streets: polygons and raster cells distributed dasymetrically.
+
+Census tables, household registers and population grids give people per **area** (a community,
+a village, a 100 m cell); coverage needs them as **points** that reach the network. Each area's
+population is distributed **along the walkable streets inside it**, in proportion to the street
+length (people live along streets, not in fields or lakes), and placed **on** the streets, so the
+access leg of every placed point is zero.
+
+* Streets are the network's edges, each undirected street once (a two-way street of a directed
+  network is not counted twice), clipped exactly to the area (shapely); each clipped piece gets
+  one point at its middle, with weight = its length in metres. A piece is inside its area
+  (closed polygon: interior or border), so nobody is placed on a street outside their area.
+* **Whole people, conserved exactly.** An area of ``P`` people gets ``floor(P)`` whole people
+  split by the largest-remainder (Hamilton) method over its pieces, so the pieces of an area with
+  a whole-number population sum exactly to it; a fractional part (raster cells, estimates) is
+  added to the longest piece, so such totals are conserved to floating-point precision.
+  Elderly and children are split the same way, with the same weights.
+* An area with no street inside falls back to its representative point (``point_on_surface``),
+  which then snaps like any resident point; these are counted (``areas_at_point``).
+* A raster cell is an area like any other: the cell's square (transformed from the raster's CRS
+  into the network's) gets the cell's value. Only cells whose centre lies in ``area`` (default:
+  the network's convex hull buffered by ``margin_m``) are used; their sum is reported.
+
+Arrays in, arrays out: geometries are in the network's metric CRS; :mod:`lifecircle.pipeline`
+reads the files and builds the residents table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from lifecircle.errors import InputError
+from lifecircle.network import RoadNetwork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """People placed on the streets.
+
+    Attributes
+    ----------
+    area : numpy.ndarray of int
+        Index of the source area (polygon or raster cell) of each placed point.
+    x_m, y_m : numpy.ndarray of float
+        Point positions in the network's metric CRS (on a street, or an area's representative
+        point when ``on_street`` is False).
+    population : numpy.ndarray of float
+        People at each point (whole people, see the module docstring).
+    extras : dict of str to numpy.ndarray
+        ``elderly``/``children`` per point, split the same way.
+    on_street : numpy.ndarray of bool
+        False for the representative point of an area with no street inside.
+    n_areas : int
+        Areas given.
+    """
+
+    area: NDArray[np.int64]
+    x_m: NDArray[np.float64]
+    y_m: NDArray[np.float64]
+    population: NDArray[np.float64]
+    extras: dict[str, NDArray[np.float64]]
+    on_street: NDArray[np.bool_]
+    n_areas: int
+
+    @property
+    def areas_at_point(self) -> int:
+        """Areas with people but no street inside (placed at their representative point)."""
+        return int(np.unique(self.area[~self.on_street]).size)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``summary.json``."""
+        return {
+            "areas": self.n_areas,
+            "areas_on_streets": int(np.unique(self.area[self.on_street]).size),
+            "areas_at_point": self.areas_at_point,
+            "points": int((self.population > 0).sum()),
+            "population": float(self.population.sum()),
+        }
+
+
+def _streets(network: RoadNetwork) -> NDArray[np.object_]:
+    """The network's edges as LineStrings, each undirected street once."""
+    u, v = network.edge_u, network.edge_v
+    key = np.minimum(u, v).astype(np.int64) * network.n_nodes + np.maximum(u, v)
+    # parallel edges between the same nodes are straight duplicates here
+    _, first = np.unique(key, return_index=True)
+    geoms = network.edge_geometries()
+    return np.asarray(geoms[np.sort(first)])
+
+
+def largest_remainder(
+    weights: NDArray[np.float64], group: NDArray[np.int64], totals: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Split each group's total over its members in proportion to ``weights``.
+
+    ``floor(total)`` whole units by the largest-remainder method; the fractional part of the
+    total goes to the member with the largest weight. Every group must have a positive weight.
+
+    >>> largest_remainder(np.array([1.0, 1.0, 1.0]), np.array([0, 0, 0]), np.array([10.0]))
+    array([4., 3., 3.])
+    >>> largest_remainder(np.array([3.0, 1.0]), np.array([0, 0]), np.array([2.5]))
+    array([2.5, 0. ])
+    """
+    n_groups = len(totals)
+    w_sum = np.bincount(group, weights, minlength=n_groups)
+    whole = np.floor(totals)
+    quota = whole[group] * weights / w_sum[group]
+    base = np.floor(quota)
+    deficit = np.rint(whole - np.bincount(group, base, minlength=n_groups)).astype(np.int64)
+    rem = quota - base
+    order = np.lexsort((-rem, group))  # by group, then largest remainder first
+    g_sorted = group[order]
+    start = np.searchsorted(g_sorted, np.arange(n_groups))
+    rank = np.arange(len(order)) - start[g_sorted]
+    base[order[rank < deficit[g_sorted]]] += 1.0
+    frac = totals - whole
+    if np.any(frac > 0):
+        top = np.lexsort((-weights, group))
+        first = top[np.unique(group[top], return_index=True)[1]]
+        base[first] += frac[group[first]]
+    return base
+
+
+def distribute_areas(
+    network: RoadNetwork,
+    areas_m: NDArray[np.object_],
+    population: NDArray[np.float64],
+    *,
+    extras: dict[str, NDArray[np.float64]] | None = None,
+) -> Placement:
+    """Distribute each area's population along the streets inside it.
+
+    Parameters
+    ----------
+    network : RoadNetwork
+        The streets (a walk network: every street people can walk along).
+    areas_m : numpy.ndarray of shapely Polygon/MultiPolygon
+        The areas, in the network's metric CRS.
+    population : numpy.ndarray
+        People per area (non-negative).
+    extras : dict, optional
+        Other counts per area (``elderly``, ``children``), split with the same weights.
+
+    Returns
+    -------
+    Placement
+        One point per street piece of every area with people (areas with none place nothing).
+    """
+    areas_m = np.asarray(areas_m, dtype=object)
+    pop = np.asarray(population, dtype=float)
+    extras = extras or {}
+    n = len(areas_m)
+    streets = _streets(network)
+    tree = shapely.STRtree(streets)
+    people = np.flatnonzero(pop > 0)
+    ai, si = tree.query(areas_m[people], predicate="intersects")
+    ai = people[ai]
+    pieces = shapely.intersection(streets[si], areas_m[ai])
+    parts, which = shapely.get_parts(pieces, return_index=True)
+    is_line = shapely.get_type_id(parts) == 1
+    parts, which = parts[is_line], which[is_line]
+    length = shapely.length(parts)
+    ok = length > 1e-6
+    parts, which, length = parts[ok], which[ok], length[ok]
+    group = ai[which]
+    mid = shapely.line_interpolate_point(parts, 0.5, normalized=True)
+    # areas with people and no street piece: their representative point
+    covered = np.zeros(n, dtype=bool)
+    covered[group] = True
+    lonely = people[~covered[people]]
+    rep = shapely.point_on_surface(areas_m[lonely])
+    order = np.argsort(group, kind="stable")
+    group, length, mid = group[order], length[order], mid[order]
+    all_group = np.concatenate([group, lonely]).astype(np.int64)
+    weights = np.concatenate([length, np.ones(len(lonely))])
+    # compact group ids for the split (only areas with people take part)
+    ids, inv = np.unique(all_group, return_inverse=True)
+    people_split = largest_remainder(weights, inv, pop[ids])
+    # elderly and children follow the people placed (none where nobody is placed)
+    split = {
+        k: largest_remainder(people_split, inv, np.asarray(v, dtype=float)[ids])
+        for k, v in extras.items()
+    }
+    pts = np.concatenate([mid, rep])
+    out = Placement(
+        area=all_group,
+        x_m=shapely.get_x(pts),
+        y_m=shapely.get_y(pts),
+        population=people_split,
+        extras=split,
+        on_street=np.concatenate([np.ones(len(group), bool), np.zeros(len(lonely), bool)]),
+        n_areas=n,
+    )
+    logger.info(
+        "population: %d area(s) -> %d point(s) on %d street piece(s); %d area(s) without a "
+        "street at their representative point",
+        n,
+        len(out.area),
+        len(group),
+        len(lonely),
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class RasterPlacement:
+    """A population raster placed on the streets.
+
+    Attributes
+    ----------
+    placement : Placement
+        ``area`` indexes :attr:`cell_row`/:attr:`cell_col`.
+    cell_row, cell_col : numpy.ndarray of int
+        Raster row and column of each used cell.
+    sum_raster : float
+        Sum of all valid cells of the raster.
+    sum_in_area : float
+        Sum of the cells whose centre lies in the area (what is placed).
+    crs : str
+        The raster's CRS.
+    cell_size : tuple of float
+        Cell width and height in the raster's CRS units.
+    """
+
+    placement: Placement
+    cell_row: NDArray[np.int64]
+    cell_col: NDArray[np.int64]
+    sum_raster: float
+    sum_in_area: float
+    crs: str
+    cell_size: tuple[float, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Figures for ``summary.json``: sums over the raster and the area, cells, points."""
+        return {
+            "raster_crs": self.crs,
+            "cell_size": list(self.cell_size),
+            "raster_sum": self.sum_raster,
+            "raster_sum_in_area": self.sum_in_area,
+            "cells_used": len(self.cell_row),
+            "cells_without_street": self.placement.areas_at_point,
+            "points": len(self.placement.area),
+            "population_placed": float(self.placement.population.sum()),
+        }
+
+
+def network_area(network: RoadNetwork, margin_m: float) -> Any:
+    """The network's convex hull buffered by ``margin_m`` (metric CRS)."""
+    hull = shapely.convex_hull(
+        shapely.multipoints(np.column_stack([network.node_x, network.node_y]))
+    )
+    return shapely.buffer(hull, margin_m)
+
+
+def distribute_raster(
+    network: RoadNetwork,
+    path: str | Path,
+    *,
+    area_m: Any = None,
+    margin_m: float = 300.0,
+    band: int = 1,
+) -> RasterPlacement:
+    """Distribute a population raster (people per cell, e.g. WorldPop) along the streets.
+
+    Parameters
+    ----------
+    network : RoadNetwork
+    path : str or Path
+        A GeoTIFF (any CRS with an EPSG code or WKT) of people per cell; nodata and negative
+        cells are ignored.
+    area_m : shapely geometry, optional
+        Use only cells whose centre lies inside (network CRS), e.g. a ``--clip`` boundary;
+        default the network's convex hull buffered by ``margin_m``.
+    margin_m : float
+        Buffer of the default area, metres.
+    band : int
+        Band number (from 1).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, has no CRS, or no cell with people lies in the area.
+    """
+    import rasterio
+    from pyproj import Transformer
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"population raster {p} does not exist")
+    try:
+        with rasterio.open(p) as ds:
+            data = ds.read(band, masked=True)
+            transform = ds.transform
+            crs = ds.crs
+    except Exception as exc:  # rasterio raises several kinds
+        raise InputError(f"cannot read population raster {p}: {exc}") from exc
+    if crs is None:
+        raise InputError(
+            f"population raster {p} has no CRS; set it (gdal_edit.py -a_srs EPSG:4326 {p.name})"
+        )
+    values = np.ma.filled(data.astype(float), 0.0)
+    values[~np.isfinite(values) | (values < 0)] = 0.0
+    rows, cols = np.nonzero(values > 0)
+    sum_raster = float(values.sum())
+    to_net = Transformer.from_crs(crs.to_wkt(), network.crs, always_xy=True)
+    cx, cy = transform * (cols + 0.5, rows + 0.5)
+    nx_, ny_ = to_net.transform(np.asarray(cx, float), np.asarray(cy, float))
+    area = area_m if area_m is not None else network_area(network, margin_m)
+    inside = shapely.contains_xy(area, nx_, ny_)
+    rows, cols = rows[inside], cols[inside]
+    if len(rows) == 0:
+        raise InputError(
+            f"population raster {p}: no cell with people lies in the network's area; is it "
+            "the right region (its CRS is " + str(crs) + ")?"
+        )
+    # the cell squares, corners transformed into the network CRS
+    corner_c = np.stack([cols, cols + 1, cols + 1, cols], axis=1).astype(float)
+    corner_r = np.stack([rows, rows, rows + 1, rows + 1], axis=1).astype(float)
+    qx, qy = transform * (corner_c.ravel(), corner_r.ravel())
+    mx, my = to_net.transform(np.asarray(qx, float), np.asarray(qy, float))
+    ring = np.stack([np.reshape(mx, (-1, 4)), np.reshape(my, (-1, 4))], axis=2)
+    cells = np.asarray(shapely.polygons(np.concatenate([ring, ring[:, :1]], axis=1)), dtype=object)
+    cell_pop = values[rows, cols]
+    placement = distribute_areas(network, cells, cell_pop)
+    res = transform.a, -transform.e
+    out = RasterPlacement(
+        placement=placement,
+        cell_row=rows.astype(np.int64),
+        cell_col=cols.astype(np.int64),
+        sum_raster=sum_raster,
+        sum_in_area=float(cell_pop.sum()),
+        crs=str(crs),
+        cell_size=(float(res[0]), float(res[1])),
+    )
+    logger.info(
+        "population raster %s: %.1f people in %d cells inside the area (%.1f in the whole "
+        "raster) -> %d points",
+        p,
+        out.sum_in_area,
+        len(rows),
+        sum_raster,
+        len(placement.area),
+    )
+    return out
