@@ -58,13 +58,24 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
         "candidate_id",
         "code",
     ),
-    "name": ("name", "名称", "站点名称", "site_name"),
+    "name": ("name", "名称", "站点名称", "site_name", "小区名称", "社区名称", "村名"),
     "tier": ("tier", "层级", "级别", "类型", "type", "category", "level"),
     "lon": ("lon", "lng", "longitude", "long", "x", "经度"),
     "lat": ("lat", "latitude", "y", "纬度"),
-    "population": ("population", "pop", "人口", "人数", "people", "residents"),
-    "elderly": ("elderly", "老年人口", "老人", "pop_65plus", "aged"),
-    "children": ("children", "儿童", "少儿人口", "pop_0_14"),
+    "population": (
+        "population",
+        "pop",
+        "人口",
+        "人数",
+        "people",
+        "residents",
+        "常住人口",
+        "户籍人口",
+        "总人口",
+        "人口数",
+    ),
+    "elderly": ("elderly", "老年人口", "老人", "pop_65plus", "aged", "60岁以上", "65岁以上"),
+    "children": ("children", "儿童", "少儿人口", "pop_0_14", "0-14岁"),
     "capacity": ("capacity", "容量", "服务能力"),
     "location": ("location", "经纬度", "坐标", "lnglat"),
     "poi_type": ("type", "类型", "poi_type", "category"),
@@ -743,7 +754,7 @@ def read_points(
         _flag_duplicate_locations(out, good, duplicate_location_m, flag)
         good = reason == ""
     # keep the other input columns for the user's own reference
-    used = set(cols.values())
+    used = {v for k, v in cols.items() if k not in ("poi_type", "typecode", "location")}
     for c in df.columns:
         if c not in used and str(c) not in out.columns:
             out[str(c)] = df[c].to_numpy()

@@ -67,8 +67,8 @@ class TierRule:
                     lambda codes, v=values: any(c.strip().startswith(v) for c in codes)
                 ).to_numpy(bool)
             elif cond == "name_regex":
-                pattern = "|".join(f"(?:{v})" for v in values)
-                hit = names.str.contains(pattern, regex=True).to_numpy(bool)
+                rx = re.compile("|".join(f"(?:{v})" for v in values))
+                hit = names.map(lambda s, rx=rx: rx.search(s) is not None).to_numpy(bool)
             else:
                 target = types if cond.startswith("type_") else names
                 if cond.endswith("_endswith"):
