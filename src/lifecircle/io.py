@@ -1339,6 +1339,12 @@ def read_population_areas(
             "(--columns residents:population=常住人口) or join a table (--population-table FILE "
             "--population-join TABLEFIELD=POLYGONFIELD --population-field FIELD)"
         )
+    if "id" not in cols:  # polygons: community_id, adcode, code...
+        id_col = next(
+            (c for c in df.columns if str(c).lower().endswith("_id") or str(c) == "adcode"), None
+        )
+        if id_col is not None:
+            cols["id"] = id_col
     if "id" in cols:
         id_str = _join_key(df[cols["id"]])
     else:

@@ -332,10 +332,14 @@ def _is_polygon_source(src: PointSource) -> bool:
     import pyogrio
 
     try:
-        info = pyogrio.read_info(p)
+        kind = str(pyogrio.read_info(p).get("geometry_type") or "").lower()
+        if kind == "unknown":  # mixed geometry types (GeoJSON): most features decide
+            geoms = pyogrio.read_dataframe(p, columns=[]).geometry.values
+            types = shapely.get_type_id(np.asarray(geoms))
+            return bool(len(types)) and bool(np.isin(types, [3, 6]).mean() > 0.5)
     except Exception:  # unreadable: read_points reports it
         return False
-    return "polygon" in str(info.get("geometry_type") or "").lower()
+    return "polygon" in kind
 
 
 def load_residents(

@@ -313,7 +313,12 @@ def distribute_raster(
     rows, cols = np.nonzero(values > 0)
     sum_raster = float(values.sum())
     to_net = Transformer.from_crs(crs.to_wkt(), network.crs, always_xy=True)
-    cx, cy = transform * (cols + 0.5, rows + 0.5)
+
+    def to_xy(c: NDArray[np.float64], r: NDArray[np.float64]) -> tuple[Any, Any]:
+        t = transform  # affine: x = a col + b row + c, y = d col + e row + f
+        return t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f
+
+    cx, cy = to_xy(cols + 0.5, rows + 0.5)
     nx_, ny_ = to_net.transform(np.asarray(cx, float), np.asarray(cy, float))
     area = area_m if area_m is not None else network_area(network, margin_m)
     inside = shapely.contains_xy(area, nx_, ny_)
@@ -326,7 +331,7 @@ def distribute_raster(
     # the cell squares, corners transformed into the network CRS
     corner_c = np.stack([cols, cols + 1, cols + 1, cols], axis=1).astype(float)
     corner_r = np.stack([rows, rows, rows + 1, rows + 1], axis=1).astype(float)
-    qx, qy = transform * (corner_c.ravel(), corner_r.ravel())
+    qx, qy = to_xy(corner_c.ravel(), corner_r.ravel())
     mx, my = to_net.transform(np.asarray(qx, float), np.asarray(qy, float))
     ring = np.stack([np.reshape(mx, (-1, 4)), np.reshape(my, (-1, 4))], axis=2)
     cells = np.asarray(shapely.polygons(np.concatenate([ring, ring[:, :1]], axis=1)), dtype=object)
