@@ -295,3 +295,59 @@ def test_scenario_columns_sheet_encoding_and_tier_rules(tmp_path):
     )
     with pytest.raises(InputError, match="columns must be a table"):
         load_scenario(tmp_path / "t.toml")
+
+
+def test_cli_real_inputs_end_to_end(tmp_path, capsys):
+    """A GBK Amap export with tier rules + community polygons joined to a census-style table."""
+    import json
+
+    from lifecircle.cli import main
+
+    demo = REPO / "data" / "demo" / "tancheng"
+    fac = pd.read_csv(demo / "facilities.csv", comment="#")
+    fac = fac[fac["tier"].isin(["community_centre", "subdistrict_centre", "county_centre"])]
+    poi = pd.DataFrame(
+        {
+            "编号": fac["id"],
+            "名称": fac["name"],
+            "类型": "政府机构及社会团体;政府机关",
+            "typecode": "130100",
+            "location": [f"{a},{b}" for a, b in zip(fac["lon"], fac["lat"], strict=True)],
+        }
+    )
+    poi_path = tmp_path / "高德导出.csv"
+    poi_path.write_bytes(poi.to_csv(index=False).encode("gb18030"))
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "coverage",
+            "--network", str(demo / "roads.osm"),
+            "--facilities", str(poi_path), "--facilities-crs", "gcj02",
+            "--tier-rules", str(RULES),
+            "--columns", "facilities:id=编号,poi_type=类型",
+            "--residents", str(demo / "communities.geojson"),
+            "--population-table", str(demo / "community_population.csv"),
+            "--population-join", "社区名称=name",
+            "--population-field", "常住人口",
+            "--no-cache", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    table = pd.read_csv(demo / "community_population.csv", encoding="gb18030", skiprows=1)
+    assert summary["population_inputs"]["population"] == table["常住人口"].sum()
+    assert summary["inputs"]["facilities"]["used"] == len(fac)
+    facilities = pd.read_csv(out / "facilities.csv", dtype=str)
+    assert set(facilities["tier_rule"]) == {
+        "县级党群服务中心",
+        "街道/镇党群服务中心",
+        "社区/村党群服务中心",
+    }
+    residents = pd.read_csv(out / "residents.csv", dtype={"source_id": str})
+    assert set(residents["placement"]) <= {"street", "representative_point"}
+    # a bad option value is one line naming the option
+    rc = main(["coverage", "--network", str(demo / "roads.osm"), "--facilities", str(poi_path),
+               "--residents", str(demo / "residents.csv"), "--columns", "houses:id=编号",
+               "--no-cache", "--out", str(out)])  # fmt: skip
+    assert rc == 1
+    assert "'houses' is not an input" in capsys.readouterr().err
