@@ -139,7 +139,7 @@ def run_one(net, tif: Path) -> None:
     print(
         f"lifecircle dasymetric distribution: {t_lc.s:.2f} s (target <= 10 s) -> "
         f"{s['points']:,} street points from {s['cells_used']:,} cells "
-        f"({s['cells_without_street']:,} cells without a street at their centre)"
+        f"({s['cells_without_street']:,} cells without a street, people at the cell centre)"
     )
     print(
         f"people: raster {s['raster_sum']:,.1f}, in the area {s['raster_sum_in_area']:,.1f}, "
