@@ -369,3 +369,43 @@ def test_raster_grid_clip_matches_shapely_oracle(tmp_path, grid_network):
     assert pieces(pl) == pieces(oracle)
     pts = shapely.points(pl.x_m, pl.y_m)
     assert shapely.dwithin(pts, boxes[pl.area], 1e-6).all()
+
+
+def test_buildings_split_by_floor_area(tmp_path, grid_network):
+    p = _write_polygons(tmp_path, grid_network)
+
+    def ll(poly):
+        return shapely.transform(poly, lambda xy: np.column_stack(grid_lonlat(grid_network, *xy.T)))
+
+    # in 东关 (C01, 1,234 people): footprints 20 x 20 m with 6 and 3 floors, and one with a
+    # given floor area of 1,200 m2 -> weights 2,400 : 1,200 : 1,200
+    blds = [
+        ll(shapely.box(X0 + 20, Y0 + 20, X0 + 40, Y0 + 40)),
+        ll(shapely.box(X0 + 120, Y0 + 20, X0 + 140, Y0 + 40)),
+        ll(shapely.box(X0 + 20, Y0 + 110, X0 + 40, Y0 + 130)),
+        ll(shapely.box(X0 + 150, Y0 + 110, X0 + 170, Y0 + 130)),  # bad floors
+        shapely.Point(*ll(shapely.Point(X0 + 60, Y0 + 60)).coords[0]),  # not a polygon
+    ]
+    gdf = gpd.GeoDataFrame(
+        {
+            "id": ["B1", "B2", "B3", "B4", "B5"],
+            "层数": [6, 3, None, -2, 1],
+            "建筑面积": [None, None, 1200, None, None],
+        },
+        geometry=blds,
+        crs=4326,
+    )
+    b = tmp_path / "buildings.geojson"
+    gdf.to_file(b)
+    res, info = load_residents(p, grid_network, buildings=b)
+    f = res.frame
+    c01 = f[f["source_id"] == "C01"]
+    assert set(c01["placement"]) == {"building"} and c01["population"].sum() == 1234.0
+    assert sorted(c01["population"].tolist()) == [308.0, 309.0, 617.0]
+    # an area without buildings is still spread along its streets; totals conserved
+    assert set(f.loc[f["source_id"] == "C02", "placement"]) == {"street"}
+    assert f["population"].sum() == 1900.0
+    assert info["areas_by_buildings"] == 1 and info["buildings_with_people"] == 3
+    rej = res.rejects.set_index("id")["reason"].to_dict()
+    assert rej == {"B4": "bad_floors", "B5": "not_a_polygon"}
+    assert info["buildings"] == {"input": 5, "used": 3, "rejected": 2}

@@ -990,6 +990,7 @@ class Scenario:
     population_table: Path | None = None
     population_join: str | None = None
     population_field: str | None = None
+    buildings: Path | None = None
 
     def load_standard(self) -> ServiceStandard:
         """The scenario's service standard."""
@@ -1099,6 +1100,7 @@ def load_scenario(path: str | Path) -> Scenario:
         population_table=rel(res_sec.get("population_table")),
         population_join=res_sec.get("population_join"),
         population_field=res_sec.get("population_field"),
+        buildings=rel(res_sec.get("buildings")),
     )
 
 
@@ -1391,3 +1393,103 @@ def read_population_areas(
         int((~good).sum()),
     )
     return PopulationAreas(src, crs_name, frame, rejects, counts)
+
+
+@dataclass(frozen=True)
+class Buildings:
+    """Residential building footprints for splitting an area's people by floor area.
+
+    Attributes
+    ----------
+    path : str
+    frame : geopandas.GeoDataFrame
+        Usable buildings in EPSG:4326: ``id``, ``row``, ``floors`` (NaN when not given),
+        ``floor_area_m2`` (NaN when not given: footprint x floors is used), ``geometry``.
+    rejects : pandas.DataFrame
+        ``not_a_polygon``, ``bad_floors``, ``bad_floor_area``.
+    n_input : int
+    """
+
+    path: str
+    frame: Any
+    rejects: pd.DataFrame
+    n_input: int
+
+
+_FLOORS: Final = ("floors", "层数", "building:levels", "levels", "楼层数")
+_FLOOR_AREA: Final = ("area", "floor_area", "建筑面积", "floor_area_m2")
+
+
+def read_buildings(
+    path: str | Path | pd.DataFrame, *, crs: str | None = None, encoding: str | None = None
+) -> Buildings:
+    """Read residential building polygons with ``floors`` (层数) and/or ``area`` (建筑面积, m²).
+
+    A building's floor area is its ``area`` column when given, else its footprint (computed in
+    the network's metric CRS) times ``floors`` (1 when not given).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or holds no geometry.
+    """
+    import geopandas as gpd
+
+    df, rows, geom, crs_name, src = _open_points(path, "residents", crs, None, None, encoding)
+    if geom is None:
+        raise InputError(f"{src}: buildings need polygons (GeoJSON, GeoPackage, Shapefile)")
+    n = len(df)
+    lower = {str(c).strip().lower(): c for c in df.columns}
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray, code: str, text: str) -> None:
+        new = mask & (reason == "")
+        reason[new] = code
+        detail[new] = text
+
+    g = np.asarray(geom.values if hasattr(geom, "values") else geom)
+    flag(
+        shapely.is_missing(g) | ~np.isin(shapely.get_type_id(g), [3, 6]),
+        "not_a_polygon",
+        "the feature is not a Polygon or MultiPolygon",
+    )
+    values: dict[str, np.ndarray] = {}
+    for key, aliases, code in (
+        ("floors", _FLOORS, "bad_floors"),
+        ("floor_area_m2", _FLOOR_AREA, "bad_floor_area"),
+    ):
+        col = next((lower[a] for a in aliases if a in lower), None)
+        if col is None:
+            values[key] = np.full(n, np.nan)
+            continue
+        v, blank = _numeric(df[col])
+        flag(
+            ~blank & ~(v > 0),
+            code,
+            f"{col} must be a positive number (or empty); fix the value or remove the building",
+        )
+        values[key] = np.where(blank, np.nan, v)
+    id_col = lower.get("id") or next((c for c in df.columns if str(c).endswith("_id")), None)
+    ids = df[id_col].astype(str).to_numpy() if id_col is not None else rows.astype(str)
+    good = reason == ""
+    g = np.where(good, g, None)  # type: ignore[call-overload]
+    file_crs = getattr(geom, "crs", None)
+    if crs_name in ("gcj02", "bd09"):
+        name = crs_name
+        g = shapely.transform(g, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name)))
+    elif file_crs is not None and file_crs.to_epsg() not in (4326, 4490):
+        g = np.asarray(gpd.GeoSeries(g, crs=file_crs).to_crs(4326).values)
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ids[good],
+            "row": rows[good],
+            "floors": values["floors"][good],
+            "floor_area_m2": values["floor_area_m2"][good],
+        },
+        geometry=g[good],
+        crs=4326,
+    )
+    rejects = _rejects_frame(src, rows, pd.Series(ids), reason, detail, good)
+    logger.info("%s: %d building(s) read, %d rejected", src, len(frame), int((~good).sum()))
+    return Buildings(src, frame, rejects, n)

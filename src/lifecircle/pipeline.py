@@ -56,13 +56,19 @@ from lifecircle.io import (
     empty_rejects,
     load_scenario,
     read_boundary,
+    read_buildings,
     read_points,
     read_population_areas,
     read_units,
 )
 from lifecircle.maps import write_candidates_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
-from lifecircle.population import Placement, distribute_areas, distribute_raster
+from lifecircle.population import (
+    Placement,
+    distribute_areas,
+    distribute_raster,
+    distribute_with_buildings,
+)
 from lifecircle.report import CoverageReport, build_report
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
@@ -108,6 +114,7 @@ def load_inputs(
     population_table: str | Path | None = None,
     population_join: str | None = None,
     population_field: str | None = None,
+    buildings: str | Path | pd.DataFrame | None = None,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
@@ -155,6 +162,10 @@ def load_inputs(
     population_table, population_join, population_field : optional
         A population table joined to polygon residents (``"TABLEFIELD=POLYGONFIELD"``), see
         :func:`lifecircle.io.read_population_areas`.
+    buildings : path or GeoDataFrame, optional
+        Residential building footprints with ``floors``/``area`` columns: polygon residents'
+        people are split over the buildings inside each polygon by floor area
+        (:func:`lifecircle.population.distribute_with_buildings`).
 
     Residents given as polygons (with a population column or a joined table) or as a
     population raster (``.tif``) are distributed along the streets inside each polygon or cell
@@ -264,6 +275,7 @@ def load_inputs(
             population_table=table_src,
             population_join=population_join or (sc.population_join if sc else None),
             population_field=population_field or (sc.population_field if sc else None),
+            buildings=buildings if buildings is not None else (sc.buildings if sc else None),
             **opts["residents"],
         )
     fac = reject_outside(fac, net0, snap)
@@ -354,6 +366,7 @@ def load_residents(
     population_table: str | Path | None = None,
     population_join: str | None = None,
     population_field: str | None = None,
+    buildings: str | Path | pd.DataFrame | None = None,
 ) -> tuple[PointTable, dict[str, Any]]:
     """Residents as points: read as given, or placed on the streets from polygons or a raster.
 
@@ -396,12 +409,25 @@ def load_residents(
         return np.column_stack(network.from_lonlat(xy[:, 0], xy[:, 1]))
 
     extras = {k: f[k].to_numpy(float) for k in ("elderly", "children") if f[k].notna().any()}
-    pl = distribute_areas(
-        network,
-        shapely.transform(geoms, to_net),
-        f["population"].to_numpy(float),
-        extras=extras,
-    )
+    areas_m = shapely.transform(geoms, to_net)
+    rejects = areas.rejects
+    b_info: dict[str, Any] = {}
+    if buildings is None:
+        pl = distribute_areas(network, areas_m, f["population"].to_numpy(float), extras=extras)
+    else:
+        b = read_buildings(buildings)
+        b_m = shapely.transform(np.asarray(b.frame.geometry.values), to_net)
+        floors = np.nan_to_num(b.frame["floors"].to_numpy(float), nan=1.0)
+        given = b.frame["floor_area_m2"].to_numpy(float)
+        floor_area = np.where(np.isnan(given), shapely.area(b_m) * floors, given)
+        pl = distribute_with_buildings(
+            network, areas_m, f["population"].to_numpy(float), b_m, floor_area, extras=extras
+        )
+        rejects = pd.concat([r for r in (rejects, b.rejects) if len(r)] or [rejects])
+        rejects = rejects.reset_index(drop=True)
+        b_info = {
+            "buildings": {"input": b.n_input, "used": len(b.frame), "rejected": len(b.rejects)}
+        }
     frame = _placed_frame(
         network,
         pl,
@@ -410,11 +436,12 @@ def load_residents(
         f["name"].to_numpy(object),
     )
     table = PointTable(
-        "residents", areas.path, areas.crs, frame, areas.rejects, len(frame) + len(areas.rejects)
+        "residents", areas.path, areas.crs, frame, rejects, len(frame) + len(rejects)
     )
     info = {
         "kind": "polygons" if population_table is None else "polygons_with_table",
         **areas.counts,
+        **b_info,
         **pl.summary(),
         "population_in": float(f["population"].sum()),
     }
@@ -443,7 +470,7 @@ def _placed_frame(
             "lon": lon,
             "lat": lat,
             "source_id": src_id,
-            "placement": np.where(pl.on_street, "street", "representative_point"),
+            "placement": pl.kind,
         }
     )
     return frame[frame["population"] > 0].reset_index(drop=True)

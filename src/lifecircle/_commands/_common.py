@@ -119,6 +119,13 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         help="population column of --population-table, e.g. 常住人口 (default: detected)",
     )
 
+    t.add_argument(
+        "--buildings",
+        metavar="PATH",
+        help="residential building footprints with floors (层数) and/or area (建筑面积, m²): "
+        "split the people of --residents polygons over them by floor area",
+    )
+
 
 _KINDS = ("facilities", "residents", "candidates")
 
@@ -193,4 +200,5 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         population_table=args.population_table,
         population_join=args.population_join,
         population_field=args.population_field,
+        buildings=args.buildings,
     )
