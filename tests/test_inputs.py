@@ -351,3 +351,41 @@ def test_cli_real_inputs_end_to_end(tmp_path, capsys):
                "--no-cache", "--out", str(out)])  # fmt: skip
     assert rc == 1
     assert "'houses' is not an input" in capsys.readouterr().err
+
+
+def test_units_columns_and_gbk_through_load_inputs(tmp_path):
+    import networkx as nx
+
+    import lifecircle as lc
+
+    g = nx.Graph(crs="EPSG:4326")
+    g.add_node(1, x=118.340, y=34.610)
+    g.add_node(2, x=118.350, y=34.610)
+    g.add_edge(1, 2)
+    fac = gpd.GeoDataFrame(
+        {"id": ["S1"], "tier": ["station"]}, geometry=[Point(118.341, 34.610)], crs=4326
+    )
+    res = gpd.GeoDataFrame(
+        {"id": ["R1"], "population": [120]}, geometry=[Point(118.345, 34.6102)], crs=4326
+    )
+    u = tmp_path / "社区.shp"
+    gpd.GeoDataFrame(
+        {"编码": ["371322001"], "名称": ["马陵社区"]},
+        geometry=[box(118.33, 34.60, 118.36, 34.62)],
+        crs=4326,
+    ).to_file(u, encoding="gbk")
+    u.with_suffix(".cpg").unlink(missing_ok=True)
+    assert parse_columns(["units:id=编码,name=名称"]) == {"units": {"id": "编码", "name": "名称"}}
+    with pytest.raises(InputError, match="fields are id, name"):
+        parse_columns(["units:population=人口"])
+    inputs = lc.load_inputs(
+        network=g,
+        facilities=fac,
+        residents=res,
+        units=[u],
+        columns={"units": {"id": "编码", "name": "名称"}},
+        cache_dir=None,
+    )
+    layer = inputs.units[0]
+    assert layer.frame["unit_id"].tolist() == ["371322001"]
+    assert layer.frame["name"].tolist() == ["马陵社区"]

@@ -806,8 +806,12 @@ def read_units(
     crs: str | None = None,
     label_zh: str | None = None,
     label_en: str | None = None,
+    encoding: str | None = None,
 ) -> UnitLayer:
     """Read admin-unit polygons (GeoJSON/GeoPackage/Shapefile or a GeoDataFrame) into WGS84.
+
+    A Shapefile's attributes are decoded as :func:`lifecircle._tables.dbf_encoding` says (a
+    ``.cpg``, else UTF-8 or GB18030 detected) unless ``encoding`` is given.
 
     ``crs`` is the coordinate system when the data cannot say so itself (GeoJSON from Amap/DataV
     is GCJ-02 while claiming WGS84: pass ``crs="gcj02"``); files default to their own CRS, else
@@ -837,7 +841,7 @@ def read_units(
         if not p.exists():
             raise InputError(f"units file {p} does not exist")
         try:
-            gdf = read_vector(p)
+            gdf = read_vector(p, encoding=encoding)
         except Exception as exc:
             raise InputError(f"cannot read units file {p}: {exc}") from exc
         key = key or _singular(p.stem)
@@ -943,10 +947,11 @@ class UnitSpec:
     label_zh: str | None = None
     label_en: str | None = None
 
-    def read(self) -> UnitLayer:
-        """Read the layer."""
+    def read(self, *, encoding: str | None = None) -> UnitLayer:
+        """Read the layer (``encoding``: of a Shapefile's attributes, default detected)."""
         return read_units(
             self.path,
+            encoding=encoding,
             key=self.key,
             id_field=self.id_field,
             name_field=self.name_field,

@@ -152,7 +152,9 @@ def load_inputs(
         Raise when no residents are given.
     columns : mapping, optional
         Explicit column names per input, ``{"residents": {"population": "常住人口"}}``; the key
-        ``""`` applies to every input. Merged over the scenario's ``columns`` tables.
+        ``""`` applies to every input but units; ``{"units": {"id": ..., "name": ...}}`` names
+        the id and name columns of the ``units`` layers. Merged over the scenario's ``columns``
+        tables.
     sheets : mapping, optional
         Workbook sheet per input (name or number from 1), e.g. ``{"residents": "2"}``.
     encoding : str, optional
@@ -281,8 +283,19 @@ def load_inputs(
     fac = reject_outside(fac, net0, snap)
     if res is not None:
         res = reject_outside(res, net0, snap)
-    unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
-    unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
+    unit_layers: list[UnitLayer] = [u.read(encoding=encoding) for u in sc.units] if sc else []
+    unit_cols = dict((columns or {}).get("units", {}))
+    unit_layers += [
+        u
+        if isinstance(u, UnitLayer)
+        else read_units(
+            u,
+            id_field=unit_cols.get("id"),
+            name_field=unit_cols.get("name"),
+            encoding=encoding,
+        )
+        for u in units
+    ]
     bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
     timings["load_points"] = time.perf_counter() - t1
     timings["load"] = time.perf_counter() - t0

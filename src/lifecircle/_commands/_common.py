@@ -81,8 +81,8 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         default=[],
         metavar="[KIND:]FIELD=COLUMN,...",
         help="name the columns of an input, e.g. --columns residents:id=编号,population=常住人口 "
-        "(KIND: facilities, residents, candidates; without KIND for every input). Fields: "
-        f"{', '.join(COLUMN_FIELDS)}",
+        "(KIND: facilities, residents, candidates, units; without KIND for every input but "
+        f"units). Fields: {', '.join(COLUMN_FIELDS)}; for units id and name",
     )
     t.add_argument(
         "--sheet",
@@ -127,7 +127,7 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
     )
 
 
-_KINDS = ("facilities", "residents", "candidates")
+_KINDS = ("facilities", "residents", "candidates", "units")
 
 
 def _split_kind(value: str, option: str) -> tuple[str, str]:
@@ -157,10 +157,11 @@ def parse_columns(values: list[str]) -> dict[str, dict[str, str]]:
                     f"--columns {value!r}: {item!r} is not FIELD=COLUMN; e.g. --columns "
                     "residents:population=常住人口"
                 )
-            if field.strip() not in COLUMN_FIELDS:
+            allowed = ("id", "name") if kind == "units" else COLUMN_FIELDS
+            if field.strip() not in allowed:
                 raise InputError(
                     f"--columns {value!r}: unknown field {field.strip()!r}; fields are "
-                    f"{', '.join(COLUMN_FIELDS)}"
+                    f"{', '.join(allowed)}"
                 )
             out.setdefault(kind, {})[field.strip()] = col.strip()
     return out

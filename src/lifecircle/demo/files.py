@@ -123,8 +123,10 @@ the real Tancheng from it.
 |---|---|
 | `scenario.toml` | the scenario: which file is what, coordinate systems, \
 service standard preset `tancheng`, units |
-| `scenario_population_table.toml` | the same scenario with people from `community_population.csv` joined to the community polygons and placed along their streets (instead of `residents.csv`) |
-| `community_population.csv` | people, 60+ and 0-14 per community as a census form has them: GB18030, a title row, names with 居委会 (the resident points summed per community) |
+| `scenario_population_table.toml` | the same scenario with people from `community_population.csv` \
+joined to the community polygons and placed along their streets (instead of `residents.csv`) |
+| `community_population.csv` | people, 60+ and 0-14 per community as a census form has them: \
+GB18030, a title row, names with 居委会 (the resident points summed per community) |
 | `roads.osm` | OSM XML street network ({stats["nodes"]:,} nodes, {stats["ways"]:,} highway ways), \
 WGS84 |
 | `residents.csv` | {stats["residents"]:,} residential points \
