@@ -409,3 +409,63 @@ def test_buildings_split_by_floor_area(tmp_path, grid_network):
     rej = res.rejects.set_index("id")["reason"].to_dict()
     assert rej == {"B4": "bad_floors", "B5": "not_a_polygon"}
     assert info["buildings"] == {"input": 5, "used": 3, "rejected": 2}
+
+
+def test_real_division_codes_join_by_code_and_by_name(tmp_path):
+    """The 23 real committees of 郯城街道 (official codes, tests/data) as polygons on a grid; a
+    household-register workbook (title row, second sheet, codes as numbers, full committee
+    names, one typo) joined by code and by name."""
+    from openpyxl import Workbook
+
+    div = pd.read_csv(Path(__file__).parent / "data" / "tancheng_divisions.csv", dtype=str)
+    com = div[div["level"] == "village_committee"].reset_index(drop=True)
+    assert len(com) == 23 and com["code"].str.startswith("371322001").all()
+    net = make_grid(6, 6)
+    short = com["name"].str.replace(r"(居民委员会|村民委员会)$", "", regex=True)
+    blocks = [(i % 5, i // 5) for i in range(23)]  # 23 of the 25 blocks, streets on their borders
+    polys = [
+        shapely.transform(
+            shapely.box(X0 + 100 * c, Y0 + 100 * r, X0 + 100 * (c + 1), Y0 + 100 * (r + 1)),
+            lambda xy: np.column_stack(grid_lonlat(net, *xy.T)),
+        )
+        for c, r in blocks
+    ]
+    p = tmp_path / "committees.gpkg"
+    gpd.GeoDataFrame({"code": com["code"], "name": short}, geometry=polys, crs=4326).to_file(p)
+    rng = np.random.default_rng(5)
+    people = rng.integers(800, 6000, len(com))
+    wb = Workbook()
+    wb.active.title = "说明"
+    ws = wb.create_sheet("户籍人口")
+    ws.append(["郯城街道各村（居）户籍人口（2024年末）"])
+    ws.append(["区划代码", "村居名称", "户籍人口"])
+    names = com["name"].tolist()
+    names[0] = "富明社区居民委员会"  # a typo in the register
+    for code, name, n in zip(com["code"], names, people, strict=True):
+        ws.append([int(code), name, int(n)])
+    x = tmp_path / "register.xlsx"
+    wb.save(x)
+    by_code, info = load_residents(
+        p, net, population_table=x, population_join="区划代码=code", sheet="2"
+    )
+    got = by_code.frame.groupby("source_id")["population"].sum()
+    assert got.to_dict() == dict(zip(com["code"], people.astype(float), strict=True))
+    assert info["table_rows"]["rejected"] == 0 and len(by_code.rejects) == 0
+    # every committee's people on its own streets (the block's border)
+    f = by_code.frame
+    bx, by = net.from_lonlat(f["lon"].to_numpy(float), f["lat"].to_numpy(float))
+    k = com.set_index("code").index.get_indexer(f["source_id"])
+    col = np.array([b[0] for b in blocks])[k]
+    row = np.array([b[1] for b in blocks])[k]
+    assert np.all((bx >= X0 + 100 * col - 1e-6) & (bx <= X0 + 100 * (col + 1) + 1e-6))
+    assert np.all((by >= Y0 + 100 * row - 1e-6) & (by <= Y0 + 100 * (row + 1) + 1e-6))
+    by_name, _ = load_residents(
+        p, net, population_table=x, population_join="村居名称=name", sheet="户籍人口"
+    )
+    rej = by_name.rejects.set_index("reason")
+    assert rej.loc["unmatched_population_row", "id"] == "富明社区"
+    assert "closest: '富民社区'" in rej.loc["unmatched_population_row", "detail"]
+    assert rej.loc["unmatched_population_row", "row"] == 3
+    assert rej.loc["no_population_row", "id"] == "371322001030"
+    assert "closest: '富明社区'" in rej.loc["no_population_row", "detail"]
+    assert by_name.frame["population"].sum() == people[1:].sum()

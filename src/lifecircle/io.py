@@ -1233,7 +1233,8 @@ def _join_population_table(
     lookup = pd.Series(np.flatnonzero(good_t), index=tkey[good_t].to_numpy())
     pos = pkey.map(lookup)
     missing = pos.isna().to_numpy()
-    tchoices = sorted(set(tkey[good_t]))
+    # suggest among every table key: the unmatched rows are the likely partners of a typo
+    tchoices = sorted(k for k in set(tkey) if k)
     flag(
         missing,
         "no_population_row",
