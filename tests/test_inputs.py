@@ -333,6 +333,7 @@ def test_cli_real_inputs_end_to_end(tmp_path, capsys):
         ]
     )  # fmt: skip
     assert rc == 0
+    assert "residents table rows: 16 = 16 used + 0 rejected" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     table = pd.read_csv(demo / "community_population.csv", encoding="gb18030", skiprows=1)
     assert summary["population_inputs"]["population"] == table["常住人口"].sum()
