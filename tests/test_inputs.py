@@ -390,3 +390,14 @@ def test_units_columns_and_gbk_through_load_inputs(tmp_path):
     layer = inputs.units[0]
     assert layer.frame["unit_id"].tolist() == ["371322001"]
     assert layer.frame["name"].tolist() == ["马陵社区"]
+
+
+def test_poi_type_column_as_tier_hints_at_tier_rules(tmp_path):
+    p = tmp_path / "poi.csv"
+    p.write_text(
+        'id,name,type,location\nA,某社区党群服务中心,政府机构及社会团体;政府机关,"118.3,34.6"\n',
+        encoding="utf-8",
+    )
+    t = read_points(p, "facilities", standard=load_standard("tancheng"))
+    assert t.rejects["reason"].tolist() == ["unknown_tier"]
+    assert "--tier-rules FILE" in t.rejects["detail"][0]

@@ -524,6 +524,9 @@ def _tier_column(
     if standard is not None:
         keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
         known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
+        # a POI export's category column taken for the tier: point at the tier rules
+        is_poi = str(cols["tier"]).strip().lower() in ("type", "类型", "category")
+        poi = " (a POI category? assign tiers with --tier-rules FILE)" if is_poi else ""
         # a candidate's tier may be left blank: it is then scored for the requested tier
         blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
         flag(
@@ -531,7 +534,7 @@ def _tier_column(
             "unknown_tier",
             np.array(
                 [
-                    f"tier {t!r} is not in standard {standard.name!r}; use one of {known}"
+                    f"tier {t!r} is not in standard {standard.name!r}; use one of {known}{poi}"
                     for t in raw_tier
                 ],
                 dtype=object,
