@@ -385,12 +385,13 @@ def test_buildings_split_by_floor_area(tmp_path, grid_network):
         ll(shapely.box(X0 + 20, Y0 + 110, X0 + 40, Y0 + 130)),
         ll(shapely.box(X0 + 150, Y0 + 110, X0 + 170, Y0 + 130)),  # bad floors
         shapely.Point(*ll(shapely.Point(X0 + 60, Y0 + 60)).coords[0]),  # not a polygon
+        ll(shapely.box(X0 + 60, Y0 + 60, X0 + 70, Y0 + 70)),  # floor area 0
     ]
     gdf = gpd.GeoDataFrame(
         {
-            "id": ["B1", "B2", "B3", "B4", "B5"],
-            "层数": [6, 3, None, -2, 1],
-            "建筑面积": [None, None, 1200, None, None],
+            "id": ["B1", "B2", "B3", "B4", "B5", "B6"],
+            "层数": [6, 3, None, -2, 1, 2],
+            "建筑面积": [None, None, 1200, None, None, 0],
         },
         geometry=blds,
         crs=4326,
@@ -407,8 +408,8 @@ def test_buildings_split_by_floor_area(tmp_path, grid_network):
     assert f["population"].sum() == 1900.0
     assert info["areas_by_buildings"] == 1 and info["buildings_with_people"] == 3
     rej = res.rejects.set_index("id")["reason"].to_dict()
-    assert rej == {"B4": "bad_floors", "B5": "not_a_polygon"}
-    assert info["buildings"] == {"input": 5, "used": 3, "rejected": 2}
+    assert rej == {"B4": "bad_floors", "B5": "not_a_polygon", "B6": "bad_floor_area"}
+    assert info["buildings"] == {"input": 6, "used": 3, "rejected": 3}
 
 
 def test_real_division_codes_join_by_code_and_by_name(tmp_path):
@@ -469,3 +470,25 @@ def test_real_division_codes_join_by_code_and_by_name(tmp_path):
     assert rej.loc["no_population_row", "id"] == "371322001030"
     assert "closest: '富明社区'" in rej.loc["no_population_row", "detail"]
     assert by_name.frame["population"].sum() == people[1:].sum()
+
+
+def test_population_polygons_in_gcj02_and_projected_crs(tmp_path):
+    """Amap-derived (GCJ-02) and projected polygon files come back to the same WGS84 outline."""
+    from lifecircle.coords import convert
+    from lifecircle.demo import packaged_outline
+
+    outline = gpd.read_file(str(packaged_outline())).geometry.iloc[0]
+    gcj = shapely.transform(
+        outline, lambda xy: np.column_stack(convert(xy[:, 0], xy[:, 1], "wgs84", "gcj02"))
+    )
+    data = {"adcode": ["371322"], "name": ["郯城县"], "常住人口": [885156]}
+    gpd.GeoDataFrame(data, geometry=[gcj], crs=4326).to_file(tmp_path / "gcj.geojson")
+    a = read_population_areas(tmp_path / "gcj.geojson", crs="gcj02")
+    back = a.frame.geometry.iloc[0]
+    assert shapely.hausdorff_distance(back, outline) < 1e-6  # degrees: well under a metre
+    assert a.frame["id"].tolist() == ["371322"] and a.frame["population"].tolist() == [885156.0]
+    gpd.GeoDataFrame(data, geometry=[outline], crs=4326).to_crs(32650).to_file(
+        tmp_path / "utm.gpkg"
+    )
+    b = read_population_areas(tmp_path / "utm.gpkg")
+    assert shapely.hausdorff_distance(b.frame.geometry.iloc[0], outline) < 1e-6
