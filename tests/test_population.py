@@ -492,3 +492,16 @@ def test_population_polygons_in_gcj02_and_projected_crs(tmp_path):
     )
     b = read_population_areas(tmp_path / "utm.gpkg")
     assert shapely.hausdorff_distance(b.frame.geometry.iloc[0], outline) < 1e-6
+
+
+def test_geodataframe_polygons_any_crs(grid_network):
+    """From Python: a GeoDataFrame of polygons (here in UTM) is placed like a file."""
+    poly = shapely.box(X0 - 10, Y0 - 10, X0 + 210, Y0 + 150)
+    g = gpd.GeoDataFrame({"id": ["A"], "population": [101]}, geometry=[poly], crs=GRID_CRS)
+    table, info = load_residents(g, grid_network)
+    assert table.frame["population"].sum() == 101.0
+    assert info["areas_on_streets"] == 1 and set(table.frame["placement"]) == {"street"}
+    # lon/lat rows of a plain DataFrame stay points
+    pts = pd.DataFrame({"id": ["P"], "population": [3], "lon": [118.0], "lat": [34.6]})
+    points, info2 = load_residents(pts, grid_network, crs="wgs84")
+    assert info2 == {} and points.frame["population"].tolist() == [3.0]
