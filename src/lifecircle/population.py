@@ -165,12 +165,25 @@ def distribute_areas(
     population : numpy.ndarray
         People per area (non-negative).
     extras : dict, optional
-        Other counts per area (``elderly``, ``children``), split with the same weights.
+        Other counts per area (``elderly``, ``children``), split in proportion to the people
+        placed on each piece (largest remainder too, so each area's totals are kept).
 
     Returns
     -------
     Placement
         One point per street piece of every area with people (areas with none place nothing).
+
+    Examples
+    --------
+    Two streets of 100 m cross a 150 m square (network metres, the test grid's CRS):
+
+    >>> from lifecircle.network import from_arrays
+    >>> net = from_arrays(np.array([0.0, 100, 0, 0]), np.array([0.0, 0, -50, 50]) + 3.8e6,
+    ...                   np.array([0, 2]), np.array([1, 3]), crs="EPSG:32650")
+    >>> square = shapely.box(-50, 3.8e6 - 75, 100, 3.8e6 + 75)
+    >>> pl = distribute_areas(net, np.array([square]), np.array([7.0]))
+    >>> pl.population.tolist(), pl.on_street.all()
+    ([4.0, 3.0], np.True_)
     """
     areas_m = np.asarray(areas_m, dtype=object)
     pop = np.asarray(population, dtype=float)
