@@ -276,6 +276,14 @@ def test_raster_in_a_projected_crs_via_load_residents(tmp_path, grid_network):
         ds.write(data, 1)
     res, info = load_residents(p, grid_network)
     assert info["kind"] == "raster" and info["raster_sum_in_area"] == 360.0
+    # a WGS84 area (a clip boundary) keeps the cells whose centre is inside: 2 x 3 cells
+    lon, lat = grid_lonlat(
+        grid_network, np.array([X0 - 10, X0 + 190]), np.array([Y0 + 290, Y0 + 560])
+    )
+    clipped, info2 = load_residents(
+        p, grid_network, area=shapely.box(lon[0], lat[0], lon[1], lat[1])
+    )
+    assert info2["raster_sum_in_area"] == 60.0 and clipped.frame["population"].sum() == 60.0
     assert res.frame["population"].sum() == 360.0
     assert info["cells_without_street"] == 0
 

@@ -380,6 +380,7 @@ def load_residents(
     population_join: str | None = None,
     population_field: str | None = None,
     buildings: str | Path | pd.DataFrame | None = None,
+    area: Any = None,
 ) -> tuple[PointTable, dict[str, Any]]:
     """Residents as points: read as given, or placed on the streets from polygons or a raster.
 
@@ -387,13 +388,23 @@ def load_residents(
     (or joined to ``population_table``) and population rasters (``.tif``) are distributed along
     the streets of ``network`` inside each polygon or cell (:mod:`lifecircle.population`).
 
+    ``area`` (a shapely geometry in WGS84, e.g. a clip boundary) limits a raster to the cells
+    whose centre lies inside it; default the network's convex hull plus ``max_snap_m``.
+
     Returns
     -------
     (PointTable, dict)
         The residents and how they were placed (empty for points).
     """
     if not isinstance(src, pd.DataFrame) and Path(src).suffix.lower() in (".tif", ".tiff"):
-        rp = distribute_raster(network, Path(src), margin_m=max_snap_m)
+        area_m = (
+            None
+            if area is None
+            else shapely.transform(
+                area, lambda xy: np.column_stack(network.from_lonlat(xy[:, 0], xy[:, 1]))
+            )
+        )
+        rp = distribute_raster(network, Path(src), margin_m=max_snap_m, area_m=area_m)
         pl = rp.placement
         cell_no = rp.cell_row * (int(rp.cell_col.max()) + 1) + rp.cell_col + 1
         ids = np.array([f"r{r}c{c}" for r, c in zip(rp.cell_row, rp.cell_col, strict=True)])
