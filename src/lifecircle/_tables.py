@@ -205,13 +205,8 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
 def _sheet_name(path: Path, sheet: str | int | None) -> str | int:
     if sheet is None:
         return 0
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path, read_only=True)
-    try:
-        names = list(wb.sheetnames)
-    finally:
-        wb.close()
+    with pd.ExcelFile(path) as book:
+        names = [str(n) for n in book.sheet_names]
     s = str(sheet).strip()
     if s in names:
         return s
