@@ -999,6 +999,7 @@ class Scenario:
     population_join: str | None = None
     population_field: str | None = None
     buildings: Path | None = None
+    grids: dict[str, Any] = field(default_factory=dict)
 
     def load_standard(self) -> ServiceStandard:
         """The scenario's service standard."""
@@ -1015,6 +1016,20 @@ _SCENARIO_SECTIONS: Final = {
     "boundaries",
     "candidates",
     "analysis",
+    "grids",
+}
+
+#: Keys of a scenario's ``[grids]`` section (the options of ``lifecircle grids``).
+GRID_SETTINGS: Final = {
+    "path": "grid polygons (default: the [[units]] layer with key 'grid')",
+    "id_field": "grid id column",
+    "crs": "coordinate system of the grid file (wgs84, gcj02, bd09, cgcs2000, EPSG:n)",
+    "household_size": "people per household (default 3.0)",
+    "households_per_grid": 'households band, e.g. "300-500"',
+    "base_tier": "tier whose facilities are grid bases (default station)",
+    "bases": "points file of grid bases instead of a tier",
+    "walk_m": "walking standard for the share within reach, metres",
+    "propose": "propose a re-gridding (true/false)",
 }
 
 
@@ -1083,6 +1098,16 @@ def load_scenario(path: str | Path) -> Scenario:
             encodings[section] = str(sec["encoding"])
     fac_sec = data["facilities"]
     res_sec = data.get("residents", {})
+    grids = dict(data.get("grids", {}))
+    bad = sorted(set(grids) - set(GRID_SETTINGS))
+    if bad:
+        raise InputError(
+            f"scenario file {p}: unknown key(s) {', '.join(bad)} in [grids]; "
+            f"allowed: {', '.join(GRID_SETTINGS)}"
+        )
+    for key in ("path", "bases"):
+        if key in grids:
+            grids[key] = rel(str(grids[key]))
     return Scenario(
         path=p,
         name=str(meta.get("name", p.stem)),
@@ -1109,6 +1134,7 @@ def load_scenario(path: str | Path) -> Scenario:
         population_join=res_sec.get("population_join"),
         population_field=res_sec.get("population_field"),
         buildings=rel(res_sec.get("buildings")),
+        grids=grids,
     )
 
 
