@@ -31,7 +31,7 @@ RESIDENTS_ZH = (
 def test_gbk_csv_with_chinese_headers(tmp_path, caplog):
     p = tmp_path / "res.csv"
     p.write_bytes(RESIDENTS_ZH.encode("gbk"))
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="lifecircle"):
         t = read_points(p, "residents")
     assert t.frame["name"].tolist() == ["清华新村", "东关小区"]
     assert t.frame["population"].tolist() == [120.0, 80.0]
@@ -115,7 +115,7 @@ def test_gbk_shapefile_without_cpg(tmp_path, caplog):
     gdf.to_file(p, encoding="gbk")
     p.with_suffix(".cpg").unlink(missing_ok=True)
     assert not p.with_suffix(".cpg").exists()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="lifecircle"):
         t = read_points(p, "residents")
     assert t.frame["name"].tolist() == ["东关社区", "西关社区"]
     assert "GB18030" in caplog.text
