@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle.config import parse_limit
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -57,9 +58,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres for the coverage run (default none)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres for the coverage run, or auto (each tier at its own "
+        "standard); default none",
     )
     p.add_argument(
         "--score-tier",
