@@ -1003,6 +1003,8 @@ class Scenario:
     population_join: str | None = None
     population_field: str | None = None
     buildings: Path | None = None
+    #: The raw ``[batch]`` section (regions file, scheduler...), read by ``lifecircle batch``.
+    batch: dict[str, Any] = field(default_factory=dict)
     grids: dict[str, Any] = field(default_factory=dict)
 
     def load_standard(self) -> ServiceStandard:
@@ -1020,6 +1022,7 @@ _SCENARIO_SECTIONS: Final = {
     "boundaries",
     "candidates",
     "analysis",
+    "batch",
     "grids",
 }
 
@@ -1138,6 +1141,7 @@ def load_scenario(path: str | Path) -> Scenario:
         population_join=res_sec.get("population_join"),
         population_field=res_sec.get("population_field"),
         buildings=rel(res_sec.get("buildings")),
+        batch=dict(data.get("batch", {})),
         grids=grids,
     )
 
