@@ -513,3 +513,42 @@ def test_geodataframe_polygons_any_crs(grid_network):
     pts = pd.DataFrame({"id": ["P"], "population": [3], "lon": [118.0], "lat": [34.6]})
     points, info2 = load_residents(pts, grid_network, crs="wgs84")
     assert info2 == {} and points.frame["population"].tolist() == [3.0]
+
+
+def test_raster_cut_to_the_clip_boundary_through_load_inputs(tmp_path):
+    """With --clip, a population raster keeps the cells inside the boundary itself."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    import lifecircle as lc
+
+    sub = gpd.read_file(DEMO / "subdistrict.geojson")
+    west, south, east, north = sub.total_bounds
+    cell = 0.005  # ~500 m cells over the sub-district's bounding box and beyond
+    w = int(np.ceil((east - west) / cell)) + 4
+    h = int(np.ceil((north - south) / cell)) + 4
+    p = tmp_path / "pop.tif"
+    with rasterio.open(
+        p, "w", driver="GTiff", height=h, width=w, count=1, dtype="float32", crs="EPSG:4326",
+        transform=from_origin(west - 2 * cell, north + 2 * cell, cell, cell),
+    ) as ds:  # fmt: skip
+        ds.write(np.full((h, w), 10.0, dtype="float32"), 1)
+    inputs = lc.load_inputs(
+        scenario=DEMO / "scenario.toml",
+        residents=p,
+        clip=DEMO / "subdistrict.geojson",
+        cache_dir=tmp_path / "cache",
+    )
+    info = inputs.population
+    cols, rows = np.meshgrid(np.arange(w), np.arange(h))
+    cx = west - 2 * cell + (cols.ravel() + 0.5) * cell
+    cy = north + 2 * cell - (rows.ravel() + 0.5) * cell
+    inside = shapely.contains_xy(shapely.union_all(sub.geometry.values), cx, cy)
+    assert info["kind"] == "raster"
+    assert info["raster_sum_in_area"] == 10.0 * inside.sum() < info["raster_sum"]
+    # cells inside the boundary but beyond every street (the synthetic town does not fill its
+    # sub-district) fall back to their centre, which is rejected like any point out there
+    rej = inputs.residents.rejects
+    assert set(rej["reason"]) <= {"outside_network_area"}
+    placed = inputs.residents.frame["population"].sum()
+    assert placed + 10.0 * len(rej) == pytest.approx(10.0 * inside.sum())
