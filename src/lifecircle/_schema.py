@@ -26,6 +26,8 @@ _TYPES: Final[dict[str, tuple[type, ...]]] = {
     "boolean": (bool,),
     "band": (str, list),
     "list": (list,),
+    "table": (dict,),
+    "sheet": (str, int),
 }
 
 
@@ -36,8 +38,9 @@ class Key:
     Attributes
     ----------
     name : str
-    type : {"string", "number", "integer", "boolean", "band", "list"}
-        (``band``: a ``"lo-hi"`` string or a two-number array; ``list``: an array)
+    type : {"string", "number", "integer", "boolean", "band", "list", "table", "sheet"}
+        (``band``: a ``"lo-hi"`` string or a two-number array; ``list``: an array; ``table``: an
+        inline table; ``sheet``: a name or a number)
     doc : str
         What it means (with its unit).
     required : bool
@@ -123,6 +126,10 @@ SCENARIO: Final = Schema(
             (
                 Key("path", "string", ".csv, .xlsx, .geojson or .gpkg file", required=True),
                 Key("crs", "string", _CRS_DOC),
+                Key("columns", "table", 'column names, e.g. { population = "常住人口" }'),
+                Key("sheet", "sheet", "workbook sheet, a name or a number from 1"),
+                Key("encoding", "string", "text encoding (default: detected; e.g. gb18030)"),
+                Key("tier_rules", "string", "POI tier rules file (tiers from type/name)"),
             ),
             required=True,
         ),
@@ -132,6 +139,13 @@ SCENARIO: Final = Schema(
             (
                 Key("path", "string", ".csv, .xlsx, .geojson or .gpkg file", required=True),
                 Key("crs", "string", _CRS_DOC),
+                Key("columns", "table", 'column names, e.g. { population = "常住人口" }'),
+                Key("sheet", "sheet", "workbook sheet, a name or a number from 1"),
+                Key("encoding", "string", "text encoding (default: detected; e.g. gb18030)"),
+                Key("population_table", "string", "population table joined to polygon residents"),
+                Key("population_join", "string", 'join of the table, "TABLEFIELD=POLYGONFIELD"'),
+                Key("population_field", "string", "population column of the table"),
+                Key("buildings", "string", "building footprints with floors/area"),
             ),
         ),
         Section(
@@ -154,6 +168,7 @@ SCENARIO: Final = Schema(
                 Key("crs", "string", _CRS_DOC),
                 Key("label_zh", "string", "Chinese label, e.g. 社区"),
                 Key("label_en", "string", "English label"),
+                Key("columns", "table", 'id and name columns, e.g. { id = "编码", name = "名称" }'),
             ),
             array=True,
         ),
@@ -168,6 +183,9 @@ SCENARIO: Final = Schema(
             (
                 Key("path", "string", ".csv, .xlsx, .geojson or .gpkg file", required=True),
                 Key("crs", "string", _CRS_DOC),
+                Key("columns", "table", 'column names, e.g. { population = "常住人口" }'),
+                Key("sheet", "sheet", "workbook sheet, a name or a number from 1"),
+                Key("encoding", "string", "text encoding (default: detected; e.g. gb18030)"),
             ),
         ),
         Section(
