@@ -293,7 +293,7 @@ def test_scenario_columns_sheet_encoding_and_tier_rules(tmp_path):
     (tmp_path / "t.toml").write_text(
         '[network]\npath = "a"\n[facilities]\npath = "b"\ncolumns = "编号"\n', encoding="utf-8"
     )
-    with pytest.raises(InputError, match="columns must be a table"):
+    with pytest.raises(InputError, match="key 'columns': must be a table"):
         load_scenario(tmp_path / "t.toml")
 
 
@@ -349,7 +349,7 @@ def test_cli_real_inputs_end_to_end(tmp_path, capsys):
     # a bad option value is one line naming the option
     rc = main(["coverage", "--network", str(demo / "roads.osm"), "--facilities", str(poi_path),
                "--residents", str(demo / "residents.csv"), "--columns", "houses:id=编号",
-               "--no-cache", "--out", str(out)])  # fmt: skip
+               "--no-cache", "--out", str(out) + "_bad"])  # fmt: skip
     assert rc == 1
     assert "'houses' is not an input" in capsys.readouterr().err
 

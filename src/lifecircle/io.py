@@ -22,6 +22,7 @@ first data row is 2, counting comment lines above the header too), for GeoJSON/G
 from __future__ import annotations
 
 import logging
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -204,7 +205,11 @@ def _concat_values(table: PointTable, bad: pd.DataFrame) -> pd.DataFrame:
     old = table.rejected_values
     if old is None:
         old = _values_frame(*(np.full(len(table.rejects), np.nan),) * 2, None, None)
-    lon, lat = from_wgs84(bad["lon"].to_numpy(float), bad["lat"].to_numpy(float), table.crs)
+    lon, lat = bad["lon"].to_numpy(float), bad["lat"].to_numpy(float)
+    try:  # back to the coordinates as declared (for the diagnosis of wrong declarations)
+        lon, lat = from_wgs84(lon, lat, table.crs)
+    except CRSError:  # e.g. points placed from a raster: WGS84 is all there is
+        pass
     new = _values_frame(
         lon,
         lat,
@@ -1530,7 +1535,8 @@ def read_population_areas(
         if "name" in cols
         else ""
     )
-    _population_columns(df, cols, out, flag)
+    # an area (a polygon spread along its streets) may hold a whole town: no per-point maximum
+    _population_columns(df, cols, out, flag, math.inf)
     _flag_duplicate_ids(id_str, rows, flag)
     good = reason == ""
     g = np.where(good, g, None)  # type: ignore[call-overload]
