@@ -69,6 +69,14 @@ from lifecircle._files import (
     jsonable,
     write_text,
 )
+from lifecircle._palette import (
+    COVERED_COLOUR,
+    GAP_COLOUR,
+    SHARE_BREAKS,
+    SHARE_COLOURS,
+    UNCOVERED_COLOUR,
+    tier_colours,
+)
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
 from lifecircle.errors import InputError
@@ -94,13 +102,6 @@ LEAFLET_CDN = f"https://cdn.jsdelivr.net/npm/leaflet@{LEAFLET_VERSION}/dist"
 #: Vendored web assets shipped as package data (read with ``importlib.resources``).
 ASSETS_DIR = resources.files("lifecircle") / "_assets"
 
-TIER_COLOURS = ("#6a3d9a", "#1f78b4", "#b15928", "#ff7f00", "#e7298a", "#17becf", "#7f7f7f")
-COVERED_COLOUR = "#1a9641"
-UNCOVERED_COLOUR = "#d7191c"
-GAP_COLOUR = "#b2182b"
-#: Share classes (upper bounds) and colours for cells and choropleths.
-SHARE_BREAKS = (0.2, 0.4, 0.6, 0.8, 1.0001)
-SHARE_COLOURS = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
 
 #: Above this many resident points the map aggregates residents to square cells.
 MAX_RESIDENT_POINTS = 5_000
@@ -203,11 +204,6 @@ def share_colour(share: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(np.asarray(SHARE_BREAKS), np.nan_to_num(s, nan=0.0), side="right")
     out = np.asarray(SHARE_COLOURS, dtype=object)[np.minimum(idx, len(SHARE_COLOURS) - 1)]
     return np.where(np.isnan(s), "#bdbdbd", out)
-
-
-def tier_colours(keys: Sequence[str]) -> dict[str, str]:
-    """A colour per tier key, in standard order."""
-    return {k: TIER_COLOURS[i % len(TIER_COLOURS)] for i, k in enumerate(keys)}
 
 
 # -- assets -----------------------------------------------------------------------------------
