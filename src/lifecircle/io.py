@@ -41,7 +41,9 @@ logger = logging.getLogger(__name__)
 Kind = Literal["facilities", "residents", "candidates"]
 
 #: Columns of a rejects table.
-REJECT_COLUMNS: Final = ["file", "row", "id", "reason", "detail"]
+#: ``lon``/``lat``: WGS84 degrees of the row when its coordinates parse and convert (else empty),
+#: so that rejected rows can be put on a map (the ``rejects`` layer of the GIS export).
+REJECT_COLUMNS: Final = ["file", "row", "id", "reason", "detail", "lon", "lat"]
 
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "id": (
@@ -125,6 +127,8 @@ class PointTable:
                 "id": bad["id"].to_numpy(),
                 "reason": reason,
                 "detail": det,
+                "lon": bad["lon"].to_numpy(float),
+                "lat": bad["lat"].to_numpy(float),
             }
         )
         return PointTable(
@@ -140,7 +144,12 @@ class PointTable:
 def empty_rejects() -> pd.DataFrame:
     """An empty rejects table with the standard columns."""
     return pd.DataFrame(
-        {c: pd.Series(dtype="int64" if c == "row" else "object") for c in REJECT_COLUMNS}
+        {
+            c: pd.Series(
+                dtype={"row": "int64", "lon": "float64", "lat": "float64"}.get(c, "object")
+            )
+            for c in REJECT_COLUMNS
+        }
     )
 
 
@@ -516,8 +525,10 @@ def _rejects_frame(
     reason: np.ndarray,
     detail: np.ndarray,
     good: np.ndarray,
+    wlon: NDArray[np.float64],
+    wlat: NDArray[np.float64],
 ) -> pd.DataFrame:
-    """The rejects table of the rows that are not ``good``."""
+    """The rejects table of the rows that are not ``good`` (``wlon``/``wlat``: WGS84 or NaN)."""
     return (
         pd.DataFrame(
             {
@@ -526,6 +537,8 @@ def _rejects_frame(
                 "id": id_str.to_numpy()[~good],
                 "reason": reason[~good],
                 "detail": detail[~good],
+                "lon": wlon[~good],
+                "lat": wlat[~good],
             }
         )
         if (~good).any()
@@ -651,13 +664,21 @@ def read_points(
             good = reason == ""
     out["lon"] = wlon
     out["lat"] = wlat
+    # where the rejected rows would lie (for the rejects map layer), when their coordinates parse
+    rlon, rlat = wlon.copy(), wlat.copy()
+    placeable = ~good & np.isfinite(lon) & np.isfinite(lat)
+    if geographic:
+        placeable &= (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+    if placeable.any():
+        with np.errstate(all="ignore"):
+            rlon[placeable], rlat[placeable] = to_wgs84(lon[placeable], lat[placeable], crs_name)
     # keep the other input columns for the user's own reference
     used = set(cols.values())
     for c in df.columns:
         if c not in used and str(c) not in out.columns:
             out[str(c)] = df[c].to_numpy()
 
-    rejects = _rejects_frame(src, rows, id_str, reason, detail, good)
+    rejects = _rejects_frame(src, rows, id_str, reason, detail, good, rlon, rlat)
     frame = out.loc[good].reset_index(drop=True)
     if len(rejects):
         logger.warning(

@@ -39,6 +39,7 @@ from lifecircle.coverage import compute_coverage, locate
 from lifecircle.errors import InputError
 from lifecircle.export import (
     GIS_FORMATS,
+    ExportMeta,
     ExportResult,
     ExportSources,
     LayerUnavailableError,
@@ -376,6 +377,11 @@ def run_export(
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
     candidates: str | Path | None = None,
+    gpkg_version: str = "1.2",
+    shp_encoding: str = "utf-8",
+    area_minutes: list[float] | tuple[float, ...] | None = None,
+    area_metres: list[float] | tuple[float, ...] | None = None,
+    area_rings: bool = False,
 ) -> ExportResult:
     """Export result layers as GeoJSON, GeoPackage, Shapefile or CSV in the chosen CRS.
 
@@ -389,8 +395,10 @@ def run_export(
     out : path
         Folder (one file per layer) or ``.gpkg`` file.
     layers : str or sequence, optional
-        ``"facilities,residents"``…, ``"all"``; default facilities, residents and (when unit
-        polygons are loaded) units.
+        ``"facilities,residents"``…; default facilities, residents and (when unit polygons are
+        loaded) units. ``"all"`` is every layer that can be built in this run; the others are
+        listed in ``ExportResult.skipped`` with the reason. GeoPackage and GeoJSON exports add
+        a ``rejects`` point layer when rejected input rows have usable coordinates.
     fmt : {"geojson", "gpkg", "shp", "csv"}
     crs : str
         ``wgs84``, ``cgcs2000``, ``cgcs2000-gk`` (zone chosen from the network's extent),
@@ -409,6 +417,14 @@ def run_export(
         For the ``candidates`` layer: score candidate sites of this tier with
         :func:`run_scoring` (``candidates``: a file, ``"auto"`` or ``"auto:N"``; default the
         scenario's).
+    gpkg_version : {"1.2", "1.3", "1.4"}
+        GeoPackage version (default 1.2).
+    shp_encoding : {"utf-8", "cp936"}
+        Shapefile text encoding.
+    area_minutes, area_metres : sequence of float, optional
+        Budgets of the ``service_areas`` layer (default: each tier's standard).
+    area_rings : bool
+        ``service_areas`` as bands between consecutive budgets.
 
     Returns
     -------
@@ -422,9 +438,30 @@ def run_export(
     f = str(fmt).lower()
     if f not in GIS_FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(GIS_FORMATS)}")
+    everything = layers is not None and "all" in (
+        [s.strip().lower() for s in layers.split(",")] if isinstance(layers, str) else layers
+    )
     given = [k for k, v in (sources or {}).items() if v is not None]
     if score_tier is not None:
         given.append("candidates")
+    skipped: dict[str, str] = {}
+    if everything:
+        for name in names:
+            why = unavailable_layers([name], units_loaded=bool(inputs.units), given=given)
+            if why:
+                skipped[name] = why[0]
+        names = [n for n in names if n not in skipped]
+        for why in skipped.values():
+            logger.warning("--layers all: skipped %s", why)
+    rej_table = inputs.rejects()
+    placeable = int(
+        (np.isfinite(pd.to_numeric(rej_table["lon"], errors="coerce").to_numpy(float))).sum()
+    )
+    if f in ("gpkg", "geojson") and placeable and "rejects" not in names:
+        names.append("rejects")
+    elif "rejects" in names and not placeable and everything:
+        names.remove("rejects")
+        skipped["rejects"] = "no rejected input row has usable coordinates"
     problems = unavailable_layers(names, units_loaded=bool(inputs.units), given=given)
     if problems:
         raise LayerUnavailableError("; ".join(problems) + "; nothing was written")
@@ -451,7 +488,13 @@ def run_export(
     extra = dict(sources or {})
     if "candidates" in names and extra.get("candidates") is None and score_tier is not None:
         extra["candidates"] = run_scoring(inputs, tier=score_tier, candidates=candidates)
-    src = ExportSources(run=cov, **extra)
+    src = ExportSources(
+        run=cov,
+        area_minutes=tuple(area_minutes) if area_minutes else None,
+        area_metres=tuple(area_metres) if area_metres else None,
+        area_rings=area_rings,
+        **extra,
+    )
     built = build_layers(src, names)
     t1 = time.perf_counter()
     result = export_layers(
@@ -462,13 +505,17 @@ def run_export(
         precision=precision,
         overwrite=overwrite,
         tier_keys=inputs.standard.keys,
+        meta=ExportMeta(standard=inputs.standard, synthetic=inputs.synthetic),
+        gpkg_version=gpkg_version,
+        shp_encoding=shp_encoding,
     )
     rejects = inputs.rejects()
     write_csv(rejects, rejects_path, overwrite=overwrite)
     result = replace(
         result,
-        paths={**result.paths, "rejects": [rejects_path]},
-        features={**result.features, "rejects": len(rejects)},
+        paths={**result.paths, "rejects_csv": [rejects_path]},
+        features={**result.features, "rejects_csv": len(rejects)},
+        skipped=skipped,
     )
     logger.info("export: layers %.2f s, write %.2f s", t1 - t0, time.perf_counter() - t1)
     return result

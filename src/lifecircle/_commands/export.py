@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from lifecircle._commands._common import add_input_options, inputs_from_args
-from lifecircle.export import parse_layers, resolve_output_crs
+from lifecircle._commands.isochrones import numbers
+from lifecircle.export import GPKG_VERSIONS, SHP_ENCODINGS, parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
 
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--layers",
         metavar="LIST",
         help="comma-separated layers (default facilities, residents and, when unit "
-        "polygons are loaded, units; 'all' for every layer)",
+        "polygons are loaded, units; 'all' for every layer this run can build, the others "
+        "are listed with the reason). GeoPackage and GeoJSON exports add a 'rejects' point "
+        "layer when rejected input rows have coordinates",
     )
     p.add_argument(
         "--format",
@@ -71,6 +74,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH|auto",
         help="candidate sites to score (a file, auto or auto:N; default the scenario's)",
     )
+    p.add_argument(
+        "--gpkg-version",
+        choices=GPKG_VERSIONS,
+        default="1.2",
+        help="GeoPackage version (default 1.2: opens without warnings in QGIS 3.28 LTR / "
+        "GDAL 3.6 and ArcGIS)",
+    )
+    p.add_argument(
+        "--shp-encoding",
+        choices=tuple(SHP_ENCODINGS),
+        default="utf-8",
+        help="Shapefile text encoding: utf-8 with a .cpg (default) or cp936 (GBK) for "
+        "software that ignores .cpg (ArcMap 10.x, older SuperMap)",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--minutes",
+        type=numbers,
+        metavar="5,10,15",
+        help="service_areas layer: budgets in minutes at each tier's speed (default: each "
+        "tier's standard)",
+    )
+    budget.add_argument(
+        "--metres",
+        "--meters",
+        dest="metres",
+        type=numbers,
+        metavar="300,500",
+        help="service_areas layer: budgets in network metres",
+    )
+    p.add_argument(
+        "--rings",
+        action="store_true",
+        help="service_areas layer: bands between consecutive budgets instead of nested polygons",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -93,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
         limit_m=args.limit_m,
         score_tier=args.score_tier,
         candidates=args.candidates,
+        gpkg_version=args.gpkg_version,
+        shp_encoding=args.shp_encoding,
+        area_minutes=args.minutes,
+        area_metres=args.metres,
+        area_rings=args.rings,
     )
     s = res.summary()
     if inputs.synthetic:
@@ -101,8 +144,16 @@ def run(args: argparse.Namespace) -> int:
     if s["crs_reason"] and s["crs_reason"] != "given":
         print(f"  chosen because {s['crs_reason']}")
     for layer, info in s["layers"].items():
+        if layer == "rejects_csv":
+            continue
         print(f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}")
+    for layer, why in s["skipped"].items():
+        print(f"skipped {layer}: {why}")
     n_rej = len(inputs.rejects())
     if n_rej:
-        print(f"{n_rej} input row(s) rejected; run `lifecircle coverage` for rejects.csv")
+        mapped = s["layers"].get("rejects", {}).get("features", 0)
+        print(
+            f"{n_rej} input row(s) rejected, listed in {s['layers']['rejects_csv']['files'][0]}"
+            + (f" ({mapped} with coordinates in the rejects layer)" if mapped else "")
+        )
     return 0

@@ -8,11 +8,18 @@ from pathlib import Path
 from lifecircle._commands._common import add_input_options, inputs_from_args
 from lifecircle._files import check_writable, write_csv
 from lifecircle.errors import InputError
-from lifecircle.export import write_service_areas
+from lifecircle.export import (
+    GPKG_VERSIONS,
+    ExportMeta,
+    lon_range,
+    resolve_output_crs,
+    write_service_areas,
+)
 from lifecircle.pipeline import ServiceAreaRun, run_service_areas
 
 
-def _numbers(text: str) -> list[float]:
+def numbers(text: str) -> list[float]:
+    """Comma-separated positive numbers (an argparse type)."""
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
@@ -34,14 +41,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "buffered. One polygon per facility and budget, one per tier (--dissolve "
         "tier), or non-overlapping nearest-facility catchments (--dissolve catchment). "
         "Residents are optional; when given, each polygon gets the population within "
-        "its budget by network distance. Writes FILE.geojson or FILE.gpkg (WGS84) and, "
-        "when input rows were rejected, FILE_rejects.csv next to it.",
+        "its budget by network distance. Writes FILE.geojson (with a QGIS style "
+        "FILE.qml) or FILE.gpkg in the chosen CRS and, when input rows were rejected, "
+        "FILE_rejects.csv next to it.",
     )
     add_input_options(p, residents=False)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--minutes",
-        type=_numbers,
+        type=numbers,
         metavar="5,10,15",
         help="budgets in minutes at each tier's speed (default: each tier's standard)",
     )
@@ -49,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--metres",
         "--meters",
         dest="metres",
-        type=_numbers,
+        type=numbers,
         metavar="300,500",
         help="budgets in network metres",
     )
@@ -86,6 +94,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="M",
         help="simplification tolerance in metres (default 0: none)",
     )
+    p.add_argument(
+        "--crs",
+        default="wgs84",
+        metavar="CRS",
+        help="output coordinates, as for export: wgs84 (default), cgcs2000, cgcs2000-gk "
+        "(zone chosen from the data; or cgcs2000-gk:117), gcj02, bd09 or EPSG:n",
+    )
+    p.add_argument(
+        "--gpkg-version",
+        choices=GPKG_VERSIONS,
+        default="1.2",
+        help="GeoPackage version of a .gpkg output (default 1.2)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="output .geojson or .gpkg")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
@@ -102,10 +123,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".geojson", ".json", ".gpkg"):
         raise InputError(f"--out must end in .geojson or .gpkg, got {out.name!r}")
+    if not args.crs.strip().lower().startswith(("cgcs2000-gk", "cgcs2000_gk", "gk")):
+        resolve_output_crs(args.crs)
     inputs = inputs_from_args(args, require_residents=False)
     rejects = inputs.rejects()
     rej_path = rejects_path(out)
-    check_writable([out] + ([rej_path] if len(rejects) else []), overwrite=args.overwrite)
+    qml = [out.with_suffix(".qml")] if out.suffix.lower() != ".gpkg" else []
+    check_writable([out, *qml] + ([rej_path] if len(rejects) else []), overwrite=args.overwrite)
     run_ = run_service_areas(
         inputs,
         tiers=args.tier or None,
@@ -116,10 +140,20 @@ def run(args: argparse.Namespace) -> int:
         buffer_m=args.buffer_m,
         simplify_m=args.simplify_m,
     )
-    write_service_areas(run_.result, out, overwrite=args.overwrite)
+    gdf = run_.to_gdf()
+    ocrs = resolve_output_crs(args.crs, lon_range=lon_range({"service_areas": gdf}))
+    write_service_areas(
+        gdf,
+        out,
+        overwrite=args.overwrite,
+        crs=ocrs,
+        meta=ExportMeta(standard=inputs.standard, synthetic=inputs.synthetic),
+        gpkg_version=args.gpkg_version,
+    )
     if len(rejects):
         write_csv(rejects, rej_path, overwrite=args.overwrite)
     print_summary(run_, out, rej_path if len(rejects) else None)
+    print(f"coordinate system: {ocrs.label}" + (f" ({ocrs.reason})" if ocrs.reason else ""))
     return 0
 
 
