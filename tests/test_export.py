@@ -282,12 +282,34 @@ def test_csv_round_trip(layers, run, tmp_path, crs):
         if "wkt" in got.columns:
             geoms = shapely.from_wkt(got["wkt"].to_numpy(str))
         else:
-            cols = ("lon", "lat") if res.crs.geographic else ("x", "y")
+            cols = ("lon", "lat") if res.crs.geographic else ("easting", "northing")
             geoms = shapely.points(got[cols[0]].to_numpy(float), got[cols[1]].to_numpy(float))
+            assert "x" not in got.columns and "y" not in got.columns
+            # WGS84 lon/lat always: in the CRS's own columns, or beside easting/northing
+            wlon, wlat = ("lon", "lat") if not res.crs.geographic else ("wgs84_lon", "wgs84_lat")
+            if not res.crs.is_wgs84:
+                wgs = shapely.points(got[wlon].to_numpy(float), got[wlat].to_numpy(float))
+                err = _metres_apart(gpd.GeoSeries(wgs), want.geometry, run.inputs.crs)
+                assert err.max() < 0.1, name  # 7 decimals from coordinates rounded to 6 or 2
         back = res.crs.transform_geometries(np.asarray(geoms), inverse=True)
         err = _metres_apart(gpd.GeoSeries(back), want.geometry, run.inputs.crs)
         assert err.max() < TOLERANCE_M[crs]
         assert len(got) == len(want)
+        # sidecars name the CRS: .prj (read by pyproj) and _crs.txt (EPSG code first)
+        _csv, prj, crs_txt = res.paths[name]
+        assert prj.suffix == ".prj" and crs_txt.name.endswith("_crs.txt")
+        first = crs_txt.read_text(encoding="utf-8").splitlines()[0]
+        if not res.crs.obfuscated:
+            from pyproj import CRS
+
+            code = res.crs.pyproj_crs().to_epsg()
+            assert CRS.from_user_input(first).to_epsg() == code
+            assert CRS.from_wkt(prj.read_text(encoding="utf-8")).to_epsg() == code
+        else:
+            assert first == "gcj02" and "GCJ-02" in prj.read_text(encoding="utf-8")
+        if not res.crs.geographic:
+            assert "northing" in crs_txt.read_text(encoding="utf-8")
+            assert ("easting" in got.columns) == ("wkt" not in got.columns)
     fac = pd.read_csv(res.paths["facilities"][0])
     assert fac["name"].tolist() == layers["facilities"]["name"].tolist()  # Chinese intact
 
@@ -470,6 +492,7 @@ def test_unavailable_layers_write_nothing(inputs, run, tmp_path):
         "units",
         "candidates",
         "network",
+        "rejects",
     }
 
 
@@ -541,7 +564,7 @@ def test_gpkg_multi_layer(layers, tmp_path):
 
     res = export_layers(layers, tmp_path / "r.gpkg", "gpkg", "cgcs2000", tier_keys=TIERS)
     names = [n for n, _ in pyogrio.list_layers(tmp_path / "r.gpkg")]
-    assert names == list(layers)
+    assert names == [*layers, "layer_styles"]  # QGIS's style table, registered as QGIS does
     assert gpd.read_file(res.paths["units"][0], layer="units").crs.to_epsg() == 4490
 
 

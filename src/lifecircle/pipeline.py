@@ -451,8 +451,8 @@ def run_export(
             if why:
                 skipped[name] = why[0]
         names = [n for n in names if n not in skipped]
-        for why in skipped.values():
-            logger.warning("--layers all: skipped %s", why)
+        for reason in skipped.values():
+            logger.warning("--layers all: skipped %s", reason)
     rej_table = inputs.rejects()
     placeable = int(
         (np.isfinite(pd.to_numeric(rej_table["lon"], errors="coerce").to_numpy(float))).sum()

@@ -332,6 +332,7 @@ def _areas(src: ExportSources, layer: str, dissolve: str) -> gpd.GeoDataFrame:
     if given is None:
         run = src.run
         res = run.inputs.residents
+        own = layer == "service_areas"  # budgets and rings apply to service areas only
         given = compute_service_areas(
             run.inputs.networks,
             run.inputs.facilities.frame,
@@ -341,15 +342,9 @@ def _areas(src: ExportSources, layer: str, dissolve: str) -> gpd.GeoDataFrame:
             max_snap_m=run.inputs.max_snap_m,
             facility_located=run.result.facility_located,
             resident_located=run.result.resident_located,
-            **(
-                {
-                    "minutes": list(src.area_minutes) if src.area_minutes else None,
-                    "metres": list(src.area_metres) if src.area_metres else None,
-                    "rings": src.area_rings,
-                }
-                if layer == "service_areas"
-                else {}
-            ),
+            minutes=list(src.area_minutes) if own and src.area_minutes else None,
+            metres=list(src.area_metres) if own and src.area_metres else None,
+            rings=own and src.area_rings,
         )
     return _given_gdf(layer, given)
 

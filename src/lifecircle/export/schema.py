@@ -580,11 +580,14 @@ def schema_markdown(tier_keys: Sequence[str] = ("{tier}",)) -> str:
             "",
             LAYER_DESCRIPTIONS[layer] + ".",
             "",
-            "| name | type | unit | meaning | Shapefile field |",
-            "|---|---|---|---|---|",
+            "| name | type | unit | meaning | Shapefile field | alias (QGIS/ArcGIS) |",
+            "|---|---|---|---|---|---|",
         ]
         for f in fields:
             short = f.short.replace("{n}", "N")
-            lines.append(f"| `{f.name}` | {f.type} | {f.unit} | {f.meaning} | `{short}` |")
+            alias = f.alias().replace("{tier_zh}", "{层级}")
+            lines.append(
+                f"| `{f.name}` | {f.type} | {f.unit} | {f.meaning} | `{short}` | {alias} |"
+            )
         lines.append("")
     return "\n".join(lines)

@@ -119,6 +119,33 @@ def _geometry_kind(gdf: gpd.GeoDataFrame) -> str:
     return "point" if t in (0, 4) else "line" if t in (1, 2, 5) else "polygon"
 
 
+def _repair(polys: NDArray[np.object_]) -> NDArray[np.object_]:
+    """``make_valid`` (structure method: polygonal in, polygonal out) where a polygon is invalid."""
+    bad = ~shapely.is_valid(polys)
+    if bad.any():
+        polys = polys.copy()
+        polys[bad] = shapely.make_valid(polys[bad], method="structure", keep_collapsed=False)
+    return polys
+
+
+def _snap_to_grid(polys: NDArray[np.object_], grid: float) -> NDArray[np.object_]:
+    """Polygons on a grid of ``grid`` units (GEOS precision reduction, valid output).
+
+    GEOS gives up on a few polygons (``TopologyException``); those are rounded vertex by vertex
+    and left to the repair that follows.
+    """
+    try:
+        return np.asarray(shapely.set_precision(polys, grid))
+    except shapely.errors.GEOSException:
+        out = polys.copy()
+        for i, g in enumerate(polys):  # only after GEOS failed on the batch: find the culprits
+            try:
+                out[i] = shapely.set_precision(g, grid)
+            except shapely.errors.GEOSException:
+                out[i] = shapely.transform(g, lambda xy: np.round(xy / grid) * grid)
+        return out
+
+
 def _valid_geometries(
     geoms: NDArray[np.object_], precision: int | None, layer: str
 ) -> NDArray[np.object_]:
@@ -129,21 +156,27 @@ def _valid_geometries(
     polygonal out), because reprojection (e.g. to Gauss-Krüger) can make a ring touch or cross
     itself. Points and lines are rounded vertex by vertex.
     """
-    geoms = np.asarray(geoms, dtype=object)
+    geoms = np.array(geoms, dtype=object, copy=True)  # never modify the caller's geometries
     types = shapely.get_type_id(geoms)
     poly = (types == 3) | (types == 6)
     other = ~poly & (types >= 0)
     if precision is not None and other.any():
         geoms[other] = shapely.transform(geoms[other], lambda xy: np.round(xy, precision))
     if poly.any():
-        p = geoms[poly]
+        p = _repair(geoms[poly])
         if precision is not None:
-            p = shapely.set_precision(p, 10.0 ** (-precision))
-        bad = ~shapely.is_valid(p)
-        if bad.any():
-            p[bad] = shapely.make_valid(p[bad], method="structure", keep_collapsed=False)
+            p = _repair(_snap_to_grid(p, 10.0 ** (-precision)))
         geoms[poly] = shapely.orient_polygons(p, exterior_cw=False)
     invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+    if (invalid & other).any():
+        # a line shorter than the rounding grid collapses: only with a coarse --precision
+        logger.warning(
+            "layer %r: %d line(s)/point(s) degenerate at %s decimals (give more --precision)",
+            layer,
+            int((invalid & other).sum()),
+            precision,
+        )
+        invalid &= poly
     if invalid.any():
         i = int(np.flatnonzero(invalid)[0])
         raise GeometryValidityError(
@@ -251,7 +284,8 @@ def _crs_text(crs: OutputCRS, columns: Sequence[str]) -> str:
         if "wgs84_lon" in columns:
             lines += ["wgs84_lon, wgs84_lat: WGS 84 degrees (EPSG:4326)"]
     elif "wkt" in columns:
-        lines += [f"wkt: geometry as WKT in {crs.label}"]
+        axes = "" if crs.geographic else " (x = easting, y = northing, metres)"
+        lines += [f"wkt: geometry as WKT in {crs.label}{axes}"]
     return "\n".join(lines) + "\n"
 
 
