@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import GRID_ORIGIN, make_grid
-from lifecircle.config import preset
+from conftest import GRID_ORIGIN, export_inputs
 from lifecircle.errors import CRSError, InputError, OutputExistsError
 from lifecircle.export import (
     LAYER_BUILDERS,
@@ -28,7 +27,6 @@ from lifecircle.export import (
     resolve_output_crs,
     schema_markdown,
 )
-from lifecircle.io import PointTable, UnitLayer, empty_rejects
 from lifecircle.pipeline import Inputs, run_coverage, run_export
 from lifecircle.routing import RoutingGraph, nearest_sources
 from lifecircle.units import unit_coverage
@@ -38,74 +36,9 @@ TIERS = ("county_centre", "subdistrict_centre", "community_centre", "station", "
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "gis-export.md"
 
 
-def _to_lonlat(net, geom):
-    return shapely.transform(geom, lambda xy: np.column_stack(net.to_lonlat(xy[:, 0], xy[:, 1])))
-
-
 @pytest.fixture(scope="module")
 def inputs() -> Inputs:
-    """A 6x6 grid (walk and bike), one facility per upper tier, two stations, 60 residents, and
-    two community polygons (one with a hole) splitting the grid at x = 250 m."""
-    walk, bike = make_grid(), make_grid(mode="bike")
-    fx = X0 + np.array([250, 100, 300, 0, 200, 200])
-    fy = Y0 + np.array([250, 100, 300, 500, 300, 0])
-    flon, flat = walk.to_lonlat(fx.astype(float), fy.astype(float))
-    fac = pd.DataFrame(
-        {
-            "id": ["F1", "F2", "F3", "S1", "S2", "P1"],
-            "row": np.arange(2, 8),
-            "name": ["县中心", "街道中心", "社区中心", "服务站甲", "服务站乙", "便民点"],
-            "tier": [
-                "county_centre",
-                "subdistrict_centre",
-                "community_centre",
-                "station",
-                "station",
-                "point",
-            ],
-            "lon": flon,
-            "lat": flat,
-        }
-    )
-    rng = np.random.default_rng(7)
-    n = 60
-    rx, ry = X0 + rng.uniform(0, 500, n), Y0 + rng.uniform(0, 500, n)
-    rx[0], ry[0] = X0 + 250, Y0 + 520  # 20 m off the top street
-    rlon, rlat = walk.to_lonlat(rx, ry)
-    res = pd.DataFrame(
-        {
-            "id": [f"R{i}" for i in range(n)],
-            "row": np.arange(2, n + 2),
-            "lon": rlon,
-            "lat": rlat,
-            "population": rng.integers(1, 10, n).astype(float),
-            "elderly": 1.0,
-            "children": np.nan,
-        }
-    )
-    west = shapely.Polygon(
-        [(X0 - 50, Y0 - 50), (X0 + 250, Y0 - 50), (X0 + 250, Y0 + 550), (X0 - 50, Y0 + 550)],
-        holes=[[(X0 + 40, Y0 + 40), (X0 + 40, Y0 + 60), (X0 + 60, Y0 + 60), (X0 + 60, Y0 + 40)]],
-    )
-    east = shapely.box(X0 + 250, Y0 - 50, X0 + 550, Y0 + 550)
-    units = UnitLayer(
-        "community",
-        "社区",
-        "community",
-        gpd.GeoDataFrame(
-            {"unit_id": ["C1", "C2"], "name": ["西社区", "东社区"]},
-            geometry=[_to_lonlat(walk, west), _to_lonlat(walk, east)],
-            crs="EPSG:4326",
-        ),
-        "memory",
-    )
-    return Inputs(
-        standard=preset("tancheng"),
-        networks={"walk": walk, "bike": bike},
-        facilities=PointTable("facilities", "fac.csv", "wgs84", fac, empty_rejects(), len(fac)),
-        residents=PointTable("residents", "res.csv", "wgs84", res, empty_rejects(), n),
-        units=(units,),
-    )
+    return export_inputs()
 
 
 @pytest.fixture(scope="module")
@@ -564,7 +497,7 @@ def test_gpkg_multi_layer(layers, tmp_path):
 
     res = export_layers(layers, tmp_path / "r.gpkg", "gpkg", "cgcs2000", tier_keys=TIERS)
     names = [n for n, _ in pyogrio.list_layers(tmp_path / "r.gpkg")]
-    assert names == [*layers, "layer_styles"]  # QGIS's style table, registered as QGIS does
+    assert names == [*layers, "layer_styles"]  # and QGIS's style table
     assert gpd.read_file(res.paths["units"][0], layer="units").crs.to_epsg() == 4490
 
 

@@ -504,7 +504,7 @@ def test_cli_geojson_and_rejects(
         )
         == 0
     )
-    g2 = gpd.read_file(gpkg, engine="pyogrio")
+    g2 = gpd.read_file(gpkg, layer="service_areas", engine="pyogrio")
     assert g2.geometry.is_valid.all() and len(g2) == 2 and g2["population"].isna().all()
     # bad output suffix
     assert (

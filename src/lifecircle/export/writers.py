@@ -400,7 +400,8 @@ def _write_shapefile(
     gdal_enc = SHP_ENCODINGS[encoding]
     if gdal_enc != "UTF-8":
         for col in shp.columns:
-            if col == shp.geometry.name or not pd.api.types.is_object_dtype(shp[col]):
+            text = pd.api.types.is_object_dtype(shp[col]) or pd.api.types.is_string_dtype(shp[col])
+            if col == shp.geometry.name or not text:
                 continue
             for i, v in enumerate(shp[col]):
                 if isinstance(v, str):
@@ -437,7 +438,10 @@ def _gpkg_metadata(
     * ``gpkg_data_columns`` (the GeoPackage schema extension, registered in ``gpkg_extensions``):
       per field, ``name``/``title`` = Chinese alias (GDAL reads ``name`` as the alternative name
       QGIS shows) and ``description`` = meaning and unit.
-    * ``layer_styles`` (the table QGIS reads and writes): one default QML style per layer.
+    * ``layer_styles`` (the table QGIS reads and writes): one default QML style per layer,
+      registered in ``gpkg_contents`` as an attributes table, as QGIS does. GDAL and geopandas
+      list it as a layer (as for any GeoPackage QGIS has saved styles in), so read data layers
+      by name.
     """
     with closing(sqlite3.connect(path)) as con, con:
         con.execute(
