@@ -48,6 +48,7 @@ __all__ = [
     "ExportResult",
     "export_layers",
     "export_paths",
+    "layer_csv_frame",
     "layer_geojson",
     "read_back",
     "write_service_areas",
@@ -230,7 +231,7 @@ def layer_geojson(
     return _geojson(_prepare(gdf, ocrs, p), ocrs, p, name)
 
 
-def _csv_frame(gdf: gpd.GeoDataFrame, crs: OutputCRS, precision: int) -> pd.DataFrame:
+def layer_csv_frame(gdf: gpd.GeoDataFrame, crs: OutputCRS, precision: int) -> pd.DataFrame:
     """Attributes plus coordinates: point layers get ``lon``/``lat`` in a geographic output CRS
     (and ``wgs84_lon``/``wgs84_lat`` when that CRS is not WGS84), or ``easting``/``northing``
     (metres) plus WGS84 ``lon``/``lat`` in a projected one; other layers a ``wkt`` column."""
@@ -630,7 +631,7 @@ def export_layers(
                     _qml_for(n, g, ft, meta, short=False, fmt=fmt), encoding="utf-8"
                 )
             elif fmt == "csv":
-                frame = _csv_frame(g, ocrs, text_precision)
+                frame = layer_csv_frame(g, ocrs, text_precision)
                 frame.to_csv(tmp_main, index=False, encoding="utf-8", lineterminator="\n")
                 (tmp_dir / files[1].name).write_text(_prj_text(ocrs), encoding="utf-8")
                 (tmp_dir / files[2].name).write_text(
