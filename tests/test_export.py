@@ -596,6 +596,17 @@ def test_cli_export(helsinki_files, helsinki_pbf, tmp_path, capsys):
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
     assert main([*common, "--layers", "facilities", "--format", "gpkg", "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    # GIS options: service-area bands, GBK Shapefiles
+    shp = tmp_path / "shp"
+    argv = [*common, "--layers", "service_areas,facilities", "--format", "shp"]
+    argv += ["--minutes", "3,5", "--rings", "--shp-encoding", "cp936", "--out", str(shp)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rejects.csv" in printed
+    sa = read_back(shp / "service_areas.shp", encoding="cp936")
+    assert set(sa["budget_min"]) == {3.0, 5.0} and sa.geometry.is_valid.all()
+    assert (shp / "service_areas.cpg").read_text(encoding="ascii").strip() in ("936", "CP936")
+    assert (shp / "service_areas.qml").exists()
 
 
 def test_layers_from_other_modules(inputs, run, tmp_path):
