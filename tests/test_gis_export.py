@@ -34,7 +34,7 @@ from lifecircle.export import (
     write_service_areas,
 )
 from lifecircle.io import REJECT_COLUMNS, PointTable
-from lifecircle.pipeline import Inputs, run_coverage, run_export
+from lifecircle.pipeline import Inputs, run_coverage, run_export, run_scoring
 from lifecircle.runs import CoverageRun
 
 CRSS = ("wgs84", "cgcs2000", "cgcs2000-gk", "gcj02", "bd09", "EPSG:32650")
@@ -75,8 +75,11 @@ def run() -> CoverageRun:
 
 @pytest.fixture(scope="module")
 def all_layers(run: CoverageRun) -> dict[str, gpd.GeoDataFrame]:
-    names = [n for n in LAYER_BUILDERS if n != "candidates"]
-    return build_layers(ExportSources(run), names)
+    """Every layer: candidates scored for the station tier among automatic candidate sites."""
+    scored = run_scoring(run.inputs, tier="station", candidates="auto:20", select_k=2)
+    layers = build_layers(ExportSources(run, candidates=scored), list(LAYER_BUILDERS))
+    assert all(len(g) for g in layers.values())
+    return layers
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,11 @@ def test_every_layer_valid_and_read_back(all_layers, meta, tmp_path, fmt, crs):
         if fmt == "csv":
             got = pd.read_csv(path, keep_default_na=False, na_values=[""])
             assert len(got) == len(want), name
+            prj = CRS.from_wkt(res.paths[name][1].read_text(encoding="utf-8"))
+            if res.crs.obfuscated:
+                assert ("GCJ-02" if crs == "gcj02" else "BD-09") in prj.name
+            else:
+                assert prj.to_epsg() == want_crs.to_epsg(), name
             if "wkt" in got.columns:
                 geoms = shapely.from_wkt(got["wkt"].to_numpy(str))
                 assert shapely.is_valid(geoms).all(), name
