@@ -312,6 +312,9 @@ def test_cp936_shapefile_reads_back_with_gbk(all_layers, meta, tmp_path):
     # the QML sidecar names the short fields
     root = ET.fromstring(shp.with_suffix(".qml").read_text(encoding="utf-8").split("\n", 1)[1])
     assert {a.get("field") for a in root.iter("alias")} == set(fields["field"])
+    # and carries the layer description as metadata
+    assert root.findtext("resourceMetadata/title") == "公共服务设施"
+    assert "SYNTHETIC" in root.findtext("resourceMetadata/abstract")
 
 
 def test_cp936_refuses_text_it_cannot_store(all_layers, tmp_path):

@@ -12,7 +12,7 @@ layer is opened) and as ``.qml`` sidecars next to Shapefiles and GeoJSON files.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from lifecircle._palette import (
     COVERED_COLOUR,
@@ -178,6 +178,8 @@ def layer_qml(
     covered_field: str = "all_covered",
     selected_field: str = "selected",
     bool_values: tuple[str, str] = ("1", "0"),
+    title: str = "",
+    abstract: str = "",
 ) -> str:
     """A QGIS style document (QML text) for one exported layer.
 
@@ -197,6 +199,9 @@ def layer_qml(
     bool_values : (str, str)
         How true and false read in the file: ``("1", "0")`` for GeoPackage and Shapefile,
         ``("true", "false")`` for GeoJSON.
+    title, abstract : str
+        Layer title and description, written as the style's layer metadata (QGIS shows them
+        under Layer Properties > Metadata when the style is loaded).
 
     Returns
     -------
@@ -242,9 +247,16 @@ def layer_qml(
         f"<alias field={quoteattr(f)} index={quoteattr(str(i))} name={quoteattr(a)}/>"
         for i, (f, a) in enumerate(fields.items())
     )
+    metadata = (
+        f"<resourceMetadata><type>dataset</type><title>{escape(title)}</title>"
+        f"<abstract>{escape(abstract)}</abstract></resourceMetadata>"
+        if title or abstract
+        else ""
+    )
+    categories = "Symbology|Fields" + ("|Metadata" if metadata else "")
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        f'<qgis version="{QGIS_VERSION}" styleCategories="Symbology|Fields">'
-        f"{renderer}<aliases>{aliases}</aliases>"
+        f'<qgis version="{QGIS_VERSION}" styleCategories="{categories}">'
+        f"{metadata}{renderer}<aliases>{aliases}</aliases>"
         f"<layerGeometryType>{_GEOMETRY[geometry]}</layerGeometryType></qgis>\n"
     )

@@ -374,7 +374,14 @@ def _bool_to_int(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _qml_for(
-    layer: str, g: gpd.GeoDataFrame, ft: pd.DataFrame, meta: ExportMeta, *, short: bool, fmt: str
+    layer: str,
+    g: gpd.GeoDataFrame,
+    ft: pd.DataFrame,
+    meta: ExportMeta,
+    crs: OutputCRS,
+    *,
+    short: bool,
+    fmt: str,
 ) -> str:
     """The QGIS style of a written layer (field names as written: short for Shapefiles)."""
     name_of = dict(zip(ft["name"], ft["field"] if short else ft["name"], strict=True))
@@ -390,6 +397,8 @@ def _qml_for(
         covered_field=name_of.get("all_covered", "all_covered"),
         selected_field=name_of.get("selected", "selected"),
         bool_values=("true", "false") if fmt == "geojson" else ("1", "0"),
+        title=LAYER_TITLES_ZH.get(layer, layer),
+        abstract=meta.layer_description(layer, crs),
     )
 
 
@@ -515,7 +524,7 @@ def _gpkg_metadata(
                     layer,
                     geom_col[0] if geom_col else "geom",
                     layer,
-                    _qml_for(layer, g, ft, meta, short=False, fmt="gpkg"),
+                    _qml_for(layer, g, ft, meta, crs, short=False, fmt="gpkg"),
                     style_description(layer),
                 ),
             )
@@ -628,7 +637,7 @@ def export_layers(
             elif fmt == "geojson":
                 tmp_main.write_text(_geojson(g, ocrs, text_precision, n), encoding="utf-8")
                 (tmp_dir / files[1].name).write_text(
-                    _qml_for(n, g, ft, meta, short=False, fmt=fmt), encoding="utf-8"
+                    _qml_for(n, g, ft, meta, ocrs, short=False, fmt=fmt), encoding="utf-8"
                 )
             elif fmt == "csv":
                 frame = layer_csv_frame(g, ocrs, text_precision)
@@ -640,7 +649,7 @@ def export_layers(
             else:
                 _write_shapefile(g, ft, tmp_main, enc, n)
                 (tmp_dir / files[-2].name).write_text(
-                    _qml_for(n, g, ft, meta, short=True, fmt=fmt), encoding="utf-8"
+                    _qml_for(n, g, ft, meta, ocrs, short=True, fmt=fmt), encoding="utf-8"
                 )
                 ft.to_csv(
                     tmp_dir / files[-1].name, index=False, encoding="utf-8", lineterminator="\n"
@@ -759,7 +768,7 @@ def write_service_areas(
     if suffix != ".gpkg":
         with atomic_path(qml_path, overwrite=True) as tmp:
             tmp.write_text(
-                _qml_for("service_areas", g, ft, meta, short=False, fmt="geojson"),
+                _qml_for("service_areas", g, ft, meta, ocrs, short=False, fmt="geojson"),
                 encoding="utf-8",
             )
     logger.info("wrote %d polygon(s) to %s (%s)", len(g), target, ocrs.label)
