@@ -58,6 +58,12 @@ def check_rfc7946(doc: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     scenario: Path = write_scenario(tmp_path_factory.mktemp("service_geojson"))
+    # two bad residents rows: one 10 km east of the streets (placed on the rejects layer), one
+    # whose longitude does not parse
+    res = scenario.with_name("residents.csv")
+    first = res.read_text(encoding="utf-8").splitlines()[1].split(",")
+    far = f"FAR,5,1,{float(first[3]) + 0.1:.9f},{first[4]}"
+    res.write_text(res.read_text(encoding="utf-8") + far + "\nBAD,5,1,east,34.6\n", "utf-8")
     state = load_state(scenario, cache_dir=None, limits=Limits(max_features=50))
     return TestClient(create_app(state), raise_server_exceptions=False)
 
@@ -131,6 +137,19 @@ def test_openapi_examples_come_from_the_scenario_and_answer_200(client: TestClie
             sent += 1
     assert sent == 4
     assert "F0001" not in json.dumps(spec)  # the old example id that did not exist
+    # the flat answer's properties are documented with the standard's tier keys
+    schemas = spec["components"]["schemas"]
+    props = schemas["FlatDistanceProps"]["properties"]
+    for t in tiers:
+        assert {f"{t}_distance_m", f"{t}_covered", f"{t}_nearest_id"} <= set(props)
+
+
+def test_rejects_layer_is_served(client: TestClient) -> None:
+    assert client.get("/health").json()["counts"]["rejected_rows"] == 2
+    doc = client.get("/layers/rejects").json()
+    check_rfc7946(doc)
+    assert [f["properties"]["id"] for f in doc["features"]] == ["FAR"]  # BAD has no position
+    assert doc["features"][0]["properties"]["reason"] == "outside_network_area"
 
 
 def test_layers_carry_an_etag_and_answer_304(client: TestClient) -> None:

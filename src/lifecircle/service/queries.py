@@ -50,6 +50,7 @@ LAYERS: Final = (
     "gaps",
     "service_areas",
     "catchments",
+    "rejects",
 )
 #: Output coordinate systems of ``GET /layers/{layer}``.
 LAYER_CRS: Final = ("wgs84", "cgcs2000", "cgcs2000-gk", "gcj02", "bd09")

@@ -55,7 +55,6 @@ from lifecircle.service.queries import (
 )
 from lifecircle.service.schemas import (
     DistancesOut,
-    FlatDistancesOut,
     HealthOut,
     PointCollection,
     ScoreIn,
@@ -65,6 +64,7 @@ from lifecircle.service.schemas import (
     SummaryOut,
     UnitsOut,
     distances_examples,
+    flat_distances_model,
     score_examples,
     service_area_examples,
 )
@@ -365,10 +365,11 @@ def analysis_router(state: ServiceState) -> APIRouter:
     dist_examples = distances_examples(ex.points)
     area_examples = service_area_examples(ex.facility_id, ex.tier, ex.points[0])
     score_ex = score_examples(ex.tier, ex.candidates)
+    flat_out = flat_distances_model(tier_keys)
 
     @router.post(
         "/distances",
-        response_model=FlatDistancesOut | DistancesOut,
+        response_model=flat_out | DistancesOut,
         response_class=GeoJSONResponse,
         responses=responses(P400, P413, P415, P422, P503),
         summary="Distance from each point to the nearest facility of each tier",

@@ -6,7 +6,7 @@ Coordinates are ``[lon, lat]`` degrees in the coordinate system the request's ``
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
@@ -148,6 +148,38 @@ class FlatDistancesOut(BaseModel):
     crs_name: str
     standard: str
     features: list[FlatDistanceFeature]
+
+
+def flat_distances_model(tier_keys: Sequence[str]) -> type[BaseModel]:
+    """:class:`FlatDistancesOut` with the properties of the loaded standard's tiers spelled out,
+    so that the OpenAPI document lists ``station_distance_m``, ``station_covered``, …"""
+    fields: dict[str, Any] = {
+        "index": (int, Field(description="position of the point in the request")),
+        "snap_m": (float | None, Field(description="metres from the point to its street")),
+        "off_network": (bool, Field(description="farther than max_snap_m from every street")),
+    }
+    for key in tier_keys:
+        fields |= {
+            f"{key}_distance_m": (
+                float | None,
+                Field(description=f"{key}: network metres incl. access legs; null if unreachable"),
+            ),
+            f"{key}_minutes": (float | None, Field(description=f"{key}: minutes at its speed")),
+            f"{key}_threshold_m": (float, Field(description=f"{key}: the standard in metres")),
+            f"{key}_nearest_id": (str | None, Field(description=f"{key}: nearest facility id")),
+            f"{key}_nearest_name": (str | None, Field(description=f"{key}: its name")),
+            f"{key}_covered": (bool, Field(description=f"{key}: within the standard")),
+        }
+    fields["all_covered"] = (bool, Field(description="within the standard of every tier"))
+    props = create_model("FlatDistanceProps", **fields)
+    feature = create_model(
+        "FlatDistanceFeature",
+        __base__=FlatDistanceFeature,
+        properties=(props, ...),
+    )
+    # models built at run time from the standard: mypy cannot see them as types
+    features = list[feature]  # type: ignore[valid-type]
+    return create_model("FlatDistancesOut", __base__=FlatDistancesOut, features=(features, ...))
 
 
 class UnitsOut(BaseModel):
@@ -318,6 +350,7 @@ __all__ = [
     "TierOut",
     "UnitsOut",
     "distances_examples",
+    "flat_distances_model",
     "score_examples",
     "service_area_examples",
 ]
