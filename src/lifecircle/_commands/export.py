@@ -116,14 +116,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     # cheap argument checks before the (slow) inputs are loaded
-    names = parse_layers(args.layers) if args.layers else None
+    if args.layers:
+        parse_layers(args.layers)  # unknown names fail here, before loading anything
     if not args.crs.strip().lower().startswith(("cgcs2000-gk", "cgcs2000_gk", "gk")):
         resolve_output_crs(args.crs)
     inputs = inputs_from_args(args)
     res = run_export(
         inputs,
         out=args.out,
-        layers=names,
+        layers=args.layers,
         fmt=args.fmt,
         crs=args.crs,
         precision=args.precision,

@@ -62,9 +62,6 @@ GIS_FORMATS: dict[str, str] = {"geojson": ".geojson", "gpkg": ".gpkg", "shp": ".
 GPKG_VERSIONS = ("1.2", "1.3", "1.4")
 #: Shapefile encodings: UTF-8 with a ``.cpg`` (default), or CP936 (GBK) for SuperMap/ArcMap 10.x.
 SHP_ENCODINGS = {"utf-8": "UTF-8", "cp936": "CP936"}
-#: GeoPackage ``application_id`` ("GPKG") and ``user_version`` per version.
-GPKG_APPLICATION_ID = 0x47504B47
-GPKG_USER_VERSION = {"1.2": 10200, "1.3": 10300, "1.4": 10400}
 
 
 class GeometryValidityError(LifecircleError, ValueError):
@@ -161,6 +158,8 @@ def _valid_geometries(
     types = shapely.get_type_id(geoms)
     poly = (types == 3) | (types == 6)
     other = ~poly & (types >= 0)
+    # zero-length segments of the source network (two nodes at one position) are kept as they are
+    degenerate_in = other & ~shapely.is_valid(geoms)
     if precision is not None and other.any():
         geoms[other] = shapely.transform(geoms[other], lambda xy: np.round(xy, precision))
     if poly.any():
@@ -169,15 +168,21 @@ def _valid_geometries(
             p = _repair(_snap_to_grid(p, 10.0 ** (-precision)))
         geoms[poly] = shapely.orient_polygons(p, exterior_cw=False)
     invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
-    if (invalid & other).any():
+    if degenerate_in.any():
+        logger.info(
+            "layer %r: %d zero-length line(s) kept as in the input", layer, int(degenerate_in.sum())
+        )
+    collapsed = invalid & other & ~degenerate_in
+    if collapsed.any():
         # a line shorter than the rounding grid collapses: only with a coarse --precision
         logger.warning(
-            "layer %r: %d line(s)/point(s) degenerate at %s decimals (give more --precision)",
+            "layer %r: %d line(s) shorter than the %s-decimal grid collapsed (give more "
+            "--precision)",
             layer,
-            int((invalid & other).sum()),
+            int(collapsed.sum()),
             precision,
         )
-        invalid &= poly
+    invalid &= poly
     if invalid.any():
         i = int(np.flatnonzero(invalid)[0])
         raise GeometryValidityError(
