@@ -389,3 +389,26 @@ def test_write_service_areas_in_gauss_kruger(all_layers, meta, tmp_path):
     assert _sql(gp, "PRAGMA user_version") == [(10200,)]
     assert len(_sql(gp, "SELECT * FROM layer_styles")) == 1
     assert CRS.from_user_input(gpd.read_file(gp, layer="service_areas").crs).to_epsg() == 4548
+
+
+def test_cli_layers_all_names_what_it_skipped(tmp_path, capsys):
+    from lifecircle.cli import main
+    from test_service import write_scenario
+
+    (tmp_path / "s").mkdir()
+    scenario = write_scenario(tmp_path / "s", n_residents=40)
+    out = tmp_path / "all.gpkg"
+    argv = ["export", "--scenario", str(scenario), "--layers", "all", "--format", "gpkg"]
+    assert main([*argv, "--crs", "cgcs2000-gk", "--out", str(out), "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped candidates:" in printed and "--score-tier" in printed
+    layers = {n for n, _ in pyogrio.list_layers(out)} - {"layer_styles"}
+    assert layers == set(LAYER_BUILDERS) - {"candidates", "rejects"}
+    assert _sql(out, "PRAGMA user_version") == [(10200,)]
+    # with --score-tier the candidates are built too; --gpkg-version is honoured
+    out2 = tmp_path / "all14.gpkg"
+    argv2 = [*argv, "--score-tier", "point", "--candidates", "auto:10", "--gpkg-version", "1.4"]
+    assert main([*argv2, "--out", str(out2), "--no-cache"]) == 0
+    assert "skipped candidates" not in capsys.readouterr().out
+    assert "candidates" in {n for n, _ in pyogrio.list_layers(out2)}
+    assert _sql(out2, "PRAGMA user_version") == [(10400,)]
