@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from geojson_pydantic import FeatureCollection
 
 from lifecircle.service import Limits, create_app, load_state
 from test_service import fc, write_scenario
@@ -32,7 +33,9 @@ def _position(p: Any, where: str) -> None:
 
 
 def check_rfc7946(doc: dict[str, Any]) -> None:
-    """The rules of RFC 7946 a FeatureCollection of points must follow (section numbers)."""
+    """The rules of RFC 7946 a FeatureCollection of points must follow (section numbers), and
+    an independent validator (geojson-pydantic's RFC 7946 models)."""
+    FeatureCollection.model_validate(doc)
     assert doc["type"] == "FeatureCollection"  # 3.3
     assert isinstance(doc["features"], list)
     assert "crs" not in doc  # 4: no crs member
