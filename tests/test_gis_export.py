@@ -412,3 +412,20 @@ def test_cli_layers_all_names_what_it_skipped(tmp_path, capsys):
     assert "skipped candidates" not in capsys.readouterr().out
     assert "candidates" in {n for n, _ in pyogrio.list_layers(out2)}
     assert _sql(out2, "PRAGMA user_version") == [(10400,)]
+
+
+def test_boolean_categories_follow_how_qgis_reads_the_field(all_layers, meta, tmp_path):
+    """Residents are styled on all_covered: booleans in GeoPackage/GeoJSON, 0/1 in Shapefiles."""
+    res = {"residents": all_layers["residents"]}
+    gp = tmp_path / "r.gpkg"
+    export_layers(res, gp, "gpkg", meta=meta)
+    shp = export_layers(res, tmp_path / "shp", "shp", meta=meta).paths["residents"][-2]
+    gj = export_layers(res, tmp_path / "gj", "geojson", meta=meta).paths["residents"][1]
+    for text, attr, values in (
+        (_sql(gp, "SELECT styleQML FROM layer_styles")[0][0], "all_covered", ["true", "false"]),
+        (gj.read_text(encoding="utf-8"), "all_covered", ["true", "false"]),
+        (shp.read_text(encoding="utf-8"), "all_cov", ["1", "0"]),
+    ):
+        renderer = ET.fromstring(text.split("\n", 1)[1]).find("renderer-v2")
+        assert renderer.get("attr") == attr
+        assert [c.get("value") for c in renderer.iter("category")] == values

@@ -197,8 +197,8 @@ def layer_qml(
     share_field, tier_field, covered_field, selected_field : str
         Names of those fields in the file (Shapefiles use short names).
     bool_values : (str, str)
-        How true and false read in the file: ``("1", "0")`` for GeoPackage and Shapefile,
-        ``("true", "false")`` for GeoJSON.
+        How QGIS reads true and false from the file: ``("1", "0")`` for Shapefile (integers),
+        ``("true", "false")`` for GeoPackage and GeoJSON (booleans).
     title, abstract : str
         Layer title and description, written as the style's layer metadata (QGIS shows them
         under Layer Properties > Metadata when the style is loaded).
@@ -225,8 +225,8 @@ def layer_qml(
             covered_field,
             geometry,
             [
-                ("1", "全部达标 covered", COVERED_COLOUR),
-                ("0", "未全部达标 not covered", UNCOVERED_COLOUR),
+                (yes, "全部达标 covered", COVERED_COLOUR),
+                (no, "未全部达标 not covered", UNCOVERED_COLOUR),
             ],
         )
     elif layer == "candidates":

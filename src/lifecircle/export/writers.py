@@ -401,7 +401,8 @@ def _qml_for(
         share_field=name_of.get("all_share", "all_share"),
         covered_field=name_of.get("all_covered", "all_covered"),
         selected_field=name_of.get("selected", "selected"),
-        bool_values=("true", "false") if fmt == "geojson" else ("1", "0"),
+        # GeoPackage and GeoJSON booleans reach QGIS as booleans, Shapefile ones as integers
+        bool_values=("1", "0") if fmt == "shp" else ("true", "false"),
         title=LAYER_TITLES_ZH.get(layer, layer),
         abstract=meta.layer_description(layer, crs),
     )
