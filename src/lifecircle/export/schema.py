@@ -45,7 +45,13 @@ class FieldSpec:
     alias_zh: str = ""
 
     def alias(self) -> str:
-        """The Chinese alias with its unit, e.g. ``人口(人)``; the name when there is none."""
+        """The Chinese alias with its unit, e.g. ``人口(人)``; the name when there is none.
+
+        Examples
+        --------
+        >>> [f.alias() for f in LAYER_SCHEMAS["units"] if f.name == "population"]
+        ['人口(人)']
+        """
         if not self.alias_zh:
             return self.name
         unit = _UNIT_ZH.get(self.unit, self.unit)

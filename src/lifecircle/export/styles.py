@@ -207,6 +207,14 @@ def layer_qml(
     -------
     str
         A well-formed XML document (``<!DOCTYPE qgis …><qgis …>``).
+
+    Examples
+    --------
+    >>> import xml.etree.ElementTree as ET
+    >>> qml = layer_qml("units", "polygon", fields={"all_share": "全部达标率(0-1)"})
+    >>> root = ET.fromstring(qml[qml.index("<qgis ") :])
+    >>> root.find("renderer-v2").get("type"), root.find("aliases/alias").get("name")
+    ('graduatedSymbol', '全部达标率(0-1)')
     """
     if geometry not in _GEOMETRY:
         raise ValueError(f"geometry must be point, line or polygon, got {geometry!r}")

@@ -419,16 +419,16 @@ def _write_shapefile(
             text = pd.api.types.is_object_dtype(shp[col]) or pd.api.types.is_string_dtype(shp[col])
             if col == shp.geometry.name or not text:
                 continue
-            for i, v in enumerate(shp[col]):
-                if isinstance(v, str):
-                    try:
-                        v.encode(encoding)
-                    except UnicodeEncodeError:
-                        raise InputError(
-                            f"layer {layer!r}, feature {i + 1}, field {col}: {v!r} has "
-                            f"characters {encoding.upper()} cannot store; use "
-                            "--shp-encoding utf-8 (or the GeoPackage format)"
-                        ) from None
+            values = shp[col].astype("string")
+            kept = values.str.encode(encoding, errors="replace").str.decode(encoding)
+            lost = (kept != values).fillna(False).to_numpy(bool)
+            if lost.any():
+                i = int(np.flatnonzero(lost)[0])
+                raise InputError(
+                    f"layer {layer!r}, feature {i + 1}, field {col}: {values.iloc[i]!r} has "
+                    f"characters {encoding.upper()} cannot store ({int(lost.sum())} value(s) in "
+                    "all); use --shp-encoding utf-8 (or the GeoPackage format)"
+                )
     shp.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding=gdal_enc)
     cpg = path.with_suffix(".cpg")
     if not cpg.exists():
