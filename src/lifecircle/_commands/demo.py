@@ -16,15 +16,18 @@ from typing import TextIO
 
 from lifecircle import demo
 from lifecircle._commands.coverage import print_summary
+from lifecircle._commands.grids import grid_summary_line
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
+    run_grids,
     run_report,
     tier_service_areas,
     write_coverage_outputs,
+    write_grids_outputs,
 )
-from lifecircle.report import CoverageReport, write_report
+from lifecircle.report import CoverageReport, grids_report_tables, write_report
 from lifecircle.runs import CoverageRun
 
 logger = logging.getLogger(__name__)
@@ -102,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_coverage_outputs(cov, out, overwrite=True)
     rep = run_report(cov)
-    write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
+    grids = run_grids(inputs)
+    write_grids_outputs(grids, out, overwrite=True, lang=args.lang, offline=not args.online)
+    # the grid system is a section of the report
+    grid_sections = grids_report_tables(
+        {"grids": grids.result.grids}, grids.result.communities, grids.summary(), lang=args.lang
+    )
+    write_report(cov, out, lang=args.lang, overwrite=True, report=rep, sections=grid_sections)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
@@ -119,9 +128,13 @@ def run(args: argparse.Namespace) -> int:
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
     print_summary(cov)
     print_worst_units(rep, cov, key="community")
+    print(f"\n{grid_summary_line(grids.summary())}")
     print(f"\nmap:    {map_path}  (opens offline; {Path(map_path).stat().st_size / 1e6:.1f} MB)")
     print(f"        {png}")
-    print(f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html …)")
+    print(
+        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html, "
+        "grids.csv, grids.html …)"
+    )
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
