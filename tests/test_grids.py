@@ -8,6 +8,8 @@ against the engine, and against the networkx oracle.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -363,7 +365,11 @@ def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
         frame = pd.read_csv(out / name)
         assert list(frame.columns[: len(GRID_COLUMNS)]) == list(GRID_COLUMNS)
     layers = gpd.list_layers(out / "grids.gpkg")["name"].tolist()
-    assert set(layers) == {"grids", "gaps", "overlaps", "crossings", "proposed"}
+    # plus QGIS's layer_styles table, which every GeoPackage export carries (#16)
+    assert set(layers) == {"grids", "gaps", "overlaps", "crossings", "proposed", "layer_styles"}
+    with closing(sqlite3.connect(out / "grids.gpkg")) as con:
+        described = dict(con.execute("SELECT table_name, description FROM gpkg_contents"))
+    assert "in no grid" in described["gaps"]  # the grid system's gaps, not coverage gaps
     page = (out / "grids.html").read_text(encoding="utf-8")
     assert "网格（按户数着色）" in page and "网格缺口" in page and "<script src=" not in page
     assert "网格体系" in (out / "grids_report.html").read_text(encoding="utf-8")

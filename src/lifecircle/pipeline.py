@@ -1253,7 +1253,18 @@ def write_grids_outputs(
     write_csv(r.communities, paths["grid_communities"], overwrite=True)
     write_csv(run.rejects(), paths["rejects"], overwrite=True)
     write_json(run.summary(), paths["summary"], overwrite=True)
-    export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True)
+    meta = ExportMeta(
+        standard=run.inputs.standard,
+        synthetic=run.inputs.synthetic,
+        titles={
+            "grids": ("网格", "grids with households against the band, balance and base reach"),
+            "gaps": ("网格缺口", "parts of communities in no grid"),
+            "overlaps": ("网格重叠", "parts covered by two grids"),
+            "crossings": ("跨社区网格部分", "parts of grids outside their own community"),
+            "proposed": ("建议网格", "proposed grids (re-gridding)"),
+        },
+    )
+    export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True, meta=meta)
     write_grids_map(
         run.inputs,
         layers,

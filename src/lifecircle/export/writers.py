@@ -80,11 +80,21 @@ class ExportMeta:
         The data are the synthetic demonstration (said in every layer description).
     date : str
         ISO date of the run (default today).
+    titles : dict
+        ``{layer: (Chinese title, description)}`` for layers that are not export layers (or
+        that share an export layer's name with another meaning, such as the grid system's
+        ``gaps``); the others use :data:`LAYER_TITLES_ZH` and :data:`LAYER_DESCRIPTIONS`.
     """
 
     standard: ServiceStandard | None = None
     synthetic: bool = False
     date: str = field(default_factory=lambda: datetime.date.today().isoformat())
+    titles: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def title(self, layer: str) -> str:
+        """The layer's Chinese title (its name when it has none)."""
+        given = self.titles.get(layer)
+        return given[0] if given else LAYER_TITLES_ZH.get(layer, layer)
 
     @property
     def tier_keys(self) -> tuple[str, ...]:
@@ -98,8 +108,9 @@ class ExportMeta:
 
     def layer_description(self, layer: str, crs: OutputCRS) -> str:
         """What, standard, CRS, date and the synthetic flag, in one paragraph."""
-        what = LAYER_DESCRIPTIONS.get(layer, layer)
-        title = LAYER_TITLES_ZH.get(layer, layer)
+        given = self.titles.get(layer)
+        what = given[1] if given else LAYER_DESCRIPTIONS.get(layer, layer)
+        title = self.title(layer)
         std = f"; standard: {self.standard.name}" if self.standard else ""
         flag = (
             "; SYNTHETIC demonstration data (合成示范数据), not real data" if self.synthetic else ""
@@ -403,7 +414,7 @@ def _qml_for(
         selected_field=name_of.get("selected", "selected"),
         # GeoPackage and GeoJSON booleans reach QGIS as booleans, Shapefile ones as integers
         bool_values=("1", "0") if fmt == "shp" else ("true", "false"),
-        title=LAYER_TITLES_ZH.get(layer, layer),
+        title=meta.title(layer),
         abstract=meta.layer_description(layer, crs),
     )
 
@@ -499,7 +510,7 @@ def _gpkg_metadata(
         for layer, (g, ft) in tables.items():
             con.execute(
                 "UPDATE gpkg_contents SET identifier = ?, description = ? WHERE table_name = ?",
-                (LAYER_TITLES_ZH.get(layer, layer), meta.layer_description(layer, crs), layer),
+                (meta.title(layer), meta.layer_description(layer, crs), layer),
             )
             con.executemany(
                 "INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, name, "
