@@ -26,6 +26,7 @@ import pandas as pd
 import shapely
 import shapely.errors
 
+from lifecircle._csv import write_csv_fast
 from lifecircle.errors import OutputExistsError
 
 if TYPE_CHECKING:
@@ -181,11 +182,13 @@ def write_csv(
     float_format: str | None = None,
 ) -> Path:
     """Write a table as UTF-8 CSV atomically (infinite values as empty cells); return the path."""
-    out = frame.replace([np.inf, -np.inf], np.nan)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        out.to_csv(
-            tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n"
-        )
+        # the same bytes as pandas, several times faster on large tables, no copy (lifecircle._csv)
+        if float_format is not None or not write_csv_fast(frame, tmp, inf_as_empty=True):
+            out = frame.replace([np.inf, -np.inf], np.nan)
+            out.to_csv(
+                tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n"
+            )
     return Path(path)
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle.config import parse_limit
 from lifecircle.pipeline import run_coverage, write_coverage_outputs
 from lifecircle.report import write_report
 from lifecircle.runs import CoverageRun
@@ -27,9 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres (default none: exact distances for everyone)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto: each tier cut at its own standard (same "
+        "coverage, distances beyond the standard left empty); default none: exact distances "
+        "for everyone",
     )
     p.add_argument(
         "--lang",

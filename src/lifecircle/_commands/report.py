@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle.config import parse_limit
 from lifecircle.pipeline import run_coverage, run_report
 from lifecircle.report import write_report
 
@@ -35,9 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres (default none: exact distances for everyone)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto (each tier at its own standard); default none: "
+        "exact distances for everyone",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
