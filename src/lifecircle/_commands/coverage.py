@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from lifecircle._commands._common import add_input_options, inputs_from_args
 from lifecircle.config import parse_limit
@@ -78,5 +78,37 @@ def print_summary(cov: CoverageRun, file: TextIO | None = None) -> None:
         f"{100 * a['share']:>8.1f}%",
         file=out,
     )
+    pop = s.get("population_inputs")
     for kind, c in s["inputs"].items():
+        if kind == "residents" and pop:
+            _print_population(pop, out)
+            continue
         print(f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected", file=out)
+
+
+def _print_population(pop: dict[str, Any], out: TextIO) -> None:
+    """How residents given as polygons, a table or a raster were placed (and what reconciles)."""
+    if pop["kind"] == "raster":
+        print(
+            f"residents: raster {pop['raster_sum']:,.1f} people, {pop['raster_sum_in_area']:,.1f} "
+            f"in the network's area, {pop['population_placed']:,.1f} placed on "
+            f"{pop['points']:,} points",
+            file=out,
+        )
+        return
+    for key, label in (
+        ("polygons", "polygons"),
+        ("table_rows", "table rows"),
+        ("buildings", "buildings"),
+    ):
+        if key in pop:
+            c = pop[key]
+            print(
+                f"residents {label}: {c['input']} = {c['used']} used + {c['rejected']} rejected",
+                file=out,
+            )
+    print(
+        f"residents: {pop['population_in']:,.0f} people placed on {pop['points']:,} points "
+        f"({pop['areas_at_point']} polygons without a street, at a point inside)",
+        file=out,
+    )

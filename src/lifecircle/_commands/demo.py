@@ -81,6 +81,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="use an online basemap instead of the self-contained offline map",
     )
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels of maps and reports")
+    p.add_argument(
+        "--population",
+        choices=("points", "table"),
+        default="points",
+        help="points: one point per residential building (default); table: a census-style "
+        "population table per community (GB18030, title row) joined to the community polygons "
+        "and placed along their streets (scenario_population_table.toml)",
+    )
     p.set_defaults(func=run)
 
 
@@ -93,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         data = COUNTY_DATA_DIR
     else:
         data = demo.DEFAULT_DEMO_DIR
-    scenario = data / "scenario.toml"
+    name = "scenario_population_table.toml" if args.population == "table" else "scenario.toml"
+    scenario = data / name
     if args.regenerate or not scenario.exists():
         print(
             f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
@@ -127,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
     )
     png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
     print_summary(cov)
+    if inputs.population:
+        pop = inputs.population
+        print(
+            f"people from {pop['polygons']['used']} community polygons + the population table: "
+            f"{pop['population']:,.0f} placed on {pop['points']:,} street points "
+            f"({pop['areas_at_point']} polygons without a street)"
+        )
     print_worst_units(rep, cov, key="community")
     print(f"\n{grid_summary_line(grids.summary())}")
     print(f"\nmap:    {map_path}  (opens offline; {Path(map_path).stat().st_size / 1e6:.1f} MB)")
