@@ -12,7 +12,9 @@ from lifecircle.cli import main
 
 def test_demo_end_to_end(tmp_path, capsys):
     data, out, html = tmp_path / "data", tmp_path / "out", tmp_path / "maps" / "demo.html"
-    code = main(["demo", "--data", str(data), "--out", str(out), "--map", str(html), "-q"])
+    code = main(
+        ["demo", "--data", str(data), "--out", str(out), "--map", str(html), "--lang", "en"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed

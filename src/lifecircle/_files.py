@@ -26,17 +26,21 @@ import pandas as pd
 import shapely
 import shapely.errors
 
-from lifecircle.errors import OutputExistsError
+from lifecircle.errors import InputError, OutputExistsError
 
 if TYPE_CHECKING:
     import geopandas as gpd
     from shapely.geometry.base import BaseGeometry
 
 __all__ = [
+    "CSV_ENCODINGS",
+    "DEFAULT_CSV_ENCODING",
     "DEFAULT_GEOJSON_PRECISION",
     "EMPTY_FEATURE_COLLECTION",
+    "SHARE_DECIMALS",
     "atomic_path",
     "check_writable",
+    "csv_frame",
     "geojson_dict",
     "geojson_text",
     "geometry_dict",
@@ -50,6 +54,15 @@ __all__ = [
 
 DEFAULT_GEOJSON_PRECISION = 6
 """Decimals kept in GeoJSON coordinates: 6 decimals of a degree ≈ 0.11 m."""
+
+#: Encodings a CSV may be written in: ``utf-8-sig`` (UTF-8 with a byte-order mark, the default:
+#: Excel on Chinese Windows then opens 新城社区 correctly), ``utf-8`` (no BOM, for tools that
+#: dislike it) and ``gb18030`` (the Chinese national encoding, for old software).
+CSV_ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
+DEFAULT_CSV_ENCODING = "utf-8-sig"
+
+#: Decimals kept in share columns (``*share``) of CSVs: 4 decimals = 0.01 percentage point.
+SHARE_DECIMALS = 4
 
 EMPTY_FEATURE_COLLECTION = '{"type": "FeatureCollection", "features": []}'
 
@@ -173,18 +186,70 @@ def write_json(data: object, path: str | Path, *, overwrite: bool = False) -> Pa
 # -- CSV and text ------------------------------------------------------------------------------
 
 
+def _is_bool_column(col: pd.Series) -> bool:
+    if col.dtype == bool or str(col.dtype) == "boolean":
+        return True
+    if col.dtype != object:
+        return False
+    values = col.dropna()
+    return len(values) > 0 and all(isinstance(v, bool | np.bool_) for v in values)
+
+
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as a CSV shows it: one spelling of booleans, rounded shares, no infinities.
+
+    Boolean columns (bool dtype, or object columns holding only booleans and blanks) become
+    ``true``/``false`` (a blank stays blank); columns whose name ends in ``share`` are rounded to
+    :data:`SHARE_DECIMALS` decimals; infinite values become empty cells. The input is not
+    changed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> csv_frame(pd.DataFrame({"covered": [True, False], "share": [1 / 3, 0.5]}))
+      covered   share
+    0    true  0.3333
+    1   false  0.5000
+    """
+    out = frame.replace([np.inf, -np.inf], np.nan)
+    for name in out.columns:
+        col = out[name]
+        if _is_bool_column(col):
+            out[name] = col.map(lambda v: None if pd.isna(v) else ("true" if v else "false"))
+        elif str(name).endswith("share") and pd.api.types.is_float_dtype(col):
+            out[name] = col.round(SHARE_DECIMALS)
+    return out
+
+
+def check_csv_encoding(encoding: str) -> str:
+    """Return ``encoding`` if it is one of :data:`CSV_ENCODINGS`, else raise :class:`InputError`."""
+    if encoding not in CSV_ENCODINGS:
+        raise InputError(
+            f"CSV encoding {encoding!r} is not supported; use one of {', '.join(CSV_ENCODINGS)}"
+        )
+    return encoding
+
+
 def write_csv(
     frame: pd.DataFrame,
     path: str | Path,
     *,
     overwrite: bool = False,
     float_format: str | None = None,
+    encoding: str = DEFAULT_CSV_ENCODING,
 ) -> Path:
-    """Write a table as UTF-8 CSV atomically (infinite values as empty cells); return the path."""
-    out = frame.replace([np.inf, -np.inf], np.nan)
+    """Write a table as CSV atomically; return the path.
+
+    The table is written as :func:`csv_frame` shows it (``true``/``false`` booleans, shares
+    rounded to 4 decimals, infinite values as empty cells), in ``encoding`` (one of
+    :data:`CSV_ENCODINGS`; default UTF-8 with a byte-order mark, which Excel needs to read
+    Chinese).
+    """
+    check_csv_encoding(encoding)
+    out = csv_frame(frame)
     with atomic_path(path, overwrite=overwrite) as tmp:
         out.to_csv(
-            tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n"
+            tmp, index=False, encoding=encoding, float_format=float_format, lineterminator="\n"
         )
     return Path(path)
 

@@ -44,7 +44,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    check_csv_encoding,
+    check_writable,
+    write_csv,
+    write_geojson,
+    write_json,
+    write_text,
+)
 from lifecircle.config import ServiceStandard
 from lifecircle.coords import to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
@@ -851,6 +859,7 @@ def write_report(
     overwrite: bool = False,
     gap_cell_m: float = DEFAULT_GAP_CELL_M,
     report: CoverageReport | None = None,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
 ) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
 
@@ -871,6 +880,8 @@ def write_report(
         Cell side for gap clustering, metres.
     report : CoverageReport, optional
         Reuse an already built report.
+    csv_encoding : {"utf-8-sig", "utf-8", "gb18030"}, default "utf-8-sig"
+        Encoding of the CSVs (UTF-8 with BOM opens in Excel on Chinese Windows).
 
     Returns
     -------
@@ -878,6 +889,7 @@ def write_report(
         ``{name: path}`` of the files written.
     """
     text(lang)
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     rep = report or build_report(run, gap_cell_m=gap_cell_m)
     paths = {f"units_{lv.key}": d / f"units_{lv.key}.csv" for lv in rep.levels}
@@ -894,9 +906,16 @@ def write_report(
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for lv in rep.levels:
-        write_csv(rep.units[lv.key], paths[f"units_{lv.key}"], overwrite=True)
+        write_csv(
+            rep.units[lv.key], paths[f"units_{lv.key}"], overwrite=True, encoding=csv_encoding
+        )
     write_json(rep.to_dict(), paths["units_json"], overwrite=True)
-    write_csv(rep.gaps.table.drop(columns=["x", "y"]), paths["gaps"], overwrite=True)
+    write_csv(
+        rep.gaps.table.drop(columns=["x", "y"]),
+        paths["gaps"],
+        overwrite=True,
+        encoding=csv_encoding,
+    )
     write_json(rep.gaps_dict(), paths["gaps_json"], overwrite=True)
     write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]

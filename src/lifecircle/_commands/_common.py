@@ -1,9 +1,17 @@
-"""What the analysis subcommands share: the input options and loading inputs from them."""
+"""What the analysis subcommands share: the input and output options, loading inputs, and the
+console (what a command prints on success: nothing with ``-q``, JSON with ``--json``, Chinese or
+English with ``--lang``)."""
 
 from __future__ import annotations
 
 import argparse
+import locale
+import os
+import sys
+from collections.abc import Mapping
+from typing import TextIO
 
+from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, to_json_text
 from lifecircle.errors import InputError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.runs import Inputs
@@ -98,3 +106,111 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
         require_residents=require_residents,
     )
+
+
+def add_output_options(
+    p: argparse.ArgumentParser, *, csv: bool = True, lang_help: str = "report and terminal"
+) -> None:
+    """``--lang``, ``--json`` and (for commands writing CSVs) ``--csv-encoding``."""
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default=None,
+        help=f"language of the {lang_help} (default: reports zh, the terminal from the locale)",
+    )
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's summary as JSON on stdout (for scripts) instead of the table",
+    )
+    if csv:
+        g.add_argument(
+            "--csv-encoding",
+            choices=CSV_ENCODINGS,
+            default=DEFAULT_CSV_ENCODING,
+            help="encoding of the CSV files: utf-8-sig (UTF-8 with BOM, opens in Excel on "
+            "Chinese Windows; default), utf-8 or gb18030",
+        )
+
+
+def locale_lang(environ: Mapping[str, str] | None = None) -> str:
+    """``"zh"`` when the user's locale is Chinese (``LC_ALL``/``LC_MESSAGES``/``LANG``, else the
+    system locale, e.g. ``Chinese (Simplified)_China`` on Windows), otherwise ``"en"``.
+
+    Examples
+    --------
+    >>> locale_lang({"LANG": "zh_CN.UTF-8"}), locale_lang({"LC_ALL": "en_US.UTF-8"})
+    ('zh', 'en')
+    """
+    env = os.environ if environ is None else environ
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    name = (locale.getlocale()[0] or "").lower()
+    return "zh" if name.startswith(("zh", "chinese")) else "en"
+
+
+def report_lang(args: argparse.Namespace) -> str:
+    """Language of report pages: ``--lang``, else Chinese (the language of the standard)."""
+    return getattr(args, "lang", None) or "zh"
+
+
+class Console:
+    """What a command prints on stdout when it succeeds.
+
+    ``-q`` prints nothing; ``--json`` prints only the summary as JSON; otherwise lines in the
+    language of ``--lang`` (default from the locale). A console that cannot show a character
+    (e.g. a cp1252 pipe on an English Windows scheduler) gets ``?`` instead: printing never
+    changes the exit code.
+    """
+
+    def __init__(self, args: argparse.Namespace, file: TextIO | None = None) -> None:
+        self.lang = getattr(args, "lang", None) or locale_lang()
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.json = bool(getattr(args, "json", False))
+        self.file = file
+
+    @property
+    def zh(self) -> bool:
+        """Chinese output."""
+        return self.lang == "zh"
+
+    def _write(self, text: str) -> None:
+        out = self.file or sys.stdout
+        try:
+            out.write(text + "\n")
+        except UnicodeEncodeError:
+            enc = getattr(out, "encoding", None) or "ascii"
+            out.write(text.encode(enc, errors="replace").decode(enc) + "\n")
+
+    def line(self, zh: str, en: str | None = None) -> None:
+        """Print one line (``zh`` or ``en`` by language) unless quiet or JSON."""
+        if self.quiet or self.json:
+            return
+        self._write(zh if (self.zh or en is None) else en)
+
+    def synthetic(self, flag: bool) -> None:
+        """The synthetic-data banner, when ``flag``."""
+        if flag:
+            self.line(
+                "合成示范数据（SYNTHETIC）：并非真实的郯城数据",
+                "SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data",
+            )
+
+    def summary(self, data: object) -> None:
+        """With ``--json``: the summary as JSON (the only thing on stdout)."""
+        if self.json:
+            self._write(to_json_text(data))
+
+
+def safe_console_streams() -> None:
+    """Let stdout/stderr replace characters their encoding cannot show instead of raising.
+
+    A run whose output is redirected to a cp1252 file (English Windows) then still exits 0.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")

@@ -12,9 +12,9 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
 
 from lifecircle import demo
+from lifecircle._commands._common import Console, add_output_options, report_lang
 from lifecircle._commands.coverage import print_summary
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="use an online basemap instead of the self-contained offline map",
     )
-    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels of maps and reports")
+    add_output_options(p, lang_help="maps, reports and terminal")
     p.set_defaults(func=run)
 
 
@@ -100,9 +100,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = load_inputs(scenario=scenario)
     cov = run_coverage(inputs)
     out = Path(args.out)
-    write_coverage_outputs(cov, out, overwrite=True)
+    lang = report_lang(args)
+    write_coverage_outputs(cov, out, overwrite=True, csv_encoding=args.csv_encoding)
     rep = run_report(cov)
-    write_report(cov, out, lang=args.lang, overwrite=True, report=rep)
+    report_paths = write_report(
+        cov, out, lang=lang, overwrite=True, report=rep, csv_encoding=args.csv_encoding
+    )
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
@@ -110,24 +113,46 @@ def run(args: argparse.Namespace) -> int:
         cov,
         args.map,
         offline=not args.online,
-        lang=args.lang,
+        lang=lang,
         overwrite=True,
         report=rep,
         service_areas=areas,
         choropleth_tier=five_minute,
     )
-    png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
-    print_summary(cov)
-    print_worst_units(rep, cov, key="community")
-    print(f"\nmap:    {map_path}  (opens offline; {Path(map_path).stat().st_size / 1e6:.1f} MB)")
-    print(f"        {png}")
-    print(f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html …)")
-    print(f"done in {time.perf_counter() - t0:.1f} s")
+    png = write_static_map(
+        cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True, lang=lang
+    )
+    con = Console(args)
+    print_summary(cov, con)
+    print_worst_units(rep, cov, key="community", con=con)
+    size = f"{Path(map_path).stat().st_size / 1e6:.1f} MB"
+    con.line(
+        f"\n地图：  {map_path}（离线可用；{size}）",
+        f"\nmap:    {map_path}  (opens offline; {size})",
+    )
+    con.line(f"        {png}")
+    con.line(
+        f"表格：  {out}/（residents.csv、summary.json、units_*.csv、gaps.csv、report.html …）",
+        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html …)",
+    )
+    elapsed_s = time.perf_counter() - t0
+    con.line(f"用时 {elapsed_s:.1f} 秒", f"done in {elapsed_s:.1f} s")
+    con.summary(
+        {
+            **cov.summary(),
+            "files": {
+                "map": str(map_path),
+                "png": str(png),
+                **{k: str(v) for k, v in report_paths.items()},
+            },
+            "elapsed_s": round(elapsed_s, 2),
+        }
+    )
     return 0
 
 
 def print_worst_units(
-    rep: CoverageReport, cov: CoverageRun, *, key: str, n: int = 3, file: TextIO | None = None
+    rep: CoverageReport, cov: CoverageRun, *, key: str, con: Console, n: int = 3
 ) -> None:
     """Name the communities with the lowest share for the lowest tier (the 5-minute circle).
 
@@ -139,12 +164,11 @@ def print_worst_units(
         The coverage run (for the tier labels).
     key : str
         Unit level, e.g. ``"community"``; nothing is printed if the report has no such level.
+    con : Console
+        Where and in which language to print.
     n : int, default 3
         How many units to name.
-    file : text stream, optional
-        Where to print (default standard output).
     """
-    out = file or sys.stdout
     if key not in rep.units:
         return
     tab = rep.units[key]
@@ -157,14 +181,15 @@ def print_worst_units(
         real = real[~real["outside"].astype(bool)]
     worst = real.sort_values(col).head(n)
     median = float(real[col].median())
-    print(
-        f"\nworst-served communities for {tier.label_zh} ({tier.minutes:.0f} min / "
-        f"{tier.threshold_m:.0f} m); "
-        f"median community {100 * median:.1f}%:",
-        file=out,
+    con.line(
+        f"\n{tier.label_zh}（{tier.minutes:.0f} 分钟 / {tier.threshold_m:.0f} 米）"
+        f"达标率最低的社区；社区中位数 {100 * median:.1f}%：",
+        f"\nworst-served communities for {tier.label_en} ({tier.minutes:.0f} min / "
+        f"{tier.threshold_m:.0f} m); median community {100 * median:.1f}%:",
     )
     for r in worst.itertuples():
-        print(
-            f"  {r.name} ({r.unit_id}): {100 * getattr(r, col):.1f}% of {r.population:,.0f} people",
-            file=out,
+        share = f"{100 * getattr(r, col):.1f}%"
+        con.line(
+            f"  {r.name}（{r.unit_id}）：{r.population:,.0f} 人中 {share}",
+            f"  {r.name} ({r.unit_id}): {share} of {r.population:,.0f} people",
         )

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import (
+    Console,
+    add_input_options,
+    add_output_options,
+    inputs_from_args,
+)
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -72,6 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="candidate sites to score (a file, auto or auto:N; default the scenario's)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_output_options(p, csv=False, lang_help="terminal")
     p.set_defaults(func=run)
 
 
@@ -95,14 +101,21 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates,
     )
     s = res.summary()
-    if inputs.synthetic:
-        print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data")
-    print(f"coordinate system: {s['crs_label']}")
+    con = Console(args)
+    con.synthetic(inputs.synthetic)
+    con.line(f"坐标系：{s['crs_label']}", f"coordinate system: {s['crs_label']}")
     if s["crs_reason"] and s["crs_reason"] != "given":
-        print(f"  chosen because {s['crs_reason']}")
+        con.line(f"  选择原因：{s['crs_reason']}", f"  chosen because {s['crs_reason']}")
     for layer, info in s["layers"].items():
-        print(f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}")
+        con.line(
+            f"{layer:<15}{info['features']:>9,} 个要素  {info['files'][0]}",
+            f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}",
+        )
     n_rej = len(inputs.rejects())
     if n_rej:
-        print(f"{n_rej} input row(s) rejected; run `lifecircle coverage` for rejects.csv")
+        con.line(
+            f"剔除 {n_rej} 行输入，见 rejects.csv",
+            f"{n_rej} input row(s) rejected; see rejects.csv",
+        )
+    con.summary(s)
     return 0

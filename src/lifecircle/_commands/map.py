@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import (
+    Console,
+    add_input_options,
+    add_output_options,
+    inputs_from_args,
+    report_lang,
+)
 from lifecircle._files import check_writable
 from lifecircle.config import ServiceStandard
 from lifecircle.errors import InputError
@@ -65,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="M",
         help="cell size for clustering uncovered residents into gaps (default 200 m)",
     )
-    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="label language (default zh)")
+    add_output_options(p, csv=False, lang_help="map labels and terminal")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -106,20 +112,28 @@ def run(args: argparse.Namespace) -> int:
         tiles_attr=args.tiles_attr,
         service_areas=sa,
         report=rep,
-        lang=args.lang,
+        lang=report_lang(args),
         overwrite=args.overwrite,
         choropleth_tier=args.choropleth_tier,
     )
-    print(f"map: {out} ({out.stat().st_size / 1e6:.1f} MB{', offline' if args.offline else ''})")
+    con = Console(args)
+    size = f"{out.stat().st_size / 1e6:.1f} MB"
+    con.line(
+        f"地图：{out}（{size}{'，离线' if args.offline else ''}）",
+        f"map: {out} ({size}{', offline' if args.offline else ''})",
+    )
+    files = {"map": str(out)}
     if args.png:
         write_static_map(
             cov,
             args.png,
             report=rep,
-            lang=args.lang,
+            lang=report_lang(args),
             tier=args.png_tier,
             service_areas=sa,
             overwrite=args.overwrite,
         )
-        print(f"png: {args.png}")
+        con.line(f"图片：{args.png}", f"png: {args.png}")
+        files["png"] = str(args.png)
+    con.summary({**cov.summary(), "files": files})
     return 0

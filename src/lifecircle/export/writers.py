@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from lifecircle._files import atomic_path, check_writable, geojson_text
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    atomic_path,
+    check_writable,
+    csv_frame,
+    geojson_text,
+)
 from lifecircle.errors import InputError
 from lifecircle.export.crs import OutputCRS, lon_range, resolve_output_crs
 from lifecircle.export.schema import field_table
@@ -251,15 +257,18 @@ def export_layers(
             elif fmt == "geojson":
                 tmp_main.write_text(_geojson(g, ocrs, text_precision, n), encoding="utf-8")
             elif fmt == "csv":
-                _csv_frame(g, ocrs, text_precision).to_csv(
-                    tmp_main, index=False, encoding="utf-8", lineterminator="\n"
+                csv_frame(_csv_frame(g, ocrs, text_precision)).to_csv(
+                    tmp_main, index=False, encoding=DEFAULT_CSV_ENCODING, lineterminator="\n"
                 )
             else:
                 ft = field_table(g, n, tier_keys)
                 shp = g.rename(columns=dict(zip(ft["name"], ft["field"], strict=True)))
                 shp.to_file(tmp_main, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
                 ft.to_csv(
-                    tmp_dir / files[-1].name, index=False, encoding="utf-8", lineterminator="\n"
+                    tmp_dir / files[-1].name,
+                    index=False,
+                    encoding=DEFAULT_CSV_ENCODING,
+                    lineterminator="\n",
                 )
                 if not (tmp_dir / files[0].with_suffix(".cpg").name).exists():
                     (tmp_dir / files[0].with_suffix(".cpg").name).write_text(
