@@ -40,7 +40,8 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
     g.add_argument(
         "--standard",
         metavar="NAME|FILE",
-        help="service standard: preset tancheng (default) or gb50180, or a TOML file",
+        help="service standard: preset tancheng (default), gb50180 or tdt1062 (TD/T "
+        "1062-2021), or a TOML file",
     )
     g.add_argument(
         "--mode",
