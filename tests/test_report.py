@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import shapely
@@ -364,6 +365,12 @@ def test_report_cli(tmp_path, capsys):
     )
     assert rc == 0
     assert (out / "report.html").exists() and (out / "units_community.csv").exists()
+    assert openpyxl.load_workbook(out / "lifecircle.xlsx").sheetnames[:4] == [
+        "Overall",
+        "Sub-district",
+        "Community",
+        "Grid",
+    ]
     comm = pd.read_csv(out / "units_community.csv")
     grid = pd.read_csv(out / "units_grid.csv")
     summary_pop = comm["population"].sum()

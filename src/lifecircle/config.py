@@ -404,6 +404,36 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
 #: Names of the built-in presets.
 PRESETS: Final = tuple(_PRESETS)
 
+#: How reports name the built-in presets: ``{preset: (zh, en)}``.
+PRESET_TITLES: Final[dict[str, tuple[str, str]]] = {
+    "gb50180": (
+        "《城市居住区规划设计标准》GB 50180-2018",
+        "GB 50180-2018 residential planning standard",
+    ),
+    "tdt1062": (
+        "《社区生活圈规划技术指南》TD/T 1062-2021",
+        "TD/T 1062-2021 community living circle planning guide",
+    ),
+    "tancheng": (
+        "郯城县党群服务阵地五级标准（社区级按 GB 50180-2018 步行距离）",
+        "Tancheng five-tier party-and-public service standard (community tiers per GB 50180-2018)",
+    ),
+}
+
+
+def standard_title(standard: ServiceStandard, lang: str = "zh") -> str:
+    """The standard's name for a report: a preset's full title, else the standard's own name.
+
+    Examples
+    --------
+    >>> standard_title(preset("gb50180"))
+    '《城市居住区规划设计标准》GB 50180-2018'
+    """
+    titles = PRESET_TITLES.get(standard.name)
+    if titles is None:
+        return standard.name
+    return titles[0] if lang == "zh" else titles[1]
+
 
 def preset(name: str) -> ServiceStandard:
     """Return a built-in standard.

@@ -62,6 +62,7 @@ from lifecircle.io import (
     empty_rejects,
     load_scenario,
     read_boundary,
+    read_boundary_name,
     read_points,
     read_units,
 )
@@ -231,7 +232,9 @@ def load_inputs(
         res = reject_outside(res, net0, snap)
     unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
     unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
-    bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bound_paths = {k: v for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bounds = {k: read_boundary(v) for k, v in bound_paths.items()}
+    bound_names = {k: n for k, v in bound_paths.items() if (n := read_boundary_name(v))}
     timings["load_points"] = time.perf_counter() - t1
     timings["load"] = time.perf_counter() - t0
     return Inputs(
@@ -241,6 +244,7 @@ def load_inputs(
         residents=res,
         units=tuple(unit_layers),
         boundaries=bounds,
+        boundary_names=bound_names,
         scenario=sc,
         max_snap_m=snap,
         timings_s=timings,

@@ -9,12 +9,14 @@ import locale
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
 from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, to_json_text
 from lifecircle.errors import InputError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.runs import Inputs
+from lifecircle.workbook import DEFAULT_WORKBOOK_NAME
 
 
 def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> None:
@@ -110,10 +112,23 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
 
 
 def add_output_options(
-    p: argparse.ArgumentParser, *, csv: bool = True, lang_help: str = "report and terminal"
+    p: argparse.ArgumentParser,
+    *,
+    csv: bool = True,
+    workbook: bool = False,
+    lang_help: str = "report and terminal",
 ) -> None:
-    """``--lang``, ``--json`` and (for commands writing CSVs) ``--csv-encoding``."""
+    """``--lang``, ``--json``, (for commands writing CSVs) ``--csv-encoding`` and (for commands
+    writing the Excel workbook) ``--workbook``/``--no-workbook``."""
     g = p.add_argument_group("output")
+    if workbook:
+        g.add_argument(
+            "--workbook",
+            default=DEFAULT_WORKBOOK_NAME,
+            metavar="NAME.xlsx",
+            help=f"name of the Excel workbook written to --out (default {DEFAULT_WORKBOOK_NAME})",
+        )
+        g.add_argument("--no-workbook", action="store_true", help="do not write the Excel workbook")
     g.add_argument(
         "--lang",
         choices=("zh", "en"),
@@ -215,3 +230,13 @@ def safe_console_streams() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
+
+
+def workbook_path(args: argparse.Namespace, out_dir: str | Path) -> Path | None:
+    """Where the workbook goes (``--out``/``--workbook``), or ``None`` with ``--no-workbook``."""
+    if args.no_workbook:
+        return None
+    name = Path(args.workbook)
+    if name.suffix.lower() != ".xlsx":
+        raise InputError(f"--workbook {args.workbook} should end in .xlsx")
+    return name if name.is_absolute() else Path(out_dir) / name

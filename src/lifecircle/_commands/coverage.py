@@ -10,10 +10,13 @@ from lifecircle._commands._common import (
     add_output_options,
     inputs_from_args,
     report_lang,
+    workbook_path,
 )
-from lifecircle.pipeline import run_coverage, write_coverage_outputs
+from lifecircle._files import check_writable
+from lifecircle.pipeline import run_coverage, run_report, write_coverage_outputs
 from lifecircle.report import write_report
 from lifecircle.runs import CoverageRun
+from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,17 +38,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="M",
         help="search cut-off in metres (default none: exact distances for everyone)",
     )
-    add_output_options(p)
+    add_output_options(p, workbook=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
+    book = workbook_path(args, args.out)
+    if book is not None:
+        check_writable([book], overwrite=args.overwrite)
     inputs = inputs_from_args(args)
     cov = run_coverage(inputs, limit_m=args.limit_m)
     write_coverage_outputs(cov, args.out, overwrite=args.overwrite, csv_encoding=args.csv_encoding)
-    if inputs.units:
+    rep = run_report(cov) if inputs.units else None
+    if rep is not None:
         # per-unit 达标率 tables, gaps and the report pages
         write_report(
             cov,
@@ -53,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
             lang=report_lang(args),
             overwrite=args.overwrite,
             csv_encoding=args.csv_encoding,
+            report=rep,
         )
+    if book is not None:
+        write_workbook(cov, book, report=rep, lang=report_lang(args), overwrite=args.overwrite)
     con = Console(args)
     print_summary(cov, con)
     con.summary(cov.summary())

@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 
 from lifecircle import demo
-from lifecircle._commands._common import Console, add_output_options, report_lang
+from lifecircle._commands._common import (
+    Console,
+    add_output_options,
+    report_lang,
+    workbook_path,
+)
 from lifecircle._commands.coverage import print_summary
 from lifecircle.maps import write_coverage_map, write_static_map
 from lifecircle.pipeline import (
@@ -26,6 +31,7 @@ from lifecircle.pipeline import (
 )
 from lifecircle.report import CoverageReport, write_report
 from lifecircle.runs import CoverageRun
+from lifecircle.workbook import write_workbook
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="use an online basemap instead of the self-contained offline map",
     )
-    add_output_options(p, lang_help="maps, reports and terminal")
+    add_output_options(p, workbook=True, lang_help="maps, reports and terminal")
     p.set_defaults(func=run)
 
 
@@ -106,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     report_paths = write_report(
         cov, out, lang=lang, overwrite=True, report=rep, csv_encoding=args.csv_encoding
     )
+    book = workbook_path(args, out)
+    if book is not None:
+        report_paths["workbook"] = write_workbook(cov, book, report=rep, lang=lang, overwrite=True)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key

@@ -10,9 +10,12 @@ from lifecircle._commands._common import (
     add_output_options,
     inputs_from_args,
     report_lang,
+    workbook_path,
 )
+from lifecircle._files import check_writable
 from lifecircle.pipeline import run_coverage, run_report
 from lifecircle.report import write_report
+from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    add_output_options(p)
+    add_output_options(p, workbook=True)
     p.add_argument(
         "--gap-cell-m",
         type=float,
@@ -49,6 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
+    book = workbook_path(args, args.out)
+    if book is not None:
+        check_writable([book], overwrite=args.overwrite)
     inputs = inputs_from_args(args)
     cov = run_coverage(inputs, limit_m=args.limit_m)
     rep = run_report(cov, gap_cell_m=args.gap_cell_m)
@@ -60,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         report=rep,
         csv_encoding=args.csv_encoding,
     )
+    if book is not None:
+        paths["workbook"] = write_workbook(
+            cov, book, report=rep, lang=report_lang(args), overwrite=args.overwrite
+        )
     con = Console(args)
     con.synthetic(inputs.synthetic)
     worst_units = {}

@@ -12,12 +12,15 @@ from lifecircle._commands._common import (
     add_input_options,
     add_output_options,
     inputs_from_args,
+    report_lang,
+    workbook_path,
 )
 from lifecircle._commands.coverage import INPUT_KIND_ZH
 from lifecircle._files import check_writable
 from lifecircle.errors import InputError
 from lifecircle.pipeline import ScoringRun, run_scoring, write_scoring_outputs
 from lifecircle.siting import PARTIAL_DIR_NAME
+from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,7 +93,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="continue an interrupted run in DIR (finished blocks are not routed again)",
     )
     p.add_argument("--no-map", action="store_true", help="do not write candidates.html")
-    add_output_options(p)
+    add_output_options(p, workbook=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             "rejects.csv",
         )
     ] + ([] if args.no_map else [out / "candidates.html"])
+    book = workbook_path(args, out)
+    finals += [] if book is None else [book]
     check_writable(finals, overwrite=args.overwrite)
     partial = out / PARTIAL_DIR_NAME
     if partial.exists() and args.overwrite and not args.resume:
@@ -143,6 +148,16 @@ def run(args: argparse.Namespace) -> int:
         map_html=not args.no_map,
         csv_encoding=args.csv_encoding,
     )
+    if book is not None:
+        write_workbook(
+            scoring.coverage,
+            book,
+            candidates=scoring.result.table(),
+            picks=scoring.result.picks,
+            rejects=scoring.rejects(),
+            lang=report_lang(args),
+            overwrite=args.overwrite,
+        )
     shutil.rmtree(partial, ignore_errors=True)
     con = Console(args)
     print_summary(scoring, con)
