@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -46,7 +45,7 @@ def _frame(ws) -> pd.DataFrame:
 
 
 def test_sheets_headers_and_formats(written):
-    cov, rep, out, book = written
+    cov, _rep, _out, book = written
     wb = openpyxl.load_workbook(book)
     assert wb.sheetnames == ["总体", "街道", "社区", "缺口", "设施", "剔除记录", "说明"]
     keys = set(cov.result.standard.keys) | {"station", "point", "community"}
@@ -81,7 +80,7 @@ def test_sheets_headers_and_formats(written):
 
 
 def test_values_equal_csv_and_json(written):
-    cov, rep, out, book = written
+    cov, _rep, out, book = written
     wb = openpyxl.load_workbook(book)
     std = cov.result.standard
     units = {"community": ("社区", "Community")}
@@ -109,14 +108,14 @@ def test_values_equal_csv_and_json(written):
 
 
 def test_english_and_errors(written, tmp_path):
-    cov, rep, out, book = written
+    cov, rep, _out, book = written
     en = write_workbook(cov, tmp_path / "en.xlsx", report=rep, lang="en")
     wb = openpyxl.load_workbook(en)
     assert wb.sheetnames[0] == "Overall" and wb.sheetnames[-1] == "About"
     assert "Point share" in [c.value for c in wb["Community"][1]]
     with pytest.raises(OutputExistsError):
         write_workbook(cov, book)
-    with pytest.raises(InputError, match="should end in .xlsx"):
+    with pytest.raises(InputError, match=r"should end in \.xlsx"):
         write_workbook(cov, tmp_path / "x.xls")
     with pytest.raises(InputError, match="no zh header for column 'mystery'"):
         column_label("mystery", preset("tancheng"))
