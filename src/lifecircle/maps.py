@@ -1236,7 +1236,12 @@ def _esc(s: object) -> str:
 
 
 def cjk_font() -> str | None:
-    """Name of an installed font with Chinese glyphs, or None."""
+    """Name of an installed font with Chinese glyphs, or None.
+
+    matplotlib's font list is cached: a CJK font installed after the cache was built (e.g.
+    ``apt-get install fonts-noto-cjk`` on a machine that already ran matplotlib) is not in it,
+    so the system font folders are searched too and a font found there is registered.
+    """
     from matplotlib import font_manager
 
     wanted = (
@@ -1253,10 +1258,28 @@ def cjk_font() -> str | None:
         "SimSun",
         "Sarasa",
     )
-    for f in font_manager.fontManager.ttflist:
-        if any(w.lower() in f.name.lower() for w in wanted):
-            return str(f.name)
-    return None
+
+    def known() -> str | None:
+        for f in font_manager.fontManager.ttflist:
+            if any(w.lower() in f.name.lower() for w in wanted):
+                return str(f.name)
+        return None
+
+    name = known()
+    if name is not None:
+        return name
+    files = sorted(
+        f
+        for f in font_manager.findSystemFonts()
+        if any(
+            k in Path(f).name.lower() for k in ("cjk", "wqy", "simhei", "msyh", "droidsansfallback")
+        )
+    )
+    # Sans before Serif, regular weight first
+    files.sort(key=lambda f: ("serif" in f.lower(), "regular" not in f.lower()))
+    for f in files[:1]:
+        font_manager.fontManager.addfont(f)
+    return known()
 
 
 def _nice_length(span_m: float) -> float:

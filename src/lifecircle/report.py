@@ -53,7 +53,7 @@ from lifecircle._files import (
     write_json,
     write_text,
 )
-from lifecircle.config import ServiceStandard
+from lifecircle.config import ServiceStandard, standard_title
 from lifecircle.coords import to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
 from lifecircle.errors import InputError
@@ -643,7 +643,14 @@ def report_tables(
             ]
         )
     sections.append(
-        (tx["standard"] + f" ({std.name})", [tx["tier"], tx["mode"], tx["threshold"]], rows, "")
+        (
+            f"{tx['standard']}：{standard_title(std, lang)}"
+            if lang == "zh"
+            else f"{tx['standard']}: {standard_title(std, lang)}",
+            [tx["tier"], tx["mode"], tx["threshold"]],
+            rows,
+            "",
+        )
     )
     rows = []
     for r in res.tiers.to_dict("records"):
@@ -697,7 +704,8 @@ def report_tables(
             rows.append(
                 [
                     "" if pd.isna(r["rank"]) else str(int(r["rank"])),
-                    str(r["unit_id"]) if not r["outside"] else "",
+                    # the sub-district row's id is a machine key ("subdistrict"): not shown
+                    str(r["unit_id"]) if not r["outside"] and lv.key != "subdistrict" else "",
                     _unit_name(r, lang),
                     _n(r["population"]),
                     _pct(r["all_share"]),
@@ -860,6 +868,7 @@ def write_report(
     gap_cell_m: float = DEFAULT_GAP_CELL_M,
     report: CoverageReport | None = None,
     csv_encoding: str = DEFAULT_CSV_ENCODING,
+    html: bool = True,
 ) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
 
@@ -882,6 +891,9 @@ def write_report(
         Reuse an already built report.
     csv_encoding : {"utf-8-sig", "utf-8", "gb18030"}, default "utf-8-sig"
         Encoding of the CSVs (UTF-8 with BOM opens in Excel on Chinese Windows).
+    html : bool, default True
+        Write the plain ``report.html``; False when :mod:`lifecircle.document` writes the full
+        report (maps, charts, PDF) instead.
 
     Returns
     -------
@@ -900,9 +912,10 @@ def write_report(
             "gaps_json": d / "gaps.json",
             "gaps_geojson": d / "gaps.geojson",
             "report_md": d / "report.md",
-            "report_html": d / "report.html",
         }
     )
+    if html:
+        paths["report_html"] = d / "report.html"
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for lv in rep.levels:
@@ -920,6 +933,7 @@ def write_report(
     write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]
     write_text(render_markdown(rep, lang=lang, files=files), paths["report_md"], overwrite=True)
-    write_text(render_html(rep, lang=lang, files=files), paths["report_html"], overwrite=True)
+    if html:
+        write_text(render_html(rep, lang=lang, files=files), paths["report_html"], overwrite=True)
     logger.info("wrote report to %s (%d files)", d, len(paths))
     return paths

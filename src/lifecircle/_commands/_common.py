@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, to_json_text
+from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, check_writable, to_json_text
+from lifecircle.document import find_chromium, write_report_document
 from lifecircle.errors import InputError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
-from lifecircle.runs import Inputs
-from lifecircle.workbook import DEFAULT_WORKBOOK_NAME
+from lifecircle.report import CoverageReport, write_report
+from lifecircle.runs import CoverageRun, Inputs
+from lifecircle.workbook import DEFAULT_WORKBOOK_NAME, write_workbook
 
 
 def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> None:
@@ -116,6 +118,7 @@ def add_output_options(
     *,
     csv: bool = True,
     workbook: bool = False,
+    report: bool = False,
     lang_help: str = "report and terminal",
 ) -> None:
     """``--lang``, ``--json``, (for commands writing CSVs) ``--csv-encoding`` and (for commands
@@ -140,6 +143,18 @@ def add_output_options(
         action="store_true",
         help="print the run's summary as JSON on stdout (for scripts) instead of the table",
     )
+    if report:
+        g.add_argument(
+            "--template",
+            metavar="FILE.html",
+            help="Jinja2 template for report.html/report.pdf (default the built-in one; see "
+            "lifecircle.document.report_context for what it receives)",
+        )
+        g.add_argument(
+            "--no-pdf",
+            action="store_true",
+            help="do not print report.pdf (it needs Chromium and the Noto CJK fonts)",
+        )
     if csv:
         g.add_argument(
             "--csv-encoding",
@@ -240,3 +255,66 @@ def workbook_path(args: argparse.Namespace, out_dir: str | Path) -> Path | None:
     if name.suffix.lower() != ".xlsx":
         raise InputError(f"--workbook {args.workbook} should end in .xlsx")
     return name if name.is_absolute() else Path(out_dir) / name
+
+
+def check_deliverables(args: argparse.Namespace, out_dir: str | Path, *, report: bool) -> None:
+    """Before any work: the workbook and report files may be written, and Chromium is there
+    when ``report.pdf`` is wanted (so that a missing program never leaves half the outputs)."""
+    d = Path(out_dir)
+    targets = []
+    book = workbook_path(args, d)
+    if book is not None:
+        targets.append(book)
+    if report:
+        targets.append(d / "report.html")
+        if not args.no_pdf:
+            find_chromium()
+            targets.append(d / "report.pdf")
+    check_writable(targets, overwrite=bool(getattr(args, "overwrite", False)))
+
+
+def write_deliverables(
+    args: argparse.Namespace,
+    cov: CoverageRun,
+    rep: CoverageReport | None,
+    out_dir: str | Path,
+    *,
+    overwrite: bool,
+) -> dict[str, Path]:
+    """Per-unit tables and gaps, the report (HTML and PDF) and the workbook of a coverage run.
+
+    Without a report (no unit polygons) only the workbook is written.
+    """
+    lang = report_lang(args)
+    paths: dict[str, Path] = {}
+    if rep is not None:
+        paths.update(
+            write_report(
+                cov,
+                out_dir,
+                lang=lang,
+                overwrite=overwrite,
+                report=rep,
+                csv_encoding=args.csv_encoding,
+                html=False,
+            )
+        )
+    files = [p.name for p in paths.values() if p.suffix != ".md"]
+    book = workbook_path(args, out_dir)
+    if book is not None:
+        paths["workbook"] = write_workbook(cov, book, report=rep, lang=lang, overwrite=overwrite)
+        files.append(book.name)
+    if rep is not None:
+        paths.update(
+            write_report_document(
+                cov,
+                rep,
+                out_dir,
+                lang=lang,
+                template=args.template,
+                pdf=not args.no_pdf,
+                files=files,
+                overwrite=overwrite,
+            )
+        )
+    return paths

@@ -8,15 +8,12 @@ from lifecircle._commands._common import (
     Console,
     add_input_options,
     add_output_options,
+    check_deliverables,
     inputs_from_args,
-    report_lang,
-    workbook_path,
+    write_deliverables,
 )
-from lifecircle._files import check_writable
 from lifecircle.pipeline import run_coverage, run_report, write_coverage_outputs
-from lifecircle.report import write_report
 from lifecircle.runs import CoverageRun
-from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,32 +35,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="M",
         help="search cut-off in metres (default none: exact distances for everyone)",
     )
-    add_output_options(p, workbook=True)
+    add_output_options(p, workbook=True, report=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    book = workbook_path(args, args.out)
-    if book is not None:
-        check_writable([book], overwrite=args.overwrite)
     inputs = inputs_from_args(args)
+    check_deliverables(args, args.out, report=bool(inputs.units))
     cov = run_coverage(inputs, limit_m=args.limit_m)
     write_coverage_outputs(cov, args.out, overwrite=args.overwrite, csv_encoding=args.csv_encoding)
+    # with units: per-unit 达标率 tables, gaps, report.html/.pdf; always the workbook
     rep = run_report(cov) if inputs.units else None
-    if rep is not None:
-        # per-unit 达标率 tables, gaps and the report pages
-        write_report(
-            cov,
-            args.out,
-            lang=report_lang(args),
-            overwrite=args.overwrite,
-            csv_encoding=args.csv_encoding,
-            report=rep,
-        )
-    if book is not None:
-        write_workbook(cov, book, report=rep, lang=report_lang(args), overwrite=args.overwrite)
+    write_deliverables(args, cov, rep, args.out, overwrite=args.overwrite)
     con = Console(args)
     print_summary(cov, con)
     con.summary(cov.summary())

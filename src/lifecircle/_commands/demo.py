@@ -17,8 +17,9 @@ from lifecircle import demo
 from lifecircle._commands._common import (
     Console,
     add_output_options,
+    check_deliverables,
     report_lang,
-    workbook_path,
+    write_deliverables,
 )
 from lifecircle._commands.coverage import print_summary
 from lifecircle.maps import write_coverage_map, write_static_map
@@ -29,9 +30,8 @@ from lifecircle.pipeline import (
     tier_service_areas,
     write_coverage_outputs,
 )
-from lifecircle.report import CoverageReport, write_report
+from lifecircle.report import CoverageReport
 from lifecircle.runs import CoverageRun
-from lifecircle.workbook import write_workbook
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="use an online basemap instead of the self-contained offline map",
     )
-    add_output_options(p, workbook=True, lang_help="maps, reports and terminal")
+    add_output_options(p, workbook=True, report=True, lang_help="maps, reports and terminal")
     p.set_defaults(func=run)
 
 
@@ -107,14 +107,11 @@ def run(args: argparse.Namespace) -> int:
     cov = run_coverage(inputs)
     out = Path(args.out)
     lang = report_lang(args)
+    args.overwrite = True
+    check_deliverables(args, out, report=True)
     write_coverage_outputs(cov, out, overwrite=True, csv_encoding=args.csv_encoding)
     rep = run_report(cov)
-    report_paths = write_report(
-        cov, out, lang=lang, overwrite=True, report=rep, csv_encoding=args.csv_encoding
-    )
-    book = workbook_path(args, out)
-    if book is not None:
-        report_paths["workbook"] = write_workbook(cov, book, report=rep, lang=lang, overwrite=True)
+    report_paths = write_deliverables(args, cov, rep, out, overwrite=True)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key

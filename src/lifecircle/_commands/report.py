@@ -8,14 +8,11 @@ from lifecircle._commands._common import (
     Console,
     add_input_options,
     add_output_options,
+    check_deliverables,
     inputs_from_args,
-    report_lang,
-    workbook_path,
+    write_deliverables,
 )
-from lifecircle._files import check_writable
 from lifecircle.pipeline import run_coverage, run_report
-from lifecircle.report import write_report
-from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    add_output_options(p, workbook=True)
+    add_output_options(p, workbook=True, report=True)
     p.add_argument(
         "--gap-cell-m",
         type=float,
@@ -52,24 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
-    book = workbook_path(args, args.out)
-    if book is not None:
-        check_writable([book], overwrite=args.overwrite)
+    check_deliverables(args, args.out, report=True)
     inputs = inputs_from_args(args)
     cov = run_coverage(inputs, limit_m=args.limit_m)
     rep = run_report(cov, gap_cell_m=args.gap_cell_m)
-    paths = write_report(
-        cov,
-        args.out,
-        lang=report_lang(args),
-        overwrite=args.overwrite,
-        report=rep,
-        csv_encoding=args.csv_encoding,
-    )
-    if book is not None:
-        paths["workbook"] = write_workbook(
-            cov, book, report=rep, lang=report_lang(args), overwrite=args.overwrite
-        )
+    paths = write_deliverables(args, cov, rep, args.out, overwrite=args.overwrite)
     con = Console(args)
     con.synthetic(inputs.synthetic)
     worst_units = {}
@@ -105,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     con.line(f"报告：{paths['report_html']}", f"report: {paths['report_html']}")
+    if "report_pdf" in paths:
+        con.line(f"      {paths['report_pdf']}")
+    if "workbook" in paths:
+        con.line(f"工作簿：{paths['workbook']}", f"workbook: {paths['workbook']}")
     con.summary(
         {
             **cov.summary(),
