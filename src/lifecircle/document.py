@@ -110,19 +110,18 @@ WORDS = {
 
 
 def _font_rc(lang: str) -> dict[str, Any]:
-    if lang != "zh":
-        return {}
+    """Fonts for the figures: a CJK font (needed in Chinese; in English a fallback for Chinese
+    place names in the data)."""
     font = cjk_font()
     if font is None:
-        raise MissingProgramError(
-            "a Chinese report needs a font with Chinese glyphs: install fonts-noto-cjk "
-            "(apt-get install fonts-noto-cjk), or use --lang en"
-        )
-    return {
-        "font.sans-serif": [font, "DejaVu Sans"],
-        "font.family": "sans-serif",
-        "axes.unicode_minus": False,
-    }
+        if lang == "zh":
+            raise MissingProgramError(
+                "a Chinese report needs a font with Chinese glyphs: install fonts-noto-cjk "
+                "(apt-get install fonts-noto-cjk), or use --lang en"
+            )
+        return {}
+    families = [font, "DejaVu Sans"] if lang == "zh" else ["DejaVu Sans", font]
+    return {"font.family": families, "axes.unicode_minus": False}
 
 
 def _png(fig: Figure, dpi: int) -> str:
@@ -149,7 +148,7 @@ def tier_maps(
     words = WORDS[lang]
     tx = text(lang)
     out = []
-    with matplotlib.rc_context(_font_rc(lang)):  # type: ignore[arg-type]
+    with matplotlib.rc_context(_font_rc(lang)):
         for t in std.tiers:
             fig, ax = plt.subplots(figsize=(11.0, 7.2))
             try:
