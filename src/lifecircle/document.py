@@ -148,7 +148,7 @@ def tier_maps(
     words = WORDS[lang]
     tx = text(lang)
     out = []
-    with matplotlib.rc_context(_font_rc(lang)):
+    with matplotlib.rc_context(_font_rc(lang)):  # type: ignore[arg-type]
         for t in std.tiers:
             fig, ax = plt.subplots(figsize=(11.0, 7.2))
             try:
