@@ -244,6 +244,8 @@ def test_candidates_map_offline_picks_and_gaps(grid_run, tmp_path):
     assert "candidate sites" in page and "pick 1" in page
     assert "candidates (size = gain)" in page and "gaps (uncovered, per cell)" in page
     path = write_candidates_map(scoring, grid_run, tmp_path / "c" / "candidates.html")
-    assert "cdn.jsdelivr.net" in path.read_text(encoding="utf-8")  # online by default
+    assert external_references(path.read_text(encoding="utf-8")) == []  # offline by default
+    online = write_candidates_map(scoring, grid_run, tmp_path / "o.html", offline=False)
+    assert "cdn.jsdelivr.net" in online.read_text(encoding="utf-8")  # --online opts into CDNs
     with pytest.raises(OutputExistsError):
         write_candidates_map(scoring, grid_run, path)

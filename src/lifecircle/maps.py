@@ -513,7 +513,7 @@ def _base_map(
 def build_map(
     run: CoverageRun,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
@@ -990,7 +990,7 @@ def write_coverage_map(
     run: CoverageRun,
     path: str | Path,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
     gaps: Gaps | None = None,
@@ -1055,7 +1055,7 @@ def build_candidates_map(
     scoring: ScoringResult,
     coverage: CoverageRun,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,
@@ -1145,8 +1145,9 @@ def build_candidates_map(
             weight=1,
             fill=True,
             fill_opacity=0.5,
-            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+            # a tooltip, not a folium Popup: Popups need jQuery, which an offline page lacks
+            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}"
+            f"<br>{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}",
         ).add_to(cl)
     cl.add_to(fmap)
     sl = folium.FeatureGroup(name=f"selected {len(scoring.picks)} 选定", show=True)
@@ -1159,8 +1160,7 @@ def build_candidates_map(
                 f'font:bold 12px/22px sans-serif">{int(rec.selected)}</div>'
             ),
             tooltip=f"pick {int(rec.selected)}: {_esc(rec.candidate_id)} +{rec.pick_gain:,.0f} "
-            f"(→ {rec.cumulative_share:.1%})",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+            f"(→ {rec.cumulative_share:.1%})<br>{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}",
         ).add_to(sl)
     sl.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
@@ -1182,7 +1182,7 @@ def write_candidates_map(
     path: str | Path,
     *,
     overwrite: bool = False,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,

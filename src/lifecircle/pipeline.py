@@ -875,12 +875,14 @@ def write_scoring_outputs(
     overwrite: bool = False,
     map_html: bool = True,
     csv_encoding: str = DEFAULT_CSV_ENCODING,
+    offline: bool = True,
 ) -> dict[str, Path]:
     """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
     ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``).
 
     CSVs are written in ``csv_encoding`` (default UTF-8 with BOM, see
-    :data:`lifecircle._files.CSV_ENCODINGS`).
+    :data:`lifecircle._files.CSV_ENCODINGS`); ``candidates.html`` opens offline unless
+    ``offline=False`` (Leaflet from a CDN).
     """
     check_csv_encoding(csv_encoding)
     d = Path(out_dir)
@@ -904,6 +906,8 @@ def write_scoring_outputs(
     write_csv(run.rejects(), paths["rejects"], overwrite=True, encoding=csv_encoding)
     write_json(run.summary(), paths["summary"], overwrite=True)
     if map_html:
-        write_candidates_map(run.result, run.coverage, paths["map"], overwrite=True)
+        write_candidates_map(
+            run.result, run.coverage, paths["map"], overwrite=True, offline=offline
+        )
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

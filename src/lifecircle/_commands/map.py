@@ -27,19 +27,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the subcommand to the parser."""
     p = sub.add_parser(
         "map",
-        help="interactive HTML coverage map (works offline with --offline) and a PNG",
+        help="interactive HTML coverage map (opens offline) and static map sheets (PNG/PDF/SVG)",
         description="Compute coverage and draw it: facilities per tier, residents covered or not, "
         "per-community/grid share covered (达标率), coverage gaps and boundaries, with a "
-        "layer control, legend and scale bar. --offline inlines every JavaScript/CSS "
-        "asset so the page opens on an intranet without internet access.",
+        "layer control, legend and scale bar. Every JavaScript/CSS asset is inlined so "
+        "the page opens on an intranet without internet access (--online: from CDNs).",
     )
     add_input_options(p)
     p.add_argument("--out", required=True, metavar="FILE.html", help="the HTML map to write")
     p.add_argument(
+        "--online",
+        action="store_true",
+        help="load Leaflet from a CDN instead of inlining it (by default the page is "
+        "self-contained and opens on an intranet without internet access)",
+    )
+    p.add_argument(
         "--offline",
         action="store_true",
-        help="self-contained page: no external JavaScript/CSS; without --tiles the road "
-        "network is drawn instead of a basemap",
+        help="the default (kept for old scripts): self-contained page, no external JavaScript/CSS",
     )
     p.add_argument(
         "--tiles",
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     write_coverage_map(
         cov,
         out,
-        offline=args.offline,
+        offline=not args.online,
         tiles=args.tiles,
         tiles_attr=args.tiles_attr,
         service_areas=sa,
@@ -119,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     con = Console(args)
     size = f"{out.stat().st_size / 1e6:.1f} MB"
     con.line(
-        f"地图：{out}（{size}{'，离线' if args.offline else ''}）",
-        f"map: {out} ({size}{', offline' if args.offline else ''})",
+        f"地图：{out}（{size}{'' if args.online else '，离线可用'}）",
+        f"map: {out} ({size}{'' if args.online else ', opens offline'})",
     )
     files = {"map": str(out)}
     if args.png:

@@ -93,6 +93,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="continue an interrupted run in DIR (finished blocks are not routed again)",
     )
     p.add_argument("--no-map", action="store_true", help="do not write candidates.html")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="candidates.html loads Leaflet from a CDN (default: inlined, opens offline)",
+    )
     add_output_options(p, workbook=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
@@ -147,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         map_html=not args.no_map,
         csv_encoding=args.csv_encoding,
+        offline=not args.online,
     )
     if book is not None:
         write_workbook(
