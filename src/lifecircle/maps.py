@@ -48,10 +48,12 @@ to English labels (logged).
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import html
 import json
 import logging
 import re
+import textwrap
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -69,6 +71,8 @@ from lifecircle._files import (
     jsonable,
     write_text,
 )
+from lifecircle._version import __version__
+from lifecircle.config import standard_title
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
 from lifecircle.errors import InputError
@@ -884,7 +888,7 @@ def map_title(run: CoverageRun, *, lang: str = "zh") -> str:
     inputs = run.inputs
     sc = inputs.scenario
     name = ((sc.name_en or sc.name) if lang == "en" else sc.name) if sc else "lifecircle"
-    parts = [name, f"{lb['standard']}: {run.result.standard.name}"]
+    parts = [name, f"{lb['standard']}: {standard_title(run.result.standard, lang)}"]
     if inputs.synthetic and not any(w in name.lower() for w in ("synthetic", "合成")):
         parts.append(lb["synthetic"])
     return " · ".join(parts)
@@ -1275,10 +1279,13 @@ def cjk_font() -> str | None:
             k in Path(f).name.lower() for k in ("cjk", "wqy", "simhei", "msyh", "droidsansfallback")
         )
     )
-    # Sans before Serif, regular weight first
+    # Sans before Serif, regular weight first; its bold face too (titles)
     files.sort(key=lambda f: ("serif" in f.lower(), "regular" not in f.lower()))
-    for f in files[:1]:
-        font_manager.fontManager.addfont(f)
+    if files:
+        first = files[0]
+        bold = [f for f in files if f == first.replace("Regular", "Bold") and f != first]
+        for f in [first, *bold]:
+            font_manager.fontManager.addfont(f)
     return known()
 
 
@@ -1543,4 +1550,215 @@ def write_static_map(
         finally:
             plt.close(fig)
     logger.info("wrote %s", target)
+    return target
+
+
+# -- map sheets (图件) ---------------------------------------------------------------------------
+
+#: Paper sizes of map sheets, landscape, inches: ISO A4 (297 x 210 mm) and A3 (420 x 297 mm).
+PAPER_INCHES: dict[str, tuple[float, float]] = {
+    "A4": (297 / 25.4, 210 / 25.4),
+    "A3": (420 / 25.4, 297 / 25.4),
+}
+
+#: Formats a map sheet may be written in (by file suffix); PDF and SVG are vector.
+SHEET_FORMATS = ("png", "pdf", "svg")
+
+_SHEET_WORDS = {
+    "zh": {
+        "info": "制图信息",
+        "sources": "数据来源",
+        "crs": "坐标系",
+        "date": "制图日期",
+        "standard": "服务标准",
+        "made": "制图软件",
+        "synthetic": "合成示范数据，非真实数据",
+        "coverage": "覆盖情况",
+        "all": "全部层级",
+        "x": "横坐标（米）",
+        "y": "纵坐标（米）",
+    },
+    "en": {
+        "info": "Map information",
+        "sources": "Data sources",
+        "crs": "Coordinate system",
+        "date": "Date",
+        "standard": "Standard",
+        "made": "Made with",
+        "synthetic": "SYNTHETIC demonstration data, not real",
+        "coverage": "Coverage",
+        "all": "all tiers",
+        "x": "Easting (m)",
+        "y": "Northing (m)",
+    },
+}
+
+
+def _crs_description(crs: str) -> str:
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"{c.name} (EPSG:{epsg})" if epsg else c.name
+
+
+def _sheet_info_lines(run: CoverageRun, lang: str) -> list[str]:
+    w = _SHEET_WORDS[lang]
+    inputs = run.inputs
+    sc = inputs.scenario
+    sep = "：" if lang == "zh" else ": "
+    sources = []
+    if sc is not None:
+        sources = [Path(p).name for p in (sc.network, sc.facilities, sc.residents) if p is not None]
+    else:
+        sources = [net.source for net in inputs.networks.values() if net.source][:1]
+    lines = [
+        f"{w['sources']}{sep}{', '.join(sources) or '—'}",
+        f"{w['crs']}{sep}{_crs_description(run.result.crs)}",
+        f"{w['standard']}{sep}{standard_title(run.result.standard, lang)}",
+        f"{w['date']}{sep}{_dt.date.today().isoformat()}",
+        f"{w['made']}{sep}lifecircle {__version__}",
+    ]
+    if inputs.synthetic:
+        lines.append(w["synthetic"])
+    return lines
+
+
+def write_map_sheet(
+    run: CoverageRun,
+    path: str | Path,
+    *,
+    report: CoverageReport | None = None,
+    tier: str | None = None,
+    lang: str = "zh",
+    paper: str = "A4",
+    dpi: int = 300,
+    service_areas: gpd.GeoDataFrame | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a printable map sheet (图件): PNG at ``dpi``, or vector PDF/SVG, by file suffix.
+
+    Landscape A4 or A3: the map in a frame with coordinate ticks (analysis CRS, metres), a north
+    arrow and a scale bar; to its right, outside the data, the legend and the 制图信息 block (data
+    sources, coordinate system, standard, date, lifecircle version, synthetic warning).
+
+    Parameters
+    ----------
+    run : lifecircle.runs.CoverageRun
+    path : path
+        ``.png``, ``.pdf`` or ``.svg``.
+    report : CoverageReport, optional
+        Units and gaps (default: computed).
+    tier : str, optional
+        Tier whose coverage colours the cells; default all tiers together.
+    lang : {"zh", "en"}
+    paper : {"A4", "A3"}
+    dpi : int, default 300
+        Resolution of a PNG (and of raster parts of a PDF/SVG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = Path(path)
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in SHEET_FORMATS:
+        raise InputError(f"map sheet {target} should end in .png, .pdf or .svg")
+    if paper not in PAPER_INCHES:
+        raise InputError(f"paper {paper!r} is not one of {', '.join(PAPER_INCHES)}")
+    if not 50 <= dpi <= 1200:
+        raise InputError(f"--dpi {dpi} is out of range; use 50 to 1200 (300 for print)")
+    check_writable([target], overwrite=overwrite)
+    labels(lang)
+    font = cjk_font()
+    if lang == "zh" and font is None:
+        raise InputError(
+            "a Chinese map sheet needs a font with Chinese glyphs: install fonts-noto-cjk "
+            "(apt-get install fonts-noto-cjk), or use --lang en"
+        )
+    rc: dict[str, Any] = {"pdf.fonttype": 42, "svg.fonttype": "path", "axes.unicode_minus": False}
+    if font is not None:
+        rc["font.family"] = [font, "DejaVu Sans"] if lang == "zh" else ["DejaVu Sans", font]
+    w = _SHEET_WORDS[lang]
+    std = run.result.standard
+    width_in, height_in = PAPER_INCHES[paper]
+    scale = width_in / PAPER_INCHES["A4"][0]
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
+        fig = plt.figure(figsize=(width_in, height_in))
+        try:
+            ax = fig.add_axes((0.06, 0.08, 0.62, 0.82))
+            drawn = draw_static_map(
+                run, ax, report=report, lang=lang, tier=tier, service_areas=service_areas
+            )
+            # frame and coordinate ticks (metres in the analysis CRS)
+            for side in ("top", "right", "bottom", "left"):
+                ax.spines[side].set_visible(True)
+                ax.spines[side].set_linewidth(1.2)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+            fmt_m = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+            ax.xaxis.set_major_formatter(fmt_m)
+            ax.yaxis.set_major_formatter(fmt_m)
+            ax.tick_params(labelsize=7 * scale, direction="in", top=True, right=True)
+            ax.set_xlabel(w["x"], fontsize=8 * scale)
+            ax.set_ylabel(w["y"], fontsize=8 * scale)
+            key = tier or "all"
+            tier_name = (
+                w["all"]
+                if key == "all"
+                else (std.tier(key).label_zh if lang == "zh" else std.tier(key).label_en)
+            )
+            fig.suptitle(
+                f"{map_title(run, lang=lang)}\n{w['coverage']}: {tier_name}"
+                if lang == "en"
+                else f"{map_title(run, lang=lang)}\n{w['coverage']}：{tier_name}",
+                fontsize=12 * scale,
+                y=0.97,
+            )
+            # legend outside the data, right of the map
+            leg_ax = fig.add_axes((0.71, 0.36, 0.27, 0.54))
+            leg_ax.axis("off")
+            leg_ax.legend(
+                handles=drawn["handles"],
+                loc="upper left",
+                fontsize=7.5 * scale,
+                title=labels(lang)["legend"],
+                title_fontsize=9 * scale,
+                frameon=True,
+                borderaxespad=0,
+            )
+            # 制图信息
+            info_ax = fig.add_axes((0.71, 0.08, 0.27, 0.25))
+            info_ax.set_xticks([])
+            info_ax.set_yticks([])
+            info_ax.text(
+                0.04,
+                0.94,
+                w["info"],
+                fontsize=9 * scale,
+                fontweight="bold",
+                va="top",
+                transform=info_ax.transAxes,
+            )
+            info_ax.text(
+                0.04,
+                0.80,
+                "\n".join(
+                    part
+                    for line in _sheet_info_lines(run, lang)
+                    for part in textwrap.wrap(line, width=int(36 * scale), subsequent_indent="  ")
+                ),
+                fontsize=6.5 * scale,
+                va="top",
+                linespacing=1.6,
+                wrap=True,
+                transform=info_ax.transAxes,
+            )
+            with atomic_path(target, overwrite=overwrite) as tmp:
+                fig.savefig(tmp, dpi=dpi, format=fmt)
+        finally:
+            plt.close(fig)
+    logger.info("wrote map sheet %s (%s, %s, %d dpi)", target, fmt, paper, dpi)
     return target

@@ -16,7 +16,7 @@ from lifecircle._commands._common import (
 from lifecircle._files import check_writable
 from lifecircle.config import ServiceStandard
 from lifecircle.errors import InputError
-from lifecircle.maps import write_coverage_map, write_static_map
+from lifecircle.maps import write_coverage_map, write_map_sheet
 from lifecircle.pipeline import run_coverage, run_report
 
 if TYPE_CHECKING:
@@ -58,11 +58,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="service-area polygons (GeoJSON/GPKG with columns tier, budget_m) to draw",
     )
-    p.add_argument("--png", metavar="FILE.png", help="also write a static PNG of the map")
-    p.add_argument(
+    g = p.add_argument_group("map sheets (图件)")
+    g.add_argument("--png", metavar="FILE.png", help="also write a map sheet as PNG (at --dpi)")
+    g.add_argument("--pdf", metavar="FILE.pdf", help="also write a map sheet as vector PDF")
+    g.add_argument("--svg", metavar="FILE.svg", help="also write a map sheet as vector SVG")
+    g.add_argument(
+        "--dpi", type=int, default=300, metavar="N", help="PNG resolution (default 300, for print)"
+    )
+    g.add_argument(
+        "--paper", choices=("A4", "A3"), default="A4", help="sheet size, landscape (default A4)"
+    )
+    g.add_argument(
+        "--per-tier",
+        action="store_true",
+        help="one sheet per tier (FILE_<tier>.png …) instead of all tiers together",
+    )
+    g.add_argument(
         "--png-tier",
         metavar="TIER",
-        help="tier whose coverage colours the PNG (default: all tiers together)",
+        help="tier whose coverage colours the sheets (default: all tiers together)",
     )
     p.add_argument(
         "--choropleth-tier",
@@ -95,14 +109,30 @@ def _read_service_areas(path: str, standard: ServiceStandard) -> gpd.GeoDataFram
     return gdf.to_crs(4326) if gdf.crs is not None else gdf.set_crs(4326)
 
 
+def _sheet_paths(
+    args: argparse.Namespace, standard: ServiceStandard
+) -> list[tuple[Path, str | None]]:
+    """Every map sheet to write: ``(path, tier)``; with ``--per-tier`` one per tier and format."""
+    out: list[tuple[Path, str | None]] = []
+    for given in (args.png, args.pdf, args.svg):
+        if not given:
+            continue
+        path = Path(given)
+        if args.per_tier:
+            out += [(path.with_name(f"{path.stem}_{k}{path.suffix}"), k) for k in standard.keys]
+        else:
+            out.append((path, args.png_tier))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out} should end in .html")
-    targets = [out] + ([Path(args.png)] if args.png else [])
-    check_writable(targets, overwrite=args.overwrite)
     inputs = inputs_from_args(args)
+    sheets = _sheet_paths(args, inputs.standard)
+    check_writable([out] + [p for p, _ in sheets], overwrite=args.overwrite)
     for key in (args.png_tier, args.choropleth_tier):
         if key is not None and key not in inputs.standard.keys:
             raise InputError(f"unknown tier {key!r}; tiers are {', '.join(inputs.standard.keys)}")
@@ -128,17 +158,19 @@ def run(args: argparse.Namespace) -> int:
         f"map: {out} ({size}{'' if args.online else ', opens offline'})",
     )
     files = {"map": str(out)}
-    if args.png:
-        write_static_map(
+    for path, tier in sheets:
+        write_map_sheet(
             cov,
-            args.png,
+            path,
             report=rep,
             lang=report_lang(args),
-            tier=args.png_tier,
+            tier=tier,
+            paper=args.paper,
+            dpi=args.dpi,
             service_areas=sa,
             overwrite=args.overwrite,
         )
-        con.line(f"图片：{args.png}", f"png: {args.png}")
-        files["png"] = str(args.png)
+        con.line(f"图件：{path}", f"map sheet: {path}")
+        files[f"sheet_{tier or 'all'}_{path.suffix.lstrip('.')}"] = str(path)
     con.summary({**cov.summary(), "files": files})
     return 0
