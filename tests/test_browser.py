@@ -259,3 +259,43 @@ def test_service_docs_offline(tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _web_mercator_px(lon: float, lat: float, zoom: int) -> tuple[float, float]:
+    """Leaflet's EPSG:3857 pixel coordinates (256-pixel tiles) of a lon/lat at ``zoom``."""
+    import math
+
+    r = 6378137.0
+    x = r * math.radians(lon)
+    y = r * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+    scale = 256 * 2**zoom
+    half = math.pi * r
+    return scale * (x / (2 * half) + 0.5), scale * (0.5 - y / (2 * half))
+
+
+def test_gcj02_basemap_shifts_overlays_by_the_amap_offset(demo_map, tmp_path):
+    """With --basemap amap the map's CRS draws a WGS84 point where GCJ-02 puts it (checked at the
+    map centre, zoom 18: 1 px ≈ 0.5 m); with OSM it stays in WGS84. Tiles never load here."""
+    from lifecircle.coords import wgs84_to_gcj02
+    from lifecircle.maps import write_coverage_map
+
+    _, run = demo_map
+    probes = {}
+    for name in ("amap", "osm"):
+        path = write_coverage_map(run, tmp_path / f"{name}.html", basemap=name)
+        page = path.read_text(encoding="utf-8")
+        assert ("各图层已由 WGS84 偏移至 GCJ-02" in page) == (name == "amap")
+        dom, _, _ = run_chromium(["--virtual-time-budget=8000", "--dump-dom", path.as_uri()])
+        probes[name] = probe(dom)
+    amap, osm = probes["amap"], probes["osm"]
+    assert amap["crs"] == "GCJ02" and osm["crs"] == "EPSG:3857"
+    lat, lon = amap["center"]
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    want = _web_mercator_px(float(glon), float(glat), 18)
+    assert np.allclose(amap["center_px18"], want, atol=0.5)
+    # the shift is the Amap offset (hundreds of metres here), not nothing
+    plain = _web_mercator_px(lon, lat, 18)
+    shift_px = np.hypot(want[0] - plain[0], want[1] - plain[1])
+    assert shift_px > 500  # > ~250 m at zoom 18
+    lat, lon = osm["center"]
+    assert np.allclose(osm["center_px18"], _web_mercator_px(lon, lat, 18), atol=0.5)

@@ -286,3 +286,24 @@ def test_candidates_map_offline_picks_and_gaps(grid_run, tmp_path):
     assert "cdn.jsdelivr.net" in online.read_text(encoding="utf-8")  # --online opts into CDNs
     with pytest.raises(OutputExistsError):
         write_candidates_map(scoring, grid_run, path)
+
+
+def test_basemaps_resolve_and_tianditu_key():
+    from lifecircle.maps import resolve_basemap
+
+    assert resolve_basemap(None) is None and resolve_basemap("none") is None
+    assert not resolve_basemap("osm").gcj02
+    assert resolve_basemap("amap").gcj02
+    assert resolve_basemap("https://webrd01.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}").gcj02
+    assert not resolve_basemap("http://tiles.local/{z}/{x}/{y}.png").gcj02
+    tdt = resolve_basemap("tianditu-img", environ={"TIANDITU_KEY": "k123"})
+    assert [("LAYER=img" in u, "LAYER=cia" in u, "tk=k123" in u) for u, _, _ in tdt.layers] == [
+        (True, False, True),
+        (False, True, True),
+    ]
+    with pytest.raises(InputError, match="TIANDITU_KEY"):
+        resolve_basemap("tianditu", environ={})
+    with pytest.raises(InputError, match="unknown basemap 'google'"):
+        resolve_basemap("google")
+    with pytest.raises(InputError, match=r"needs \{z\}"):
+        resolve_basemap("http://tiles.local/tile.png")

@@ -52,9 +52,11 @@ import datetime as _dt
 import html
 import json
 import logging
+import os
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -145,6 +147,9 @@ LABELS: dict[str, dict[str, str]] = {
         "north": "北",
         "outside": "（不在任何单元内）",
         "basemap": "底图",
+        "labels": "注记",
+        "gcj02_note": "底图为 GCJ-02 坐标（高德/腾讯）：各图层已由 WGS84 偏移至 GCJ-02 显示"
+        "以便对齐",
         "weakest": "最弱层级",
         "people": "人",
     },
@@ -179,6 +184,9 @@ LABELS: dict[str, dict[str, str]] = {
         "north": "N",
         "outside": "(outside all units)",
         "basemap": "Basemap",
+        "labels": "labels",
+        "gcj02_note": "GCJ-02 basemap (Amap/Tencent): every layer is shown shifted from WGS84 to "
+        "GCJ-02 so that it lines up",
         "weakest": "Weakest tier",
         "people": "people",
     },
@@ -257,6 +265,9 @@ leaflet: (typeof L !== 'undefined') ? L.version : null,
       var b = map.getBounds(); \
 probe.bounds = [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
       probe.size = [map.getSize().x, map.getSize().y];
+      var c = map.getCenter(), px = map.options.crs.latLngToPoint(c, 18);
+      probe.crs = map.options.crs.code || null;
+      probe.center = [c.lat, c.lng]; probe.center_px18 = [px.x, px.y];
     }
     if (ctl) { ctl._layers.forEach(function (l) { var c = 0;
       if (l.layer._lcCount !== undefined) { c = l.layer._lcCount; }
@@ -450,6 +461,145 @@ var h = '<b>' + LC.esc(title) + '</b><table style="font-size:12px">';
 """
 
 
+# -- basemaps ---------------------------------------------------------------------------------
+
+#: Basemap names accepted by ``--basemap`` (or an XYZ URL template).
+BASEMAPS = ("none", "osm", "tianditu", "tianditu-img", "amap")
+
+_TDT = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+    "&TILECOL={x}&tk={key}"
+)
+_TDT_ATTR = "&copy; 天地图 Tianditu (国家地理信息公共服务平台)"
+#: Tile hosts that serve GCJ-02 (Amap 高德, Tencent 腾讯): overlays must be shifted to match.
+_GCJ02_HOSTS = ("autonavi.com", "amap.com", "gtimg.com", "map.qq.com")
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A tile basemap: one or more XYZ layers (a base and an annotation layer for 天地图).
+
+    Attributes
+    ----------
+    name : str
+        ``osm``, ``tianditu``, ``tianditu-img``, ``amap`` or ``url``.
+    layers : tuple of (url, attribution, subdomains)
+    gcj02 : bool
+        The tiles are drawn in GCJ-02 (Amap, Tencent): every overlay is shown shifted from
+        WGS84 to GCJ-02 so that it lines up, and the map says so.
+    """
+
+    name: str
+    layers: tuple[tuple[str, str, str], ...]
+    gcj02: bool = False
+
+
+def resolve_basemap(
+    spec: str | None, *, environ: Mapping[str, str] | None = None
+) -> Basemap | None:
+    """The basemap named by ``--basemap`` (``None`` for ``none``).
+
+    Parameters
+    ----------
+    spec : str or None
+        ``none``, ``osm``, ``tianditu`` (vector + labels), ``tianditu-img`` (imagery + labels),
+        ``amap`` (高德, GCJ-02), or an XYZ URL template with ``{z}``/``{x}``/``{y}`` (GCJ-02 when
+        its host is Amap's or Tencent's).
+    environ : mapping, optional
+        Where ``TIANDITU_KEY`` is read (default the process environment). The key goes into the
+        tile URLs of the page written, never into lifecircle's own files.
+
+    Raises
+    ------
+    InputError
+        For an unknown name, a URL without ``{z}``/``{x}``/``{y}``, or 天地图 without a key.
+    """
+    env = os.environ if environ is None else environ
+    if spec is None or spec == "none":
+        return None
+    if spec == "osm":
+        return Basemap(
+            "osm",
+            (
+                (
+                    "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "&copy; OpenStreetMap contributors",
+                    "",
+                ),
+            ),
+        )
+    if spec in ("tianditu", "tianditu-img"):
+        key = env.get("TIANDITU_KEY", "").strip()
+        if not key:
+            raise InputError(
+                f"--basemap {spec} needs a 天地图 key: get one at https://console.tianditu.gov.cn "
+                "and set the environment variable TIANDITU_KEY (it is never stored by lifecircle)"
+            )
+        base, notes = ("vec", "cva") if spec == "tianditu" else ("img", "cia")
+        return Basemap(
+            spec,
+            tuple(
+                (_TDT.replace("{layer}", lay).replace("{key}", key), _TDT_ATTR, "01234567")
+                for lay in (base, notes)
+            ),
+        )
+    if spec == "amap":
+        return Basemap(
+            "amap",
+            (
+                (
+                    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+                    "&style=8&x={x}&y={y}&z={z}",
+                    "&copy; 高德地图 AutoNavi (GCJ-02)",
+                    "1234",
+                ),
+            ),
+            gcj02=True,
+        )
+    if "://" in spec:
+        if not all(k in spec for k in ("{z}", "{x}", "{y}")):
+            raise InputError(f"--basemap {spec}: a tile URL needs {{z}}, {{x}} and {{y}}")
+        gcj = any(h in spec for h in _GCJ02_HOSTS)
+        return Basemap("url", ((spec, "tiles", "abc" if "{s}" in spec else ""),), gcj02=gcj)
+    raise InputError(
+        f"unknown basemap {spec!r}; use one of {', '.join(BASEMAPS)} or an XYZ URL template"
+    )
+
+
+#: Leaflet CRS that shows WGS84 data on GCJ-02 tiles: WGS84 -> GCJ-02 (the published formula, as
+#: :func:`lifecircle.coords.wgs84_to_gcj02`) before the Web Mercator projection, and back.
+_GCJ02_CRS_JS = """
+var LC_GCJ = (function () {
+  var A = 6378245.0, EE = 0.00669342162296594323, PI = Math.PI;
+  function tLat(x, y) { var r = -100 + 2*x + 3*y + 0.2*y*y + 0.1*x*y + 0.2*Math.sqrt(Math.abs(x));
+    r += (20*Math.sin(6*x*PI) + 20*Math.sin(2*x*PI)) * 2/3;
+    r += (20*Math.sin(y*PI) + 40*Math.sin(y/3*PI)) * 2/3;
+    r += (160*Math.sin(y/12*PI) + 320*Math.sin(y*PI/30)) * 2/3; return r; }
+  function tLng(x, y) { var r = 300 + x + 2*y + 0.1*x*x + 0.1*x*y + 0.1*Math.sqrt(Math.abs(x));
+    r += (20*Math.sin(6*x*PI) + 20*Math.sin(2*x*PI)) * 2/3;
+    r += (20*Math.sin(x*PI) + 40*Math.sin(x/3*PI)) * 2/3;
+    r += (150*Math.sin(x/12*PI) + 300*Math.sin(x/30*PI)) * 2/3; return r; }
+  function out(lat, lng) { return lng < 72.004 || lng > 137.8347 || lat < 0.8293 || lat > 55.8271; }
+  function fwd(lat, lng) { if (out(lat, lng)) { return [lat, lng]; }
+    var dLat = tLat(lng - 105, lat - 35), dLng = tLng(lng - 105, lat - 35);
+    var rad = lat / 180 * PI, m = Math.sin(rad); m = 1 - EE*m*m; var sm = Math.sqrt(m);
+    dLat = dLat * 180 / ((A * (1 - EE)) / (m * sm) * PI);
+    dLng = dLng * 180 / (A / sm * Math.cos(rad) * PI);
+    return [lat + dLat, lng + dLng]; }
+  var M = L.CRS.EPSG3857;
+  L.CRS.GCJ02 = L.extend({}, M, {code: 'GCJ02',
+    latLngToPoint: function (ll, zoom) { var g = fwd(ll.lat, ll.lng);
+      return M.latLngToPoint(L.latLng(g[0], g[1]), zoom); },
+    pointToLatLng: function (p, zoom) { var g = M.pointToLatLng(p, zoom), w = [g.lat, g.lng];
+      for (var i = 0; i < 4; i++) { var t = fwd(w[0], w[1]);
+        w = [w[0] - (t[0] - g.lat), w[1] - (t[1] - g.lng)]; }
+      return L.latLng(w[0], w[1]); }});
+  return {fwd: fwd};
+})();
+"""
+
+
 def _base_map(
     inputs: Inputs,
     bounds: list[list[float]],
@@ -459,11 +609,14 @@ def _base_map(
     tiles_attr: str | None,
     lang: str,
     prefer_canvas: bool = False,
+    basemap: Basemap | None = None,
 ) -> folium.Map:
     """The page every map starts from: a ``folium.Map`` centred on ``bounds`` with its basemap.
 
-    ``tiles`` (an XYZ template) is the basemap when given; otherwise OpenStreetMap online, and
-    offline the road network of ``inputs`` drawn as a light layer (no external request).
+    ``basemap`` (:func:`resolve_basemap`) or ``tiles`` (an XYZ template) is the basemap when
+    given; otherwise OpenStreetMap online, and offline the road network of ``inputs`` drawn as a
+    light layer (no external request). A GCJ-02 basemap switches the map to the ``GCJ02`` CRS:
+    the WGS84 overlays are drawn shifted to GCJ-02 so that they line up with the tiles.
     """
     import folium
 
@@ -474,8 +627,24 @@ def _base_map(
         tiles=None,
         control_scale=False,
         prefer_canvas=prefer_canvas,
+        crs="GCJ02" if basemap is not None and basemap.gcj02 else "EPSG3857",
     )
-    if tiles:
+    if basemap is not None:
+        if basemap.gcj02:
+            m.get_root().html.add_child(  # type: ignore[attr-defined]
+                folium.Element(f"<script>{_GCJ02_CRS_JS}</script>"), index=0
+            )
+        for i, (url, attr, subdomains) in enumerate(basemap.layers):
+            folium.TileLayer(
+                tiles=url,
+                attr=attr,
+                name=lb["basemap"] if i == 0 else f"{lb['basemap']} ({lb['labels']})",
+                overlay=i > 0,
+                control=True,
+                max_zoom=18,
+                subdomains=subdomains or "abc",
+            ).add_to(m)
+    elif tiles:
         folium.TileLayer(
             tiles=tiles,
             attr=tiles_attr or "tiles",
@@ -488,7 +657,7 @@ def _base_map(
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", overlay=False, control=True).add_to(
             m
         )
-    if offline:  # the network replaces the basemap
+    if offline or basemap is not None:  # the network replaces (or sits under) the basemap
         net = inputs.networks.get("walk") or next(iter(inputs.networks.values()))
         roads = _road_lines(net)
         style_minor = "{color: '#9e9e9e', weight: 0.8, opacity: 0.8, interactive: false}"
@@ -507,7 +676,7 @@ def _base_map(
         _js_layer_class()(
             js,
             lb["roads"],
-            show=not tiles,
+            show=not tiles and basemap is None,
             count=len(roads["major"]) + len(roads["minor"]),
             kind="roads",
         ).add_to(m)
@@ -527,6 +696,7 @@ def build_map(
     choropleth_tier: str | None = None,
     max_resident_points: int = MAX_RESIDENT_POINTS,
     resident_cell_m: float | None = None,
+    basemap: str | Basemap | None = None,
 ) -> folium.Map:
     """The interactive map of a coverage run as a ``folium.Map`` (see the module docstring).
 
@@ -554,9 +724,14 @@ def build_map(
         Above this many residents, draw cells instead of points.
     resident_cell_m : float, optional
         Cell side for aggregated residents (default: automatic, from 100 m).
+    basemap : str or Basemap, optional
+        ``none``, ``osm``, ``tianditu``, ``tianditu-img``, ``amap`` or an XYZ URL (see
+        :func:`resolve_basemap`); with a GCJ-02 basemap the overlays are shown in GCJ-02.
     """
     import folium
     import shapely
+
+    bm = basemap if isinstance(basemap, Basemap) or basemap is None else resolve_basemap(basemap)
 
     lb = labels(lang)
     result = run.result
@@ -598,6 +773,7 @@ def build_map(
         tiles_attr=tiles_attr,
         lang=lang,
         prefer_canvas=True,
+        basemap=bm,
     )
     root_html: Any = m.get_root().html  # type: ignore[attr-defined]
     helpers = _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS))).replace(
@@ -855,7 +1031,14 @@ def build_map(
 
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds(bounds)
-    _add_title_and_legend(m, run, lang=lang, colours=colours, share_title=share_title)
+    _add_title_and_legend(
+        m,
+        run,
+        lang=lang,
+        colours=colours,
+        share_title=share_title,
+        note=lb["gcj02_note"] if bm is not None and bm.gcj02 else "",
+    )
     _add_probe(m)
     return m
 
@@ -895,7 +1078,13 @@ def map_title(run: CoverageRun, *, lang: str = "zh") -> str:
 
 
 def _add_title_and_legend(
-    m: folium.Map, run: CoverageRun, *, lang: str, colours: dict[str, str], share_title: str
+    m: folium.Map,
+    run: CoverageRun,
+    *,
+    lang: str,
+    colours: dict[str, str],
+    share_title: str,
+    note: str = "",
 ) -> None:
     import folium
 
@@ -906,6 +1095,8 @@ def _add_title_and_legend(
     warn = ""
     if run.inputs.synthetic:
         warn = f'<div style="color:#b00;font-weight:bold">{e(lb["synthetic"])}</div>'
+    if note:
+        warn += f'<div id="lifecircle-crs-note" style="color:#0b5394">{e(note)}</div>'
     title_html = (
         f'<div id="lifecircle-title" style="position:absolute;top:10px;left:60px;z-index:1000;'
         f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:14px sans-serif;"
@@ -1003,6 +1194,7 @@ def write_coverage_map(
     report: CoverageReport | None = None,
     tiles_attr: str | None = None,
     choropleth_tier: str | None = None,
+    basemap: str | Basemap | None = None,
 ) -> Path:
     """Write the interactive HTML map of a coverage run (see :func:`build_map`).
 
@@ -1040,6 +1232,7 @@ def write_coverage_map(
         report=report,
         lang=lang,
         choropleth_tier=choropleth_tier,
+        basemap=basemap,
     )
     page = render_map_html(m, offline=offline)
     write_text(page, target, overwrite=True)

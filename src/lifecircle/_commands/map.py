@@ -16,7 +16,7 @@ from lifecircle._commands._common import (
 from lifecircle._files import check_writable
 from lifecircle.config import ServiceStandard
 from lifecircle.errors import InputError
-from lifecircle.maps import write_coverage_map, write_map_sheet
+from lifecircle.maps import resolve_basemap, write_coverage_map, write_map_sheet
 from lifecircle.pipeline import run_coverage, run_report
 
 if TYPE_CHECKING:
@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--offline",
         action="store_true",
         help="the default (kept for old scripts): self-contained page, no external JavaScript/CSS",
+    )
+    p.add_argument(
+        "--basemap",
+        metavar="NAME|URL",
+        help="basemap: none (default: the road network, no request at all), osm, tianditu "
+        "(天地图 vector, needs TIANDITU_KEY), tianditu-img (天地图 imagery), amap (高德, GCJ-02: "
+        "the layers are shifted to GCJ-02 to line up) or an XYZ URL template",
     )
     p.add_argument(
         "--tiles",
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out} should end in .html")
+    resolve_basemap(args.basemap)  # a missing 天地图 key fails before the work
     inputs = inputs_from_args(args)
     sheets = _sheet_paths(args, inputs.standard)
     check_writable([out] + [p for p, _ in sheets], overwrite=args.overwrite)
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         cov,
         out,
         offline=not args.online,
+        basemap=args.basemap,
         tiles=args.tiles,
         tiles_attr=args.tiles_attr,
         service_areas=sa,
