@@ -125,6 +125,19 @@ def test_offline_demo_map_in_chromium(demo_map):
     assert s <= np.percentile(res["lat"], 5) and n_ >= np.percentile(res["lat"], 95)
     assert w <= np.percentile(res["lon"], 5) and e >= np.percentile(res["lon"], 95)
     assert p["map_layers"] > 100
+    # layers grouped in the control; the legend shows only what is on the map
+    assert p["groups"] == ["底图", "边界", "覆盖", "服务范围", "缺口", "设施"] or p["groups"] == [
+        "底图",
+        "边界",
+        "覆盖",
+        "缺口",
+        "设施",
+    ]
+    legend = set(p["legend"])
+    assert {"facilities", "residents resident_cells", "units", "gaps", "boundary"} <= legend
+    shown_tiers = {k for k in legend if k.startswith("facilities:")}
+    assert shown_tiers == {f"facilities:{t}" for t in set(run.result.facilities["tier"])}
+    assert not any(k.startswith("service_areas") for k in legend)  # none shown, none explained
 
 
 def test_offline_demo_map_loads_fast(demo_map):

@@ -107,6 +107,9 @@ GAP_COLOUR = "#b2182b"
 #: Share classes (upper bounds) and colours for cells and choropleths.
 SHARE_BREAKS = (0.2, 0.4, 0.6, 0.8, 1.0001)
 SHARE_COLOURS = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
+#: The unit choropleths (达标率 of a whole community/grid) use their own ramp, purple, darkest for
+#: the lowest share, so that they are never read as the resident cells' red-to-green ramp.
+UNIT_COLOURS = ("#54278f", "#756bb1", "#9e9ac8", "#cbc9e2", "#f2f0f7")
 
 #: Above this many resident points the map aggregates residents to square cells.
 MAX_RESIDENT_POINTS = 5_000
@@ -127,6 +130,13 @@ LABELS: dict[str, dict[str, str]] = {
         "boundary_county": "县界",
         "boundary_subdistrict": "街道边界",
         "boundary": "边界",
+        "units": "单元",
+        "group_facilities": "设施",
+        "group_coverage": "覆盖",
+        "group_service_areas": "服务范围",
+        "group_gaps": "缺口",
+        "group_boundaries": "边界",
+        "group_base": "底图",
         "covered": "已覆盖",
         "uncovered": "未覆盖",
         "population": "人口",
@@ -164,6 +174,13 @@ LABELS: dict[str, dict[str, str]] = {
         "boundary_county": "County boundary",
         "boundary_subdistrict": "Sub-district boundary",
         "boundary": "Boundary",
+        "units": "units",
+        "group_facilities": "Facilities",
+        "group_coverage": "Coverage",
+        "group_service_areas": "Service areas",
+        "group_gaps": "Gaps",
+        "group_boundaries": "Boundaries",
+        "group_base": "Base",
         "covered": "covered",
         "uncovered": "not covered",
         "population": "Population",
@@ -274,6 +291,12 @@ probe.bounds = [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
       else if (l.layer.getLayers) { c = l.layer.getLayers().length; }
       probe.control_layers.push({name: l.name, overlay: !!l.overlay, \
 shown: map.hasLayer(l.layer), children: c}); }); }
+    probe.legend = Array.prototype.filter.call(
+      document.querySelectorAll('#lifecircle-legend [data-kinds]'),
+      function (el) { return el.style.display !== 'none'; }).map(
+      function (el) { return el.getAttribute('data-kinds'); });
+    probe.groups = Array.prototype.map.call(document.querySelectorAll('.lc-group'),
+      function (el) { return el.textContent; });
     probe.load_ms = (performance.timing && performance.timing.navigationStart) ?
       (Date.now() - performance.timing.navigationStart) : null;
   } catch (err) { probe.errors.push(String(err)); }
@@ -407,7 +430,10 @@ def _js_layer_class() -> Any:
     class JsLayer(Layer):
         """A layer built by inline JavaScript (``__NAME__`` is replaced by the layer variable)."""
 
-        _template = Template("{% macro script(this, kwargs) %}{{ this.js }}{% endmacro %}")
+        _template = Template(
+            "{% macro script(this, kwargs) %}{{ this.js }}\n"
+            "{{ this.get_name() }}._lcKind = {{ this.kind | tojson }};{% endmacro %}"
+        )
 
         def __init__(
             self,
@@ -443,6 +469,9 @@ Math.round(v).toLocaleString('en-US'); },
   m: function (v) { return (v === null || v === undefined) ? '∞' : \
 Math.round(v).toLocaleString('en-US') + ' m'; },
   shareColour: function (s) { var b = __BREAKS__, c = __COLOURS__;
+    if (s === null || s === undefined) { return '#bdbdbd'; }
+    for (var i = 0; i < b.length; i++) { if (s < b[i]) { return c[i]; } } return c[c.length - 1]; },
+  unitColour: function (s) { var b = __BREAKS__, c = __UNIT_COLOURS__;
     if (s === null || s === undefined) { return '#bdbdbd'; }
     for (var i = 0; i < b.length; i++) { if (s < b[i]) { return c[i]; } } return c[c.length - 1]; },
   lazy: function (count, now, fill) {
@@ -776,8 +805,10 @@ def build_map(
         basemap=bm,
     )
     root_html: Any = m.get_root().html  # type: ignore[attr-defined]
-    helpers = _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS))).replace(
-        "__COLOURS__", json.dumps(list(SHARE_COLOURS))
+    helpers = (
+        _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS)))
+        .replace("__UNIT_COLOURS__", json.dumps(list(UNIT_COLOURS)))
+        .replace("__COLOURS__", json.dumps(list(SHARE_COLOURS)))
     )
     root_html.add_child(folium.Element(f"<script>{helpers}</script>"))
 
@@ -835,7 +866,7 @@ def build_map(
         js = (
             f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function (f) {{ "
             f"return {{color: '#444', weight: {1.5 if i < 2 else 0.8}, "
-            f"fillColor: LC.shareColour(f.properties.s), fillOpacity: 0.45}}; }}, "
+            f"fillColor: LC.unitColour(f.properties.s), fillOpacity: 0.45}}; }}, "
             f"onEachFeature: function (f, l) {{ var p = f.properties; "
             f"l.bindPopup(LC.table(p.name + ' (' + p.unit_id + ')', "
             f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.pop)], "
@@ -1039,7 +1070,7 @@ def build_map(
         share_title=share_title,
         note=lb["gcj02_note"] if bm is not None and bm.gcj02 else "",
     )
-    _add_probe(m)
+    _add_probe(m, lang)
     return m
 
 
@@ -1102,35 +1133,67 @@ def _add_title_and_legend(
         f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:14px sans-serif;"
         f'box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:60%">{e(title)}{warn}</div>'
     )
-    rows = []
+
+    def swatch(colour: str, *, round_: bool = False, dashed: bool = False) -> str:
+        border = f"border:1.5px dashed {colour};" if dashed else f"background:{colour};"
+        radius = "border-radius:6px;" if round_ else ""
+        return (
+            f'<span style="display:inline-block;width:11px;height:11px;{radius}{border}'
+            f'margin-right:5px;vertical-align:middle"></span>'
+        )
+
+    def ramp(colours_: Sequence[str], lo: str, hi: str) -> str:
+        bar = "".join(
+            f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
+            for c in colours_
+        )
+        return (
+            f'<div>{bar}</div><div style="display:flex;justify-content:space-between;'
+            f'width:110px"><span>{lo}</span><span>{hi}</span></div>'
+        )
+
+    # one section per kind of layer; each shows only while a layer of its kind is on the map
+    sections = [f'<div data-kinds="facilities" style="margin-top:3px">{e(lb["facilities"])}</div>']
     for t in std.tiers:
         lab = t.label_zh if lang == "zh" else t.label_en
-        rows.append(
-            f'<div><span style="display:inline-block;width:11px;height:11px;border-radius:6px;'
-            f'background:{colours[t.key]};margin-right:5px"></span>'
+        sections.append(
+            f'<div data-kinds="facilities:{t.key}">{swatch(colours[t.key], round_=True)}'
             f"{e(lab)} ≤ {t.threshold_m:,.0f} m</div>"
         )
-    ramp = "".join(
-        f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
-        for c in SHARE_COLOURS
+    sections.append(
+        f'<div data-kinds="residents resident_cells" style="margin-top:4px">'
+        f"{e(lb['residents'])} · {e(lb['share'])}{ramp(SHARE_COLOURS, '0%', '100%')}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="units" style="margin-top:4px">{e(share_title)} · {e(lb["units"])}'
+        f"{ramp(UNIT_COLOURS, '0%', '100%')}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="service_areas" style="margin-top:4px">{e(lb["service_areas"])}</div>'
+    )
+    for t in std.tiers:
+        lab = t.label_zh if lang == "zh" else t.label_en
+        sections.append(
+            f'<div data-kinds="service_areas:{t.key}">{swatch(colours[t.key])}{e(lab)}</div>'
+        )
+    sections.append(
+        f'<div data-kinds="gaps" style="margin-top:3px">{swatch(GAP_COLOUR, dashed=True)}'
+        f"{e(lb['gaps'])}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="boundary">{swatch("#333333", dashed=True)}{e(lb["boundary"])}</div>'
     )
     legend_html = (
         f'<div id="lifecircle-legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
         f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:12px sans-serif;"
-        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>'
-        f'<div style="margin-top:3px">{e(lb["facilities"])}</div>{"".join(rows)}'
-        f'<div style="margin-top:4px">{e(share_title)} / {e(lb["residents"])}</div>'
-        f'<div>{ramp}</div><div style="display:flex;justify-content:space-between;width:110px">'
-        f"<span>0%</span><span>100%</span></div>"
-        f'<div style="margin-top:3px"><span style="display:inline-block;width:12px;height:10px;'
-        f'border:1.5px dashed {GAP_COLOUR};margin-right:5px"></span>{e(lb["gaps"])}</div></div>'
+        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>{"".join(sections)}</div>'
     )
     root = cast("Figure", m.get_root())
     root.html.add_child(folium.Element(title_html + legend_html))
     root.title = e(title)
 
 
-def _add_probe(m: folium.Map) -> None:
+def _add_probe(m: folium.Map, lang: str = "zh") -> None:
     """Expose the map and its layer control to the probe (``_PROBE_HEAD``); add a metric scale."""
     from branca.element import MacroElement
     from folium import LayerControl
@@ -1141,15 +1204,57 @@ def _add_probe(m: folium.Map) -> None:
 window.__lifecircleMap = {{ this._parent.get_name() }};
 window.__lifecircleControl = {{ this.control_name }};
 L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
+(function (map, ctl, groups) {
+  // group headers in the layer control (设施 / 覆盖 / 服务范围 / 缺口 / 边界)
+  function groupOf(layer) { return groups[String(layer._lcKind || '').split(':')[0]] || ''; }
+  var add = ctl._addItem, update = ctl._update;
+  ctl._addItem = function (obj) {
+    var g = obj.overlay ? groupOf(obj.layer) : '';
+    if (g && g !== this._lcLast) {
+      var h = document.createElement('div'); h.className = 'lc-group'; h.textContent = g;
+      h.style.cssText = 'font-weight:bold;margin-top:4px;border-top:1px solid #ddd';
+      this._overlaysList.appendChild(h);
+    }
+    if (obj.overlay) { this._lcLast = g; }
+    return add.call(this, obj);
+  };
+  ctl._update = function () { this._lcLast = null; return update.apply(this, arguments); };
+  ctl._update();
+  // the legend shows the sections of the layers on the map, nothing else
+  function refresh() {
+    var on = [];
+    map.eachLayer(function (l) { if (l._lcKind) { on.push(l._lcKind); } });
+    document.querySelectorAll('#lifecircle-legend [data-kinds]').forEach(function (el) {
+      var kinds = el.getAttribute('data-kinds').split(' ');
+      var shown = kinds.some(function (k) { return on.some(function (o) {
+        return o === k || o.indexOf(k + ':') === 0; }); });
+      el.style.display = shown ? '' : 'none';
+    });
+  }
+  map.on('overlayadd overlayremove layeradd layerremove', refresh);
+  refresh();
+})({{ this._parent.get_name() }}, {{ this.control_name }}, {{ this.groups }});
 {% endmacro %}""")
 
-        def __init__(self, control_name: str) -> None:
+        def __init__(self, control_name: str, groups: str) -> None:
             super().__init__()
             self._name = "LifecircleControlHook"
             self.control_name = control_name
+            self.groups = groups
 
+    lb = labels(lang)
+    groups = {
+        "facilities": lb["group_facilities"],
+        "units": lb["group_coverage"],
+        "residents": lb["group_coverage"],
+        "resident_cells": lb["group_coverage"],
+        "service_areas": lb["group_service_areas"],
+        "gaps": lb["group_gaps"],
+        "boundary": lb["group_boundaries"],
+        "roads": lb["group_base"],
+    }
     ctl = next(c for c in m._children.values() if isinstance(c, LayerControl))
-    m.add_child(ControlHook(ctl.get_name()))
+    m.add_child(ControlHook(ctl.get_name(), json.dumps(groups, ensure_ascii=False)))
 
 
 _ASSET_MARK = "<!--lifecircle-assets-->"
