@@ -277,7 +277,12 @@ def test_console_quiet_json_and_lang(inputs: Path, helsinki_pbf: Path, capsys):
     assert run_cli(*_coverage_args(inputs, helsinki_pbf, inputs / "q"), "-q") == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
-    assert (inputs / "q" / "residents.csv").exists()
+    # every CSV the command wrote starts with a byte-order mark (Excel on Chinese Windows)
+    csvs = sorted((inputs / "q").glob("*.csv"))
+    assert {p.name for p in csvs} >= {"residents.csv", "facilities.csv", "rejects.csv"}
+    for p in csvs:
+        assert p.read_bytes().startswith(b"\xef\xbb\xbf"), p.name
+    assert (inputs / "q" / "lifecircle.xlsx").exists()
     assert run_cli(*_coverage_args(inputs, helsinki_pbf, inputs / "j"), "--json") == 0
     data = json.loads(capsys.readouterr().out)
     summary = json.loads((inputs / "j" / "summary.json").read_text(encoding="utf-8"))
