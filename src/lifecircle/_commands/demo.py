@@ -22,7 +22,7 @@ from lifecircle._commands._common import (
     write_deliverables,
 )
 from lifecircle._commands.coverage import print_summary
-from lifecircle.maps import write_coverage_map, write_static_map
+from lifecircle.maps import resolve_basemap, write_coverage_map, write_static_map
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
@@ -81,7 +81,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="use an online basemap instead of the self-contained offline map",
+        help="load Leaflet from a CDN instead of inlining it (default: the map opens offline)",
+    )
+    p.add_argument(
+        "--basemap",
+        metavar="NAME|URL",
+        help="basemap of the HTML map: none (default), osm, tianditu, tianditu-img (need "
+        "TIANDITU_KEY), amap (GCJ-02: layers shifted to match) or an XYZ URL",
     )
     add_output_options(p, workbook=True, report=True, lang_help="maps, reports and terminal")
     p.set_defaults(func=run)
@@ -90,6 +96,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     t0 = time.perf_counter()
+    resolve_basemap(args.basemap)  # a missing 天地图 key fails before the work
     if args.data:
         data = Path(args.data)
     elif args.scale == "county":
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         cov,
         args.map,
         offline=not args.online,
+        basemap=args.basemap,
         lang=lang,
         overwrite=True,
         report=rep,
