@@ -13,7 +13,9 @@ from lifecircle.cli import main
 def test_demo_end_to_end(tmp_path, capsys):
     data, out, html = tmp_path / "data", tmp_path / "out", tmp_path / "maps" / "demo.html"
     code = main(
+        # --no-pdf: test_wheel checks report.pdf of an installed demo; this one stays faster
         ["demo", "--data", str(data), "--out", str(out), "--map", str(html), "--lang", "en"]
+        + ["--no-pdf"]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -37,4 +39,5 @@ def test_demo_end_to_end(tmp_path, capsys):
     page = html.read_text(encoding="utf-8")
     assert "合成" in page or "synthetic" in page.lower()
     assert html.with_suffix(".png").exists()
+    assert (out / "lifecircle.xlsx").exists() and not (out / "report.pdf").exists()
     assert html.stat().st_size < 15e6

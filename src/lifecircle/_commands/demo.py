@@ -105,10 +105,11 @@ def run(args: argparse.Namespace) -> int:
         data = demo.DEFAULT_DEMO_DIR
     scenario = data / "scenario.toml"
     if args.regenerate or not scenario.exists():
-        print(
-            f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
-            file=sys.stderr,
-        )
+        if not args.quiet:
+            print(
+                f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
+                file=sys.stderr,
+            )
         demo.generate(data, seed=args.seed, scale=args.scale)
     inputs = load_inputs(scenario=scenario)
     cov = run_coverage(inputs)

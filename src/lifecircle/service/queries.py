@@ -283,7 +283,8 @@ def _csv_bytes(gdf: gpd.GeoDataFrame, crs: OutputCRS) -> bytes:
     else:
         attrs["wkt"] = shapely.to_wkt(geoms, rounding_precision=digits, trim=True)
     attrs = attrs.replace([np.inf, -np.inf], np.nan)
-    return attrs.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    # with a byte-order mark, like every CSV lifecircle writes: Excel then reads the Chinese
+    return attrs.to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
 
 
 def export_layer(state: ServiceState, layer: str, *, fmt: str, crs: str) -> tuple[bytes, str, str]:
