@@ -12,11 +12,9 @@ from lifecircle.cli import main
 
 def test_demo_end_to_end(tmp_path, capsys):
     data, out, html = tmp_path / "data", tmp_path / "out", tmp_path / "maps" / "demo.html"
-    code = main(
-        # --no-pdf: test_wheel checks report.pdf of an installed demo; this one stays faster
-        ["demo", "--data", str(data), "--out", str(out), "--map", str(html), "--lang", "en"]
-        + ["--no-pdf"]
-    )
+    # --no-pdf: test_wheel checks report.pdf of an installed demo; this one stays faster
+    argv = ["demo", "--data", str(data), "--out", str(out), "--map", str(html)]
+    code = main([*argv, "--lang", "en", "--no-pdf"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed
