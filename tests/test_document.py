@@ -76,6 +76,11 @@ def test_pdf_is_a4_with_a_map_per_tier_and_charts(zh_report):
         assert key not in text, f"standard key {key!r} in the Chinese PDF"
     for word in ("Community", "Grid", "Sub-district", "community", "grid", "subdistrict"):
         assert word not in text, f"English unit-layer name {word!r} in the Chinese PDF"
+    # unit tables: the header is repeated on every page a table continues on
+    pages_text = text.split("\f")
+    grid_pages = [t for t in pages_text if re.search(r"C\d\d-G\d\d", t)]
+    assert len(grid_pages) >= 2
+    assert all("人口" in t and "名称" in t for t in grid_pages)
     # gaps are described as places, not as ids such as station-005
     assert not re.search(r"\b\w+_?\w*-\d{3}\b", text)
     assert "社区，近" in text
