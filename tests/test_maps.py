@@ -282,6 +282,9 @@ def test_candidates_map_offline_picks_and_gaps(grid_run, tmp_path):
     assert "candidates (size = gain)" in page and "gaps (uncovered, per cell)" in page
     path = write_candidates_map(scoring, grid_run, tmp_path / "c" / "candidates.html")
     assert external_references(path.read_text(encoding="utf-8")) == []  # offline by default
+    amap = write_candidates_map(scoring, grid_run, tmp_path / "a.html", basemap="amap")
+    assert "crs: L.CRS.GCJ02" in amap.read_text(encoding="utf-8")
+    assert "crs: L.CRS.GCJ02" not in path.read_text(encoding="utf-8")
     online = write_candidates_map(scoring, grid_run, tmp_path / "o.html", offline=False)
     assert "cdn.jsdelivr.net" in online.read_text(encoding="utf-8")  # --online opts into CDNs
     with pytest.raises(OutputExistsError):

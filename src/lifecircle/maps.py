@@ -1362,6 +1362,7 @@ def build_candidates_map(
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,
     max_gap_cells: int = 4_000,
+    basemap: str | Basemap | None = None,
 ) -> folium.Map:
     """The map of a site scoring: current gaps, candidates sized by their gain, and the picks.
 
@@ -1379,8 +1380,12 @@ def build_candidates_map(
         Draw at most this many unselected candidates (the best ranked).
     max_gap_cells : int, default 4000
         Draw at most this many gap cells (cells of half the tier threshold, the largest first).
+    basemap : str or Basemap, optional
+        As for :func:`build_map` (GCJ-02 tiles shift the overlays to GCJ-02).
     """
     import folium
+
+    bm = basemap if isinstance(basemap, Basemap) or basemap is None else resolve_basemap(basemap)
 
     res = coverage.result.residents
     w = resident_weight(res, scoring.weight)
@@ -1398,7 +1403,13 @@ def build_candidates_map(
         else [[0.0, 0.0], [0.0, 0.0]]
     )
     fmap = _base_map(
-        coverage.inputs, bounds, offline=offline, tiles=tiles, tiles_attr=tiles_attr, lang="en"
+        coverage.inputs,
+        bounds,
+        offline=offline,
+        tiles=tiles,
+        tiles_attr=tiles_attr,
+        lang="en",
+        basemap=bm,
     )
     root = cast("Figure", fmap.get_root())
     root.title = _esc(title)
@@ -1489,6 +1500,7 @@ def write_candidates_map(
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,
     max_gap_cells: int = 4_000,
+    basemap: str | Basemap | None = None,
 ) -> Path:
     """Write the HTML map of a site scoring (see :func:`build_candidates_map`).
 
@@ -1500,7 +1512,7 @@ def write_candidates_map(
         The ``.html`` file (folders are created).
     overwrite : bool
         Replace an existing file.
-    offline, tiles, tiles_attr, max_candidates, max_gap_cells
+    offline, tiles, tiles_attr, max_candidates, max_gap_cells, basemap
         As for :func:`build_candidates_map`.
 
     Returns
@@ -1517,6 +1529,7 @@ def write_candidates_map(
         tiles_attr=tiles_attr,
         max_candidates=max_candidates,
         max_gap_cells=max_gap_cells,
+        basemap=basemap,
     )
     page = render_map_html(m, offline=offline)
     write_text(page, target, overwrite=True)

@@ -876,13 +876,15 @@ def write_scoring_outputs(
     map_html: bool = True,
     csv_encoding: str = DEFAULT_CSV_ENCODING,
     offline: bool = True,
+    basemap: str | None = None,
 ) -> dict[str, Path]:
     """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
     ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``).
 
     CSVs are written in ``csv_encoding`` (default UTF-8 with BOM, see
     :data:`lifecircle._files.CSV_ENCODINGS`); ``candidates.html`` opens offline unless
-    ``offline=False`` (Leaflet from a CDN).
+    ``offline=False`` (Leaflet from a CDN); ``basemap`` as for
+    :func:`lifecircle.maps.build_map`.
     """
     check_csv_encoding(csv_encoding)
     d = Path(out_dir)
@@ -907,7 +909,12 @@ def write_scoring_outputs(
     write_json(run.summary(), paths["summary"], overwrite=True)
     if map_html:
         write_candidates_map(
-            run.result, run.coverage, paths["map"], overwrite=True, offline=offline
+            run.result,
+            run.coverage,
+            paths["map"],
+            overwrite=True,
+            offline=offline,
+            basemap=basemap,
         )
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -18,6 +18,7 @@ from lifecircle._commands._common import (
 from lifecircle._commands.coverage import INPUT_KIND_ZH
 from lifecircle._files import check_writable
 from lifecircle.errors import InputError
+from lifecircle.maps import resolve_basemap
 from lifecircle.pipeline import ScoringRun, run_scoring, write_scoring_outputs
 from lifecircle.siting import PARTIAL_DIR_NAME
 from lifecircle.workbook import write_workbook
@@ -98,6 +99,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="candidates.html loads Leaflet from a CDN (default: inlined, opens offline)",
     )
+    p.add_argument(
+        "--basemap",
+        metavar="NAME|URL",
+        help="basemap of candidates.html: none (default), osm, tianditu, tianditu-img, amap "
+        "(GCJ-02) or an XYZ URL (see lifecircle map --help)",
+    )
     add_output_options(p, workbook=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     book = workbook_path(args, out)
     finals += [] if book is None else [book]
     check_writable(finals, overwrite=args.overwrite)
+    resolve_basemap(args.basemap)  # a missing 天地图 key fails before the work
     partial = out / PARTIAL_DIR_NAME
     if partial.exists() and args.overwrite and not args.resume:
         shutil.rmtree(partial)
@@ -153,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         map_html=not args.no_map,
         csv_encoding=args.csv_encoding,
         offline=not args.online,
+        basemap=args.basemap,
     )
     if book is not None:
         write_workbook(
