@@ -308,8 +308,8 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             },
         ],
     },
-    # 《社区生活圈规划技术指南》TD/T 1062-2021 (Ministry of Natural Resources, in force since
-    # 2021-07-01): the urban community living circle has a 15-minute level (walking, about
+    # 《社区生活圈规划技术指南》TD/T 1062-2021 (Ministry of Natural Resources, published
+    # 2021): the urban community living circle has a 15-minute level (walking, about
     # 800-1,000 m; 1,000 m taken, as in GB 50180) and a 5-10-minute level, split here into its
     # 10-minute (500 m) and 5-minute (300 m) ends so that each can be checked.
     "tdt1062": {
@@ -446,7 +446,7 @@ def preset(name: str) -> ServiceStandard:
         《城市居住区规划设计标准》GB 50180-2018: 15/10/5-minute living circles, walking
         1,000/500/300 m.
     ``tdt1062``
-        《社区生活圈规划技术指南》TD/T 1062-2021 (自然资源部, in force 2021-07-01): the urban
+        《社区生活圈规划技术指南》TD/T 1062-2021 (自然资源部, 2021): the urban
         community living circle's 15-minute level (walking 800-1,000 m; 1,000 m used) and its
         5-10-minute level, checked at both ends (10 min / 500 m, 5 min / 300 m). Keys
         ``level15``, ``level10``, ``level5``.
