@@ -22,7 +22,7 @@ from lifecircle._commands._common import (
     write_deliverables,
 )
 from lifecircle._commands.coverage import print_summary
-from lifecircle.maps import resolve_basemap, write_coverage_map, write_static_map
+from lifecircle.maps import resolve_basemap, write_coverage_map, write_map_sheet
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         service_areas=areas,
         choropleth_tier=five_minute,
     )
-    png = write_static_map(
+    # the map sheet (图件): A4 landscape, 300 dpi, legend and 制图信息 outside the data
+    png = write_map_sheet(
         cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True, lang=lang
     )
     con = Console(args)
