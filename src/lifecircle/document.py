@@ -48,8 +48,22 @@ logger = logging.getLogger(__name__)
 #: The default template (package data).
 DEFAULT_TEMPLATE = Path(__file__).with_name("_templates") / "report.html.j2"
 
-#: Programs tried, in order, to print the PDF.
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Programs tried, in order, to print the PDF: Chromium, Chrome, and Microsoft Edge (Chromium
+#: based, installed on every Windows 10/11 machine a planner uses), by name on PATH or where their
+#: installers put them.
+CHROMIUM_NAMES = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "chrome",
+    "msedge",
+    r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+    r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe",
+    r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe",
+    r"C:\Program Files\Microsoft\Edge\Application\msedge.exe",
+    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+)
 
 WORDS = {
     "zh": {
@@ -523,8 +537,8 @@ def find_chromium() -> str:
         if found:
             return found
     raise MissingProgramError(
-        "report.pdf needs Chromium, and 'chromium' is not installed: apt-get install chromium "
-        "fonts-noto-cjk (or set LIFECIRCLE_CHROMIUM), or pass --no-pdf"
+        "report.pdf needs Chromium (or Chrome/Edge) and none was found: apt-get install "
+        "chromium fonts-noto-cjk, or set LIFECIRCLE_CHROMIUM=/path/to/chrome, or pass --no-pdf"
     )
 
 
