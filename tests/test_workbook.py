@@ -76,6 +76,7 @@ def test_sheets_headers_and_formats(written):
     # the 说明 sheet names standard, thresholds, date and version
     about = dict(wb["说明"].iter_rows(min_row=2, values_only=True))
     assert about["标准：便民点"] == "步行 3 分钟，150 米"
+    assert about["数据来源：设施"] == "fac.csv" and about["数据来源：居民"] == "res.csv"
     assert about["lifecircle 版本"] and re.fullmatch(r"\d{4}-\d\d-\d\d", about["生成日期"])
 
 

@@ -442,16 +442,19 @@ def _about_rows(run: CoverageRun, sheets: Sequence[Sheet], lang: str) -> list[li
                 else f"{tx[t.mode]} {t.minutes:g} min, {t.threshold_m:,.0f} m",
             ]
         )
-    if sc is not None:
-        for label_zh, label_en, path in (
-            ("路网", "Network", sc.network),
-            ("设施", "Facilities", sc.facilities),
-            ("居民", "Residents", sc.residents),
-        ):
-            if path is not None:
-                rows.append(
-                    [f"数据来源：{label_zh}" if zh else f"Source: {label_en}", Path(path).name]
-                )
+    net = next(iter(inputs.networks.values()))
+    sources = (
+        ("路网", "Network", sc.network if sc else net.source),
+        ("设施", "Facilities", sc.facilities if sc else inputs.facilities.path),
+        (
+            "居民",
+            "Residents",
+            (sc.residents if sc else None) or getattr(inputs.residents, "path", None),
+        ),
+    )
+    for label_zh, label_en, path in sources:
+        if path:
+            rows.append([f"数据来源：{label_zh}" if zh else f"Source: {label_en}", Path(path).name])
     for kind, c in inputs.input_counts().items():
         rows.append(
             [
