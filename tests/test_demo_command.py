@@ -39,3 +39,17 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert html.with_suffix(".png").exists()
     assert (out / "lifecircle.xlsx").exists() and not (out / "report.pdf").exists()
     assert html.stat().st_size < 15e6
+    # one grid line: grids in band, the largest gap, the farthest household from its base
+    line = next(x for x in printed.splitlines() if x.startswith("grids: "))
+    grids = pd.read_csv(out / "grids.csv")
+    in_band = int(grids["within_band"].sum())
+    assert f"grids: {in_band}/{len(grids)} in band (300-500 households)" in line
+    far = grids["base_max_m"].max()
+    far_id = grids.loc[grids["base_max_m"].idxmax(), "grid_id"]
+    assert f"farthest household from its base {far:,.0f} m ({far_id})" in line
+    assert "largest gap 0 m² (0 gaps" in line  # the demo's grids tile its communities
+    # the grid system is a section of the report, and has its own map
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Grid system: full coverage, balance and reach" in report  # --lang en
+    assert all(f">{g}</td>" in report for g in grids["grid_id"])
+    assert "Grids (by households)" in (out / "grids.html").read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ imported.
 
 Public API
 ----------
-load_inputs, run_coverage, run_service_areas, run_report, run_scoring, run_export
+load_inputs, run_coverage, run_service_areas, run_report, run_scoring, run_export, run_grids
     :mod:`lifecircle.pipeline`.
 load_network, load_networks
     :mod:`lifecircle.network` (OSM XML/PBF, GraphML, networkx).
@@ -46,6 +46,7 @@ _LAZY = {
     "run_report": "lifecircle.pipeline",
     "run_scoring": "lifecircle.pipeline",
     "run_export": "lifecircle.pipeline",
+    "run_grids": "lifecircle.pipeline",
     "load_network": "lifecircle.network",
     "load_networks": "lifecircle.network",
     "load_standard": "lifecircle.config",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         load_inputs,
         run_coverage,
         run_export,
+        run_grids,
         run_report,
         run_scoring,
         run_service_areas,
@@ -89,6 +91,7 @@ __all__ = [
     "load_standard",
     "run_coverage",
     "run_export",
+    "run_grids",
     "run_report",
     "run_scoring",
     "run_service_areas",

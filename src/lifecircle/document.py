@@ -37,7 +37,7 @@ from lifecircle._version import __version__
 from lifecircle.config import ServiceStandard, standard_title
 from lifecircle.errors import InputError, MissingProgramError
 from lifecircle.maps import cjk_font, draw_static_map
-from lifecircle.report import CoverageReport, report_tables, text
+from lifecircle.report import CoverageReport, Section, report_tables, text
 from lifecircle.runs import CoverageRun, resident_table
 
 if TYPE_CHECKING:
@@ -440,6 +440,7 @@ def report_context(
     lang: str = "zh",
     files: Sequence[str] = (),
     max_gaps: int = 30,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Any]:
     """Everything the template sees.
 
@@ -447,16 +448,17 @@ def report_context(
     ``version``, ``html_lang``, ``t`` (labels), ``key_findings`` (sentences), ``tables``
     (``overall``, ``standard``, ``standard_title``, ``gaps``: HTML), ``maps`` and ``charts``
     (lists of ``{"src": data URI, "caption"}``), ``unit_tables`` (``{"title", "html"}``),
-    ``gaps_note``, ``method`` (paragraphs), ``files``.
+    ``gaps_note``, ``method`` (paragraphs), ``files``, ``extra_tables`` (``{"title", "html"}``
+    of further sections, e.g. the grid system).
     """
     tx = text(lang)
     words = WORDS[lang]
     inputs = run.inputs
     sc = inputs.scenario
     std = run.result.standard
-    sections = report_tables(rep, lang=lang, max_gaps=max_gaps)
-    std_sec, overall_sec, unit_secs = sections[0], sections[1], sections[2:-1]
-    gap_note = sections[-1][3]
+    tables = report_tables(rep, lang=lang, max_gaps=max_gaps)
+    std_sec, overall_sec, unit_secs = tables[0], tables[1], tables[2:-1]
+    gap_note = tables[-1][3]
     unit_tables = [
         {"title": title, "html": _table_html(head, rows, text_cols=3)}
         for title, head, rows, _ in unit_secs
@@ -487,6 +489,10 @@ def report_context(
             words["method_extra"].format(crs=run.result.crs),
         ],
         "files": list(files),
+        "extra_tables": [
+            {"title": title, "html": _table_html(head, rows, text_cols=2)}
+            for title, head, rows in sections
+        ],
     }
 
 
@@ -497,6 +503,7 @@ def render_report_html(
     lang: str = "zh",
     template: str | Path | None = None,
     files: Sequence[str] = (),
+    sections: Sequence[Section] = (),
 ) -> str:
     """``report.html``: the report rendered with the Jinja2 ``template`` (default the built-in)."""
     import jinja2
@@ -512,7 +519,7 @@ def render_report_html(
     )
     try:
         tpl = env.get_template(path.name)
-        return tpl.render(**report_context(run, rep, lang=lang, files=files))
+        return tpl.render(**report_context(run, rep, lang=lang, files=files, sections=sections))
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f"{path}" + (f", line {line}" if line else "")
@@ -580,6 +587,7 @@ def write_report_document(
     pdf: bool = True,
     files: Sequence[str] = (),
     overwrite: bool = False,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
     """Write ``report.html`` and (``pdf=True``) ``report.pdf`` to ``out_dir``.
 
@@ -594,7 +602,9 @@ def write_report_document(
         paths["report_pdf"] = d / "report.pdf"
         find_chromium()
     check_writable(list(paths.values()), overwrite=overwrite)
-    page = render_report_html(run, rep, lang=lang, template=template, files=files)
+    page = render_report_html(
+        run, rep, lang=lang, template=template, files=files, sections=sections
+    )
     write_text(page, paths["report_html"], overwrite=True)
     if pdf:
         write_pdf(paths["report_html"], paths["report_pdf"], overwrite=True)

@@ -893,6 +893,7 @@ class Scenario:
     candidates: Path | None = None
     candidates_crs: str = "wgs84"
     max_snap_m: float | None = None
+    grids: dict[str, Any] = field(default_factory=dict)
 
     def load_standard(self) -> ServiceStandard:
         """The scenario's service standard."""
@@ -909,6 +910,20 @@ _SCENARIO_SECTIONS: Final = {
     "boundaries",
     "candidates",
     "analysis",
+    "grids",
+}
+
+#: Keys of a scenario's ``[grids]`` section (the options of ``lifecircle grids``).
+GRID_SETTINGS: Final = {
+    "path": "grid polygons (default: the [[units]] layer with key 'grid')",
+    "id_field": "grid id column",
+    "crs": "coordinate system of the grid file (wgs84, gcj02, bd09, cgcs2000, EPSG:n)",
+    "household_size": "people per household (default 3.0)",
+    "households_per_grid": 'households band, e.g. "300-500"',
+    "base_tier": "tier whose facilities are grid bases (default station)",
+    "bases": "points file of grid bases instead of a tier",
+    "walk_m": "walking standard for the share within reach, metres",
+    "propose": "propose a re-gridding (true/false)",
 }
 
 
@@ -958,6 +973,16 @@ def load_scenario(path: str | Path) -> Scenario:
     )
     bounds = {k: rel(v) for k, v in data.get("boundaries", {}).items()}
     analysis = data.get("analysis", {})
+    grids = dict(data.get("grids", {}))
+    bad = sorted(set(grids) - set(GRID_SETTINGS))
+    if bad:
+        raise InputError(
+            f"scenario file {p}: unknown key(s) {', '.join(bad)} in [grids]; "
+            f"allowed: {', '.join(GRID_SETTINGS)}"
+        )
+    for key in ("path", "bases"):
+        if key in grids:
+            grids[key] = rel(str(grids[key]))
     return Scenario(
         path=p,
         name=str(meta.get("name", p.stem)),
@@ -976,4 +1001,5 @@ def load_scenario(path: str | Path) -> Scenario:
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),
+        grids=grids,
     )

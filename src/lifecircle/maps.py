@@ -2073,3 +2073,222 @@ def write_map_sheet(
             plt.close(fig)
     logger.info("wrote map sheet %s (%s, %s, %d dpi)", target, fmt, paper, dpi)
     return target
+
+
+# -- the grid system ------------------------------------------------------------------------------
+
+#: Grid fill colours against the households band.
+GRID_BAND_COLOURS = {"below": "#6baed6", "within": "#31a354", "above": "#de2d26"}
+
+GRID_LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "网格体系",
+        "grids": "网格（按户数着色）",
+        "proposed": "调整方案网格",
+        "gaps": "网格缺口",
+        "overlaps": "网格重叠",
+        "crossings": "跨社区网格部分",
+        "bases": "网格站点及最远住户",
+        "below": "户数低于区间",
+        "within": "户数在区间内",
+        "above": "户数高于区间",
+        "households": "户数",
+        "population": "人口",
+        "base": "网格站点",
+        "median": "至住户距离中位数",
+        "p90": "90%住户距离",
+        "max": "最远住户距离",
+        "band": "每格户数区间",
+        "area": "面积",
+        "residents": "居民点",
+        "grid": "网格",
+        "community": "社区",
+        "into": "进入社区",
+    },
+    "en": {
+        "title": "Grid system",
+        "grids": "Grids (by households)",
+        "proposed": "Proposed grids",
+        "gaps": "Grid gaps",
+        "overlaps": "Grid overlaps",
+        "crossings": "Grid parts outside their community",
+        "bases": "Grid bases and farthest households",
+        "below": "households below the band",
+        "within": "households within the band",
+        "above": "households above the band",
+        "households": "households",
+        "population": "population",
+        "base": "base",
+        "median": "median distance to households",
+        "p90": "p90 distance",
+        "max": "farthest household",
+        "band": "households band",
+        "area": "area",
+        "residents": "residents",
+        "grid": "grid",
+        "community": "community",
+        "into": "into community",
+    },
+}
+
+
+def _band_class(households: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.where(households < lo, "below", np.where(households > hi, "above", "within"))
+
+
+def build_grids_map(
+    inputs: Inputs,
+    layers: dict[str, gpd.GeoDataFrame],
+    summary: dict[str, Any],
+    *,
+    lang: str = "zh",
+    offline: bool = True,
+    tiles: str | None = None,
+    tiles_attr: str | None = None,
+) -> folium.Map:
+    """The grid system on a map: one layer group per result layer.
+
+    Grids (and proposed grids) are coloured by households against the band (below, within,
+    above), gaps, overlaps and crossings outlined, and each grid's base drawn with a line to
+    its farthest household (tooltip: the network distance).
+
+    Parameters
+    ----------
+    inputs : Inputs
+        For the basemap (the road network offline) and the title.
+    layers : dict
+        ``grids``, ``gaps``, ``overlaps``, ``crossings`` and optionally ``proposed``
+        GeoDataFrames in EPSG:4326 (:class:`lifecircle.pipeline.GridRun` ``*_gdf()``).
+    summary : dict
+        :meth:`lifecircle.pipeline.GridRun.summary` (band, counts).
+    """
+    import folium
+
+    if lang not in GRID_LABELS:
+        raise InputError(f"unknown language {lang!r}; use zh or en")
+    gl = GRID_LABELS[lang]
+    lo, hi = (float(v) for v in str(summary["band"]).split("-"))
+    grids = layers["grids"]
+    minx, miny, maxx, maxy = grids.total_bounds if len(grids) else (0.0, 0.0, 0.0, 0.0)
+    bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+    m = _base_map(inputs, bounds, offline=offline, tiles=tiles, tiles_attr=tiles_attr, lang=lang)
+    JsLayer = _js_layer_class()
+    helpers = _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS))).replace(
+        "__COLOURS__", json.dumps(list(SHARE_COLOURS))
+    )
+    cast("Figure", m.get_root()).html.add_child(folium.Element(f"<script>{helpers}</script>"))
+
+    def polygons(key: str, name: str, show: bool, style: str, props: list[str]) -> None:
+        gdf = layers.get(key)
+        if gdf is None:
+            return
+        keep = [p for p in props if p in gdf.columns]
+        data = _geojson(gdf, keep) if len(gdf) else {"type": "FeatureCollection", "features": []}
+        rows = ", ".join(f"[{_dumps(gl.get(p, p))}, f.properties[{_dumps(p)}]]" for p in keep)
+        js = (
+            f"var __NAME__ = L.geoJSON({_dumps(data)}, {{style: {style}, "
+            "onEachFeature: function (f, l) { l.bindTooltip(LC.table("
+            f"{_dumps(name)}, [{rows}].map(function (r) {{ return [r[0], "
+            "typeof r[1] === 'number' ? LC.num(r[1]) : r[1]]; })), {sticky: true}); }});"
+        )
+        JsLayer(js, name, show=show, count=len(gdf), kind=f"grids:{key}").add_to(m)
+
+    colours = _dumps(GRID_BAND_COLOURS)
+    band_style = (
+        "function (f) { var h = f.properties.households, c = " + colours + "; "
+        f"var k = h < {lo} ? 'below' : (h > {hi} ? 'above' : 'within'); "
+        "return {color: '#333', weight: 1, fillColor: c[k], fillOpacity: 0.45}; }"
+    )
+    props = ["grid_id", "community_id", "households", "population", "base_id",
+             "base_median_m", "base_p90_m", "base_max_m"]  # fmt: skip
+    polygons("grids", gl["grids"], True, band_style, props)
+    polygons("proposed", gl["proposed"], False, band_style, [*props, "status"])
+    polygons(
+        "gaps", gl["gaps"], True,
+        "function () { return {color: '#000', weight: 2.5, dashArray: '6 4', fill: false}; }",
+        ["gap_id", "community_id", "area_m2", "residents", "households"],
+    )  # fmt: skip
+    polygons(
+        "overlaps", gl["overlaps"], True,
+        "function () { return {color: '#7a0177', weight: 2.5, fillColor: '#7a0177', "
+        "fillOpacity: 0.3}; }",
+        ["overlap_id", "grid_id", "other_grid_id", "area_m2", "residents", "households"],
+    )  # fmt: skip
+    polygons(
+        "crossings", gl["crossings"], True,
+        "function () { return {color: '#e66101', weight: 2.5, dashArray: '2 4', "
+        "fillOpacity: 0.15}; }",
+        ["grid_id", "community_id", "into_community_id", "area_m2", "residents"],
+    )  # fmt: skip
+    # bases and their reach: base -> farthest household of the grid
+    ok = grids["base_lon"].notna() & grids["farthest_lon"].notna() if len(grids) else []
+    g = grids[ok] if len(grids) else grids
+    reach = [
+        [
+            [round(float(r.base_lat), 6), round(float(r.base_lon), 6)],
+            [round(float(r.farthest_lat), 6), round(float(r.farthest_lon), 6)],
+            str(r.grid_id),
+            str(r.base_id),
+            None if not np.isfinite(r.base_max_m) else float(r.base_max_m),
+        ]
+        for r in g.itertuples()  # one per grid
+    ]
+    js = (
+        "var __NAME__ = L.layerGroup(); " + _dumps(reach) + ".forEach(function (r) { "
+        "L.polyline([r[0], r[1]], {color: '#08519c', weight: 1.5, dashArray: '4 3'})"
+        ".bindTooltip(LC.esc(r[2]) + ': ' + LC.m(r[4])).addTo(__NAME__); "
+        "L.circleMarker(r[0], {radius: 5, color: '#08519c', fillOpacity: 0.9})"
+        f".bindTooltip({_dumps(gl['base'])} + ' ' + LC.esc(r[3])).addTo(__NAME__); }});"
+    )
+    JsLayer(js, gl["bases"], show=True, count=len(reach), kind="grids:bases").add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    root = cast("Figure", m.get_root())
+    e = html.escape
+    title = f"{inputs.title} · {gl['title']}"
+    warn = ""
+    if inputs.synthetic:
+        warn = f'<div style="color:#b00;font-weight:bold">{e(labels(lang)["synthetic"])}</div>'
+    legend = "".join(
+        f'<div><span style="display:inline-block;width:12px;height:10px;background:{c};'
+        f'margin-right:5px"></span>{e(gl[k])}</div>'
+        for k, c in GRID_BAND_COLOURS.items()
+    )
+    root.html.add_child(
+        folium.Element(
+            f'<div id="lifecircle-title" style="position:absolute;top:10px;left:60px;'
+            f"z-index:1000;background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;"
+            f'font:14px sans-serif">{e(title)}{warn}</div>'
+            f'<div id="lifecircle-legend" style="position:absolute;bottom:30px;right:10px;'
+            f"z-index:1000;background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;"
+            f'font:12px sans-serif"><b>{e(gl["band"])} {lo:g}-{hi:g}</b>{legend}</div>'
+        )
+    )
+    root.title = e(title)
+    _add_probe(m)
+    if len(grids):
+        m.fit_bounds(bounds)
+    return m
+
+
+def write_grids_map(
+    inputs: Inputs,
+    layers: dict[str, gpd.GeoDataFrame],
+    summary: dict[str, Any],
+    path: str | Path,
+    *,
+    lang: str = "zh",
+    offline: bool = True,
+    overwrite: bool = False,
+    tiles: str | None = None,
+    tiles_attr: str | None = None,
+) -> Path:
+    """Write the grid-system map (see :func:`build_grids_map`); offline by default."""
+    target = Path(path)
+    check_writable([target], overwrite=overwrite)
+    m = build_grids_map(
+        inputs, layers, summary, lang=lang, offline=offline, tiles=tiles, tiles_attr=tiles_attr
+    )
+    page = render_map_html(m, offline=offline)
+    write_text(page, target, overwrite=True)
+    logger.info("wrote %s (%.1f MB)", target, len(page.encode("utf-8")) / 1e6)
+    return target

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from lifecircle import siting
+from lifecircle import grids, siting
 from lifecircle._files import (
     DEFAULT_CSV_ENCODING,
     check_csv_encoding,
@@ -39,8 +39,9 @@ from lifecircle._files import (
     write_csv,
     write_geojson,
     write_json,
+    write_text,
 )
-from lifecircle.config import ServiceStandard, load_standard
+from lifecircle.config import ServiceStandard, Tier, load_standard
 from lifecircle.coords import out_of_china
 from lifecircle.coverage import compute_coverage, locate
 from lifecircle.errors import InputError
@@ -56,6 +57,7 @@ from lifecircle.export import (
     resolve_output_crs,
     unavailable_layers,
 )
+from lifecircle.grids import GridOptions, GridResult
 from lifecircle.io import (
     PointTable,
     UnitLayer,
@@ -66,9 +68,10 @@ from lifecircle.io import (
     read_points,
     read_units,
 )
-from lifecircle.maps import write_candidates_map
+from lifecircle.maps import write_candidates_map, write_grids_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
-from lifecircle.report import CoverageReport, build_report
+from lifecircle.report import CoverageReport, build_report, grids_report_html
+from lifecircle.routing import RoutingGraph
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
 from lifecircle.siting import ScoringResult
@@ -916,5 +919,346 @@ def write_scoring_outputs(
             offline=offline,
             basemap=basemap,
         )
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+# -- grid runs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """A grid run (what :func:`run_grids` returns): inputs, settings and the result."""
+
+    inputs: Inputs
+    grid_layer: UnitLayer
+    options: GridOptions
+    base_source: str
+    result: GridResult
+    timings_s: dict[str, float]
+    base_rejects: pd.DataFrame = field(default_factory=empty_rejects)
+
+    def rejects(self) -> pd.DataFrame:
+        """Rejected rows of every input file, a bases file included."""
+        frames = [f for f in (self.inputs.rejects(), self.base_rejects) if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else empty_rejects()
+
+    def _gdf(self, frame: pd.DataFrame | None) -> gpd.GeoDataFrame:
+        if frame is None:
+            raise InputError("no re-gridding was proposed; run with propose=True (--propose)")
+        net = next(iter(self.inputs.networks.values()))
+        return grids.to_gdf(frame, net.to_lonlat)
+
+    def grids_gdf(self) -> gpd.GeoDataFrame:
+        """Per grid (the ``grids.csv`` columns) with its polygon, EPSG:4326."""
+        return self._gdf(self.result.grids)
+
+    def proposed_gdf(self) -> gpd.GeoDataFrame:
+        """Proposed grids (the ``proposed_grids.csv`` columns) with polygons, EPSG:4326."""
+        return self._gdf(self.result.proposed)
+
+    def gaps_gdf(self) -> gpd.GeoDataFrame:
+        """Parts of communities in no grid, EPSG:4326."""
+        return self._gdf(self.result.gaps)
+
+    def overlaps_gdf(self) -> gpd.GeoDataFrame:
+        """Parts covered by two grids, EPSG:4326."""
+        return self._gdf(self.result.overlaps)
+
+    def crossings_gdf(self) -> gpd.GeoDataFrame:
+        """Parts of grids outside their own community, EPSG:4326."""
+        return self._gdf(self.result.crossings)
+
+    def summary(self) -> dict[str, Any]:
+        """The content of ``grids.json``."""
+        sc = self.inputs.scenario
+        return {
+            "scenario": sc.name if sc else None,
+            "synthetic": self.inputs.synthetic,
+            "grids_file": self.grid_layer.path,
+            "bases": self.base_source,
+            "walk_m": self.options.walk_m,
+            **self.result.summary,
+            "crs": self.inputs.crs,
+            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+        }
+
+
+def _unit_layer(inputs: Inputs, key: str) -> UnitLayer | None:
+    return next((u for u in inputs.units if u.key == key), None)
+
+
+def run_grids(
+    inputs: Inputs,
+    *,
+    grids_source: UnitSource | None = None,
+    grid_id: str | None = None,
+    grids_crs: str | None = None,
+    household_size: float | None = None,
+    households_per_grid: str | tuple[float, float] | None = None,
+    base_tier: str | None = None,
+    bases: PointSource | None = None,
+    walk_m: float | None = None,
+    propose: bool | None = None,
+    seed: int = 0,
+) -> GridRun:
+    """The grid system (网格): coverage check, per-grid balance and reach, and re-gridding.
+
+    Settings not given here come from the scenario's ``[grids]`` section, else the defaults of
+    :mod:`lifecircle.grids` (household size 3.0, band 300-500 households, bases of tier
+    ``station``, walking standard = the base tier's threshold).
+
+    Parameters
+    ----------
+    inputs : Inputs
+        With residents and a ``community`` unit layer (``[[units]]`` key ``community``).
+    grids_source : path, GeoDataFrame or UnitLayer, optional
+        The grid polygons (default: ``[grids] path``, else the ``grid`` unit layer).
+    grid_id : str, optional
+        Id column of the grid file.
+    grids_crs : str, optional
+        Coordinate system of the grid file when it cannot say so itself (``gcj02`` for Amap
+        exports, ``bd09``, ``cgcs2000``, ``EPSG:n``); default the file's own, else WGS84.
+    household_size : float, optional
+        People per household (ignored where residents carry ``households``).
+    households_per_grid : "MIN-MAX" or (min, max), optional
+    base_tier : str, optional
+        Tier whose facilities are bases; or ``bases``: a points file/frame of bases (``id``).
+    walk_m : float, optional
+        Walking standard for ``base_share_within`` (default: the base tier's threshold, else
+        500 m).
+    propose : bool, optional
+        Also propose a re-gridding.
+    seed : int
+        Seed of the proposal's spanning-tree jitter.
+
+    Returns
+    -------
+    GridRun
+    """
+    if inputs.residents is None:
+        raise InputError("grids needs residents (--residents or [residents] in the scenario)")
+    t0 = time.perf_counter()
+    cfg = dict(inputs.scenario.grids) if inputs.scenario else {}
+    src = grids_source if grids_source is not None else cfg.get("path")
+    gid = grid_id or cfg.get("id_field")
+    if src is None:
+        layer = _unit_layer(inputs, "grid")
+        if layer is None:
+            raise InputError(
+                "no grid polygons: give --grids FILE, [grids] path in the scenario, or a "
+                "[[units]] layer with key 'grid'"
+            )
+    else:
+        layer = (
+            src
+            if isinstance(src, UnitLayer)
+            else read_units(
+                src, key="grid", id_field=gid, crs=grids_crs or cfg.get("crs"),
+                label_zh="网格", label_en="Grid",
+            )
+        )  # fmt: skip
+    comm = _unit_layer(inputs, "community")
+    if comm is None:
+        raise InputError(
+            "grids needs the community polygons: add --units communities.geojson or a "
+            "[[units]] layer with key 'community' to the scenario"
+        )
+    band = (
+        households_per_grid if households_per_grid is not None else cfg.get("households_per_grid")
+    )
+    if band is None:
+        lo, hi = grids.DEFAULT_BAND
+    elif isinstance(band, str):
+        lo, hi = grids.parse_band(band)
+    else:
+        lo, hi = (float(v) for v in band)
+    size = household_size if household_size is not None else cfg.get("household_size")
+    std = inputs.standard
+    bases_src = bases if bases is not None else cfg.get("bases")
+    tier_key = base_tier or cfg.get("base_tier")
+    tier: Tier | None
+    if bases_src is None:
+        tier_key = tier_key or (
+            grids.DEFAULT_BASE_TIER if grids.DEFAULT_BASE_TIER in std.keys else std.keys[-1]
+        )
+        tier = std.tier(std.resolve_tier(tier_key) or tier_key)
+        mode = tier.mode
+        base_key = tier.key
+    else:
+        tier = std.tier(std.resolve_tier(tier_key) or tier_key) if tier_key else None
+        mode = tier.mode if tier is not None else std.tiers[-1].mode
+    walk = walk_m if walk_m is not None else cfg.get("walk_m")
+    options = grids.GridOptions(
+        household_size=float(size) if size is not None else grids.DEFAULT_HOUSEHOLD_SIZE,
+        households_min=float(lo),
+        households_max=float(hi),
+        walk_m=float(walk if walk is not None else (tier.threshold_m if tier else 500.0)),
+        propose=bool(propose if propose is not None else cfg.get("propose", False)),
+        seed=seed,
+    )
+    net = inputs.networks[mode]
+    graph = RoutingGraph.from_network(net)
+    res = inputs.residents.frame
+    res_loc = locate({mode: net}, res["lon"].to_numpy(float), res["lat"].to_numpy(float),
+                     max_snap_m=inputs.max_snap_m)  # fmt: skip
+    pop = res["population"].to_numpy(float)
+    if "households" in res.columns:
+        raw = res["households"]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        hh = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        bad = ~blank.to_numpy() & ~(np.isfinite(hh) & (hh >= 0))
+        if bad.any():
+            rows = res["row"].to_numpy()[bad] if "row" in res else np.flatnonzero(bad) + 1
+            shown = ", ".join(
+                f"row {r} ({v!r})" for r, v in zip(rows[:5], raw.to_numpy()[bad][:5], strict=True)
+            )
+            raise InputError(
+                f"{inputs.residents.path}: households must be a non-negative number or empty "
+                f"(empty: population / household size); bad in {int(bad.sum())} row(s): {shown}"
+            )
+        hh = np.where(np.isfinite(hh), hh, pop / options.household_size)
+    else:
+        hh = pop / options.household_size
+    people = grids.People(
+        res_loc.x,
+        res_loc.y,
+        hh,
+        pop,
+        np.nan_to_num(res["elderly"].to_numpy(float)),
+        np.nan_to_num(res["children"].to_numpy(float)) if "children" in res else np.zeros(len(res)),
+        res_loc.positions(mode),
+    )
+    base_rejects = empty_rejects()
+    if bases_src is None:
+        fac = inputs.facilities.frame
+        bframe = fac[fac["tier"].astype(str) == base_key]
+        base_source = f"tier {base_key} ({std.tier(base_key).label_zh})"
+    else:
+        table = read_points(bases_src, "candidates")
+        table = reject_outside(table, net, inputs.max_snap_m)
+        bframe = table.frame
+        base_source = str(table.path)
+        base_rejects = table.rejects
+        if len(base_rejects):
+            logger.warning("%d base(s) rejected (see grid_rejects.csv)", len(base_rejects))
+    if len(bframe) == 0:
+        raise InputError(
+            f"no grid bases: {base_source} has no usable points; give --bases FILE or another "
+            "--base-tier"
+        )
+    b_loc = locate({mode: net}, bframe["lon"].to_numpy(float), bframe["lat"].to_numpy(float),
+                   max_snap_m=inputs.max_snap_m)  # fmt: skip
+    base = grids.Bases(
+        bframe["id"].astype(str).to_numpy(dtype=object),
+        (bframe["name"] if "name" in bframe else bframe["id"]).astype(str).to_numpy(dtype=object),
+        b_loc.x,
+        b_loc.y,
+        b_loc.positions(mode),
+    )
+
+    def metric(geoms: Any) -> Any:
+        return shapely.transform(
+            np.asarray(geoms, dtype=object),
+            lambda xy: np.column_stack(net.from_lonlat(xy[:, 0], xy[:, 1])),
+        )
+
+    gf = layer.frame
+    glayer = grids.GridLayer(
+        gf["unit_id"].astype(str).to_numpy(dtype=object),
+        gf["name"].astype(str).to_numpy(dtype=object),
+        (gf["community_id"].astype(str) if "community_id" in gf else pd.Series([""] * len(gf)))
+        .to_numpy(dtype=object),
+        metric(gf.geometry.values),
+    )  # fmt: skip
+    cf = comm.frame
+    clayer = grids.CommunityLayer(
+        cf["unit_id"].astype(str).to_numpy(dtype=object),
+        cf["name"].astype(str).to_numpy(dtype=object),
+        metric(cf.geometry.values),
+    )
+    fac = inputs.facilities.frame
+    fx, fy = net.from_lonlat(fac["lon"].to_numpy(float), fac["lat"].to_numpy(float))
+    t1 = time.perf_counter()
+    result = grids.analyse_grids(
+        glayer,
+        clayer,
+        people,
+        base,
+        graph,
+        options=options,
+        facility_xy=np.column_stack([fx, fy]),
+        facility_tier=fac["tier"].astype(str).to_numpy(dtype=object),
+        tier_keys=std.keys,
+        edge_coords=net.edge_coords() if options.propose else None,
+    )
+    t2 = time.perf_counter()
+    load = inputs.timings_s.get("load", 0.0)
+    timings = {"load": load, "prepare": t1 - t0, "grids": t2 - t1, "total": load + t2 - t0}
+    logger.info(
+        "grids: %d grids, band %s households, bases %s; %.2f s",
+        len(glayer.grid_id),
+        options.band_text,
+        base_source,
+        t2 - t0,
+    )
+    return GridRun(inputs, layer, options, base_source, result, timings, base_rejects)
+
+
+def write_grids_outputs(
+    run: GridRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    lang: str = "zh",
+    offline: bool = True,
+) -> dict[str, Path]:
+    """Write ``grids.csv``, ``proposed_grids.csv`` (with a proposal), ``grid_communities.csv``,
+    ``grid_gaps.csv``, ``grid_overlaps.csv``, ``grid_crossings.csv``, ``grids.json``,
+    ``grids.gpkg`` (layers ``grids``, ``gaps``, ``overlaps``, ``crossings``, ``proposed``), the
+    map ``grids.html`` (offline by default) and the report section ``grids_report.html``."""
+    d = Path(out_dir)
+    r = run.result
+    layers = {
+        "grids": run.grids_gdf(),
+        "gaps": run.gaps_gdf(),
+        "overlaps": run.overlaps_gdf(),
+        "crossings": run.crossings_gdf(),
+    }
+    if r.proposed is not None:
+        layers["proposed"] = run.proposed_gdf()
+    names = {
+        "grids": "grids",
+        "gaps": "grid_gaps",
+        "overlaps": "grid_overlaps",
+        "crossings": "grid_crossings",
+        "proposed": "proposed_grids",
+    }
+    paths = {names[k]: d / f"{names[k]}.csv" for k in layers}
+    paths["grid_communities"] = d / "grid_communities.csv"
+    paths["summary"] = d / "grids.json"
+    paths["rejects"] = d / "grid_rejects.csv"
+    paths["gpkg"] = d / "grids.gpkg"
+    paths["map"] = d / "grids.html"
+    paths["report"] = d / "grids_report.html"
+    check_writable(list(paths.values()), overwrite=overwrite)
+    d.mkdir(parents=True, exist_ok=True)
+    for k, gdf in layers.items():
+        write_csv(pd.DataFrame(gdf.drop(columns="geometry")), paths[names[k]], overwrite=True)
+    write_csv(r.communities, paths["grid_communities"], overwrite=True)
+    write_csv(run.rejects(), paths["rejects"], overwrite=True)
+    write_json(run.summary(), paths["summary"], overwrite=True)
+    export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True)
+    write_grids_map(
+        run.inputs,
+        layers,
+        run.summary(),
+        paths["map"],
+        lang=lang,
+        offline=offline,
+        overwrite=True,
+    )
+    write_text(grids_report_html(layers, r.communities, run.summary(), lang=lang),
+               paths["report"], overwrite=True)  # fmt: skip
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

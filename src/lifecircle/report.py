@@ -787,13 +787,24 @@ def _title(rep: CoverageReport, lang: str) -> str:
     return f"{text(lang)['report']} — {name}"
 
 
-def render_markdown(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] = ()) -> str:
-    """``report.md``: the report as Markdown tables."""
+#: Extra report sections: (title, header, rows), e.g. :func:`grids_report_tables`.
+Section = tuple[str, list[str], list[list[str]]]
+
+
+def render_markdown(
+    rep: CoverageReport,
+    *,
+    lang: str = "zh",
+    files: Sequence[str] = (),
+    sections: Sequence[Section] = (),
+) -> str:
+    """``report.md``: the report as Markdown tables (``sections`` after the unit tables)."""
     tx = text(lang)
     out = [f"# {_title(rep, lang)}", ""]
     if rep.run.inputs.synthetic:
         out += [f"> **{tx['synthetic']}**", ""]
-    for title, head, rows, note in report_tables(rep, lang=lang):
+    extra = [(t, h, r, "") for t, h, r in sections]
+    for title, head, rows, note in [*report_tables(rep, lang=lang), *extra]:
         out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         out += ["", note, ""] if note else [""]
@@ -822,8 +833,17 @@ def _cell_class(c: str) -> str:
     return ' class="low"' if v < 60 else ' class="mid"' if v < 90 else ' class="high"'
 
 
-def render_html(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] = ()) -> str:
-    """``report.html``: a self-contained page (inline CSS, no script, no external resource)."""
+def render_html(
+    rep: CoverageReport,
+    *,
+    lang: str = "zh",
+    files: Sequence[str] = (),
+    sections: Sequence[Section] = (),
+) -> str:
+    """``report.html``: a self-contained page (inline CSS, no script, no external resource).
+
+    ``sections`` (title, header, rows) follow the unit tables, e.g. the grid system's.
+    """
     tx = text(lang)
     e = html.escape
     title = _title(rep, lang)
@@ -835,7 +855,8 @@ def render_html(rep: CoverageReport, *, lang: str = "zh", files: Sequence[str] =
     ]
     if rep.run.inputs.synthetic:
         out.append(f'<p class="synthetic">{e(tx["synthetic"])}</p>')
-    for sec_title, head, rows, note in report_tables(rep, lang=lang):
+    extra = [(t, h, r, "") for t, h, r in sections]
+    for sec_title, head, rows, note in [*report_tables(rep, lang=lang), *extra]:
         out.append(
             f"<h2>{e(sec_title)}</h2><table><thead><tr>"
             + "".join(f"<th>{e(h)}</th>" for h in head)
@@ -869,6 +890,7 @@ def write_report(
     report: CoverageReport | None = None,
     csv_encoding: str = DEFAULT_CSV_ENCODING,
     html: bool = True,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
 
@@ -894,6 +916,8 @@ def write_report(
     html : bool, default True
         Write the plain ``report.html``; False when :mod:`lifecircle.document` writes the full
         report (maps, charts, PDF) instead.
+    sections : sequence of (title, header, rows), optional
+        Extra sections after the unit tables, e.g. :func:`grids_report_tables`.
 
     Returns
     -------
@@ -932,8 +956,203 @@ def write_report(
     write_json(rep.gaps_dict(), paths["gaps_json"], overwrite=True)
     write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]
-    write_text(render_markdown(rep, lang=lang, files=files), paths["report_md"], overwrite=True)
+    md = render_markdown(rep, lang=lang, files=files, sections=sections)
+    write_text(md, paths["report_md"], overwrite=True)
     if html:
-        write_text(render_html(rep, lang=lang, files=files), paths["report_html"], overwrite=True)
+        page = render_html(rep, lang=lang, files=files, sections=sections)
+        write_text(page, paths["report_html"], overwrite=True)
     logger.info("wrote report to %s (%d files)", d, len(paths))
     return paths
+
+
+# -- the grid system (网格) --------------------------------------------------------------------
+
+GRID_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "网格体系：全覆盖、均衡与可达",
+        "synthetic": "合成示范数据，非郯城真实数据",
+        "overview": "概况",
+        "grids": "网格",
+        "in_band": "户数在区间内的网格",
+        "band": "每格户数区间",
+        "hh_size": "户均人口",
+        "gaps": "网格缺口（处）",
+        "largest_gap": "最大缺口面积（平方米）",
+        "overlaps": "网格重叠（处）",
+        "crossings": "跨社区网格（处）",
+        "outside": "不在任何网格内的户数",
+        "farthest": "距网格站点最远住户（米）",
+        "per_grid": "各网格（户数偏离区间最多者在前）",
+        "proposal": "网格调整方案（按社区）",
+        "proposed": "调整后网格数（专职网格员）",
+        "grid_id": "网格编号",
+        "community_id": "社区编号",
+        "name": "名称",
+        "households": "户数",
+        "population": "人口",
+        "within_band": "在区间内",
+        "base_id": "网格站点",
+        "base_median_m": "距离中位数（米）",
+        "base_p90_m": "90%住户距离（米）",
+        "base_max_m": "最远距离（米）",
+        "grids_now": "现有网格",
+        "grids_proposed": "方案网格",
+        "grids_kept": "保留网格",
+        "feasible": "可行",
+        "reason": "原因",
+        "yes": "是",
+        "no": "否",
+        "method": "方法",
+        "method_text": "住户按“先列者优先”的统一规则归属网格与社区；户数＝人口÷户均人口。"
+        "网格站点为网格内距住户加权中心最近的站点，否则为多数住户路网最近的站点；"
+        "距离为精确路网距离（含接入段）。调整方案：按街道与现状网格边界切分街坊，"
+        "在街坊邻接图上以生成树逐格切分（ReCom 递归生成树划分），"
+        "每格连片、位于本社区内且户数在区间内；"
+        "无法满足的社区注明原因并均衡切分。",
+    },
+    "en": {
+        "title": "Grid system: full coverage, balance and reach",
+        "synthetic": "SYNTHETIC demonstration data, not real Tancheng data",
+        "overview": "Overview",
+        "grids": "grids",
+        "in_band": "grids within the households band",
+        "band": "households band",
+        "hh_size": "people per household",
+        "gaps": "gaps",
+        "largest_gap": "largest gap (m²)",
+        "overlaps": "overlaps",
+        "crossings": "grids crossing their community",
+        "outside": "households outside every grid",
+        "farthest": "farthest household from its base (m)",
+        "per_grid": "Grids (farthest from the band first)",
+        "proposal": "Re-gridding proposal per community",
+        "proposed": "proposed grids (grid workers)",
+        "grid_id": "grid",
+        "community_id": "community",
+        "name": "name",
+        "households": "households",
+        "population": "population",
+        "within_band": "in band",
+        "base_id": "base",
+        "base_median_m": "median (m)",
+        "base_p90_m": "p90 (m)",
+        "base_max_m": "max (m)",
+        "grids_now": "grids now",
+        "grids_proposed": "proposed",
+        "grids_kept": "kept",
+        "feasible": "feasible",
+        "reason": "reason",
+        "yes": "yes",
+        "no": "no",
+        "method": "Method",
+        "method_text": "Residents belong to grids and communities by the one unit rule (first "
+        "listed wins); households = population / household size. A grid's base is the base "
+        "inside it nearest its household-weighted centre, else the network-nearest base of most "
+        "of its households; distances are exact network distances (access legs included). "
+        "Proposal: communities are cut into blocks by streets and current grid borders, and "
+        "grids are peeled off spanning trees of the block adjacency graph (ReCom's recursive "
+        "tree partition): contiguous, inside the community, within the band; communities where "
+        "this is impossible are listed with the reason and split evenly.",
+    },
+}
+
+
+def grids_report_tables(
+    layers: Mapping[str, pd.DataFrame],
+    communities: pd.DataFrame,
+    summary: Mapping[str, Any],
+    *,
+    lang: str = "zh",
+) -> list[Section]:
+    """The grid section's tables: overview, per grid, and the proposal per community."""
+    tx = GRID_TEXT["zh" if lang == "zh" else "en"]
+    s = summary
+    overview = [
+        [tx["grids"], _n(s["grids"])],
+        [tx["in_band"], _n(s["grids_within_band"])],
+        [tx["band"], str(s["band"])],
+        [tx["hh_size"], f"{float(s['household_size']):g}"],
+        [tx["gaps"], _n(s["gaps"])],
+        [tx["largest_gap"], _n(s["largest_gap_m2"])],
+        [tx["overlaps"], _n(s["overlaps"])],
+        [tx["crossings"], _n(s["crossings"])],
+        [tx["outside"], _n(s["households_outside_grids"])],
+        [tx["farthest"], _m(s["farthest_household_m"])],
+    ]
+    if "proposed_grids" in s:
+        overview.append([tx["proposed"], f"{_n(s['proposed_grids'])} / {_n(s['grids'])}"])
+    out = [(tx["title"], ["", ""], overview)]
+    g = layers["grids"]
+    lo, hi = (float(v) for v in str(s["band"]).split("-"))
+    hh = g["households"].to_numpy(float)
+    off = np.maximum(lo - hh, 0) + np.maximum(hh - hi, 0)
+    cols = ["grid_id", "community_id", "name", "households", "population", "within_band",
+            "base_id", "base_median_m", "base_p90_m", "base_max_m"]  # fmt: skip
+    rows = []
+    for _, r in g.iloc[np.argsort(-off, kind="stable")].iterrows():  # one per grid
+        rows.append(
+            [
+                str(r["grid_id"]),
+                str(r["community_id"]),
+                str(r["name"]),
+                _n(r["households"]),
+                _n(r["population"]),
+                tx["yes"] if r["within_band"] else tx["no"],
+                str(r["base_id"]),
+                _m(r["base_median_m"]),
+                _m(r["base_p90_m"]),
+                _m(r["base_max_m"]),
+            ]
+        )
+    out.append((tx["per_grid"], [tx[c] for c in cols], rows))
+    if "proposed_grids" in s and "feasible" in communities:
+        ccols = ["community_id", "name", "households", "grids_now", "grids_proposed",
+                 "grids_kept", "feasible", "reason"]  # fmt: skip
+        crow = [
+            [
+                str(r["community_id"]),
+                str(r["name"]),
+                _n(r["households"]),
+                _n(r["grids_now"]),
+                _n(r["grids_proposed"]),
+                _n(r["grids_kept"]),
+                tx["yes"] if r["feasible"] else tx["no"],
+                str(r["reason"]),
+            ]
+            for _, r in communities.iterrows()  # one per community
+        ]
+        out.append((tx["proposal"], [tx[c] for c in ccols], crow))
+    return out
+
+
+def grids_report_html(
+    layers: Mapping[str, pd.DataFrame],
+    communities: pd.DataFrame,
+    summary: Mapping[str, Any],
+    *,
+    lang: str = "zh",
+) -> str:
+    """``grids_report.html``: the grid section as a self-contained page (no script)."""
+    tx = GRID_TEXT["zh" if lang == "zh" else "en"]
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">',
+        f"<title>{e(tx['title'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(tx['title'])}</h1>",
+    ]
+    if summary.get("synthetic"):
+        out.append(f'<p class="synthetic">{e(tx["synthetic"])}</p>')
+    for title, head, rows in grids_report_tables(layers, communities, summary, lang=lang):
+        out.append(
+            f"<h2>{e(title)}</h2><table><thead><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in head)
+            + "</tr></thead><tbody>"
+        )
+        out.extend(
+            "<tr>" + "".join(f"<td{_cell_class(c)}>{e(c)}</td>" for c in r) + "</tr>" for r in rows
+        )
+        out.append("</tbody></table>")
+    out.append(f"<h2>{e(tx['method'])}</h2><p>{e(tx['method_text'])}</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

@@ -439,3 +439,61 @@ def pair_distances_within(
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0)
     return np.concatenate(out_s), np.concatenate(out_d), np.concatenate(out_m)
+
+
+def assigned_source_distances(
+    graph: RoutingGraph,
+    sources: Positions,
+    destinations: Positions,
+    source_of: IntArray,
+    *,
+    chunk: int | None = None,
+) -> FloatArray:
+    """Distance from every destination to one given source (not the nearest one), exactly.
+
+    Each source reaches its own destinations in one one-to-many search (in chunks of sources,
+    :func:`node_distance_chunks`); the destinations are read off the node distances through
+    their edge ends, and a source on the destination's own edge is also tried directly. No
+    cut-off: the results are exact however far a destination lies.
+
+    Parameters
+    ----------
+    sources, destinations : Positions
+    source_of : ndarray of int64
+        Per destination, the index of its source (``-1``: none, gives ``inf``).
+
+    Returns
+    -------
+    ndarray of float64
+        Metres, access legs included; ``inf`` when unreachable, off the network or unassigned.
+    """
+    out = np.full(len(destinations), np.inf)
+    wanted = np.zeros(len(sources), dtype=bool)
+    wanted[source_of[source_of >= 0]] = True
+    use = Positions(
+        np.where(wanted, sources.edge, -1), sources.offset_m, sources.access_m
+    )  # only the sources that have destinations are searched
+    row_of = np.full(len(sources), -1, dtype=np.int64)
+    for idx, dmat in node_distance_chunks(graph, use, limit_m=np.inf, chunk=chunk):
+        row_of[:] = -1
+        row_of[idx] = np.arange(len(idx))
+        dst = np.flatnonzero((source_of >= 0) & (destinations.edge >= 0))
+        dst = dst[row_of[source_of[dst]] >= 0]
+        if len(dst) == 0:
+            continue
+        row = row_of[source_of[dst]]
+        e = destinations.edge[dst]
+        o = destinations.offset_m[dst]
+        rem = graph.edge_length_m[e] - o
+        via_v = dmat[row, graph.edge_v[e]] + rem
+        via_u = np.where(graph.edge_twoway[e] | (o <= 0), dmat[row, graph.edge_u[e]] + o, np.inf)
+        dist = np.minimum(via_u, via_v) + destinations.access_m[dst]
+        s = source_of[dst]
+        same = sources.edge[s] == e
+        if same.any():
+            delta = sources.offset_m[s[same]] - o[same]
+            legal = (delta >= 0) | graph.edge_twoway[e[same]]
+            direct = np.where(legal, np.abs(delta) + sources.access_m[s[same]], np.inf)
+            dist[same] = np.minimum(dist[same], direct + destinations.access_m[dst[same]])
+        out[dst] = dist
+    return out

@@ -8,7 +8,7 @@ import argparse
 import locale
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +16,7 @@ from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, check_writabl
 from lifecircle.document import find_chromium, write_report_document
 from lifecircle.errors import InputError
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
-from lifecircle.report import CoverageReport, write_report
+from lifecircle.report import CoverageReport, Section, write_report
 from lifecircle.runs import CoverageRun, Inputs
 from lifecircle.workbook import DEFAULT_WORKBOOK_NAME, write_workbook
 
@@ -280,10 +280,12 @@ def write_deliverables(
     out_dir: str | Path,
     *,
     overwrite: bool,
+    sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
     """Per-unit tables and gaps, the report (HTML and PDF) and the workbook of a coverage run.
 
-    Without a report (no unit polygons) only the workbook is written.
+    Without a report (no unit polygons) only the workbook is written. ``sections`` are extra
+    report tables (e.g. the grid system's, :func:`lifecircle.report.grids_report_tables`).
     """
     lang = report_lang(args)
     paths: dict[str, Path] = {}
@@ -297,6 +299,7 @@ def write_deliverables(
                 report=rep,
                 csv_encoding=args.csv_encoding,
                 html=False,
+                sections=sections,
             )
         )
     files = [p.name for p in paths.values() if p.suffix != ".md"]
@@ -315,6 +318,7 @@ def write_deliverables(
                 pdf=not args.no_pdf,
                 files=files,
                 overwrite=overwrite,
+                sections=sections,
             )
         )
     return paths

@@ -22,15 +22,18 @@ from lifecircle._commands._common import (
     write_deliverables,
 )
 from lifecircle._commands.coverage import print_summary
+from lifecircle._commands.grids import grid_summary_line
 from lifecircle.maps import resolve_basemap, write_coverage_map, write_map_sheet
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
+    run_grids,
     run_report,
     tier_service_areas,
     write_coverage_outputs,
+    write_grids_outputs,
 )
-from lifecircle.report import CoverageReport
+from lifecircle.report import CoverageReport, grids_report_tables
 from lifecircle.runs import CoverageRun
 
 logger = logging.getLogger(__name__)
@@ -119,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
     check_deliverables(args, out, report=True)
     write_coverage_outputs(cov, out, overwrite=True, csv_encoding=args.csv_encoding)
     rep = run_report(cov)
-    report_paths = write_deliverables(args, cov, rep, out, overwrite=True)
+    grids = run_grids(inputs)
+    write_grids_outputs(grids, out, overwrite=True, lang=lang, offline=not args.online)
+    # the grid system is a section of the report
+    grid_sections = grids_report_tables(
+        {"grids": grids.result.grids}, grids.result.communities, grids.summary(), lang=lang
+    )
+    report_paths = write_deliverables(args, cov, rep, out, overwrite=True, sections=grid_sections)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
@@ -141,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
     con = Console(args)
     print_summary(cov, con)
     print_worst_units(rep, cov, key="community", con=con)
+    con.line(
+        f"\n{grid_summary_line(grids.summary(), 'zh')}",
+        f"\n{grid_summary_line(grids.summary(), 'en')}",
+    )
     size = f"{Path(map_path).stat().st_size / 1e6:.1f} MB"
     con.line(
         f"\n地图：  {map_path}（离线可用；{size}）",
@@ -148,14 +161,17 @@ def run(args: argparse.Namespace) -> int:
     )
     con.line(f"        {png}")
     con.line(
-        f"表格：  {out}/（residents.csv、summary.json、units_*.csv、gaps.csv、report.html …）",
-        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html …)",
+        f"表格：  {out}/（residents.csv、summary.json、units_*.csv、gaps.csv、report.html、"
+        "report.pdf、lifecircle.xlsx、grids.csv、grids.html …）",
+        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html, "
+        "report.pdf, lifecircle.xlsx, grids.csv, grids.html …)",
     )
     elapsed_s = time.perf_counter() - t0
     con.line(f"用时 {elapsed_s:.1f} 秒", f"done in {elapsed_s:.1f} s")
     con.summary(
         {
             **cov.summary(),
+            "grids": grids.summary(),
             "files": {
                 "map": str(map_path),
                 "png": str(png),
