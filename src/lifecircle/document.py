@@ -342,12 +342,15 @@ def _table_html(head: Sequence[str], rows: Sequence[Sequence[str]], *, text_cols
             return ' class="low"' if v < 60 else ' class="mid"' if v < 90 else ' class="high"'
         return ""
 
-    out = ["<table><thead><tr>"]
-    out += [
-        f'<th class="text">{e(h)}</th>' if j < text_cols else f"<th>{e(h)}</th>"
-        for j, h in enumerate(head)
-    ]
-    out.append("</tr></thead><tbody>")
+    out = ["<table>"]
+    if any(head):  # a key-value table (e.g. the grid overview) has no header row
+        out.append("<thead><tr>")
+        out += [
+            f'<th class="text">{e(h)}</th>' if j < text_cols else f"<th>{e(h)}</th>"
+            for j, h in enumerate(head)
+        ]
+        out.append("</tr></thead>")
+    out.append("<tbody>")
     for r in rows:
         out.append("<tr>" + "".join(f"<td{cls(j, c)}>{e(c)}</td>" for j, c in enumerate(r)))
         out.append("</tr>")
