@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test test-fast install install-dev lint format typecheck pytest bench clean
+.PHONY: demo test test-fast install install-dev lint format typecheck pytest bench bench-scaling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench_service_areas.py
 	$(BIN)/python scripts/bench_scoring.py
 	$(BIN)/python scripts/bench_grids.py
+
+# Scaling from 50k to 1M junctions, straight and bent streets (long: see the script's --help).
+bench-scaling: $(VENV)/.installed-dev
+	$(BIN)/python scripts/bench_scaling.py
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .lifecircle_cache out

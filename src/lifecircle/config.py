@@ -490,3 +490,18 @@ def load_standard(name_or_path: str | Path) -> ServiceStandard:
     if s.endswith(".toml") or Path(s).exists():
         return from_toml(s)
     raise InputError(f"standard {s!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")
+
+
+def parse_limit(text: str) -> float | str:
+    """A ``--limit-m`` command-line value: metres, or ``auto`` (each tier's own standard)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes metres or 'auto', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of metres, got {text!r}")
+    return value

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecircle.config import ServiceStandard
+from lifecircle.config import ServiceStandard, Tier
 from lifecircle.errors import CRSError, InputError
 from lifecircle.network import RoadNetwork
 from lifecircle.routing import Positions, RoutingGraph, nearest_sources
@@ -194,6 +194,18 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[f
     return out[0] if np.isscalar(q) else out
 
 
+def tier_limit(tier: Tier, limit_m: float | str | None) -> float:
+    """The search cut-off of one tier: ``None`` → none (exact distances beyond the standard),
+    ``"auto"`` → the tier's own threshold, a number → that many metres."""
+    if limit_m is None:
+        return float(np.inf)
+    if isinstance(limit_m, str):
+        if limit_m != "auto":
+            raise InputError(f"limit_m must be a number of metres, 'auto' or None, got {limit_m!r}")
+        return float(tier.threshold_m)
+    return float(limit_m)
+
+
 def compute_coverage(
     networks: Mapping[str, RoadNetwork],
     facilities: pd.DataFrame,
@@ -201,7 +213,7 @@ def compute_coverage(
     standard: ServiceStandard,
     *,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    limit_m: float | None = None,
+    limit_m: float | str | None = None,
     facility_located: Located | None = None,
     resident_located: Located | None = None,
 ) -> CoverageResult:
@@ -218,10 +230,13 @@ def compute_coverage(
     standard : ServiceStandard
     max_snap_m : float, default 300
         Points farther than this from every street reach nothing (flagged ``off_network``).
-    limit_m : float, optional
+    limit_m : float or "auto", optional
         Search cut-off in metres; default no cut-off, so every reachable resident gets its exact
         distance even beyond the standard (useful for ranking gaps). A cut-off speeds up very
-        large runs; distances beyond it are reported as ``inf``.
+        large runs; distances beyond it are reported as ``inf``. ``"auto"`` cuts each tier at
+        its own standard distance (``threshold_m``): coverage, shares and catchments are the
+        same as without a cut-off, but distances (and medians / 90th percentiles) beyond the
+        standard become ``inf``.
 
     Returns
     -------
@@ -319,38 +334,40 @@ def compute_coverage(
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
     fac_ids = fac["id"].to_numpy()
+    ids_or_blank = np.append(fac_ids, "").astype(object)  # index -1 reads the blank
+    catch_pop = np.zeros(len(fac))
+    catch_res = np.zeros(len(fac), dtype=np.int64)
+    new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
+    pop_total = float(pop.sum())
+    # residents and facilities moved onto each mode's junction graph once, for every tier
+    graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
+    res_core = {m: graphs[m].to_core(res_loc.positions(m)) for m in nets}
+    fac_core = {m: graphs[m].to_core(fac_loc.positions(m)) for m in nets}
     for tier in standard.tiers:
         cols = tier_columns(tier.key)
         serving = np.isin(fac_tier, standard.serving_tiers(tier.key))
         idx = np.flatnonzero(serving)
-        graph = RoutingGraph.from_network(nets[tier.mode])
-        src = fac_loc.positions(tier.mode).subset(idx)
         out = nearest_sources(
-            graph,
-            src,
-            res_loc.positions(tier.mode),
-            limit_m=np.inf if limit_m is None else float(limit_m),
+            graphs[tier.mode],
+            fac_core[tier.mode].subset(idx),
+            res_core[tier.mode],
+            limit_m=tier_limit(tier, limit_m),
         )
         d = out.distance_m
         covered = d <= tier.threshold_m
         has = out.source >= 0
-        fac_index = np.full(len(res), -1, dtype=np.int64)
-        fac_index[has] = idx[out.source[has]]
-        nearest = np.full(len(res), "", dtype=object)
-        nearest[has] = fac_ids[fac_index[has]]
-        res[cols["distance"]] = d
-        res[cols["minutes"]] = d / tier.speed_m_per_min
-        res[cols["nearest"]] = nearest
-        res[cols["covered"]] = covered
+        fac_index = np.where(has, idx[np.maximum(out.source, 0)], -1) if len(idx) else out.source
+        new_cols[cols["distance"]] = d
+        new_cols[cols["minutes"]] = d / tier.speed_m_per_min
+        new_cols[cols["nearest"]] = ids_or_blank[fac_index]
+        new_cols[cols["covered"]] = covered
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities
-        sel = has & covered
-        sel[has] &= fac_tier[fac_index[has]] == tier.key
-        fac.loc[:, "catchment_population"] += np.bincount(
-            fac_index[sel], weights=pop[sel], minlength=len(fac)
-        )
-        fac.loc[:, "catchment_residents"] += np.bincount(fac_index[sel], minlength=len(fac))
-        tot = float(pop.sum())
+        sel = np.flatnonzero(has & covered)
+        sel = sel[fac_tier[fac_index[sel]] == tier.key]
+        catch_pop += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
+        catch_res += np.bincount(fac_index[sel], minlength=len(fac))
+        tot = pop_total
         cov_pop = float(pop[covered].sum())
         med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
         tier_rows.append(
@@ -387,7 +404,10 @@ def compute_coverage(
             tot,
             tier.threshold_m,
         )
-    res["all_covered"] = all_cov
+    new_cols["all_covered"] = all_cov
+    res = pd.concat([res, pd.DataFrame(new_cols, index=res.index)], axis=1)
+    fac["catchment_population"] = catch_pop
+    fac["catchment_residents"] = catch_res
     return CoverageResult(
         standard=standard,
         crs=crs,

@@ -107,17 +107,29 @@ class PointTable:
                 f"{len(self.rejects)} rejected"
             )
 
-    def with_rejects(self, mask: np.ndarray, reason: str, details: list[str] | str) -> PointTable:
-        """A copy in which the rows under ``mask`` move to the rejects with ``reason``."""
+    def with_rejects(
+        self,
+        mask: np.ndarray,
+        reason: str,
+        details: list[str] | str | Callable[[np.ndarray], list[str]],
+    ) -> PointTable:
+        """A copy in which the rows under ``mask`` move to the rejects with ``reason``.
+
+        ``details``: one text for all, one per row, or a function of the rejected rows' indices
+        returning their texts (formatted for rejected rows only).
+        """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return self
         bad = self.frame.loc[mask]
-        det = (
-            details
-            if isinstance(details, str)
-            else [d for d, m in zip(details, mask, strict=True) if m]
-        )
+        if callable(details):
+            det: list[str] | str = list(details(np.flatnonzero(mask)))
+        else:
+            det = (
+                details
+                if isinstance(details, str)
+                else [d for d, m in zip(details, mask, strict=True) if m]
+            )
         new = pd.DataFrame(
             {
                 "file": self.path,
@@ -230,6 +242,9 @@ def _find_columns(
 
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Values as float and a mask of cells that were blank."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        vals = series.to_numpy(dtype=float, na_value=np.nan)  # parsed as numbers already
+        return vals, np.isnan(vals)
     s = series.astype(object)
     blank = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
     vals = pd.to_numeric(s.where(~blank, None), errors="coerce").to_numpy(dtype=float)
@@ -365,8 +380,7 @@ def _point_coordinates(
     if has_xy:
         lon, lon_blank = _numeric(df[cols["lon"]])
         lat, lat_blank = _numeric(df[cols["lat"]])
-        raw_lon = df[cols["lon"]].astype(str).to_numpy()
-        raw_lat = df[cols["lat"]].astype(str).to_numpy()
+        raw_lon, raw_lat = df[cols["lon"]], df[cols["lat"]]
         flag(
             lon_blank | lat_blank,
             "missing_coordinates",
@@ -375,12 +389,12 @@ def _point_coordinates(
         flag(
             ~lon_blank & np.isnan(lon),
             "non_numeric_coordinates",
-            np.array([f"lon {v!r} is not a number" for v in raw_lon], dtype=object),
+            lambda i: [f"lon {v!r} is not a number" for v in raw_lon.iloc[i].astype(str)],
         )
         flag(
             ~lat_blank & np.isnan(lat),
             "non_numeric_coordinates",
-            np.array([f"lat {v!r} is not a number" for v in raw_lat], dtype=object),
+            lambda i: [f"lat {v!r} is not a number" for v in raw_lat.iloc[i].astype(str)],
         )
     else:
         import shapely
@@ -405,14 +419,11 @@ def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
     flag(
         bad_range,
         "coordinates_out_of_range",
-        np.array(
-            [
-                f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
-                "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
-                for a, b in zip(lon, lat, strict=True)
-            ],
-            dtype=object,
-        ),
+        lambda i: [
+            f"lon={a}, lat={b} are not degrees in range (lon -180..180, lat -90..90); "
+            "are lon and lat swapped, or is the file projected (declare its EPSG code)?"
+            for a, b in zip(lon[i], lat[i], strict=True)
+        ],
     )
 
 
@@ -425,9 +436,7 @@ def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag)
     flag(
         dup,
         "duplicate_id",
-        np.array(
-            [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str], dtype=object
-        ),
+        lambda i: [f"id {v!r} already used on row {first_row.get(v, '?')}" for v in id_str.iloc[i]],
     )
 
 
@@ -450,13 +459,10 @@ def _tier_column(
         flag(
             (keys == "") & ~blank_ok,
             "unknown_tier",
-            np.array(
-                [
-                    f"tier {t!r} is not in standard {standard.name!r}; use one of {known}"
-                    for t in raw_tier
-                ],
-                dtype=object,
-            ),
+            lambda i: [
+                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}"
+                for t in raw_tier[i]
+            ],
         )
         out["tier"] = keys
     else:
@@ -468,17 +474,17 @@ def _population_columns(
 ) -> None:
     """Set ``out``'s population, elderly and children columns, flagging bad values."""
     pop, pop_blank = _numeric(df[cols["population"]])
-    raw_pop = df[cols["population"]].astype(str).to_numpy()
+    raw_pop = df[cols["population"]]
     flag(pop_blank, "missing_population", "population is empty; give the number of people")
     flag(
         ~pop_blank & np.isnan(pop),
         "non_numeric_population",
-        np.array([f"population {v!r} is not a number" for v in raw_pop], dtype=object),
+        lambda i: [f"population {v!r} is not a number" for v in raw_pop.iloc[i].astype(str)],
     )
     flag(
         ~np.isnan(pop) & (pop < 0),
         "negative_population",
-        np.array([f"population {v} is negative" for v in pop], dtype=object),
+        lambda i: [f"population {v} is negative" for v in pop[i]],
     )
     out["population"] = pop
     for extra in ("elderly", "children"):
@@ -487,22 +493,17 @@ def _population_columns(
             flag(
                 ~blank & (np.isnan(vals) | (vals < 0)),
                 f"bad_{extra}",
-                np.array(
-                    [
-                        f"{extra} {v!r} is not a non-negative number"
-                        for v in df[cols[extra]].astype(str)
-                    ],
-                    dtype=object,
-                ),
+                lambda i, c=df[cols[extra]], e=extra: [
+                    f"{e} {v!r} is not a non-negative number" for v in c.iloc[i].astype(str)
+                ],
             )
             too_many = ~np.isnan(vals) & ~np.isnan(pop) & (vals > pop)
             flag(
                 too_many,
                 f"bad_{extra}",
-                np.array(
-                    [f"{extra} {a} exceeds population {b}" for a, b in zip(vals, pop, strict=True)],
-                    dtype=object,
-                ),
+                lambda i, v=vals, e=extra: [
+                    f"{e} {a} exceeds population {b}" for a, b in zip(v[i], pop[i], strict=True)
+                ],
             )
             out[extra] = np.where(blank, 0.0, vals)
         else:
@@ -589,10 +590,16 @@ def read_points(
     detail = np.full(n, "", dtype=object)
 
     def flag(mask: np.ndarray, code: str, text: Any) -> None:
+        """Reject the rows under ``mask`` not rejected yet. ``text`` is the detail: a string,
+        or a function of the rejected rows' indices returning one message per row (messages
+        are formatted for rejected rows only)."""
         new = mask & (reason == "")
+        if not new.any():
+            return
         reason[new] = code
-        if isinstance(text, np.ndarray | list | pd.Series):
-            detail[new] = np.asarray(text, dtype=object)[new]
+        if callable(text):
+            idx = np.flatnonzero(new)
+            detail[idx] = np.asarray(list(text(idx)), dtype=object)
         else:
             detail[new] = text
 

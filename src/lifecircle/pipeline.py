@@ -264,21 +264,24 @@ def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -
     out = outside_network_area(network, x, y, margin_m=max_snap_m)
     lon = table.frame["lon"].to_numpy(float)
     lat = table.frame["lat"].to_numpy(float)
-    # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
-    hint = np.where(
-        ~out_of_china(lon, lat) & (table.crs in ("wgs84", "cgcs2000")),
-        "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
-        "",
-    )
-    details = [
-        f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
-        f"(more than {max_snap_m:.0f} m beyond its outline){h}"
-        for lo, la, h in zip(lon, lat, hint, strict=True)
-    ]
+
+    def details(i: np.ndarray) -> list[str]:  # formatted for the rejected rows only
+        # an Amap/Baidu offset is a few hundred metres: worth a hint for points in China only
+        hint = np.where(
+            ~out_of_china(lon[i], lat[i]) & (table.crs in ("wgs84", "cgcs2000")),
+            "; if the file came from Amap/Tencent or Baidu, declare its crs as gcj02 or bd09",
+            "",
+        )
+        return [
+            f"lon={lo:.6f}, lat={la:.6f} (WGS84) is outside the road network's area "
+            f"(more than {max_snap_m:.0f} m beyond its outline){h}"
+            for lo, la, h in zip(lon[i], lat[i], hint, strict=True)
+        ]
+
     return table.with_rejects(out, "outside_network_area", details)
 
 
-def run_coverage(inputs: Inputs, *, limit_m: float | None = None) -> CoverageRun:
+def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> CoverageRun:
     """Distances and coverage for every resident and tier.
 
     Parameters
@@ -394,7 +397,7 @@ def run_export(
     crs: str = "wgs84",
     precision: int | None = None,
     overwrite: bool = False,
-    limit_m: float | None = None,
+    limit_m: float | str | None = None,
     coverage: CoverageRun | None = None,
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
@@ -421,8 +424,8 @@ def run_export(
     precision : int, optional
         Coordinate decimals (default 6 for degrees, 2 for metres in GeoJSON/CSV).
     overwrite : bool
-    limit_m : float, optional
-        Search cut-off of the coverage run.
+    limit_m : float or "auto", optional
+        Search cut-off of the coverage run (see :func:`lifecircle.coverage.compute_coverage`).
     coverage : CoverageRun, optional
         Reuse a coverage run instead of computing one.
     sources : dict, optional

@@ -1,20 +1,25 @@
 """Network distances: arrays in, arrays out.
 
 Points live on edges (``edge``, ``offset_m`` from the edge's ``u`` end, ``access_m`` off-network
-leg; ``edge = -1`` means unreachable). Sources (facilities, candidates) become *virtual nodes*
-appended to the graph: a source on edge ``(u, v)`` at offset ``o`` with access leg ``a`` gets the
-arcs ``S→u`` of weight ``a + o`` and ``S→v`` of weight ``a + len − o``. One multi-source
-``scipy.sparse.csgraph.dijkstra`` call (``min_only=True``) then gives every node its distance to
-the nearest source and which source that is. Destinations (residents) are read off the node
-distances without any further search::
+leg; ``edge = -1`` means unreachable). Searches run on the *junction graph*
+(:class:`lifecircle.network.Junctions`): every chain of degree-2 vertices is one routing edge, so
+a curved street drawn with many vertices costs one arc, not one per piece. A point on a raw edge
+is moved onto its chain exactly (offset along the whole chain). Sources (facilities, candidates)
+become *virtual nodes* appended to the junction graph: a source on chain ``(A, B)`` at offset
+``o`` with access leg ``a`` gets the arcs ``S→A`` of weight ``a + o`` and ``S→B`` of weight
+``a + len − o``. One multi-source ``scipy.sparse.csgraph.dijkstra`` call (``min_only=True``)
+then gives every junction its distance to the nearest source and which source that is.
+Destinations (residents) are read off the junction distances without any further search::
 
-    d(resident) = access + min(offset + d[u], (len − offset) + d[v], same-edge sources)
+    d(resident) = access + min(offset + d[A], (len − offset) + d[B], same-chain sources)
+
+Distances of the raw vertices (needed by service areas) are read off the same way, on demand.
 
 Direction. All searches run on the *towards* graph: it holds the arc ``a→b`` when a traveller may
 go from ``b`` to ``a``. A search from the sources over it therefore yields each node's distance
 **to** the nearest source, which is what coverage means (a resident walks or drives to the
 facility). For ``walk`` and ``bike`` the graph is symmetric; for ``drive`` one-way edges count in
-their legal direction only.
+their legal direction only (one-way chains are never merged with two-way ones).
 
 Cut-off. With ``limit_m`` the search stops there; results ``<= limit_m`` are exact, larger ones
 are reported as ``inf``.
@@ -23,9 +28,10 @@ are reported as ``inf``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from functools import cached_property
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +39,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lifecircle.network import RoadNetwork
+    from lifecircle.network import Junctions, RoadNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +67,34 @@ class Positions:
         return len(self.edge)
 
     def subset(self, index: NDArray[np.integer] | NDArray[np.bool_]) -> Positions:
-        """The positions at ``index`` (integer or boolean)."""
-        return Positions(self.edge[index], self.offset_m[index], self.access_m[index])
+        """The positions at ``index`` (integer or boolean), of the same kind."""
+        return type(self)(self.edge[index], self.offset_m[index], self.access_m[index])
+
+
+@dataclass(frozen=True)
+class ChainPositions(Positions):
+    """Positions moved onto the chains of a junction graph (:meth:`RoutingGraph.to_core`):
+    ``edge`` is a chain index and ``offset_m`` runs along the whole chain."""
+
+
+class _Table(NamedTuple):
+    """An edge table: end nodes, length and two-way flag per edge."""
+
+    u: NDArray[np.integer]
+    v: NDArray[np.integer]
+    length_m: FloatArray
+    twoway: NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class RoutingGraph:
-    """The *towards* graph of a network as CSR arrays, plus the edge table.
+    """The *towards* junction graph of a network as CSR arrays, plus both edge tables.
 
-    ``indptr``/``indices``/``weights`` hold, for each node ``a``, the arcs ``a→b`` meaning a
-    traveller may go from ``b`` to ``a`` at that cost (see the module docstring). Parallel arcs
-    are reduced to the shortest.
+    ``indptr``/``indices``/``weights`` hold, for each junction ``a``, the arcs ``a→b`` meaning a
+    traveller may go from ``b`` to ``a`` at that cost (see the module docstring); node indices
+    are junction indices (``junctions.junction_node`` maps them to raw vertices). Parallel arcs
+    are reduced to the shortest. ``edge_*`` describe the raw (straight) edges that positions
+    refer to; ``n_nodes`` counts raw vertices.
     """
 
     n_nodes: int
@@ -82,6 +105,7 @@ class RoutingGraph:
     edge_v: NDArray[np.int32]
     edge_length_m: FloatArray
     edge_twoway: NDArray[np.bool_]
+    junctions: Junctions
 
     @classmethod
     def from_network(cls, network: RoadNetwork) -> RoutingGraph:
@@ -89,15 +113,11 @@ class RoutingGraph:
         cached = network._cache.get("routing_graph")
         if cached is not None:
             return cached
-        u = network.edge_u.astype(np.int64)
-        v = network.edge_v.astype(np.int64)
-        w = network.edge_length_m
-        twoway = ~network.edge_oneway if network.directed else np.ones(len(u), dtype=bool)
-        # forward u->v always allowed -> towards arc v->u; forward v->u when two-way -> arc u->v
-        rows = np.concatenate([v, u[twoway]])
-        cols = np.concatenate([u, v[twoway]])
-        data = np.concatenate([w, w[twoway]])
-        indptr, indices, weights = _csr_min(network.n_nodes, rows, cols, data)
+        jn = network.junctions()  # carries the towards CSR (built once, kept in the cache)
+        indptr, indices, weights = jn.csr_indptr, jn.csr_indices, jn.csr_weights
+        raw_twoway = (
+            ~network.edge_oneway if network.directed else np.ones(network.n_edges, dtype=bool)
+        )
         graph = cls(
             network.n_nodes,
             indptr,
@@ -106,29 +126,87 @@ class RoutingGraph:
             network.edge_u,
             network.edge_v,
             network.edge_length_m,
-            twoway,
+            raw_twoway,
+            jn,
         )
         network._cache["routing_graph"] = graph
         return graph
 
+    @property
+    def n_junctions(self) -> int:
+        """Nodes of the junction graph the searches run on."""
+        return self.junctions.n_junctions
+
+    @property
+    def raw(self) -> _Table:
+        """The raw edge table (what positions refer to)."""
+        return _Table(self.edge_u, self.edge_v, self.edge_length_m, self.edge_twoway)
+
+    @cached_property
+    def core(self) -> _Table:
+        """The chain table of the junction graph."""
+        jn = self.junctions
+        return _Table(jn.chain_u, jn.chain_v, jn.chain_length_m, ~jn.chain_oneway)
+
+    def to_core(self, pos: Positions) -> ChainPositions:
+        """Positions on raw edges → the same points on chains (edge = chain index).
+
+        :class:`ChainPositions` are returned as they are, so callers that route many times
+        from or to the same points convert them once.
+        """
+        if isinstance(pos, ChainPositions):
+            return pos
+        jn = self.junctions
+        e = pos.edge
+        ok = e >= 0
+        ee = np.where(ok, e, 0)
+        o = pos.offset_m
+        length = self.edge_length_m[ee]
+        c = jn.edge_chain[ee].astype(np.int64)
+        off = jn.edge_start_m[ee] + np.where(jn.edge_flip[ee], length - o, o)
+        total = jn.chain_length_m[c]
+        off = np.clip(off, 0.0, total)
+        # a point on a vertex takes the vertex's own chain offset (a junction: exactly the
+        # chain's start or end), so points on one vertex never drift apart by rounding
+        at = np.where(o <= 0, self.edge_u[ee], np.where(o >= length, self.edge_v[ee], -1))
+        at_c = np.maximum(at, 0)
+        on_j = (at >= 0) & (jn.node_junction[at_c] >= 0)
+        off = np.where(on_j, np.where(2.0 * off < total, 0.0, total), off)
+        on_i = (at >= 0) & (jn.node_junction[at_c] < 0)
+        off = np.where(on_i, jn.node_offset_m[at_c], off)
+        return ChainPositions(np.where(ok, c, -1), off, pos.access_m)
+
+    @cached_property
+    def interior(self) -> tuple[IntArray, Positions]:
+        """Raw vertices inside chains and their positions on the chains."""
+        jn = self.junctions
+        nodes = np.flatnonzero(jn.node_chain >= 0)
+        return nodes, ChainPositions(
+            jn.node_chain[nodes].astype(np.int64), jn.node_offset_m[nodes], np.zeros(len(nodes))
+        )
+
     def source_arcs(self, src: Positions) -> tuple[IntArray, IntArray, FloatArray]:
-        """Arcs from virtual source nodes into the graph: (source index, node, weight)."""
+        """Arcs from virtual source nodes into the junction graph: (source index, junction,
+        weight); ``src`` is on chains (:meth:`to_core`)."""
+        core = self.core
         ok = src.edge >= 0
         i = np.flatnonzero(ok)
         e = src.edge[ok]
         a = src.access_m[ok]
         o = src.offset_m[ok]
-        length = self.edge_length_m[e]
-        # reach the source from u along u->v (always legal); from v only on two-way edges,
+        length = core.length_m[e]
+        # reach the source from u along u->v (always legal); from v only on two-way chains,
         # or when the source sits exactly on v
-        tw = self.edge_twoway[e] | (o >= length)
+        tw = core.twoway[e] | (o >= length)
         s_idx = np.concatenate([i, i[tw]])
-        nodes = np.concatenate([self.edge_u[e], self.edge_v[e][tw]]).astype(np.int64)
+        nodes = np.concatenate([core.u[e], core.v[e][tw]]).astype(np.int64)
         wts = np.concatenate([a + o, (a + length - o)[tw]])
         return s_idx, nodes, wts
 
     def augmented(self, src: Positions) -> sp.csr_matrix:
-        """The graph with one virtual node per source appended (node ``n_nodes + i``)."""
+        """The junction graph with one virtual node per source appended (node
+        ``n_junctions + i``)."""
+        src = self.to_core(src)
         k = len(src)
         s_idx, nodes, wts = self.source_arcs(src)
         order = np.lexsort((nodes, s_idx))
@@ -137,27 +215,64 @@ class RoutingGraph:
         indptr = np.concatenate([self.indptr, self.indptr[-1] + np.cumsum(counts)])
         indices = np.concatenate([self.indices, nodes.astype(np.int32)])
         data = np.concatenate([self.weights, wts])
-        n = self.n_nodes + k
+        n = self.n_junctions + k
         return sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
+    def expand(
+        self,
+        junction_d: FloatArray,
+        src: Positions | None = None,
+        junction_src: IntArray | None = None,
+        *,
+        per_row: bool = False,
+        limit_m: float = np.inf,
+    ) -> tuple[FloatArray, IntArray | None]:
+        """Raw-vertex distances from junction distances (exact, no search).
 
-def _csr_min(
-    n: int, rows: IntArray, cols: IntArray, data: FloatArray
-) -> tuple[IntArray, NDArray[np.int32], FloatArray]:
-    """CSR arrays from COO, dropping self-loops and keeping the shortest of parallel arcs."""
-    keep = rows != cols
-    rows, cols, data = rows[keep], cols[keep], data[keep]
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols, data = rows[first], cols[first], data[first]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols.astype(np.int32), data.astype(np.float64)
+        Parameters
+        ----------
+        junction_d : ndarray, shape (r, J)
+        src : Positions, optional
+            The sources on chains; their same-chain distances to interior vertices count.
+        junction_src : ndarray, shape (r, J), optional
+            Nearest source per junction (multi-source searches), expanded alongside.
+        per_row : bool
+            Row ``i`` is the search of ``src[i]`` alone (one-to-many chunks); else every row
+            saw all of ``src`` (nearest-source searches).
+
+        Returns
+        -------
+        node_d : ndarray, shape (r, N)
+        node_src : ndarray, shape (r, N), or None without ``junction_src``
+        """
+        jn = self.junctions
+        r = junction_d.shape[0]
+        nodes, ipos = self.interior
+        out = np.empty((r, self.n_nodes))
+        out[:, jn.junction_node] = junction_d
+        d, s = _read_off(self.core, junction_d, junction_src, ipos)
+        if src is not None and len(src):
+            si, di, cost = _same_edge_pairs(self.core, src, ipos)
+            if per_row:
+                np.minimum.at(d, (si, di), cost)
+            elif len(si):
+                order = np.lexsort((cost, di))
+                di_s, first = np.unique(di[order], return_index=True)
+                best = cost[order][first]
+                better = best < d[0, di_s]
+                d[:, di_s[better]] = best[better]
+                s[:, di_s[better]] = si[order][first][better]
+        out[:, nodes] = d
+        out[out > limit_m] = np.inf
+        if junction_src is None:
+            return out, None
+        node_s = np.empty((r, self.n_nodes), dtype=np.int64)
+        node_s[:, jn.junction_node] = junction_src
+        node_s[:, nodes] = s
+        node_s[~np.isfinite(out)] = -1
+        return out, node_s
 
 
-@dataclass(frozen=True)
 class NearestResult:
     """Result of :func:`nearest_sources`.
 
@@ -169,15 +284,41 @@ class NearestResult:
     source : ndarray of int64
         Per destination: index of that source, -1 if none.
     node_distance_m : ndarray of float64
-        Per network node: metres to the nearest source (``inf`` beyond the limit).
+        Per raw network vertex: metres to the nearest source (``inf`` beyond the limit);
+        read off the junction distances on first access.
     node_source : ndarray of int64
-        Per network node: index of the nearest source, -1 if none.
+        Per raw network vertex: index of the nearest source, -1 if none.
     """
 
-    distance_m: FloatArray
-    source: IntArray
-    node_distance_m: FloatArray
-    node_source: IntArray
+    def __init__(
+        self,
+        distance_m: FloatArray,
+        source: IntArray,
+        node_distance_m: FloatArray | None = None,
+        node_source: IntArray | None = None,
+        *,
+        expand: Callable[[], tuple[FloatArray, IntArray]] | None = None,
+    ) -> None:
+        self.distance_m = distance_m
+        self.source = source
+        self._node = None if node_distance_m is None else (node_distance_m, node_source)
+        self._expand = expand
+
+    def _nodes(self) -> tuple[FloatArray, IntArray]:
+        if self._node is None:
+            assert self._expand is not None
+            self._node = self._expand()
+        return self._node  # type: ignore[return-value]
+
+    @property
+    def node_distance_m(self) -> FloatArray:
+        """Per raw vertex: metres to the nearest source."""
+        return self._nodes()[0]
+
+    @property
+    def node_source(self) -> IntArray:
+        """Per raw vertex: index of the nearest source, -1 if none."""
+        return self._nodes()[1]
 
 
 def nearest_sources(
@@ -211,26 +352,32 @@ def nearest_sources(
         return NearestResult(
             inf, np.full(n_dst, -1, np.int64), np.full(n, np.inf), np.full(n, -1, np.int64)
         )
-    src = sources.subset(usable)
+    src = graph.to_core(sources.subset(usable))
+    nj = graph.n_junctions
     g = graph.augmented(src)
     dist, _pred, origin = dijkstra(
         g,
         directed=True,
-        indices=np.arange(n, n + len(src)),
+        indices=np.arange(nj, nj + len(src)),
         limit=limit_m,
         min_only=True,
         return_predecessors=True,
     )
-    node_d = np.asarray(dist[:n], dtype=float)
-    node_src = np.where(origin[:n] >= n, origin[:n] - n, -1).astype(np.int64)
-    d, s = nearest_from_nodes(graph, src, node_d, node_src, destinations)
+    jd = np.asarray(dist[:nj], dtype=float)
+    js = np.where(origin[:nj] >= nj, origin[:nj] - nj, -1).astype(np.int64)
+    d, s = _nearest_from_nodes(graph.core, src, jd, js, graph.to_core(destinations))
     over = d > limit_m
     d[over] = np.inf
     s[over] = -1
     # map back to the caller's source numbering
     s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
-    node_src = np.where(node_src >= 0, usable[np.maximum(node_src, 0)], -1)
-    return NearestResult(d, s, node_d, node_src)
+
+    def expand() -> tuple[FloatArray, IntArray]:
+        nd, ns = graph.expand(jd[None, :], src, js[None, :], limit_m=limit_m)
+        assert ns is not None
+        return nd[0], np.where(ns[0] >= 0, usable[np.maximum(ns[0], 0)], -1)
+
+    return NearestResult(d, s, expand=expand)
 
 
 def nearest_from_nodes(
@@ -240,20 +387,30 @@ def nearest_from_nodes(
     node_source: IntArray,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    """Nearest-source distance of destinations from per-node results, without a search.
+    """Nearest-source distance of destinations from per-raw-vertex results, without a search.
 
     The read-off through each destination's edge ends (:func:`read_off`), then the sources on
     the destination's own edge (:func:`same_edge_pairs`), which can be nearer than going round
-    through a node. ``node_source`` indexes ``sources``.
+    through a node. ``node_source`` indexes ``sources``; positions are on raw edges.
 
     Returns
     -------
     distance_m, source : ndarray
         Per destination (``inf`` / -1 when nothing is reachable).
     """
-    d2, s2 = read_off(graph, node_distance_m[None, :], node_source[None, :], destinations)
-    d, s = d2[0].copy(), s2[0].copy()
-    si, di, cost = same_edge_pairs(graph, sources, destinations)
+    return _nearest_from_nodes(graph.raw, sources, node_distance_m, node_source, destinations)
+
+
+def _nearest_from_nodes(
+    tab: _Table,
+    sources: Positions,
+    node_d: FloatArray,
+    node_src: IntArray,
+    destinations: Positions,
+) -> tuple[FloatArray, IntArray]:
+    d2, s2 = _read_off(tab, node_d[None, :], node_src[None, :], destinations)
+    d, s = d2[0], s2[0]
+    si, di, cost = _same_edge_pairs(tab, sources, destinations)
     if len(si):
         total = cost + destinations.access_m[di]
         order = np.lexsort((total, di))
@@ -271,49 +428,68 @@ def read_off(
     node_src: IntArray | None,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    """Destination distances from node distances (rows: searches), without same-edge sources.
+    """Destination distances from raw-vertex distances (rows: searches), without same-edge
+    sources.
 
     Parameters
     ----------
     node_d : ndarray, shape (r, N)
-        Distances from each node to the sources of search r.
+        Distances from each raw vertex to the sources of search r.
     node_src : ndarray, shape (r, N), optional
-        Source index per node, to report which source is nearest.
+        Source index per vertex, to report which source is nearest.
 
     Returns
     -------
     distance_m : ndarray, shape (r, n_dst)
     source : ndarray, shape (r, n_dst) (all -1 when ``node_src`` is None)
     """
+    return _read_off(graph.raw, node_d, node_src, destinations)
+
+
+def _read_off(
+    tab: _Table,
+    node_d: FloatArray,
+    node_src: IntArray | None,
+    destinations: Positions,
+) -> tuple[FloatArray, IntArray]:
     e = destinations.edge
     ok = e >= 0
     ee = np.where(ok, e, 0)
-    u = graph.edge_u[ee]
-    v = graph.edge_v[ee]
+    u = tab.u[ee]
+    v = tab.v[ee]
     o = destinations.offset_m
-    rem = graph.edge_length_m[ee] - o
-    via_v = node_d[:, v] + rem
+    via_v = node_d[:, v]
+    via_v += tab.length_m[ee] - o
     # leaving towards u is legal on two-way edges, or when the point sits exactly on u
-    via_u = np.where(graph.edge_twoway[ee] | (o <= 0), node_d[:, u] + o, np.inf)
+    via_u = node_d[:, u]
+    via_u += o
+    via_u[:, ~(tab.twoway[ee] | (o <= 0))] = np.inf
     use_u = via_u < via_v
-    d = np.where(use_u, via_u, via_v) + destinations.access_m
+    d = np.minimum(via_u, via_v, out=via_v)
+    d += destinations.access_m
     d[:, ~ok] = np.inf
     if node_src is None:
         s = np.full(d.shape, -1, dtype=np.int64)
     else:
         s = np.where(use_u, node_src[:, u], node_src[:, v])
-        s = np.where(np.isfinite(d), s, -1)
+        s[~np.isfinite(d)] = -1
     return d, s
 
 
 def same_edge_pairs(
     graph: RoutingGraph, sources: Positions, destinations: Positions
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Source/destination pairs on one edge and the along-edge metres between them.
+    """Source/destination pairs on one raw edge and the along-edge metres between them.
 
     Travel from the destination to the source along the edge is legal towards ``v`` always and
     towards ``u`` only on two-way edges. Access legs are not included (the source's is).
     """
+    return _same_edge_pairs(graph.raw, sources, destinations)
+
+
+def _same_edge_pairs(
+    tab: _Table, sources: Positions, destinations: Positions
+) -> tuple[IntArray, IntArray, FloatArray]:
     se = sources.edge
     de = destinations.edge
     s_ok = np.flatnonzero(se >= 0)
@@ -322,18 +498,22 @@ def same_edge_pairs(
         return z, z, np.zeros(0, float)
     s_sorted = s_ok[np.argsort(se[s_ok], kind="stable")]
     s_edges = se[s_sorted]
-    lo = np.searchsorted(s_edges, de, side="left")
-    hi = np.searchsorted(s_edges, de, side="right")
-    cnt = np.where(de >= 0, hi - lo, 0)
-    di = np.repeat(np.arange(len(de)), cnt)
-    if len(di) == 0:
+    # only destinations on an edge that holds a source (a cheap mask before the searches)
+    holds = np.zeros(max(int(s_edges[-1]), int(de.max(initial=-1))) + 2, dtype=bool)
+    holds[s_edges] = True
+    cand = np.flatnonzero(holds[de])  # de = -1 reads the last (always False) slot
+    if len(cand) == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0, float)
+    lo = np.searchsorted(s_edges, de[cand], side="left")
+    hi = np.searchsorted(s_edges, de[cand], side="right")
+    cnt = hi - lo
+    di = np.repeat(cand, cnt)
     starts = np.repeat(lo, cnt)
     within = np.arange(len(di)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     si = s_sorted[starts + within]
     delta = sources.offset_m[si] - destinations.offset_m[di]
-    legal = (delta >= 0) | graph.edge_twoway[de[di]]
+    legal = (delta >= 0) | tab.twoway[de[di]]
     si, di, delta = si[legal], di[legal], delta[legal]
     return si.astype(np.int64), di.astype(np.int64), np.abs(delta) + sources.access_m[si]
 
@@ -341,6 +521,30 @@ def same_edge_pairs(
 def chunk_size(n_nodes: int, n_sources: int, *, cells: int = CHUNK_CELLS) -> int:
     """How many sources one chunk of a one-to-many search may hold."""
     return int(max(1, min(n_sources, cells // max(1, n_nodes))))
+
+
+def _junction_chunks(
+    graph: RoutingGraph,
+    sources: Positions,
+    *,
+    limit_m: float,
+    chunk: int | None,
+    n_cols: int,
+) -> Iterator[tuple[IntArray, Positions, FloatArray]]:
+    """One-to-many searches on the junction graph: ``(source_indices, their chain positions,
+    D[i, junction])``."""
+    usable = np.flatnonzero(sources.edge >= 0)
+    if len(usable) == 0:
+        return
+    c = chunk or chunk_size(n_cols, len(usable))
+    nj = graph.n_junctions
+    core_all = graph.to_core(sources.subset(usable))
+    for start in range(0, len(usable), c):
+        idx = usable[start : start + c]
+        src = core_all.subset(np.arange(start, start + len(idx)))
+        g = graph.augmented(src)
+        d = dijkstra(g, directed=True, indices=np.arange(nj, nj + len(idx)), limit=limit_m)
+        yield idx, src, np.asarray(d[:, :nj])
 
 
 def node_distance_chunks(
@@ -352,20 +556,15 @@ def node_distance_chunks(
 ) -> Iterator[tuple[IntArray, FloatArray]]:
     """One-to-many searches in chunks: yields ``(source_indices, D)`` with ``D[i, node]``.
 
-    ``D`` has shape ``(len(source_indices), n_nodes)``; memory per chunk is bounded by
-    :data:`CHUNK_CELLS` cells unless ``chunk`` says otherwise. Sources with ``edge = -1`` are
-    skipped (they are not in any chunk).
+    ``D`` has shape ``(len(source_indices), n_nodes)`` over the raw vertices (read off the
+    junction distances); memory per chunk is bounded by :data:`CHUNK_CELLS` cells unless
+    ``chunk`` says otherwise. Sources with ``edge = -1`` are skipped (they are not in any chunk).
     """
-    usable = np.flatnonzero(sources.edge >= 0)
-    if len(usable) == 0:
-        return
-    c = chunk or chunk_size(graph.n_nodes, len(usable))
-    n = graph.n_nodes
-    for start in range(0, len(usable), c):
-        idx = usable[start : start + c]
-        g = graph.augmented(sources.subset(idx))
-        d = dijkstra(g, directed=True, indices=np.arange(n, n + len(idx)), limit=limit_m)
-        yield idx, np.asarray(d[:, :n])
+    for idx, src, dj in _junction_chunks(
+        graph, sources, limit_m=limit_m, chunk=chunk, n_cols=graph.n_nodes
+    ):
+        d, _ = graph.expand(dj, src, per_row=True, limit_m=limit_m)
+        yield idx, d
 
 
 def pair_distances_within(
@@ -382,8 +581,8 @@ def pair_distances_within(
 
     Candidate pairs are first found by straight-line distance (a network distance, access legs
     included, is never shorter than the straight line between the two points), then measured
-    exactly from chunked one-to-many searches. Memory stays bounded by the chunk size and the
-    number of pairs.
+    exactly from chunked one-to-many searches on the junction graph. Memory stays bounded by the
+    chunk size and the number of pairs.
 
     Parameters
     ----------
@@ -404,9 +603,13 @@ def pair_distances_within(
         return z, z, np.zeros(0)
     dst_ok = np.flatnonzero(destinations.edge >= 0)
     tree = cKDTree(destination_xy[dst_ok])
-    # edge lengths are great-circle metres and may exceed projected ones by a hair: pad
+    core = graph.core
+    dpos = graph.to_core(destinations)
+    # edge lengths may exceed straight lines by a hair (ellipsoidal metres): pad
     radius = limit_m * 1.001 + 1.0
-    for idx, dmat in node_distance_chunks(graph, sources, limit_m=limit_m, chunk=chunk):
+    for idx, src_pos, dmat in _junction_chunks(
+        graph, sources, limit_m=limit_m, chunk=chunk, n_cols=graph.n_junctions
+    ):
         near = tree.query_ball_point(source_xy[idx], r=radius, workers=-1)
         lens = np.fromiter((len(x) for x in near), dtype=np.int64, count=len(near))
         if lens.sum() == 0:
@@ -415,21 +618,20 @@ def pair_distances_within(
         dst = dst_ok[
             np.fromiter((j for x in near for j in x), dtype=np.int64, count=int(lens.sum()))
         ]
-        e = destinations.edge[dst]
-        o = destinations.offset_m[dst]
-        rem = graph.edge_length_m[e] - o
-        via_v = dmat[row, graph.edge_v[e]] + rem
-        via_u = np.where(graph.edge_twoway[e] | (o <= 0), dmat[row, graph.edge_u[e]] + o, np.inf)
-        dist = np.minimum(via_u, via_v) + destinations.access_m[dst]
-        # same-edge: the destination and this chunk's source share an edge
-        src_pos = sources.subset(idx)
+        e = dpos.edge[dst]
+        o = dpos.offset_m[dst]
+        rem = core.length_m[e] - o
+        via_v = dmat[row, core.v[e]] + rem
+        via_u = np.where(core.twoway[e] | (o <= 0), dmat[row, core.u[e]] + o, np.inf)
+        dist = np.minimum(via_u, via_v) + dpos.access_m[dst]
+        # same chain: the destination and this chunk's source share a chain
         se = src_pos.edge[row]
         same = se == e
         if same.any():
             delta = src_pos.offset_m[row[same]] - o[same]
-            legal = (delta >= 0) | graph.edge_twoway[e[same]]
+            legal = (delta >= 0) | core.twoway[e[same]]
             direct = np.where(legal, np.abs(delta) + src_pos.access_m[row[same]], np.inf)
-            direct += destinations.access_m[dst[same]]
+            direct += dpos.access_m[dst[same]]
             dist[same] = np.minimum(dist[same], direct)
         keep = dist <= limit_m
         out_s.append(idx[row[keep]])

@@ -12,6 +12,7 @@ from lifecircle._commands._common import (
     inputs_from_args,
     write_deliverables,
 )
+from lifecircle.config import parse_limit
 from lifecircle.pipeline import run_coverage, run_report, write_coverage_outputs
 from lifecircle.runs import CoverageRun
 
@@ -31,9 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres (default none: exact distances for everyone)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto: each tier cut at its own standard (same "
+        "coverage, distances beyond the standard left empty); default none: exact distances "
+        "for everyone",
     )
     add_output_options(p, workbook=True, report=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -10,6 +10,7 @@ from lifecircle._commands._common import (
     add_output_options,
     inputs_from_args,
 )
+from lifecircle.config import parse_limit
 from lifecircle.export import parse_layers, resolve_output_crs
 from lifecircle.pipeline import run_export
 
@@ -62,9 +63,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres for the coverage run (default none)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres for the coverage run, or auto (each tier at its own "
+        "standard); default none",
     )
     p.add_argument(
         "--score-tier",

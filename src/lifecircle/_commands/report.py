@@ -12,6 +12,7 @@ from lifecircle._commands._common import (
     inputs_from_args,
     write_deliverables,
 )
+from lifecircle.config import parse_limit
 from lifecircle.pipeline import run_coverage, run_report
 
 
@@ -39,9 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--limit-m",
-        type=float,
-        metavar="M",
-        help="search cut-off in metres (default none: exact distances for everyone)",
+        type=parse_limit,
+        metavar="M|auto",
+        help="search cut-off in metres, or auto (each tier at its own standard); default none: "
+        "exact distances for everyone",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
