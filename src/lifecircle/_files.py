@@ -216,7 +216,9 @@ def csv_frame(frame: pd.DataFrame, *, infinite: bool = True) -> pd.DataFrame:
     for name in frame.columns:
         col = frame[name]
         if _is_bool_column(col):
-            out[name] = col.map(lambda v: None if pd.isna(v) else ("true" if v else "false"))
+            # a dict lookup (vectorised in pandas), not a Python call per cell: residents.csv has
+            # a million rows and a boolean column per tier
+            out[name] = col.map({True: "true", False: "false"}).astype(object)
         elif str(name).endswith("share") and pd.api.types.is_float_dtype(col):
             out[name] = col.round(SHARE_DECIMALS)
     return out.replace([np.inf, -np.inf], np.nan) if infinite else out
