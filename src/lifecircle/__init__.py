@@ -22,6 +22,8 @@ load_network, load_networks
     :mod:`lifecircle.network` (OSM XML/PBF, GraphML, networkx).
 load_standard
     :mod:`lifecircle.config` (presets ``tancheng``, ``gb50180``, or a TOML file).
+run_batch
+    :mod:`lifecircle.batch` (many regions at once on Dask; returns a GeoDataFrame of regions).
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ _LAZY = {
     "load_network": "lifecircle.network",
     "load_networks": "lifecircle.network",
     "load_standard": "lifecircle.config",
+    "run_batch": "lifecircle.batch",
 }
 
 if TYPE_CHECKING:
+    from lifecircle.batch import run_batch
     from lifecircle.config import load_standard
     from lifecircle.network import load_network, load_networks
     from lifecircle.pipeline import (
@@ -89,6 +93,7 @@ __all__ = [
     "load_network",
     "load_networks",
     "load_standard",
+    "run_batch",
     "run_coverage",
     "run_export",
     "run_grids",

@@ -900,6 +900,8 @@ class Scenario:
     candidates: Path | None = None
     candidates_crs: str = "wgs84"
     max_snap_m: float | None = None
+    #: The raw ``[batch]`` section (regions file, scheduler...), read by ``lifecircle batch``.
+    batch: dict[str, Any] = field(default_factory=dict)
     grids: dict[str, Any] = field(default_factory=dict)
 
     def load_standard(self) -> ServiceStandard:
@@ -917,6 +919,7 @@ _SCENARIO_SECTIONS: Final = {
     "boundaries",
     "candidates",
     "analysis",
+    "batch",
     "grids",
 }
 
@@ -1008,5 +1011,6 @@ def load_scenario(path: str | Path) -> Scenario:
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),
+        batch=dict(data.get("batch", {})),
         grids=grids,
     )

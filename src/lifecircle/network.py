@@ -211,6 +211,8 @@ class RoadNetwork:
     highway_values, name_values : tuple of str
     source : str
         Where the network came from, for reports.
+    extra_roads : dict
+        When local road lines were merged in (:mod:`lifecircle.roads`), their noding report.
     """
 
     crs: str
@@ -227,6 +229,7 @@ class RoadNetwork:
     highway_values: tuple[str, ...] = ()
     name_values: tuple[str, ...] = ()
     source: str = ""
+    extra_roads: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -357,6 +360,7 @@ class RoadNetwork:
             "length_km": round(float(self.edge_length_m.sum()) / 1000.0, 3),
             "components": comp.n_components,
             "nodes_outside_largest_component": comp.other_nodes,
+            **({"extra_roads": self.extra_roads} if self.extra_roads else {}),
         }
 
     # -- cache --------------------------------------------------------------------------

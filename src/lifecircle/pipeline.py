@@ -57,6 +57,12 @@ from lifecircle.export import (
     resolve_output_crs,
     unavailable_layers,
 )
+from lifecircle.extract import (
+    DEFAULT_CLIP_BUFFER_M,
+    clip_network_file,
+    read_clip,
+    to_wgs84_geometry,
+)
 from lifecircle.grids import GridOptions, GridResult
 from lifecircle.io import (
     PointTable,
@@ -71,6 +77,7 @@ from lifecircle.io import (
 from lifecircle.maps import write_candidates_map, write_grids_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
 from lifecircle.report import CoverageReport, build_report, grids_report_html
+from lifecircle.roads import DEFAULT_TOLERANCE_M, merge_road_lines, read_road_lines
 from lifecircle.routing import RoutingGraph
 from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
@@ -79,12 +86,16 @@ from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_t
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    from shapely.geometry.base import BaseGeometry
 
 logger = logging.getLogger(__name__)
 
 #: Default folder for cached networks (relative to the working directory).
 DEFAULT_CACHE_DIR = Path(".lifecircle_cache")
 
+
+#: Network files read as road centre lines (:mod:`lifecircle.roads`).
+LINE_SUFFIXES = (".shp", ".gpkg", ".geojson")
 
 #: What ``load_inputs`` takes for each input.
 NetworkSource: TypeAlias = "str | Path | nx.Graph"
@@ -108,6 +119,12 @@ def load_inputs(
     upper_tiers_count: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     require_residents: bool = True,
+    clip: str | Path | BaseGeometry | None = None,
+    clip_crs: str = "wgs84",
+    clip_buffer_m: float = DEFAULT_CLIP_BUFFER_M,
+    extra_roads: str | Path | gpd.GeoDataFrame | None = None,
+    extra_roads_crs: str | None = None,
+    extra_roads_tolerance_m: float = DEFAULT_TOLERANCE_M,
 ) -> Inputs:
     """Load a scenario file and/or explicit inputs; explicit arguments override the scenario.
 
@@ -143,6 +160,25 @@ def load_inputs(
         Network cache folder; ``None`` disables caching.
     require_residents : bool
         Raise when no residents are given.
+    clip : path or shapely geometry, optional
+        Boundary polygon(s) to cut a large OSM file down to: only ways of the tiers' modes that
+        intersect the boundary buffered by ``clip_buffer_m`` are loaded, whole (one streaming
+        pass, cached under ``cache_dir``). Facilities and residents are treated exactly as with
+        a file cut beforehand by the same rule. A geometry is in ``clip_crs`` degrees.
+    clip_crs : str
+        ``wgs84`` (default), ``cgcs2000``, ``gcj02`` or ``bd09``: the boundary's coordinates
+        when the file (or geometry) carries no CRS of its own.
+    clip_buffer_m : float
+        Buffer around the boundary in metres (default 2,000 m).
+    extra_roads : path or GeoDataFrame, optional
+        Local road centre lines (Shapefile/GPKG) merged into the OSM network and noded at
+        crossings within ``extra_roads_tolerance_m`` (see :mod:`lifecircle.roads`); the noding
+        report is in ``summary.json`` under ``networks.{mode}.extra_roads``. A ``.shp``/``.gpkg``
+        given as ``network`` is loaded the same way, as the whole network.
+    extra_roads_crs : str, optional
+        CRS of a line file without a ``.prj`` (e.g. ``EPSG:4490``).
+    extra_roads_tolerance_m : float
+        Noding tolerance in metres (default 1 m).
 
     Returns
     -------
@@ -218,7 +254,35 @@ def load_inputs(
     if isinstance(net_src, nx.Graph):
         nets = {m: from_networkx(net_src, mode=m, crs=network_crs) for m in modes}
     else:
-        nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
+        if clip is not None:
+            boundary = (
+                read_clip(clip, crs=clip_crs)
+                if isinstance(clip, str | Path)
+                else to_wgs84_geometry(clip, clip_crs)
+            )
+            net_src = clip_network_file(
+                net_src, boundary, buffer=clip_buffer_m, modes=modes, cache_dir=cache_dir
+            )
+        if Path(net_src).suffix.lower() in LINE_SUFFIXES:
+            lines = read_road_lines(net_src, crs=extra_roads_crs)
+            nets = {
+                m: merge_road_lines(
+                    lines, mode=m, tolerance_m=extra_roads_tolerance_m, crs=network_crs
+                )[0]
+                for m in modes
+            }
+        else:
+            nets = load_networks(net_src, modes, crs=network_crs, cache_dir=cache_dir)
+    if extra_roads is not None:
+        lines = (
+            read_road_lines(extra_roads, crs=extra_roads_crs)
+            if isinstance(extra_roads, str | Path)
+            else extra_roads
+        )
+        nets = {
+            m: merge_road_lines(lines, mode=m, base=n, tolerance_m=extra_roads_tolerance_m)[0]
+            for m, n in nets.items()
+        }
     timings["load_network"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()

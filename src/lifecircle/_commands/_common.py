@@ -15,8 +15,10 @@ from typing import TextIO
 from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, check_writable, to_json_text
 from lifecircle.document import find_chromium, write_report_document
 from lifecircle.errors import InputError
+from lifecircle.extract import DEFAULT_CLIP_BUFFER_M
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.report import CoverageReport, Section, write_report
+from lifecircle.roads import DEFAULT_TOLERANCE_M
 from lifecircle.runs import CoverageRun, Inputs
 from lifecircle.workbook import DEFAULT_WORKBOOK_NAME, write_workbook
 
@@ -30,7 +32,9 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         help="scenario.toml naming the inputs (explicit options below override it)",
     )
     g.add_argument(
-        "--network", metavar="PATH", help="road network: .osm, .osm.bz2, .osm.pbf or .graphml"
+        "--network",
+        metavar="PATH",
+        help="road network: .osm, .osm.bz2, .osm.pbf, .graphml, or road centre lines .shp/.gpkg",
     )
     g.add_argument(
         "--facilities", metavar="PATH", help="facilities: .csv, .xlsx, .geojson or .gpkg"
@@ -86,6 +90,49 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         "separately, the default)",
     )
     g.add_argument("--no-cache", action="store_true", help="do not use the network cache")
+    add_clip_options(g)
+    g.add_argument(
+        "--extra-roads",
+        metavar="PATH",
+        help="local road centre lines (.shp/.gpkg, optional highway-like class and oneway "
+        "fields) merged into the network, noded at crossings",
+    )
+    g.add_argument(
+        "--extra-roads-crs", metavar="CRS", help="CRS of a line file without .prj (EPSG:4490)"
+    )
+    g.add_argument(
+        "--extra-roads-tolerance-m",
+        type=float,
+        default=DEFAULT_TOLERANCE_M,
+        metavar="M",
+        help="noding tolerance for --extra-roads in metres (default 1)",
+    )
+
+
+def add_clip_options(g: argparse._ArgumentGroup, *, clip: bool = True) -> None:
+    """``--clip``, ``--clip-crs`` and ``--clip-buffer-m`` (cutting a large OSM extract)."""
+    if clip:
+        g.add_argument(
+            "--clip",
+            metavar="PATH",
+            help="boundary polygon file: load only the streets of --network (e.g. a province "
+            ".osm.pbf) that intersect it plus --clip-buffer-m, in one cached streaming pass",
+        )
+        g.add_argument(
+            "--clip-crs",
+            metavar="CRS",
+            default="wgs84",
+            help="coordinates of the --clip file when it carries no CRS: wgs84 (default), "
+            "cgcs2000, gcj02 (Amap) or bd09 (Baidu)",
+        )
+    g.add_argument(
+        "--clip-buffer-m",
+        type=float,
+        default=DEFAULT_CLIP_BUFFER_M,
+        metavar="M",
+        help="buffer around each boundary in metres (default 2000), so facilities just "
+        "across the border still serve residents near it",
+    )
 
 
 def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True) -> Inputs:
@@ -110,6 +157,12 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         upper_tiers_count=args.upper_tiers_count,
         cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
         require_residents=require_residents,
+        clip=args.clip,
+        clip_crs=args.clip_crs,
+        clip_buffer_m=args.clip_buffer_m,
+        extra_roads=args.extra_roads,
+        extra_roads_crs=args.extra_roads_crs,
+        extra_roads_tolerance_m=args.extra_roads_tolerance_m,
     )
 
 

@@ -1,0 +1,933 @@
+"""Many regions at once on Dask: every county of a province (or of China) in one command.
+
+:func:`run_batch` cuts the inputs once on the client and runs one Dask task per region:
+
+1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
+   to every region plus ``clip_buffer_m`` in **one** streaming pass
+   (:func:`lifecircle.extract.extract_regions`), one small ``.osm.pbf`` per region.
+2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
+   (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
+   listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
+3. **Facilities** within the buffered region serve its residents (sites across the border count).
+   Any facility within network distance ``d <= clip_buffer_m`` of a resident inside the region
+   lies inside the buffered region, so distances up to the buffer, and every share of a tier whose
+   threshold is at most the buffer, equal those of ``lifecircle coverage --clip REGION``.
+4. **One task per region** runs the normal coverage (and, with units, the report) on the region's
+   files, writes its outputs to a temporary folder, renames it to ``DIR/regions/<id>/`` (atomic)
+   with a ``done.json`` marker holding the inputs' fingerprint. Tasks move file paths and small
+   dicts, never pickled GeoDataFrames. Dask retries a failing task ``retries`` times (and
+   reschedules tasks of a lost worker); a region that still fails is listed in ``failed.csv``.
+5. ``regions.gpkg``, ``regions.csv`` / ``regions.xlsx`` (the contract columns), ``summary.json``
+   (the rollup) and ``regions.html`` (an offline choropleth linking to each region's map).
+
+``resume=True`` skips regions whose ``done.json`` fingerprint matches their current inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from lifecircle._files import write_csv, write_json, write_text
+from lifecircle.config import ServiceStandard, load_standard
+from lifecircle.errors import InputError, LifecircleError
+from lifecircle.extract import (
+    DEFAULT_CLIP_BUFFER_M,
+    buffer_geometry_m,
+    clip_fingerprint,
+    extract_regions,
+    to_wgs84_geometry,
+)
+from lifecircle.io import PointTable, load_scenario, read_points
+from lifecircle.maps import leaflet_inline, share_colour, write_coverage_map
+from lifecircle.pipeline import load_inputs, run_coverage, write_coverage_outputs
+from lifecircle.report import write_report
+from lifecircle.runs import CoverageRun
+from lifecircle.units import assign_units
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    from distributed import Client
+
+logger = logging.getLogger(__name__)
+
+BATCH_VERSION: Final = 1
+#: Candidate column names of a region id and name (first match wins).
+ID_FIELDS: Final = ("region_id", "adcode", "code", "id", "gb", "区划代码")
+NAME_FIELDS: Final = ("name", "名称", "县", "区县", "region_name")
+DONE_FILE: Final = "done.json"
+
+
+@dataclass(frozen=True)
+class RegionTask:
+    """What one Dask task needs: file paths and plain options (cheap to send)."""
+
+    region_id: str
+    name: str
+    network: str
+    facilities: str
+    residents: str
+    out_dir: str
+    fingerprint: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def read_regions(
+    path: str | Path | gpd.GeoDataFrame,
+    *,
+    id_field: str | None = None,
+    name_field: str | None = None,
+    crs: str = "wgs84",
+) -> gpd.GeoDataFrame:
+    """Regions as a WGS84 GeoDataFrame with ``region_id``, ``name`` and polygon geometry.
+
+    Raises
+    ------
+    InputError
+        If the file is unreadable, a field is missing, an id is empty or repeated, or a geometry
+        is not a polygon.
+    """
+    import geopandas as gpd
+
+    where = "regions" if isinstance(path, gpd.GeoDataFrame) else f"regions file {path}"
+    if isinstance(path, gpd.GeoDataFrame):
+        gdf = path.copy()
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{where} does not exist; give a polygon file for --regions")
+        try:
+            gdf = gpd.read_file(p)
+        except Exception as exc:
+            raise InputError(f"cannot read {where}: {exc}") from exc
+    if len(gdf) == 0:
+        raise InputError(f"{where} has no features")
+
+    def pick(field_: str | None, options: Sequence[str], what: str, opt: str) -> str | None:
+        if field_ is not None:
+            if field_ not in gdf.columns:
+                cols = ", ".join(c for c in gdf.columns if c != "geometry")
+                raise InputError(f"{where}: no column {field_!r} for {opt}; columns: {cols}")
+            return field_
+        lower = {str(c).lower(): c for c in gdf.columns}
+        for o in options:
+            if o.lower() in lower:
+                return str(lower[o.lower()])
+        if what == "id":
+            cols = ", ".join(c for c in gdf.columns if c != "geometry")
+            raise InputError(f"{where}: no region id column; name it with {opt} (columns: {cols})")
+        return None
+
+    idf = pick(id_field, ID_FIELDS, "id", "--region-id FIELD")
+    nmf = pick(name_field, NAME_FIELDS, "name", "--region-name FIELD")
+    ids = gdf[idf].astype(str).str.strip()
+    bad = [
+        f"row {i + 1}: {'empty id' if not v or v == 'nan' else f'id {v!r} repeated'}"
+        for i, (v, dup) in enumerate(zip(ids, ids.duplicated(keep="first"), strict=True))
+        if not v or v == "nan" or dup
+    ]
+    bad += [
+        f"row {i + 1} ({ids.iloc[i]}): geometry is {t}, not a polygon"
+        for i, t in enumerate(gdf.geom_type.fillna("empty"))
+        if t not in ("Polygon", "MultiPolygon")
+    ]
+    bad += [
+        f"row {i + 1} ({v}): id has a character not allowed in a folder name"
+        for i, v in enumerate(ids)
+        if any(c in v for c in '/\\:*?"<>|') or v.startswith(".")
+    ]
+    if bad:
+        raise InputError(f"{where}: " + "; ".join(bad[:10]) + (" ..." if len(bad) > 10 else ""))
+    if gdf.crs is not None and gdf.crs.to_epsg() not in (4326, 4490):
+        gdf = gdf.to_crs(4326)
+    geoms = [to_wgs84_geometry(g, crs) for g in gdf.geometry]
+    names = gdf[nmf].astype(str).to_numpy() if nmf else ids.to_numpy()
+    return gpd.GeoDataFrame(
+        {"region_id": ids.to_numpy(), "name": names}, geometry=geoms, crs="EPSG:4326"
+    )
+
+
+# -- the task ---------------------------------------------------------------------------
+
+
+def region_row(cov: CoverageRun) -> dict[str, Any]:
+    """The contract columns of one region (without id, name, status and seconds)."""
+    s = cov.result.summary()
+    row: dict[str, Any] = {"population": s["all_tiers"]["population_total"]}
+    for key, t in s["tiers"].items():
+        row[f"{key}_population_covered"] = t["population_covered"]
+        row[f"{key}_share"] = t["share"]
+        row[f"{key}_elderly_share"] = t["elderly_share"]
+    row["all_share"] = s["all_tiers"]["share"]
+    for key, t in s["tiers"].items():
+        row[f"{key}_facilities"] = t["facilities"]
+    row["rejected"] = len(cov.inputs.rejects())
+    return row
+
+
+def run_region(task: RegionTask) -> dict[str, Any]:
+    """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done."""
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    o = task.options
+    out = Path(task.out_dir)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        inputs = load_inputs(
+            network=task.network,
+            facilities=task.facilities,
+            residents=task.residents,
+            standard=o.get("standard"),
+            mode=o.get("mode"),
+            max_snap_m=o.get("max_snap_m"),
+            network_crs=o.get("network_crs"),
+            units=tuple(o.get("units", ())),
+            upper_tiers_count=o.get("upper_tiers_count"),
+            cache_dir=None,
+        )
+        cov = run_coverage(inputs, limit_m=o.get("limit_m"))
+        write_coverage_outputs(cov, tmp)
+        if inputs.units:
+            write_report(cov, tmp, lang=o.get("lang", "zh"))
+        if o.get("maps", True):
+            write_coverage_map(cov, tmp / "map.html", offline=True, lang=o.get("lang", "zh"))
+        row = region_row(cov)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        worker = {
+            "pid": os.getpid(),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 3),
+        }
+        write_json({"fingerprint": task.fingerprint, "row": row, "worker": worker}, tmp / DONE_FILE)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return row
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (per address space, so a worker started by a large
+    parent does not inherit the parent's peak as ``ru_maxrss`` would); elsewhere ``ru_maxrss``.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - not Linux
+    return peak / 1024.0 if sys.platform != "darwin" else peak / 1024.0**2  # pragma: no cover
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Put ``tmp`` in place of ``out`` by renames (a reader sees the old or the new folder)."""
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# -- scheduling ---------------------------------------------------------------------------
+
+
+def parse_scheduler(scheduler: str) -> tuple[str, int | str]:
+    """``local`` -> (local, cores), ``local:N`` -> (local, N), ``tcp://h:p`` -> (tcp, address).
+
+    Examples
+    --------
+    >>> parse_scheduler("local:2")
+    ('local', 2)
+    >>> parse_scheduler("tcp://10.0.0.5:8786")
+    ('tcp', 'tcp://10.0.0.5:8786')
+    """
+    s = scheduler.strip()
+    if s == "local":
+        return "local", max(1, os.cpu_count() or 1)
+    if s.startswith("local:"):
+        try:
+            n = int(s.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InputError(f"--scheduler {scheduler!r}: use local:N with N >= 1 workers")
+        return "local", n
+    if s.startswith("tcp://") and ":" in s[6:]:
+        return "tcp", s
+    raise InputError(
+        f"--scheduler {scheduler!r}: use local (all cores), local:N (N workers) or "
+        "tcp://HOST:PORT (a running `dask scheduler`)"
+    )
+
+
+def _client(scheduler: str, memory_per_worker: str) -> Client:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise LifecircleError(
+            "lifecircle batch needs dask.distributed: pip install 'dask[distributed]'"
+        ) from exc
+    kind, arg = parse_scheduler(scheduler)
+    if kind == "tcp":
+        try:
+            return Client(str(arg), timeout="20s")
+        except OSError as exc:
+            raise LifecircleError(
+                f"cannot reach the Dask scheduler at {arg}: {exc}; start it with `dask scheduler` "
+                "and workers with `dask worker ADDRESS`"
+            ) from exc
+    try:
+        import bokeh  # noqa: F401
+
+        dashboard: str | None = ":0"
+    except ImportError:
+        dashboard = None
+    import dask
+
+    # the workers' statistical profiler samples every thread's stack every 10 ms while holding
+    # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(
+            n_workers=int(arg),
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_per_worker,
+            dashboard_address=dashboard,
+            silence_logs=logging.CRITICAL,
+        )
+    return Client(cluster)
+
+
+# -- the batch ----------------------------------------------------------------------------
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def _write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
+    keep = [c for c in cols if c in frame.columns]
+    write_csv(frame[keep], path, overwrite=True)
+
+
+def _contract_columns(std: ServiceStandard) -> list[str]:
+    keys = [t.key for t in std.tiers]
+    cols = ["region_id", "name", "population"]
+    for k in keys:
+        cols += [f"{k}_population_covered", f"{k}_share", f"{k}_elderly_share"]
+    cols.append("all_share")
+    cols += [f"{k}_facilities" for k in keys]
+    return [*cols, "rejected", "status", "seconds"]
+
+
+def run_batch(
+    regions: str | Path | gpd.GeoDataFrame | None = None,
+    *,
+    out: str | Path,
+    scenario: str | Path | None = None,
+    network: str | Path | None = None,
+    facilities: str | Path | None = None,
+    residents: str | Path | None = None,
+    region_id: str | None = None,
+    region_name: str | None = None,
+    regions_crs: str | None = None,
+    only: Sequence[str] | None = None,
+    standard: str | Path | None = None,
+    mode: str | None = None,
+    max_snap_m: float | None = None,
+    facilities_crs: str | None = None,
+    residents_crs: str | None = None,
+    network_crs: str | int | None = None,
+    units: Sequence[str | Path] = (),
+    upper_tiers_count: bool | None = None,
+    limit_m: float | None = None,
+    lang: str = "zh",
+    maps: bool = True,
+    clip_buffer_m: float | None = None,
+    scheduler: str | None = None,
+    client: Client | None = None,
+    memory_per_worker: str | None = None,
+    retries: int | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    on_region_done: Callable[[str, str], None] | None = None,
+    echo: Callable[[str], None] | None = None,
+    node_index: str = "flex_mem",
+) -> gpd.GeoDataFrame:
+    """Run coverage for many regions on Dask and write the batch outputs to ``out``.
+
+    Every argument left out is taken from ``scenario`` (its inputs and its ``[batch]`` section),
+    else from the defaults below.
+
+    Parameters
+    ----------
+    regions : path or GeoDataFrame
+        Region polygons (counties, townships); ``region_id``/``region_name`` name the fields
+        (default: the first of :data:`ID_FIELDS` / :data:`NAME_FIELDS`).
+    out : path
+        Output folder: ``regions/<id>/``, ``regions.gpkg``, ``regions.csv``, ``regions.xlsx``,
+        ``failed.csv``, ``summary.json``, ``regions.html``.
+    scenario : path, optional
+        A ``scenario.toml`` with the inputs and a ``[batch]`` section (``regions``, ``region_id``,
+        ``region_name``, ``regions_crs``, ``only``, ``clip_buffer_m``, ``scheduler``,
+        ``memory_per_worker``, ``retries``).
+    network : path
+        One large ``.osm.pbf`` covering all regions (clipped in one pass).
+    facilities, residents : path
+        Point files as for ``lifecircle coverage``.
+    regions_crs : str
+        ``wgs84``, ``cgcs2000``, ``gcj02`` or ``bd09`` for a regions file without its own CRS.
+    only : sequence of str, optional
+        Run just these region ids.
+    clip_buffer_m : float
+        Buffer around each region in metres for streets and facilities (default 2,000 m).
+    scheduler : str
+        ``local`` (an embedded LocalCluster with one worker per core), ``local:N`` or
+        ``tcp://HOST:PORT`` (an existing ``dask scheduler``).
+    client : distributed.Client, optional
+        Use this client instead of ``scheduler`` (it is not closed).
+    memory_per_worker : str
+        Memory limit of each local worker (Dask pauses and restarts workers above it).
+    retries : int
+        Extra attempts of a failing region before it goes to ``failed.csv``.
+    resume : bool
+        Skip regions already done whose inputs' fingerprint is unchanged.
+    progress : bool
+        Show a progress bar over regions on stderr.
+    on_region_done : callable, optional
+        Called as ``on_region_done(region_id, status)`` after each region (status ``ok``,
+        ``failed`` or ``skipped``).
+    echo : callable, optional
+        Called with messages for the user (the Dask dashboard link); the CLI prints them.
+    node_index : str
+        pyosmium node-location index for the clip pass: ``flex_mem`` (memory) or
+        ``sparse_file_array`` (a temporary file on disk, for country-sized extracts).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per region with the contract columns (see :func:`_contract_columns`), EPSG:4326.
+
+    Raises
+    ------
+    InputError
+        On bad regions, unknown ``only`` ids or unreadable point files (before any task runs).
+    """
+
+    t_start = time.perf_counter()
+    out_dir = Path(out)
+    sc = load_scenario(scenario) if scenario is not None else None
+    conf = batch_scenario_args(sc.batch, sc.path.parent) if sc and sc.path else {}
+    network = network or (sc.network if sc else None)
+    facilities = facilities or (sc.facilities if sc else None)
+    residents = residents or (sc.residents if sc else None)
+    regions = regions if regions is not None else conf.get("regions")
+    need = [
+        n
+        for n, v in (
+            ("regions", regions),
+            ("network", network),
+            ("facilities", facilities),
+            ("residents", residents),
+        )
+        if v is None
+    ]
+    if need or regions is None or network is None or facilities is None or residents is None:
+        raise InputError(
+            f"missing {', '.join('--' + n for n in need)}; give them or a --scenario with [batch]"
+        )
+    region_id = region_id or conf.get("region_id")
+    region_name = region_name or conf.get("region_name")
+    regions_crs = regions_crs or conf.get("regions_crs", "wgs84")
+    only = only if only is not None else conf.get("only")
+    if sc is not None:
+        standard = standard or sc.standard
+        mode = mode or sc.mode
+        max_snap_m = max_snap_m if max_snap_m is not None else sc.max_snap_m
+        facilities_crs = facilities_crs or sc.facilities_crs
+        residents_crs = residents_crs or sc.residents_crs
+        units = [*units, *(u.path for u in sc.units)]
+    clip_buffer_m = float(
+        clip_buffer_m
+        if clip_buffer_m is not None
+        else conf.get("clip_buffer_m", DEFAULT_CLIP_BUFFER_M)
+    )
+    scheduler = str(scheduler or conf.get("scheduler", "local"))
+    memory_per_worker = str(memory_per_worker or conf.get("memory_per_worker", "2GiB"))
+    retries = int(retries if retries is not None else conf.get("retries", 2))
+    reg = read_regions(regions, id_field=region_id, name_field=region_name, crs=regions_crs)
+    if only:
+        unknown = sorted(set(only) - set(reg["region_id"]))
+        if unknown:
+            raise InputError(
+                f"--only: unknown region id(s) {', '.join(unknown)}; ids in the regions file: "
+                f"{', '.join(reg['region_id'].head(10))}"
+            )
+        reg = reg[reg["region_id"].isin(list(only))].reset_index(drop=True)
+    std = load_standard(standard or "tancheng")
+    if mode:
+        std = std.with_mode(mode)
+    modes = sorted({t.mode for t in std.tiers})
+    too_far = [t.key for t in std.tiers if t.threshold_m > clip_buffer_m]
+    if too_far:
+        logger.warning(
+            "tier(s) %s reach farther than the %.0f m clip buffer: their shares may miss "
+            "facilities beyond it; raise --clip-buffer-m",
+            ", ".join(too_far),
+            clip_buffer_m,
+        )
+    # start the Dask workers now, in the background, while the inputs are prepared
+    pool: ThreadPoolExecutor | None = None
+    pending: Future[Client] | None = None
+    if client is None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
+        pending = pool.submit(_start_client, scheduler, memory_per_worker)
+    try:
+        fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
+        res = read_points(residents, "residents", crs=residents_crs)
+        t_read = time.perf_counter()
+
+        net_src = Path(network)
+        if not net_src.exists():
+            raise InputError(
+                f"network file {net_src} does not exist; give the .osm.pbf with --network"
+            )
+        work = out_dir / "_inputs"
+        work.mkdir(parents=True, exist_ok=True)
+        (out_dir / "regions").mkdir(parents=True, exist_ok=True)
+        ids = reg["region_id"].tolist()
+        geoms = list(reg.geometry)
+
+        # 1. one pass over the big extract for every region whose clip is not cached yet
+        clip_keys = {
+            r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
+            for r, g in zip(ids, geoms, strict=True)
+        }
+        net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
+        todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+        if todo:
+            extract_regions(
+                net_src,
+                todo,
+                {r: net_paths[r] for r in todo},
+                buffer_m=clip_buffer_m,
+                modes=modes,
+                node_index=node_index,
+            )
+
+        t_clip = time.perf_counter()
+
+        # 2. residents: each in exactly one region; facilities: within the buffered region
+        res_frame = res.frame
+        region_of = assign_units(res_frame["lon"], res_frame["lat"], geoms)
+        outside = res_frame[region_of < 0]
+        areas = [buffer_geometry_m(g, clip_buffer_m) for g in geoms]
+        fac_frame = fac.frame
+        fi, ai = shapely.STRtree(np.asarray(areas, dtype=object)).query(
+            shapely.points(fac_frame["lon"].to_numpy(float), fac_frame["lat"].to_numpy(float)),
+            predicate="intersects",
+        )
+        options: dict[str, Any] = {
+            "standard": str(standard) if standard is not None else None,
+            "mode": mode,
+            "max_snap_m": max_snap_m,
+            "network_crs": network_crs,
+            "units": [str(Path(u).resolve()) for u in units],
+            "upper_tiers_count": upper_tiers_count,
+            "limit_m": limit_m,
+            "lang": lang,
+            "maps": maps,
+            "version": BATCH_VERSION,
+        }
+        res_cols = ["id", "lon", "lat", "population", "elderly", "children"]
+        fac_cols = ["id", "name", "tier", "lon", "lat", "capacity"]
+        # rows of each region without a pass over all rows per region (stable: file order kept)
+        res_order = np.argsort(region_of, kind="stable")
+        res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
+        fac_order = np.lexsort((fi, ai))
+        fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
+        tasks: list[RegionTask] = []
+        for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
+            fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
+            fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
+            _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
+            _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
+            h = hashlib.sha256(clip_keys[r].encode())
+            _hash_file(h, fpath)
+            _hash_file(h, rpath)
+            h.update(json.dumps(options, sort_keys=True, default=str).encode())
+            for u in units:
+                _hash_file(h, Path(u))
+            tasks.append(
+                RegionTask(
+                    region_id=r,
+                    name=str(name),
+                    network=str(net_paths[r]),
+                    facilities=str(fpath),
+                    residents=str(rpath),
+                    out_dir=str(out_dir / "regions" / r),
+                    fingerprint=h.hexdigest()[:20],
+                    options=options,
+                )
+            )
+
+        # 3. resume: skip regions done with the same fingerprint
+        rows, status, run_now = _done_regions(tasks, resume, on_region_done)
+        reasons: dict[str, str] = {}
+        for pattern in (".*.tmp-*", ".*.old-*"):
+            for stale in (out_dir / "regions").glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
+        logger.info(
+            "batch: %d region(s), %d to run, %d already done",
+            len(tasks),
+            len(run_now),
+            len(tasks) - len(run_now),
+        )
+
+        # 4. one Dask task per region
+        t_run = time.perf_counter()
+        if run_now:
+            _submit(
+                run_now,
+                client if client is not None else pending.result(),  # type: ignore[union-attr]
+                retries,
+                progress,
+                rows,
+                status,
+                reasons,
+                on_region_done,
+                echo,
+            )
+
+        # 5. results
+        timings = {
+            "prepare": t_run - t_start,
+            "prepare_read_inputs": t_read - t_start,
+            "prepare_clip": t_clip - t_read,
+            "prepare_split": t_run - t_clip,
+            "run": time.perf_counter() - t_run,
+        }
+        table = _results_table(reg, std, rows, status, reasons)
+        _write_results(
+            out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
+        )
+        return table
+    finally:
+        if pending is not None and pool is not None:
+            try:
+                _close_client(pending.result())
+            except Exception:
+                logger.debug("Dask client did not start", exc_info=True)
+            pool.shutdown()
+
+
+def _done_regions(
+    tasks: list[RegionTask], resume: bool, on_region_done: Callable[[str, str], None] | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[RegionTask]]:
+    """Rows and status of the regions already done (with ``resume``), and the tasks to run."""
+    rows: dict[str, dict[str, Any]] = {}
+    status: dict[str, str] = {}
+    run_now: list[RegionTask] = []
+    for task in tasks:
+        done = Path(task.out_dir) / DONE_FILE
+        if resume and done.exists():
+            try:
+                rec = json.loads(done.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                rec = {}
+            if rec.get("fingerprint") == task.fingerprint:
+                rows[task.region_id] = rec["row"]
+                status[task.region_id] = "ok"
+                if on_region_done:
+                    on_region_done(task.region_id, "skipped")
+                continue
+        run_now.append(task)
+    return rows, status, run_now
+
+
+def _submit(
+    tasks: list[RegionTask],
+    cl: Client,
+    retries: int,
+    progress: bool,
+    rows: dict[str, dict[str, Any]],
+    status: dict[str, str],
+    reasons: dict[str, str],
+    on_region_done: Callable[[str, str], None] | None,
+    echo: Callable[[str], None] | None,
+) -> None:
+    from distributed import as_completed
+
+    link = getattr(cl, "dashboard_link", None)
+    if link and cl.scheduler_info().get("services", {}).get("dashboard"):
+        logger.info("Dask dashboard: %s", link)
+        if echo is not None:
+            echo(f"Dask dashboard: {link}")
+    n_workers = len(cl.scheduler_info().get("workers", {}))
+    logger.info("batch: %d task(s) on %d Dask worker(s)", len(tasks), n_workers)
+    futures = [
+        cl.submit(
+            run_region,
+            t,
+            key=f"region-{t.region_id}-{uuid.uuid4().hex[:6]}",
+            retries=retries,
+            pure=False,
+        )
+        for t in tasks
+    ]
+    region_of = {f.key: t.region_id for f, t in zip(futures, tasks, strict=True)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), unit="region", desc="regions")
+    try:
+        for fut in as_completed(futures):
+            r = region_of[fut.key]
+            if fut.status == "finished":
+                rows[r] = fut.result()
+                status[r] = "ok"
+            else:
+                exc = fut.exception()
+                reasons[r] = _reason(exc)
+                status[r] = "failed"
+                logger.warning("region %s failed: %s", r, reasons[r])
+            if bar is not None:
+                bar.update(1)
+            if on_region_done:
+                on_region_done(r, status[r])
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+async def _warm_up() -> bool:
+    """Nothing: unpickling this function on a worker imports ``lifecircle.batch`` and with it
+    everything a region task needs, while the client prepares the inputs."""
+    return True
+
+
+def _start_client(scheduler: str, memory_per_worker: str) -> Client:
+    """Connect or start the cluster and let the workers import lifecircle in the background."""
+    cl = _client(scheduler, memory_per_worker)
+    cl.run(_warm_up, wait=False)
+    return cl
+
+
+def _close_client(cl: Client) -> None:
+    cluster = getattr(cl, "cluster", None)
+    cl.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    name = type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{name}: {text}" if text else name
+
+
+def _results_table(
+    reg: gpd.GeoDataFrame,
+    std: ServiceStandard,
+    rows: Mapping[str, Mapping[str, Any]],
+    status: Mapping[str, str],
+    reasons: Mapping[str, str],
+) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    cols = _contract_columns(std)
+    records = []
+    for r, name in zip(reg["region_id"], reg["name"], strict=True):
+        rec: dict[str, Any] = {c: np.nan for c in cols}
+        rec.update(rows.get(r, {}))
+        rec.update(region_id=r, name=name, status=status.get(r, "failed"))
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records, columns=cols)
+    return gpd.GeoDataFrame(frame, geometry=list(reg.geometry), crs="EPSG:4326")
+
+
+def _write_results(
+    out_dir: Path,
+    table: gpd.GeoDataFrame,
+    reasons: Mapping[str, str],
+    outside: pd.DataFrame,
+    fac: PointTable,
+    res: PointTable,
+    std: ServiceStandard,
+    n_run: int,
+    timings: dict[str, float],
+    clip_buffer_m: float,
+) -> None:
+    plain = pd.DataFrame(table.drop(columns="geometry"))
+    write_csv(plain, out_dir / "regions.csv", overwrite=True)
+    tmp = out_dir / f".regions.{uuid.uuid4().hex[:8]}.xlsx"
+    plain.to_excel(tmp, index=False, sheet_name="regions")
+    os.replace(tmp, out_dir / "regions.xlsx")
+    tmp = out_dir / f".regions.{uuid.uuid4().hex[:8]}.gpkg"
+    table.to_file(tmp, layer="regions", driver="GPKG")
+    os.replace(tmp, out_dir / "regions.gpkg")
+    failed = pd.DataFrame(
+        {"region_id": list(reasons), "reason": [reasons[r] for r in reasons]},
+        columns=["region_id", "reason"],
+    )
+    failed = failed[failed["region_id"].isin(table.loc[table["status"] == "failed", "region_id"])]
+    write_csv(failed, out_dir / "failed.csv", overwrite=True)
+    write_csv(
+        outside[["id", "lon", "lat", "population"]],
+        out_dir / "residents_outside_regions.csv",
+        overwrite=True,
+    )
+    rejects = pd.concat([fac.rejects, res.rejects], ignore_index=True)
+    write_csv(rejects, out_dir / "rejects.csv", overwrite=True)
+    ok = table[table["status"] == "ok"]
+    pop = float(ok["population"].sum())
+    tiers = {}
+    for t in std.tiers:
+        covered = float(ok[f"{t.key}_population_covered"].sum())
+        tiers[t.key] = {
+            "label_zh": t.label_zh,
+            "threshold_m": t.threshold_m,
+            "population_covered": covered,
+            "share": covered / pop if pop else 0.0,
+        }
+    all_cov = float((ok["all_share"] * ok["population"]).sum())
+    summary = {
+        "regions": len(table),
+        "regions_ok": len(ok),
+        "regions_failed": int((table["status"] == "failed").sum()),
+        "regions_run": n_run,
+        "regions_skipped": len(table) - n_run,
+        "clip_buffer_m": clip_buffer_m,
+        "population": pop,
+        "tiers": tiers,
+        "all_tiers": {"population_covered": all_cov, "share": all_cov / pop if pop else 0.0},
+        "inputs": {
+            "residents": {
+                "input": res.n_input,
+                "rejected": len(res.rejects),
+                "in_regions": int(len(res.frame) - len(outside)),
+                "outside_regions": len(outside),
+            },
+            "facilities": {"input": fac.n_input, "rejected": len(fac.rejects)},
+        },
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    write_json(summary, out_dir / "summary.json", overwrite=True)
+    write_text(regions_page(table, std), out_dir / "regions.html", overwrite=True)
+    logger.info("batch: wrote %s", out_dir)
+
+
+def regions_page(table: gpd.GeoDataFrame, std: ServiceStandard) -> str:
+    """An offline choropleth of the regions by ``all_share``, each linking to its own map."""
+    css, js = leaflet_inline()
+    shares = table["all_share"].to_numpy(float)
+    colours = share_colour(np.nan_to_num(shares, nan=0.0))
+    feats = []
+    for i, row in enumerate(table.itertuples(index=False)):
+        share = shares[i]
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(row.geometry),
+                "properties": {
+                    "id": row.region_id,
+                    "name": row.name,
+                    "status": row.status,
+                    "share": None if not np.isfinite(share) else round(float(share), 4),
+                    "colour": "#999999" if row.status != "ok" else str(colours[i]),
+                    "href": f"regions/{row.region_id}/map.html",
+                },
+            }
+        )
+    data = json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False)
+    title = "各区域15分钟生活圈全部层级达标率"
+    return f"""<!DOCTYPE html>
+<html lang="zh"><head><meta charset="utf-8"><title>{title}</title>
+<style>{css}
+html,body,#map{{height:100%;margin:0}}
+.legend{{background:#fff;padding:6px 8px;font:13px sans-serif}}</style>
+<script>{js}</script></head>
+<body><div id="map"></div>
+<script>
+var data = {data};
+var map = L.map('map');
+var layer = L.geoJSON(data, {{
+  style: function (f) {{ return {{color: '#333', weight: 1, fillColor: f.properties.colour,
+                                  fillOpacity: 0.7}}; }},
+  onEachFeature: function (f, l) {{
+    var p = f.properties;
+    var s = p.share === null ? '失败' : (100 * p.share).toFixed(1) + '%';
+    l.bindPopup('<b>' + p.name + '</b> (' + p.id + ')<br>全部层级达标率: ' + s +
+                (p.status === 'ok' ? '<br><a href="' + p.href + '">打开区域地图</a>' : ''));
+  }}
+}}).addTo(map);
+map.fitBounds(layer.getBounds());
+var legend = L.control({{position: 'bottomright'}});
+legend.onAdd = function () {{
+  var d = L.DomUtil.create('div', 'legend');
+  d.innerHTML = '<b>{title}</b><br>点击区域打开其地图；灰色：计算失败';
+  return d;
+}};
+legend.addTo(map);
+</script></body></html>
+"""
+
+
+def batch_scenario_args(section: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """Keyword arguments of :func:`run_batch` from a scenario's ``[batch]`` section.
+
+    Paths are relative to the scenario file. Allowed keys: ``regions``, ``region_id``,
+    ``region_name``, ``regions_crs``, ``only``, ``clip_buffer_m``, ``scheduler``,
+    ``memory_per_worker``, ``retries``.
+    """
+    allowed = {
+        "regions",
+        "region_id",
+        "region_name",
+        "regions_crs",
+        "only",
+        "clip_buffer_m",
+        "scheduler",
+        "memory_per_worker",
+        "retries",
+    }
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise InputError(
+            f"scenario [batch]: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(allowed))}"
+        )
+    out = dict(section)
+    if "regions" in out:
+        p = Path(str(out["regions"]))
+        out["regions"] = p if p.is_absolute() else (base / p).resolve()
+    return out
+
+
+__all__ = ["RegionTask", "read_regions", "region_row", "run_batch", "run_region"]
