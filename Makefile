@@ -57,6 +57,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench_engine.py
 	$(BIN)/python scripts/bench_service_areas.py
 	$(BIN)/python scripts/bench_scoring.py
+	$(BIN)/python scripts/bench_population.py
 	$(BIN)/python scripts/bench_inputs.py
 	$(BIN)/python scripts/bench_batch.py
 	$(BIN)/python scripts/bench_grids.py

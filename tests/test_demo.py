@@ -84,6 +84,8 @@ def test_returned_paths(town):
         "grids",
         "subdistrict",
         "scenario",
+        "population_table",
+        "scenario_population_table",
         "readme",
     }
     for p in town.values():
@@ -122,6 +124,25 @@ def test_residents_table(town):
     pop = r["population"].sum()
     assert r["children"].sum() / pop == pytest.approx(demo.CHILDREN_SHARE, abs=0.005)
     assert r["elderly"].sum() / pop == pytest.approx(demo.ELDERLY_SHARE, abs=0.005)
+
+
+def test_population_table_matches_residents_in_communities(town):
+    """The census-style table (GB18030, title row) holds each community's resident points."""
+    import geopandas as gpd
+
+    t = pd.read_csv(
+        town["population_table"], encoding="gb18030", skiprows=1, dtype={"社区代码": str}
+    )
+    assert list(t.columns) == ["社区代码", "社区名称", "常住人口", "60岁以上", "0-14岁"]
+    r = _csv(town["residents"])
+    comm = gpd.read_file(town["communities"])
+    pts = gpd.GeoDataFrame(r, geometry=gpd.points_from_xy(r["lon"], r["lat"]), crs=4326)
+    joined = gpd.sjoin(pts, comm[["community_id", "geometry"]], predicate="intersects")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    by = joined.groupby("community_id")["population"].sum()
+    assert t.set_index("社区代码")["常住人口"].to_dict() == by.to_dict()
+    assert t["社区名称"].str.endswith("居委会").all()
+    assert "population_table" in town["scenario_population_table"].read_text(encoding="utf-8")
 
 
 def test_everything_inside_county(town, county_outline, facilities_wgs84):

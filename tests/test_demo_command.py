@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from lifecircle.cli import main
 
@@ -53,3 +55,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "Grid system: full coverage, balance and reach" in report  # --lang en
     assert all(f">{g}</td>" in report for g in grids["grid_id"])
     assert "Grids (by households)" in (out / "grids.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_demo_population_table_variant(tmp_path, capsys):
+    repo_data = Path(__file__).resolve().parents[1] / "data" / "demo" / "tancheng"
+    out, html = tmp_path / "out", tmp_path / "maps" / "demo.html"
+    code = main(
+        ["demo", "--data", str(repo_data), "--population", "table", "--out", str(out),
+         "--map", str(html), "--lang", "en", "--no-pdf"]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "people from 16 community polygons + the population table: 200,000 placed" in printed
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["population_inputs"]["kind"] == "polygons_with_table"
+    assert summary["tiers"]["point"]["population_total"] == 200000
+    residents = pd.read_csv(out / "residents.csv")
+    assert set(residents["placement"]) == {"street"}
+    assert residents["snap_m"].max() < 0.01

@@ -300,6 +300,9 @@ def compute_coverage(
             "off_network": ~res_loc.snapped[primary].on_network,
         }
     )
+    for col in ("source_id", "placement"):  # residents placed from polygons or a raster
+        if col in residents.columns:
+            res[col] = residents[col].to_numpy()
     fac = pd.DataFrame(
         {
             "id": facilities["id"].astype(str).to_numpy(),
@@ -313,6 +316,8 @@ def compute_coverage(
             "y": fac_loc.y,
         }
     )
+    if "tier_rule" in facilities.columns:  # the tier rule that gave a POI its tier
+        fac["tier_rule"] = facilities["tier_rule"].to_numpy()
     fac_mode = np.array([standard.tier(t).mode for t in fac["tier"]], dtype=object)
     fac["snap_m"] = np.nan
     fac["off_network"] = False

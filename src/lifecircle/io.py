@@ -30,11 +30,14 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import NDArray
 
+from lifecircle._tables import read_raw_table, read_vector
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.coords import normalize_crs_name, to_wgs84
 from lifecircle.errors import CRSError, InputError
+from lifecircle.tier_rules import TierRules
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +58,35 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
         "candidate_id",
         "code",
     ),
-    "name": ("name", "名称", "站点名称", "site_name"),
+    "name": ("name", "名称", "站点名称", "site_name", "小区名称", "社区名称", "村名"),
     "tier": ("tier", "层级", "级别", "类型", "type", "category", "level"),
     "lon": ("lon", "lng", "longitude", "long", "x", "经度"),
     "lat": ("lat", "latitude", "y", "纬度"),
-    "population": ("population", "pop", "人口", "人数", "people", "residents"),
-    "elderly": ("elderly", "老年人口", "老人", "pop_65plus", "aged"),
-    "children": ("children", "儿童", "少儿人口", "pop_0_14"),
+    "population": (
+        "population",
+        "pop",
+        "人口",
+        "人数",
+        "people",
+        "residents",
+        "常住人口",
+        "户籍人口",
+        "总人口",
+        "人口数",
+    ),
+    "elderly": ("elderly", "老年人口", "老人", "pop_65plus", "aged", "60岁以上", "65岁以上"),
+    "children": ("children", "儿童", "少儿人口", "pop_0_14", "0-14岁"),
     "capacity": ("capacity", "容量", "服务能力"),
+    "location": ("location", "经纬度", "坐标", "lnglat"),
+    "poi_type": ("type", "类型", "poi_type", "category"),
+    "typecode": ("typecode", "type_code", "类型编码", "分类编码"),
 }
+
+#: The fields ``columns={...}`` / ``--columns`` can name.
+COLUMN_FIELDS: Final = tuple(_ALIASES)
+
+#: Metres within which two facilities of the same name are one POI listed twice.
+DUPLICATE_LOCATION_M: Final = 10.0
 
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "facilities": ("id", "tier"),
@@ -159,63 +182,23 @@ def empty_rejects() -> pd.DataFrame:
 # -- reading raw tables -------------------------------------------------------------------
 
 
-def _count_comment_lines(path: Path) -> int:
-    n = 0
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                n += 1
-            else:
-                break
-    return n
-
-
 def read_table(
-    path: str | Path, *, layer: str | None = None
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, Any]:
     """Read a table file; return (data frame of strings/values, user row numbers, geometry or None).
 
     CSV is read with every column as text (so ``"007"`` ids survive and bad numbers can be
-    reported rather than guessed); XLSX through openpyxl; GeoJSON/GeoPackage through pyogrio.
+    reported rather than guessed), its encoding detected (UTF-8, UTF-8 with BOM, GB18030) unless
+    ``encoding`` is given; XLSX through openpyxl (``sheet`` a name or a number from 1, title rows
+    above the header skipped); GeoJSON/GeoPackage/Shapefile through pyogrio (a Shapefile without
+    ``.cpg`` whose text is not UTF-8 is read as GB18030). See :mod:`lifecircle._tables`.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input file {p} does not exist")
-    suffix = (
-        "".join(p.suffixes[-2:]).lower() if p.name.lower().endswith(".csv.gz") else p.suffix.lower()
-    )
-    try:
-        if suffix in (".csv", ".txt", ".csv.gz", ".tsv"):
-            skip = _count_comment_lines(p) if suffix != ".csv.gz" else 0
-            sep = "\t" if suffix == ".tsv" else ","
-            df = pd.read_csv(
-                p,
-                dtype=str,
-                keep_default_na=False,
-                skiprows=skip,
-                sep=sep,
-                encoding="utf-8-sig",
-                skipinitialspace=True,
-            )
-            rows = np.arange(len(df)) + 2 + skip
-            return df, rows, None
-        if suffix in (".xlsx", ".xlsm", ".xls"):
-            df = pd.read_excel(p, dtype=object, sheet_name=layer or 0)
-            return df, np.arange(len(df)) + 2, None
-        if suffix in (".geojson", ".json", ".gpkg", ".shp", ".fgb"):
-            import geopandas as gpd
-
-            gdf = gpd.read_file(p, layer=layer) if layer else gpd.read_file(p)
-            geom = gdf.geometry
-            df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-            return df, np.arange(len(df)) + 1, geom
-    except InputError:
-        raise
-    except Exception as exc:  # pandas/pyogrio raise many kinds
-        raise InputError(
-            f"cannot read {p}: {exc}. Is it a valid {suffix or 'table'} file?"
-        ) from exc
-    raise InputError(f"{p}: unknown file type {suffix!r}; use .csv, .xlsx, .geojson or .gpkg")
+    raw = read_raw_table(path, layer=layer, sheet=sheet, encoding=encoding)
+    return raw.frame, raw.rows, raw.geometry
 
 
 def _find_columns(
@@ -223,13 +206,21 @@ def _find_columns(
 ) -> dict[str, str]:
     lower = {str(c).strip().lower(): c for c in df.columns}
     found: dict[str, str] = {}
+    unknown = sorted(set(overrides or {}) - set(_ALIASES))
+    if unknown:
+        raise InputError(
+            f"{path}: --columns names unknown field(s) {', '.join(unknown)}; the fields are "
+            f"{', '.join(_ALIASES)}"
+        )
     for canon, aliases in _ALIASES.items():
         if overrides and canon in overrides:
             col = overrides[canon]
             if col not in df.columns:
+                col = lower.get(str(col).strip().lower(), col)
+            if col not in df.columns:
                 raise InputError(
-                    f"{path}: column {col!r} (given for {canon}) not found; columns are "
-                    f"{', '.join(map(str, df.columns))}"
+                    f"{path}: column {col!r} (given for {canon} with --columns or a scenario "
+                    f"'columns' table) not found; columns are {', '.join(map(str, df.columns))}"
                 )
             found[canon] = col
             continue
@@ -323,7 +314,12 @@ _Flag = Callable[[np.ndarray, str, Any], None]
 
 
 def _open_points(
-    path: str | Path | pd.DataFrame, kind: Kind, crs: str | None, layer: str | None
+    path: str | Path | pd.DataFrame,
+    kind: Kind,
+    crs: str | None,
+    layer: str | None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, NDArray[np.int64], Any, str, str]:
     """The raw input as (table, user row numbers, geometry or None, CRS name, source label)."""
     if isinstance(path, pd.DataFrame):
@@ -335,7 +331,7 @@ def _open_points(
             crs_name = normalize_crs_name(crs or "wgs84")
         except CRSError as exc:
             raise CRSError(f"{src}: {exc}") from None
-        df, rows, geom = read_table(Path(path), layer=layer)
+        df, rows, geom = read_table(Path(path), layer=layer, sheet=sheet, encoding=encoding)
     return df, rows, geom, crs_name, src
 
 
@@ -347,23 +343,34 @@ def _point_columns(
     geom: Any,
     in_memory: bool,
     standard: ServiceStandard | None,
+    tier_rules: TierRules | None = None,
 ) -> tuple[dict[str, str], bool]:
     """The columns found and whether lon/lat columns exist; raises if a required one is missing."""
     cols = _find_columns(df, src, kind, columns)
     if geom is not None and in_memory:
         cols.pop("lon", None)  # a GeoDataFrame's geometry wins over lon/lat-like columns
         cols.pop("lat", None)
-    missing = [c for c in _REQUIRED[kind] if c not in cols]
+        cols.pop("location", None)
+    required = [c for c in _REQUIRED[kind] if not (c == "tier" and tier_rules)]
+    missing = [c for c in required if c not in cols]
     if kind == "facilities" and standard is None:
         raise InputError("reading facilities needs the service standard to resolve tiers")
-    has_xy = "lon" in cols and "lat" in cols
+    has_xy = ("lon" in cols and "lat" in cols) or ("location" in cols and geom is None)
     if not has_xy and geom is None:
         missing += [c for c in ("lon", "lat") if c not in cols]
     if missing:
+        example = {"id": "编号", "tier": "类别", "population": "常住人口", "lon": "经度"}
+        hint = (
+            f"columns={{'{missing[0]}': ...}}"
+            if in_memory
+            else f"--columns {kind}:{missing[0]}={example.get(missing[0], 'COLUMN')} or "
+            f'columns = {{{missing[0]} = "..."}} in the scenario\'s [{kind}] section'
+        )
+        if kind == "facilities" and "tier" in missing:
+            hint += "; for a POI export, map types and names to tiers with --tier-rules FILE"
         raise InputError(
             f"{src}: missing required column(s) {', '.join(missing)}; found "
-            f"{', '.join(map(str, df.columns))}. Rename the columns or pass them explicitly "
-            f"(e.g. --columns population=常住人口)"
+            f"{', '.join(map(str, df.columns))}. Rename the columns or name them: {hint}"
         )
     return cols, has_xy
 
@@ -378,9 +385,16 @@ def _point_coordinates(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Raw lon/lat (from the columns or the geometry), flagging missing ones, and the CRS name."""
     if has_xy:
-        lon, lon_blank = _numeric(df[cols["lon"]])
-        lat, lat_blank = _numeric(df[cols["lat"]])
-        raw_lon, raw_lat = df[cols["lon"]], df[cols["lat"]]
+        if "lon" in cols and "lat" in cols:
+            lon_col, lat_col = df[cols["lon"]], df[cols["lat"]]
+        else:  # Amap/Baidu exports: one "lng,lat" column
+            loc = df[cols["location"]].astype(object).where(~df[cols["location"]].isna(), "")
+            parts = loc.astype(str).str.strip().str.split(r"\s*[,，]\s*", n=1, regex=True)
+            lon_col = parts.str[0].fillna("")
+            lat_col = parts.str[1].fillna("")
+        lon, lon_blank = _numeric(lon_col)
+        lat, lat_blank = _numeric(lat_col)
+        raw_lon, raw_lat = lon_col, lat_col
         flag(
             lon_blank | lat_blank,
             "missing_coordinates",
@@ -440,6 +454,45 @@ def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag)
     )
 
 
+def _flag_duplicate_locations(
+    out: pd.DataFrame, good: np.ndarray, within_m: float, flag: _Flag
+) -> None:
+    """Flag a facility with the same name as an earlier row within ``within_m`` metres."""
+    from scipy.spatial import cKDTree
+
+    idx = np.flatnonzero(good)
+    lon = out["lon"].to_numpy(float)[idx]
+    lat = out["lat"].to_numpy(float)[idx]
+    # local equirectangular metres: exact enough for a few metres
+    r_m = 6_371_008.8
+    x = np.radians(lon) * r_m * np.cos(np.radians(np.nanmean(lat)))
+    y = np.radians(lat) * r_m
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(within_m, output_type="ndarray")
+    if len(pairs) == 0:
+        return
+    names = out["name"].to_numpy(object)[idx]
+    a, b = pairs.min(axis=1), pairs.max(axis=1)  # a is the earlier row
+    same = (names[a] == names[b]) & (np.char.str_len(names[a].astype(str)) > 0)
+    a, b = a[same], b[same]
+    if len(b) == 0:
+        return
+    order = np.lexsort((a, b))  # for each later row, its earliest twin
+    b, a = b[order], a[order]
+    first = np.unique(b, return_index=True)[1]
+    later, twin = b[first], a[first]
+    dist = np.hypot(x[later] - x[twin], y[later] - y[twin])
+    mask = np.zeros(len(out), dtype=bool)
+    mask[idx[later]] = True
+    details = np.full(len(out), "", dtype=object)
+    rows = out["row"].to_numpy()
+    details[idx[later]] = [
+        f"same name {names[t]!r} as row {rows[idx[t]]}, {d:.1f} m away (within "
+        f"{within_m:g} m): the export lists one site twice; keep one row"
+        for t, d in zip(twin, dist, strict=True)
+    ]
+    flag(mask, "duplicate_location", lambda i: list(details[i]))
+
+
 def _tier_column(
     df: pd.DataFrame,
     cols: dict[str, str],
@@ -447,20 +500,46 @@ def _tier_column(
     standard: ServiceStandard | None,
     out: pd.DataFrame,
     flag: _Flag,
+    tier_rules: TierRules | None = None,
 ) -> None:
     """Set ``out["tier"]`` to the tier keys, flagging tiers the standard does not know."""
     assert standard is not None or kind == "candidates"
+    if tier_rules is not None:
+        blank = pd.Series([""] * len(df), dtype=object)
+
+        def col(key: str) -> pd.Series:
+            return df[cols[key]].astype(object).reset_index(drop=True) if key in cols else blank
+
+        keys, rule = tier_rules.assign(col("name"), col("poi_type"), col("typecode"))
+        names, types, codes = (
+            col(k).astype(str).to_numpy() for k in ("name", "poi_type", "typecode")
+        )
+        flag(
+            keys == "",
+            "unknown_tier",
+            lambda i: [
+                f"no rule of {tier_rules.path} matches name {a!r}, type {b!r}, typecode "
+                f"{c!r}; add a rule for it or remove the row"
+                for a, b, c in zip(names[i], types[i], codes[i], strict=True)
+            ],
+        )
+        out["tier"] = keys
+        out["tier_rule"] = rule
+        return
     raw_tier = df[cols["tier"]].astype(str).str.strip().to_numpy()
     if standard is not None:
         keys = np.array([standard.resolve_tier(t) or "" for t in raw_tier], dtype=object)
         known = ", ".join(f"{t.key} ({t.label_zh})" for t in standard.tiers)
+        # a POI export's category column taken for the tier: point at the tier rules
+        is_poi = str(cols["tier"]).strip().lower() in ("type", "类型", "category")
+        poi = " (a POI category? assign tiers with --tier-rules FILE)" if is_poi else ""
         # a candidate's tier may be left blank: it is then scored for the requested tier
         blank_ok = (raw_tier == "") if kind == "candidates" else np.zeros(len(raw_tier), bool)
         flag(
             (keys == "") & ~blank_ok,
             "unknown_tier",
             lambda i: [
-                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}"
+                f"tier {t!r} is not in standard {standard.name!r}; use one of {known}{poi}"
                 for t in raw_tier[i]
             ],
         )
@@ -542,6 +621,10 @@ def read_points(
     standard: ServiceStandard | None = None,
     columns: dict[str, str] | None = None,
     layer: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    tier_rules: TierRules | None = None,
+    duplicate_location_m: float = DUPLICATE_LOCATION_M,
 ) -> PointTable:
     """Read and validate facilities, residents or candidate sites.
 
@@ -563,7 +646,22 @@ def read_points(
     standard : ServiceStandard, optional
         Needed for facilities, to resolve tiers.
     columns : dict, optional
-        Explicit column names, e.g. ``{"population": "常住人口"}``.
+        Explicit column names, e.g. ``{"population": "常住人口"}``; the fields are ``id, name,
+        tier, lon, lat, population, elderly, children, capacity, location`` (one ``"lng,lat"``
+        column, as in Amap/Baidu exports), ``poi_type`` and ``typecode``.
+    layer : str, optional
+        Layer of a GeoPackage.
+    sheet : str or int, optional
+        Sheet of a workbook, a name or a number from 1 (default the first).
+    encoding : str, optional
+        Text encoding of a CSV or Shapefile; default detected (UTF-8, UTF-8 with BOM, GB18030).
+    tier_rules : TierRules, optional
+        Facilities only: assign tiers from type, typecode and name (see
+        :mod:`lifecircle.tier_rules`) instead of a tier column; the matched rule is kept in the
+        column ``tier_rule``; rows no rule matches are rejected ``unknown_tier``.
+    duplicate_location_m : float
+        Facilities only: a row with the same non-empty name as an earlier row within this many
+        metres is rejected ``duplicate_location`` (scraped POI exports list some sites twice).
 
     Returns
     -------
@@ -576,10 +674,11 @@ def read_points(
     CRSError
         If ``crs`` is unknown.
     """
-    df, rows, geom, crs_name, src = _open_points(path, kind, crs, layer)
+    df, rows, geom, crs_name, src = _open_points(path, kind, crs, layer, sheet, encoding)
     n = len(df)
     in_memory = isinstance(path, pd.DataFrame)
-    cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard)
+    rules = tier_rules if kind == "facilities" else None
+    cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard, rules)
 
     ids = df[cols["id"]].astype(object)
     id_str = ids.where(~ids.isna(), "").astype(str).str.strip()
@@ -629,7 +728,7 @@ def read_points(
         out["name"] = ""
 
     if kind == "facilities" or (kind == "candidates" and "tier" in cols):
-        _tier_column(df, cols, kind, standard, out, flag)
+        _tier_column(df, cols, kind, standard, out, flag, rules)
 
     if kind == "residents":
         _population_columns(df, cols, out, flag)
@@ -658,8 +757,11 @@ def read_points(
             good = reason == ""
     out["lon"] = wlon
     out["lat"] = wlat
+    if kind == "facilities" and "name" in cols and good.sum() > 1:
+        _flag_duplicate_locations(out, good, duplicate_location_m, flag)
+        good = reason == ""
     # keep the other input columns for the user's own reference
-    used = set(cols.values())
+    used = {v for k, v in cols.items() if k not in ("poi_type", "typecode", "location")}
     for c in df.columns:
         if c not in used and str(c) not in out.columns:
             out[str(c)] = df[c].to_numpy()
@@ -711,8 +813,12 @@ def read_units(
     crs: str | None = None,
     label_zh: str | None = None,
     label_en: str | None = None,
+    encoding: str | None = None,
 ) -> UnitLayer:
     """Read admin-unit polygons (GeoJSON/GeoPackage/Shapefile or a GeoDataFrame) into WGS84.
+
+    A Shapefile's attributes are decoded as :func:`lifecircle._tables.dbf_encoding` says (a
+    ``.cpg``, else UTF-8 or GB18030 detected) unless ``encoding`` is given.
 
     ``crs`` is the coordinate system when the data cannot say so itself (GeoJSON from Amap/DataV
     is GCJ-02 while claiming WGS84: pass ``crs="gcj02"``); files default to their own CRS, else
@@ -742,7 +848,7 @@ def read_units(
         if not p.exists():
             raise InputError(f"units file {p} does not exist")
         try:
-            gdf = gpd.read_file(p)
+            gdf = read_vector(p, encoding=encoding)
         except Exception as exc:
             raise InputError(f"cannot read units file {p}: {exc}") from exc
         key = key or _singular(p.stem)
@@ -813,14 +919,13 @@ def _singular(word: str) -> str:
 
 def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:
     """Read a boundary file and return its union as one WGS84 shapely geometry."""
-    import geopandas as gpd
     import shapely
 
     p = Path(path)
     if not p.exists():
         raise InputError(f"boundary file {p} does not exist")
     try:
-        gdf = gpd.read_file(p)
+        gdf = read_vector(p)
     except Exception as exc:
         raise InputError(f"cannot read boundary file {p}: {exc}") from exc
     if gdf.crs is not None and gdf.crs.to_epsg() not in (4326, 4490):
@@ -863,10 +968,11 @@ class UnitSpec:
     label_zh: str | None = None
     label_en: str | None = None
 
-    def read(self) -> UnitLayer:
-        """Read the layer."""
+    def read(self, *, encoding: str | None = None) -> UnitLayer:
+        """Read the layer (``encoding``: of a Shapefile's attributes, default detected)."""
         return read_units(
             self.path,
+            encoding=encoding,
             key=self.key,
             id_field=self.id_field,
             name_field=self.name_field,
@@ -900,6 +1006,17 @@ class Scenario:
     candidates: Path | None = None
     candidates_crs: str = "wgs84"
     max_snap_m: float | None = None
+    #: per input (``facilities``, ``residents``, ``candidates``): explicit column names
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: per input: the workbook sheet (name or number from 1)
+    sheets: dict[str, str] = field(default_factory=dict)
+    #: per input: the text encoding
+    encodings: dict[str, str] = field(default_factory=dict)
+    tier_rules: Path | None = None
+    population_table: Path | None = None
+    population_join: str | None = None
+    population_field: str | None = None
+    buildings: Path | None = None
     #: The raw ``[batch]`` section (regions file, scheduler...), read by ``lifecircle batch``.
     batch: dict[str, Any] = field(default_factory=dict)
     grids: dict[str, Any] = field(default_factory=dict)
@@ -973,8 +1090,8 @@ def load_scenario(path: str | Path) -> Scenario:
         UnitSpec(
             key=u.get("key") or Path(u["path"]).stem,
             path=rel(u["path"]),  # type: ignore[arg-type]
-            id_field=u.get("id_field"),
-            name_field=u.get("name_field"),
+            id_field=u.get("id_field") or u.get("columns", {}).get("id"),
+            name_field=u.get("name_field") or u.get("columns", {}).get("name"),
             crs=u.get("crs", "wgs84"),
             label_zh=u.get("label_zh"),
             label_en=u.get("label_en"),
@@ -983,6 +1100,25 @@ def load_scenario(path: str | Path) -> Scenario:
     )
     bounds = {k: rel(v) for k, v in data.get("boundaries", {}).items()}
     analysis = data.get("analysis", {})
+    columns: dict[str, dict[str, str]] = {}
+    sheets: dict[str, str] = {}
+    encodings: dict[str, str] = {}
+    for section in ("facilities", "residents", "candidates"):
+        sec = data.get(section, {})
+        cols = sec.get("columns", {})
+        if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+            raise InputError(
+                f"scenario file {p}: [{section}] columns must be a table of field = "
+                '"column name", e.g. columns = { population = "常住人口" }'
+            )
+        if cols:
+            columns[section] = dict(cols)
+        if "sheet" in sec:
+            sheets[section] = str(sec["sheet"])
+        if "encoding" in sec:
+            encodings[section] = str(sec["encoding"])
+    fac_sec = data["facilities"]
+    res_sec = data.get("residents", {})
     grids = dict(data.get("grids", {}))
     bad = sorted(set(grids) - set(GRID_SETTINGS))
     if bad:
@@ -1011,6 +1147,409 @@ def load_scenario(path: str | Path) -> Scenario:
         candidates=rel(data.get("candidates", {}).get("path")),
         candidates_crs=data.get("candidates", {}).get("crs", "wgs84"),
         max_snap_m=analysis.get("max_snap_m"),
+        columns=columns,
+        sheets=sheets,
+        encodings=encodings,
+        tier_rules=rel(fac_sec.get("tier_rules")),
+        population_table=rel(res_sec.get("population_table")),
+        population_join=res_sec.get("population_join"),
+        population_field=res_sec.get("population_field"),
+        buildings=rel(res_sec.get("buildings")),
         batch=dict(data.get("batch", {})),
         grids=grids,
     )
+
+
+# -- population areas (polygons with people, or polygons joined to a population table) --------
+
+
+@dataclass(frozen=True)
+class PopulationAreas:
+    """Polygons with a population, ready to be distributed along the streets.
+
+    Attributes
+    ----------
+    path : str
+        The polygon file.
+    crs : str
+        The coordinate system the polygons were converted from.
+    frame : geopandas.GeoDataFrame
+        The usable polygons in EPSG:4326: ``id``, ``row``, ``name``, ``population``,
+        ``elderly``, ``children`` (NaN when not given), ``geometry``.
+    rejects : pandas.DataFrame
+        Rejected polygons and population-table rows (``file`` says which).
+    counts : dict
+        ``{"polygons": {"input", "used", "rejected"}, "table_rows": {...}}`` (table rows only
+        with a population table); they reconcile.
+    """
+
+    path: str
+    crs: str
+    frame: Any
+    rejects: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+
+
+def parse_join(spec: str) -> tuple[str, str]:
+    """``"社区代码=community_id"`` -> ``("社区代码", "community_id")`` (table field, polygon field).
+
+    >>> parse_join("社区代码=community_id")
+    ('社区代码', 'community_id')
+    """
+    left, sep, right = spec.partition("=")
+    if not sep or not left.strip() or not right.strip():
+        raise InputError(
+            f"--population-join {spec!r}: expected TABLEFIELD=POLYGONFIELD, e.g. "
+            "--population-join 社区代码=community_id"
+        )
+    return left.strip(), right.strip()
+
+
+_NAME_SUFFIXES: Final = ("居民委员会", "村民委员会", "居委会", "村委会")
+
+
+def _join_key(values: pd.Series) -> pd.Series:
+    """Comparable join keys: text without spaces, ``123.0`` -> ``123``, committee suffixes off."""
+    s = (
+        values.astype(object)
+        .where(~values.isna(), "")
+        .astype(str)
+        .str.replace(r"\s+", "", regex=True)
+    )
+    s = s.str.replace(r"^(\d+)\.0$", r"\1", regex=True)
+    for suffix in _NAME_SUFFIXES:
+        s = s.str.removesuffix(suffix)
+    return s
+
+
+def _closest(value: str, choices: list[str]) -> str:
+    import difflib
+
+    best = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    return f"; closest: {best[0]!r}" if best else ""
+
+
+def _join_population_table(
+    df: pd.DataFrame,
+    rows: NDArray[np.int64],
+    src: str,
+    table: str | Path,
+    join: str,
+    field_name: str | None,
+    flag: _Flag,
+    *,
+    sheet: str | int | None,
+    encoding: str | None,
+    columns: dict[str, str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The polygons with the table's population columns joined; table rejects; counts."""
+    t_field, p_field = parse_join(join)
+    tdf, trows, _ = read_table(table, sheet=sheet, encoding=encoding)
+    tsrc = str(table)
+    if p_field not in df.columns:
+        raise InputError(
+            f"{src}: no column {p_field!r} to join the population table on (--population-join "
+            f"{t_field}={p_field}); columns are {', '.join(map(str, df.columns))}"
+        )
+    if t_field not in tdf.columns:
+        raise InputError(
+            f"{tsrc}: no column {t_field!r} to join on (--population-join {t_field}={p_field}); "
+            f"columns are {', '.join(map(str, tdf.columns))}"
+        )
+    overrides = {k: v for k, v in (columns or {}).items() if k in ("elderly", "children")}
+    if field_name:
+        overrides["population"] = field_name
+    tcols = _find_columns(tdf, tsrc, "residents", overrides)
+    if "population" not in tcols:
+        raise InputError(
+            f"{tsrc}: no population column; name it with --population-field (columns are "
+            f"{', '.join(map(str, tdf.columns))})"
+        )
+    tkey = _join_key(tdf[t_field])
+    pkey = _join_key(df[p_field])
+    n_t = len(tdf)
+    t_reason = np.full(n_t, "", dtype=object)
+    t_detail = np.full(n_t, "", dtype=object)
+    dup = tkey.duplicated(keep="first").to_numpy() & (tkey != "").to_numpy()
+    t_reason[dup] = "duplicate_id"
+    t_detail[dup] = [f"{t_field} {k!r} appears on an earlier row" for k in tkey[dup]]
+    poly_keys = set(pkey)
+    pchoices = sorted(k for k in poly_keys if k)
+    unmatched = (t_reason == "") & ~tkey.isin(poly_keys).to_numpy()
+    t_reason[unmatched] = "unmatched_population_row"
+    t_detail[unmatched] = [
+        f"no polygon of {src} has {p_field} = {k!r}{_closest(k, pchoices)}" for k in tkey[unmatched]
+    ]
+    good_t = t_reason == ""
+    lookup = pd.Series(np.flatnonzero(good_t), index=tkey[good_t].to_numpy())
+    pos = pkey.map(lookup)
+    missing = pos.isna().to_numpy()
+    # suggest among every table key: the unmatched rows are the likely partners of a typo
+    tchoices = sorted(k for k in set(tkey) if k)
+    flag(
+        missing,
+        "no_population_row",
+        lambda i: [
+            f"no row of {tsrc} has {t_field} = {k!r}{_closest(k, tchoices)}" for k in pkey.iloc[i]
+        ],
+    )
+    idx = pos.fillna(0).astype(int).to_numpy()
+    out = df.copy()
+    for canon in ("population", "elderly", "children"):
+        if canon in tcols:
+            vals = tdf[tcols[canon]].to_numpy(object)[idx]
+            out[f"__{canon}"] = np.where(missing, "0", vals)
+    t_id = tkey.to_numpy()
+    t_rejects = (
+        pd.DataFrame(
+            {
+                "file": tsrc,
+                "row": trows[~good_t],
+                "id": t_id[~good_t],
+                "reason": t_reason[~good_t],
+                "detail": t_detail[~good_t],
+            }
+        )
+        if (~good_t).any()
+        else empty_rejects()
+    )
+    counts = {"input": n_t, "used": int(good_t.sum()), "rejected": int((~good_t).sum())}
+    return out, t_rejects, counts
+
+
+def read_population_areas(
+    path: str | Path | pd.DataFrame,
+    *,
+    crs: str | None = None,
+    columns: dict[str, str] | None = None,
+    layer: str | None = None,
+    encoding: str | None = None,
+    table: str | Path | None = None,
+    join: str | None = None,
+    population_field: str | None = None,
+    table_sheet: str | int | None = None,
+    table_encoding: str | None = None,
+) -> PopulationAreas:
+    """Read polygons with people (buildings, compounds, grid cells, communities, villages).
+
+    The population comes from the polygons' own column (``population`` or an alias, or
+    ``columns={"population": ...}``), or from a population table joined to them
+    (``table``, ``join="TABLEFIELD=POLYGONFIELD"``, ``population_field``), e.g. a census
+    spreadsheet keyed by community code or name; ``elderly``/``children`` columns come along.
+    Keys are compared as text without spaces, ``"123.0"`` as ``"123"``, and names without a
+    trailing 居民委员会/村民委员会/居委会/村委会.
+
+    Rejects: ``not_a_polygon``, the population reasons of :func:`read_points`
+    (``missing_population``…), ``no_population_row`` (a polygon no table row matches) and, for
+    table rows, ``unmatched_population_row`` (no polygon matches) and ``duplicate_id``; unmatched
+    ones name the closest key of the other side (difflib).
+
+    Raises
+    ------
+    InputError
+        If a file cannot be read or a needed column is missing.
+    """
+    import geopandas as gpd
+
+    df, rows, geom, crs_name, src = _open_points(path, "residents", crs, layer, None, encoding)
+    if geom is None:
+        raise InputError(f"{src}: population areas need polygons (GeoJSON, GeoPackage, Shapefile)")
+    n = len(df)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray, code: str, text: Any) -> None:
+        """As in :func:`read_points`: ``text`` a string or a function of the rows' indices."""
+        new = mask & (reason == "")
+        if not new.any():
+            return
+        reason[new] = code
+        if callable(text):
+            idx = np.flatnonzero(new)
+            detail[idx] = np.asarray(list(text(idx)), dtype=object)
+        else:
+            detail[new] = text
+
+    counts: dict[str, dict[str, int]] = {}
+    t_rejects = empty_rejects()
+    cols_in = dict(columns or {})
+    if table is not None:
+        if not join:
+            raise InputError(
+                "--population-table needs --population-join TABLEFIELD=POLYGONFIELD "
+                "(e.g. --population-join 社区代码=community_id)"
+            )
+        df, t_rejects, counts["table_rows"] = _join_population_table(
+            df,
+            rows,
+            src,
+            table,
+            join,
+            population_field,
+            flag,
+            sheet=table_sheet,
+            encoding=table_encoding,
+            columns=columns,
+        )
+        for canon in ("population", "elderly", "children"):
+            if f"__{canon}" in df.columns:
+                cols_in[canon] = f"__{canon}"
+    cols = _find_columns(df, src, "residents", cols_in)
+    if "population" not in cols:
+        raise InputError(
+            f"{src}: no population column; found {', '.join(map(str, df.columns))}. Name it "
+            "(--columns residents:population=常住人口) or join a table (--population-table FILE "
+            "--population-join TABLEFIELD=POLYGONFIELD --population-field FIELD)"
+        )
+    if "id" not in cols:  # polygons: community_id, adcode, code...
+        id_col = next(
+            (c for c in df.columns if str(c).lower().endswith("_id") or str(c) == "adcode"), None
+        )
+        if id_col is not None:
+            cols["id"] = id_col
+    if "id" in cols:
+        id_str = _join_key(df[cols["id"]])
+    else:
+        id_str = pd.Series([str(r) for r in rows], dtype=object)
+    g = np.asarray(geom.values if hasattr(geom, "values") else geom)
+    bad_geom = shapely.is_missing(g) | ~np.isin(shapely.get_type_id(g), [3, 6])
+    flag(bad_geom, "not_a_polygon", "the feature is not a Polygon or MultiPolygon")
+    out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
+    out["name"] = (
+        df[cols["name"]].astype(object).where(~df[cols["name"]].isna(), "").astype(str).to_numpy()
+        if "name" in cols
+        else ""
+    )
+    _population_columns(df, cols, out, flag)
+    _flag_duplicate_ids(id_str, rows, flag)
+    good = reason == ""
+    g = np.where(good, g, None)  # type: ignore[call-overload]
+    file_crs = getattr(geom, "crs", None)
+    if crs_name in ("gcj02", "bd09"):
+        name = crs_name
+
+        def fn(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name))
+
+        g = shapely.transform(g, fn)
+    elif file_crs is not None and file_crs.to_epsg() not in (4326, 4490):
+        g = np.asarray(gpd.GeoSeries(g, crs=file_crs).to_crs(4326).values)
+    elif file_crs is None and crs_name not in ("wgs84", "cgcs2000"):
+        g = np.asarray(gpd.GeoSeries(g, crs=crs_name).to_crs(4326).values)
+    g = shapely.make_valid(g)
+    frame = gpd.GeoDataFrame(out.loc[good].reset_index(drop=True), geometry=g[good], crs=4326)
+    rejects = _rejects_frame(src, rows, id_str, reason, detail, good)
+    rejects = (
+        pd.concat([r for r in (rejects, t_rejects) if len(r)], ignore_index=True)
+        if (len(rejects) or len(t_rejects))
+        else empty_rejects()
+    )
+    counts["polygons"] = {"input": n, "used": int(good.sum()), "rejected": int((~good).sum())}
+    logger.info(
+        "%s: %d population area(s), %.0f people (%d rejected)",
+        src,
+        len(frame),
+        float(frame["population"].sum()),
+        int((~good).sum()),
+    )
+    return PopulationAreas(src, crs_name, frame, rejects, counts)
+
+
+@dataclass(frozen=True)
+class Buildings:
+    """Residential building footprints for splitting an area's people by floor area.
+
+    Attributes
+    ----------
+    path : str
+    frame : geopandas.GeoDataFrame
+        Usable buildings in EPSG:4326: ``id``, ``row``, ``floors`` (NaN when not given),
+        ``floor_area_m2`` (NaN when not given: footprint x floors is used), ``geometry``.
+    rejects : pandas.DataFrame
+        ``not_a_polygon``, ``bad_floors``, ``bad_floor_area``.
+    n_input : int
+    """
+
+    path: str
+    frame: Any
+    rejects: pd.DataFrame
+    n_input: int
+
+
+_FLOORS: Final = ("floors", "层数", "building:levels", "levels", "楼层数")
+_FLOOR_AREA: Final = ("area", "floor_area", "建筑面积", "floor_area_m2")
+
+
+def read_buildings(
+    path: str | Path | pd.DataFrame, *, crs: str | None = None, encoding: str | None = None
+) -> Buildings:
+    """Read residential building polygons with ``floors`` (层数) and/or ``area`` (建筑面积, m²).
+
+    A building's floor area is its ``area`` column when given, else its footprint (computed in
+    the network's metric CRS) times ``floors`` (1 when not given).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or holds no geometry.
+    """
+    import geopandas as gpd
+
+    df, rows, geom, crs_name, src = _open_points(path, "residents", crs, None, None, encoding)
+    if geom is None:
+        raise InputError(f"{src}: buildings need polygons (GeoJSON, GeoPackage, Shapefile)")
+    n = len(df)
+    lower = {str(c).strip().lower(): c for c in df.columns}
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray, code: str, text: str) -> None:
+        new = mask & (reason == "")
+        reason[new] = code
+        detail[new] = text
+
+    g = np.asarray(geom.values if hasattr(geom, "values") else geom)
+    flag(
+        shapely.is_missing(g) | ~np.isin(shapely.get_type_id(g), [3, 6]),
+        "not_a_polygon",
+        "the feature is not a Polygon or MultiPolygon",
+    )
+    values: dict[str, np.ndarray] = {}
+    for key, aliases, code in (
+        ("floors", _FLOORS, "bad_floors"),
+        ("floor_area_m2", _FLOOR_AREA, "bad_floor_area"),
+    ):
+        col = next((lower[a] for a in aliases if a in lower), None)
+        if col is None:
+            values[key] = np.full(n, np.nan)
+            continue
+        v, blank = _numeric(df[col])
+        flag(
+            ~blank & ~(v > 0),
+            code,
+            f"{col} must be a positive number (or empty); fix the value or remove the building",
+        )
+        values[key] = np.where(blank, np.nan, v)
+    id_col = lower.get("id") or next((c for c in df.columns if str(c).endswith("_id")), None)
+    ids = df[id_col].astype(str).to_numpy() if id_col is not None else rows.astype(str)
+    good = reason == ""
+    g = np.where(good, g, None)  # type: ignore[call-overload]
+    file_crs = getattr(geom, "crs", None)
+    if crs_name in ("gcj02", "bd09"):
+        name = crs_name
+        g = shapely.transform(g, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name)))
+    elif file_crs is not None and file_crs.to_epsg() not in (4326, 4490):
+        g = np.asarray(gpd.GeoSeries(g, crs=file_crs).to_crs(4326).values)
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ids[good],
+            "row": rows[good],
+            "floors": values["floors"][good],
+            "floor_area_m2": values["floor_area_m2"][good],
+        },
+        geometry=g[good],
+        crs=4326,
+    )
+    rejects = _rejects_frame(src, rows, pd.Series(ids), reason, detail, good)
+    logger.info("%s: %d building(s) read, %d rejected", src, len(frame), int((~good).sum()))
+    return Buildings(src, frame, rejects, n)

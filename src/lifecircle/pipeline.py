@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -66,16 +66,25 @@ from lifecircle.extract import (
 from lifecircle.grids import GridOptions, GridResult
 from lifecircle.io import (
     PointTable,
+    Scenario,
     UnitLayer,
     empty_rejects,
     load_scenario,
     read_boundary,
     read_boundary_name,
+    read_buildings,
     read_points,
+    read_population_areas,
     read_units,
 )
 from lifecircle.maps import write_candidates_map, write_grids_map
 from lifecircle.network import RoadNetwork, from_networkx, load_networks
+from lifecircle.population import (
+    Placement,
+    distribute_areas,
+    distribute_raster,
+    distribute_with_buildings,
+)
 from lifecircle.report import CoverageReport, build_report, grids_report_html
 from lifecircle.roads import DEFAULT_TOLERANCE_M, merge_road_lines, read_road_lines
 from lifecircle.routing import RoutingGraph
@@ -83,6 +92,7 @@ from lifecircle.runs import CoverageRun, Inputs, facility_table, resident_table
 from lifecircle.service_areas import ServiceAreas, compute_service_areas
 from lifecircle.siting import ScoringResult
 from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_to_network
+from lifecircle.tier_rules import TierRules, load_tier_rules
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -119,6 +129,14 @@ def load_inputs(
     upper_tiers_count: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     require_residents: bool = True,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    sheets: Mapping[str, str] | None = None,
+    encoding: str | None = None,
+    tier_rules: str | Path | TierRules | None = None,
+    population_table: str | Path | None = None,
+    population_join: str | None = None,
+    population_field: str | None = None,
+    buildings: str | Path | pd.DataFrame | None = None,
     clip: str | Path | BaseGeometry | None = None,
     clip_crs: str = "wgs84",
     clip_buffer_m: float = DEFAULT_CLIP_BUFFER_M,
@@ -160,6 +178,30 @@ def load_inputs(
         Network cache folder; ``None`` disables caching.
     require_residents : bool
         Raise when no residents are given.
+    columns : mapping, optional
+        Explicit column names per input, ``{"residents": {"population": "常住人口"}}``; the key
+        ``""`` applies to every input but units; ``{"units": {"id": ..., "name": ...}}`` names
+        the id and name columns of the ``units`` layers. Merged over the scenario's ``columns``
+        tables.
+    sheets : mapping, optional
+        Workbook sheet per input (name or number from 1), e.g. ``{"residents": "2"}``.
+    encoding : str, optional
+        Text encoding of every CSV/Shapefile input (default: detected per file).
+    tier_rules : path or TierRules, optional
+        Assign facility tiers from POI type/typecode/name (:mod:`lifecircle.tier_rules`).
+    population_table, population_join, population_field : optional
+        A population table joined to polygon residents (``"TABLEFIELD=POLYGONFIELD"``), see
+        :func:`lifecircle.io.read_population_areas`.
+    buildings : path or GeoDataFrame, optional
+        Residential building footprints with ``floors``/``area`` columns: polygon residents'
+        people are split over the buildings inside each polygon by floor area
+        (:func:`lifecircle.population.distribute_with_buildings`).
+
+    Residents given as polygons (with a population column or a joined table) or as a
+    population raster (``.tif``) are distributed along the streets inside each polygon or cell
+    (:mod:`lifecircle.population`); ``Inputs.population`` reports how. With ``clip``, a raster
+    keeps only the cells whose centre lies inside the boundary (not its buffer: the county's
+    own people).
     clip : path or shapely geometry, optional
         Boundary polygon(s) to cut a large OSM file down to: only ways of the tiers' modes that
         intersect the boundary buffered by ``clip_buffer_m`` are loaded, whole (one streaming
@@ -251,6 +293,7 @@ def load_inputs(
     modes = sorted({t.mode for t in std.tiers})
     t1 = time.perf_counter()
     nets: dict[str, RoadNetwork]
+    clip_area = None  # the --clip boundary (WGS84): a population raster is cut to it too
     if isinstance(net_src, nx.Graph):
         nets = {m: from_networkx(net_src, mode=m, crs=network_crs) for m in modes}
     else:
@@ -263,6 +306,7 @@ def load_inputs(
             net_src = clip_network_file(
                 net_src, boundary, buffer=clip_buffer_m, modes=modes, cache_dir=cache_dir
             )
+            clip_area = boundary
         if Path(net_src).suffix.lower() in LINE_SUFFIXES:
             lines = read_road_lines(net_src, crs=extra_roads_crs)
             nets = {
@@ -286,19 +330,52 @@ def load_inputs(
     timings["load_network"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
+    opts = read_options(sc, columns=columns, sheets=sheets, encoding=encoding)
+    rules_src = tier_rules if tier_rules is not None else (sc.tier_rules if sc else None)
+    rules = (
+        rules_src
+        if isinstance(rules_src, TierRules) or rules_src is None
+        else load_tier_rules(rules_src, std)
+    )
     # files declare their CRS in the scenario (default WGS84); frames carry their own
     fac_crs = facilities_crs or (sc.facilities_crs if sc and facilities is None else None)
-    fac = read_points(fac_src, "facilities", crs=fac_crs, standard=std)
+    fac = read_points(
+        fac_src, "facilities", crs=fac_crs, standard=std, tier_rules=rules, **opts["facilities"]
+    )
     res = None
+    population: dict[str, Any] = {}
+    net0 = nets[modes[0]]
     if res_src is not None:
         res_crs = residents_crs or (sc.residents_crs if sc and residents is None else None)
-        res = read_points(res_src, "residents", crs=res_crs)
-    net0 = nets[modes[0]]
+        table_src = population_table or (sc.population_table if sc else None)
+        res, population = load_residents(
+            res_src,
+            nets.get("walk", net0),
+            crs=res_crs,
+            max_snap_m=snap,
+            population_table=table_src,
+            population_join=population_join or (sc.population_join if sc else None),
+            population_field=population_field or (sc.population_field if sc else None),
+            area=clip_area,
+            buildings=buildings if buildings is not None else (sc.buildings if sc else None),
+            **opts["residents"],
+        )
     fac = reject_outside(fac, net0, snap)
     if res is not None:
         res = reject_outside(res, net0, snap)
-    unit_layers: list[UnitLayer] = [u.read() for u in sc.units] if sc else []
-    unit_layers += [u if isinstance(u, UnitLayer) else read_units(u) for u in units]
+    unit_layers: list[UnitLayer] = [u.read(encoding=encoding) for u in sc.units] if sc else []
+    unit_cols = dict((columns or {}).get("units", {}))
+    unit_layers += [
+        u
+        if isinstance(u, UnitLayer)
+        else read_units(
+            u,
+            id_field=unit_cols.get("id"),
+            name_field=unit_cols.get("name"),
+            encoding=encoding,
+        )
+        for u in units
+    ]
     bound_paths = {k: v for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
     bounds = {k: read_boundary(v) for k, v in bound_paths.items()}
     bound_names = {k: n for k, v in bound_paths.items() if (n := read_boundary_name(v))}
@@ -315,7 +392,195 @@ def load_inputs(
         scenario=sc,
         max_snap_m=snap,
         timings_s=timings,
+        population=population,
+        read_options=opts,
     )
+
+
+def read_options(
+    sc: Scenario | None,
+    *,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    sheets: Mapping[str, str] | None = None,
+    encoding: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per input kind, the ``columns``/``sheet``/``encoding`` keyword arguments to read it with.
+
+    Explicit arguments override the scenario's; ``columns[""]`` applies to every kind.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ("facilities", "residents", "candidates"):
+        cols = {
+            **(sc.columns.get(kind, {}) if sc else {}),
+            **dict((columns or {}).get("", {})),
+            **dict((columns or {}).get(kind, {})),
+        }
+        sheet = (
+            (sheets or {}).get(kind)
+            or (sheets or {}).get("")
+            or (sc.sheets.get(kind) if sc else None)
+        )
+        enc = encoding or (sc.encodings.get(kind) if sc else None)
+        out[kind] = {"columns": cols or None, "sheet": sheet, "encoding": enc}
+    return out
+
+
+def _is_polygon_source(src: PointSource) -> bool:
+    """True when a residents input holds polygons (buildings, compounds, communities...)."""
+    import geopandas as gpd
+
+    if isinstance(src, gpd.GeoDataFrame):
+        types = shapely.get_type_id(np.asarray(src.geometry.values))
+        return bool(len(types)) and bool(np.isin(types, [3, 6]).mean() > 0.5)
+    if isinstance(src, pd.DataFrame):
+        return False
+    p = Path(src)
+    if p.suffix.lower() not in (".geojson", ".json", ".gpkg", ".shp", ".fgb") or not p.exists():
+        return False
+    import pyogrio
+
+    try:
+        kind = str(pyogrio.read_info(p).get("geometry_type") or "").lower()
+        if kind == "unknown":  # mixed geometry types (GeoJSON): most features decide
+            geoms = pyogrio.read_dataframe(p, columns=[]).geometry.values
+            types = shapely.get_type_id(np.asarray(geoms))
+            return bool(len(types)) and bool(np.isin(types, [3, 6]).mean() > 0.5)
+    except Exception:  # unreadable: read_points reports it
+        return False
+    return "polygon" in kind
+
+
+def load_residents(
+    src: PointSource,
+    network: RoadNetwork,
+    *,
+    crs: str | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    columns: dict[str, str] | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    population_table: str | Path | None = None,
+    population_join: str | None = None,
+    population_field: str | None = None,
+    buildings: str | Path | pd.DataFrame | None = None,
+    area: Any = None,
+) -> tuple[PointTable, dict[str, Any]]:
+    """Residents as points: read as given, or placed on the streets from polygons or a raster.
+
+    Points (CSV/XLSX lon/lat, point features) are read as they are. Polygons with a population
+    (or joined to ``population_table``) and population rasters (``.tif``) are distributed along
+    the streets of ``network`` inside each polygon or cell (:mod:`lifecircle.population`).
+
+    ``area`` (a shapely geometry in WGS84, e.g. a clip boundary) limits a raster to the cells
+    whose centre lies inside it; default the network's convex hull plus ``max_snap_m``.
+
+    Returns
+    -------
+    (PointTable, dict)
+        The residents and how they were placed (empty for points).
+    """
+    if not isinstance(src, pd.DataFrame) and Path(src).suffix.lower() in (".tif", ".tiff"):
+        area_m = (
+            None
+            if area is None
+            else shapely.transform(
+                area, lambda xy: np.column_stack(network.from_lonlat(xy[:, 0], xy[:, 1]))
+            )
+        )
+        rp = distribute_raster(network, Path(src), margin_m=max_snap_m, area_m=area_m)
+        pl = rp.placement
+        cell_no = rp.cell_row * (int(rp.cell_col.max()) + 1) + rp.cell_col + 1
+        ids = np.array([f"r{r}c{c}" for r, c in zip(rp.cell_row, rp.cell_col, strict=True)])
+        frame = _placed_frame(network, pl, ids, cell_no[pl.area], np.full(len(ids), "", object))
+        table = PointTable("residents", str(src), "raster", frame, empty_rejects(), len(frame))
+        return table, {"kind": "raster", **rp.summary()}
+    if population_table is None and not _is_polygon_source(src):
+        return read_points(
+            src, "residents", crs=crs, columns=columns, sheet=sheet, encoding=encoding
+        ), {}
+    areas = read_population_areas(
+        src,
+        crs=crs,
+        columns=columns,
+        encoding=encoding,
+        table=population_table,
+        join=population_join,
+        population_field=population_field,
+        table_sheet=sheet,
+        table_encoding=encoding,
+    )
+    f = areas.frame
+    geoms = np.asarray(f.geometry.values)
+
+    def to_net(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(network.from_lonlat(xy[:, 0], xy[:, 1]))
+
+    extras = {k: f[k].to_numpy(float) for k in ("elderly", "children") if f[k].notna().any()}
+    areas_m = shapely.transform(geoms, to_net)
+    rejects = areas.rejects
+    b_info: dict[str, Any] = {}
+    if buildings is None:
+        pl = distribute_areas(network, areas_m, f["population"].to_numpy(float), extras=extras)
+    else:
+        b = read_buildings(buildings)
+        b_m = shapely.transform(np.asarray(b.frame.geometry.values), to_net)
+        floors = np.nan_to_num(b.frame["floors"].to_numpy(float), nan=1.0)
+        given = b.frame["floor_area_m2"].to_numpy(float)
+        floor_area = np.where(np.isnan(given), shapely.area(b_m) * floors, given)
+        pl = distribute_with_buildings(
+            network, areas_m, f["population"].to_numpy(float), b_m, floor_area, extras=extras
+        )
+        rejects = pd.concat([r for r in (rejects, b.rejects) if len(r)] or [rejects])
+        rejects = rejects.reset_index(drop=True)
+        b_info = {
+            "buildings": {"input": b.n_input, "used": len(b.frame), "rejected": len(b.rejects)}
+        }
+    frame = _placed_frame(
+        network,
+        pl,
+        f["id"].to_numpy(object),
+        f["row"].to_numpy()[pl.area],
+        f["name"].to_numpy(object),
+    )
+    table = PointTable(
+        "residents", areas.path, areas.crs, frame, rejects, len(frame) + len(rejects)
+    )
+    info = {
+        "kind": "polygons" if population_table is None else "polygons_with_table",
+        **areas.counts,
+        **b_info,
+        **pl.summary(),
+        "population_in": float(f["population"].sum()),
+    }
+    return table, info
+
+
+def _placed_frame(
+    network: RoadNetwork,
+    pl: Placement,
+    area_ids: np.ndarray,
+    rows: np.ndarray,
+    names: np.ndarray,
+) -> pd.DataFrame:
+    """The residents frame of placed points: ids ``AREA#k``, WGS84 lon/lat, source area."""
+    lon, lat = network.to_lonlat(pl.x_m, pl.y_m)
+    src_id = np.asarray(area_ids, dtype=object)[pl.area].astype(str)
+    k = pd.Series(src_id).groupby(src_id).cumcount().to_numpy() + 1
+    frame = pd.DataFrame(
+        {
+            "id": np.char.add(np.char.add(src_id.astype(str), "#"), k.astype(str)),
+            "row": np.asarray(rows, dtype=np.int64),
+            "name": np.asarray(names, dtype=object)[pl.area],
+            "population": pl.population,
+            "elderly": pl.extras.get("elderly", np.full(len(pl.area), np.nan)),
+            "children": pl.extras.get("children", np.full(len(pl.area), np.nan)),
+            "lon": lon,
+            "lat": lat,
+            "source_id": src_id,
+            "placement": pl.kind,
+        }
+    )
+    return frame[frame["population"] > 0].reset_index(drop=True)
 
 
 def reject_outside(table: PointTable, network: RoadNetwork, max_snap_m: float) -> PointTable:
@@ -659,7 +924,9 @@ def run_scoring(
         else:
             crs = candidates_crs or (sc.candidates_crs if sc and candidates is None else "wgs84")
             # tiers are resolved in validate_candidates (a blank tier means "this tier")
-            table = read_points(spec, "candidates", crs=crs)
+            table = read_points(
+                spec, "candidates", crs=crs, **inputs.read_options.get("candidates", {})
+            )
     table = validate_candidates(table, inputs, key)
     logger.info("candidates: %d used, %d rejected", len(table.frame), len(table.rejects))
     if len(table.frame) == 0:

@@ -58,6 +58,11 @@ FACILITY_COLUMNS = (
     "catchment_population",
     "catchment_residents",
 )
+#: Columns added to ``facilities.csv`` / ``residents.csv`` when the inputs carry them: the tier
+#: rule that gave a POI its tier; the polygon or raster cell a placed resident point came from
+#: and whether it lies on a street or at the area's representative point.
+FACILITY_OPTIONAL_COLUMNS = ("tier_rule",)
+RESIDENT_OPTIONAL_COLUMNS = ("source_id", "placement")
 
 
 def resident_columns(tier_keys: tuple[str, ...] | list[str]) -> list[str]:
@@ -80,6 +85,7 @@ def resident_table(result: CoverageResult) -> pd.DataFrame:
     """The ``residents.csv`` table of a coverage result, distances rounded to centimetres."""
     res = result.residents
     cols = resident_columns(result.standard.keys)
+    cols += [c for c in RESIDENT_OPTIONAL_COLUMNS if c in res.columns]
     out = res[[c for c in cols if c in res.columns]].copy()
     for c in out.columns:
         if c.endswith("_distance_m") or c == "snap_m":
@@ -93,7 +99,9 @@ def resident_table(result: CoverageResult) -> pd.DataFrame:
 
 def facility_table(result: CoverageResult) -> pd.DataFrame:
     """The ``facilities.csv`` table of a coverage result."""
-    out = result.facilities[list(FACILITY_COLUMNS)].copy()
+    fac = result.facilities
+    cols = [*FACILITY_COLUMNS, *(c for c in FACILITY_OPTIONAL_COLUMNS if c in fac.columns)]
+    out = fac[cols].copy()
     out["snap_m"] = out["snap_m"].round(2)
     out[["lon", "lat"]] = out[["lon", "lat"]].round(7)
     return out
@@ -130,6 +138,12 @@ class Inputs:
     max_snap_m : float
     timings_s : dict
         Seconds per loading stage.
+    population : dict
+        How residents given as polygons or a raster were placed on the streets (counts, sums;
+        see :mod:`lifecircle.population`); empty for points.
+    read_options : dict
+        Per input kind, the ``columns``/``sheet``/``encoding`` it was read with (candidates read
+        later use them too).
     """
 
     standard: ServiceStandard
@@ -142,6 +156,8 @@ class Inputs:
     max_snap_m: float = DEFAULT_MAX_SNAP_M
     timings_s: dict[str, float] = field(default_factory=dict)
     boundary_names: dict[str, str] = field(default_factory=dict)
+    population: dict[str, Any] = field(default_factory=dict)
+    read_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def crs(self) -> str:
@@ -225,6 +241,7 @@ class CoverageRun:
             "tiers": tiers,
             "all_tiers": s["all_tiers"],
             "inputs": self.inputs.input_counts(),
+            **({"population_inputs": self.inputs.population} if self.inputs.population else {}),
             "networks": {m: n.summary() for m, n in self.inputs.networks.items()},
             "residents_off_network": s["residents_off_network"],
             "population_off_network": s["population_off_network"],

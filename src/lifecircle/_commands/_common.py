@@ -16,6 +16,7 @@ from lifecircle._files import CSV_ENCODINGS, DEFAULT_CSV_ENCODING, check_writabl
 from lifecircle.document import find_chromium, write_report_document
 from lifecircle.errors import InputError
 from lifecircle.extract import DEFAULT_CLIP_BUFFER_M
+from lifecircle.io import COLUMN_FIELDS
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
 from lifecircle.report import CoverageReport, Section, write_report
 from lifecircle.roads import DEFAULT_TOLERANCE_M
@@ -107,6 +108,57 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
         metavar="M",
         help="noding tolerance for --extra-roads in metres (default 1)",
     )
+    t = p.add_argument_group("reading the files (encodings, spreadsheets, POI exports, population)")
+    t.add_argument(
+        "--columns",
+        action="append",
+        default=[],
+        metavar="[KIND:]FIELD=COLUMN,...",
+        help="name the columns of an input, e.g. --columns residents:id=编号,population=常住人口 "
+        "(KIND: facilities, residents, candidates, units; without KIND for every input but "
+        f"units). Fields: {', '.join(COLUMN_FIELDS)}; for units id and name",
+    )
+    t.add_argument(
+        "--sheet",
+        action="append",
+        default=[],
+        metavar="[KIND:]NAME|N",
+        help="workbook sheet of an .xlsx input, by name or number from 1 (default the first)",
+    )
+    t.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="text encoding of CSV/Shapefile inputs, e.g. gb18030 or utf-8 (default: detected "
+        "per file: UTF-8, UTF-8 with BOM or GB18030)",
+    )
+    t.add_argument(
+        "--tier-rules",
+        metavar="FILE",
+        help="TOML rules giving each facility its tier from type/typecode/name (for Amap/Baidu "
+        "POI exports); unmatched rows are rejected unknown_tier",
+    )
+    t.add_argument(
+        "--population-table",
+        metavar="FILE",
+        help="population per community/village (CSV/XLSX) joined to the --residents polygons",
+    )
+    t.add_argument(
+        "--population-join",
+        metavar="TABLEFIELD=POLYGONFIELD",
+        help="join key of --population-table, e.g. 社区代码=community_id (code or name)",
+    )
+    t.add_argument(
+        "--population-field",
+        metavar="FIELD",
+        help="population column of --population-table, e.g. 常住人口 (default: detected)",
+    )
+
+    t.add_argument(
+        "--buildings",
+        metavar="PATH",
+        help="residential building footprints with floors (层数) and/or area (建筑面积, m²): "
+        "split the people of --residents polygons over them by floor area",
+    )
 
 
 def add_clip_options(g: argparse._ArgumentGroup, *, clip: bool = True) -> None:
@@ -135,6 +187,51 @@ def add_clip_options(g: argparse._ArgumentGroup, *, clip: bool = True) -> None:
     )
 
 
+_KINDS = ("facilities", "residents", "candidates", "units")
+
+
+def _split_kind(value: str, option: str) -> tuple[str, str]:
+    kind, sep, rest = value.partition(":")
+    if sep and kind in _KINDS:
+        return kind, rest
+    if sep and "=" not in kind and option == "--columns":
+        raise InputError(
+            f"{option} {value!r}: {kind!r} is not an input; use one of {', '.join(_KINDS)}"
+        )
+    return "", value
+
+
+def parse_columns(values: list[str]) -> dict[str, dict[str, str]]:
+    """``["residents:id=编号,population=常住人口"]`` -> ``{"residents": {...}}``.
+
+    >>> parse_columns(["residents:id=编号,population=常住人口", "name=名称"])
+    {'residents': {'id': '编号', 'population': '常住人口'}, '': {'name': '名称'}}
+    """
+    out: dict[str, dict[str, str]] = {}
+    for value in values:
+        kind, rest = _split_kind(value, "--columns")
+        for item in filter(None, (s.strip() for s in rest.replace("，", ",").split(","))):
+            field, sep, col = item.partition("=")
+            if not sep or not field.strip() or not col.strip():
+                raise InputError(
+                    f"--columns {value!r}: {item!r} is not FIELD=COLUMN; e.g. --columns "
+                    "residents:population=常住人口"
+                )
+            allowed = ("id", "name") if kind == "units" else COLUMN_FIELDS
+            if field.strip() not in allowed:
+                raise InputError(
+                    f"--columns {value!r}: unknown field {field.strip()!r}; fields are "
+                    f"{', '.join(allowed)}"
+                )
+            out.setdefault(kind, {})[field.strip()] = col.strip()
+    return out
+
+
+def parse_sheets(values: list[str]) -> dict[str, str]:
+    """``["residents:2", "人口"]`` -> ``{"residents": "2", "": "人口"}``."""
+    return dict(_split_kind(v, "--sheet") for v in values)
+
+
 def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True) -> Inputs:
     """Load :class:`lifecircle.runs.Inputs` from the shared input options."""
     if args.scenario is None and args.network is None:
@@ -157,6 +254,14 @@ def inputs_from_args(args: argparse.Namespace, *, require_residents: bool = True
         upper_tiers_count=args.upper_tiers_count,
         cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR,
         require_residents=require_residents,
+        columns=parse_columns(args.columns),
+        sheets=parse_sheets(args.sheet),
+        encoding=args.encoding,
+        tier_rules=args.tier_rules,
+        population_table=args.population_table,
+        population_join=args.population_join,
+        population_field=args.population_field,
+        buildings=args.buildings,
         clip=args.clip,
         clip_crs=args.clip_crs,
         clip_buffer_m=args.clip_buffer_m,

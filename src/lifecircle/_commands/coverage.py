@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lifecircle._commands._common import (
     Console,
@@ -81,7 +82,11 @@ def print_summary(cov: CoverageRun, con: Console) -> None:
         f"{a['population_covered']:>14,.0f}{a['population_total']:>14,.0f}{100 * a['share']:>8.1f}%"
     )
     con.line(f"{'全部层级':\u3000<8}{'':>12}{nums}", f"{'all tiers':<20}{'':>12}{nums}")
+    pop = s.get("population_inputs")
     for kind, c in s["inputs"].items():
+        if kind == "residents" and pop:
+            _print_population(pop, con)
+            continue
         con.line(
             f"{INPUT_KIND_ZH.get(kind, kind)}：输入 {c['input']} 行 = 使用 {c['used']} + "
             f"剔除 {c['rejected']}",
@@ -91,3 +96,34 @@ def print_summary(cov: CoverageRun, con: Console) -> None:
 
 #: Chinese names of the input files in the terminal summary.
 INPUT_KIND_ZH = {"facilities": "设施", "residents": "居民", "candidates": "候选点"}
+
+
+def _print_population(pop: dict[str, Any], con: Console) -> None:
+    """How residents given as polygons, a table or a raster were placed (and what reconciles)."""
+    if pop["kind"] == "raster":
+        con.line(
+            f"居民：栅格 {pop['raster_sum']:,.1f} 人，"
+            f"路网范围内 {pop['raster_sum_in_area']:,.1f} 人，"
+            f"{pop['population_placed']:,.1f} 人落到 {pop['points']:,} 个点",
+            f"residents: raster {pop['raster_sum']:,.1f} people, {pop['raster_sum_in_area']:,.1f} "
+            f"in the network's area, {pop['population_placed']:,.1f} placed on "
+            f"{pop['points']:,} points",
+        )
+        return
+    for key, label_zh, label in (
+        ("polygons", "多边形", "polygons"),
+        ("table_rows", "表格行", "table rows"),
+        ("buildings", "建筑", "buildings"),
+    ):
+        if key in pop:
+            c = pop[key]
+            con.line(
+                f"居民{label_zh}：{c['input']} = 使用 {c['used']} + 剔除 {c['rejected']}",
+                f"residents {label}: {c['input']} = {c['used']} used + {c['rejected']} rejected",
+            )
+    con.line(
+        f"居民：{pop['population_in']:,.0f} 人落到 {pop['points']:,} 个点"
+        f"（{pop['areas_at_point']} 个无道路的多边形放在其内部一点）",
+        f"residents: {pop['population_in']:,.0f} people placed on {pop['points']:,} points "
+        f"({pop['areas_at_point']} polygons without a street, at a point inside)",
+    )

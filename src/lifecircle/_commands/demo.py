@@ -93,6 +93,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "TIANDITU_KEY), amap (GCJ-02: layers shifted to match) or an XYZ URL",
     )
     add_output_options(p, workbook=True, report=True, lang_help="maps, reports and terminal")
+    p.add_argument(
+        "--population",
+        choices=("points", "table"),
+        default="points",
+        help="points: one point per residential building (default); table: a census-style "
+        "population table per community (GB18030, title row) joined to the community polygons "
+        "and placed along their streets (scenario_population_table.toml)",
+    )
     p.set_defaults(func=run)
 
 
@@ -106,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         data = COUNTY_DATA_DIR
     else:
         data = demo.DEFAULT_DEMO_DIR
-    scenario = data / "scenario.toml"
+    name = "scenario_population_table.toml" if args.population == "table" else "scenario.toml"
+    scenario = data / name
     if args.regenerate or not scenario.exists():
         if not args.quiet:
             print(
@@ -149,6 +158,15 @@ def run(args: argparse.Namespace) -> int:
     )
     con = Console(args)
     print_summary(cov, con)
+    if inputs.population:
+        pop = inputs.population
+        con.line(
+            f"{pop['polygons']['used']} 个社区多边形 + 人口表：{pop['population']:,.0f} 人落到 "
+            f"{pop['points']:,} 个道路点（{pop['areas_at_point']} 个多边形无道路）",
+            f"people from {pop['polygons']['used']} community polygons + the population table: "
+            f"{pop['population']:,.0f} placed on {pop['points']:,} street points "
+            f"({pop['areas_at_point']} polygons without a street)",
+        )
     print_worst_units(rep, cov, key="community", con=con)
     con.line(
         f"\n{grid_summary_line(grids.summary(), 'zh')}",

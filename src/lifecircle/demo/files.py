@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import shapely
+
 from lifecircle._files import geojson_text
 from lifecircle.demo.scene import _SYNTH_NOTE
 
@@ -120,6 +123,10 @@ the real Tancheng from it.
 |---|---|
 | `scenario.toml` | the scenario: which file is what, coordinate systems, \
 service standard preset `tancheng`, units |
+| `scenario_population_table.toml` | the same scenario with people from `community_population.csv` \
+joined to the community polygons and placed along their streets (instead of `residents.csv`) |
+| `community_population.csv` | people, 60+ and 0-14 per community as a census form has them: \
+GB18030, a title row, names with 居委会 (the resident points summed per community) |
 | `roads.osm` | OSM XML street network ({stats["nodes"]:,} nodes, {stats["ways"]:,} highway ways), \
 WGS84 |
 | `residents.csv` | {stats["residents"]:,} residential points \
@@ -212,3 +219,57 @@ def _errors_rows(rows: list[list[Any]]) -> list[list[Any]]:
         ["ERR008", "中文层级名称的便民点", "便民点", "街边", good[-3][4], good[-3][5]],
     ]
     return good + bad
+
+
+def _population_table_text(
+    communities: Sequence[tuple[str, str, Any]],
+    lon: Any,
+    lat: Any,
+    pop: Any,
+    elderly: Any,
+    children: Any,
+    seed: int,
+) -> bytes:
+    """Population per community as a county's census form has it: GB18030, a title row.
+
+    Each resident point counts in the first community polygon that contains it (the unit rule);
+    the names carry the committee suffix (居委会) that lifecircle strips when joining by name.
+    """
+    taken = np.zeros(len(lon), dtype=bool)
+    rows = []
+    for cid, name, geom in communities:
+        inside = shapely.contains_xy(geom, lon, lat) & ~taken
+        taken |= inside
+        rows.append(
+            [cid, f"{name}居委会", int(pop[inside].sum()), int(elderly[inside].sum()),
+             int(children[inside].sum())]
+        )  # fmt: skip
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([f"郯城街道各社区常住人口统计表（{_SYNTH_NOTE} seed={seed}）", "", "", "", ""])
+    w.writerow(["社区代码", "社区名称", "常住人口", "60岁以上", "0-14岁"])
+    w.writerows(rows)
+    return buf.getvalue().encode("gb18030")
+
+
+def _population_scenario_toml(seed: int, scale: str, stats: dict[str, Any]) -> str:
+    """The demo scenario with people from community polygons + a population table."""
+    base = _scenario_toml(seed, scale, stats)
+    points = """[residents]
+path = "residents.csv"
+crs = "wgs84"
+"""
+    polygons = """[residents]
+# people per community from the census-style table, placed along the streets inside each
+# community polygon in proportion to street length (see lifecircle.population)
+path = "communities.geojson"
+crs = "wgs84"
+population_table = "community_population.csv"
+population_join = "社区代码=community_id"
+population_field = "常住人口"
+"""
+    assert points in base
+    out = base.replace(points, polygons)
+    return out.replace("（合成示范数据）", "（合成示范数据，人口表+社区面）", 1).replace(
+        "(synthetic demonstration", "(synthetic demonstration, population table", 1
+    )

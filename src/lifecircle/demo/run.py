@@ -22,6 +22,8 @@ from lifecircle.demo.files import (
     _errors_rows,
     _fmt,
     _geojson,
+    _population_scenario_toml,
+    _population_table_text,
     _readme,
     _scenario_toml,
     _write_text,
@@ -168,6 +170,8 @@ def generate(
         "grids": out / "grids.geojson",
         "subdistrict": out / "subdistrict.geojson",
         "scenario": out / "scenario.toml",
+        "population_table": out / "community_population.csv",
+        "scenario_population_table": out / "scenario_population_table.toml",
         "readme": out / "README.md",
     }
     osm_stats = _write_osm(paths["roads"], frame, scene, net)
@@ -232,6 +236,12 @@ def generate(
             [({"name": "郯城街道", "synthetic": True}, units.subdistrict)],
         ),
     )
+    # the census-style population table per community (GB18030, title row) for the variant
+    # that places people from community polygons instead of points
+    comm_all = [*units.communities, *units.townships]
+    paths["population_table"].write_bytes(
+        _population_table_text(comm_all, lon, lat, res.pop, res.elderly, res.children, seed)
+    )
     # scenario + README
     county_rel = _county_reference(boundary_path, out)
     bridges = sum(1 for _, t, _ in net.ways if t.get("bridge") == "yes")
@@ -247,6 +257,7 @@ def generate(
         "villages": len(scene.villages),
     }
     _write_text(paths["scenario"], _scenario_toml(seed, scale, stats))
+    _write_text(paths["scenario_population_table"], _population_scenario_toml(seed, scale, stats))
     weak_names = [f"{cid} {n}" for cid, n, _ in units.communities if cid in units.weak]
     _write_text(paths["readme"], _readme(seed, scale, stats, scene.islands, weak_names))
     logger.info(
