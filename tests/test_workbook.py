@@ -118,5 +118,4 @@ def test_english_and_errors(written, tmp_path):
         write_workbook(cov, book)
     with pytest.raises(InputError, match=r"should end in \.xlsx"):
         write_workbook(cov, tmp_path / "x.xls")
-    with pytest.raises(InputError, match="no zh header for column 'mystery'"):
-        column_label("mystery", preset("tancheng"))
+    assert column_label("mystery", preset("tancheng")) == "mystery"  # logged, not fatal

@@ -145,6 +145,8 @@ _PLAIN: dict[str, tuple[str, str]] = {
     "reason": ("原因", "Reason"),
     "detail": ("详细说明", "Detail"),
     "all_covered": ("全部层级达标", "All tiers covered"),
+    "tier_rule": ("层级判定规则", "Tier rule"),
+    "placement": ("落点方式", "Placement"),
 }
 
 # tier-column suffixes: (zh, en); "{tier} ..." is prefixed with the tier's label
@@ -201,10 +203,8 @@ def column_label(
     unit_labels : mapping, optional
         ``{layer key: (label_zh, label_en)}`` for ``{layer}_id``/``{layer}_name`` columns.
 
-    Raises
-    ------
-    InputError
-        For a column without a label (a programming error: every written column has one).
+    A column without a label (one added elsewhere and not labelled here yet) keeps its name and
+    a warning is logged.
 
     Examples
     --------
@@ -235,7 +235,10 @@ def column_label(
             if lang == "zh"
             else (f"{label} {m.group(2)}")
         )
-    raise InputError(f"no {lang} header for column {column!r}")
+    # a column added by a newer part of lifecircle and not yet labelled here: shown as it is
+    # (and logged) rather than failing the whole run
+    logger.warning("workbook: no %s header for column %r; the column name is shown", lang, column)
+    return column
 
 
 def _kind(column: str) -> str:
