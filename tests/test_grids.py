@@ -333,7 +333,11 @@ def test_bad_settings_are_one_clear_line() -> None:
         run_grids(inputs)
 
 
-def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
+def test_cli_writes_the_contract_files(tmp_path, capsys, monkeypatch) -> None:
+    # the terminal speaks the locale's language (the map's labels stay Chinese)
+    for var in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
     inputs, grids = _clean_town(False)
     d = tmp_path / "in"
     d.mkdir()

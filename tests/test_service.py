@@ -306,6 +306,7 @@ def test_units_table_by_point_in_polygon(client: TestClient, state) -> None:
 def test_layers(client: TestClient, state) -> None:
     r = client.get("/layers/residents", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.content.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the Chinese
     assert len(r.text.strip().splitlines()) == 1 + len(state.result.residents)
     w = client.get("/layers/facilities").json()
     g = client.get("/layers/facilities", params={"crs": "gcj02"}).json()

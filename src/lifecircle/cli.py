@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from lifecircle import _commands
+from lifecircle._commands._common import safe_console_streams
 from lifecircle._version import __version__
 from lifecircle.errors import LifecircleError
 
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success; only errors on stderr"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--quiet",
             action="store_true",
             default=argparse.SUPPRESS,
-            help="only errors on stderr",
+            help="print nothing on success; only errors on stderr",
         )
     return parser
 
@@ -91,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     configure_logging(args.verbose, args.quiet)
+    safe_console_streams()
     try:
         return int(args.func(args) or 0)
     except LifecircleError as exc:

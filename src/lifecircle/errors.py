@@ -82,3 +82,8 @@ class OutputExistsError(LifecircleError, FileExistsError):
 class LayerUnavailableError(InputError):
     """A requested export layer exists but cannot be produced in this run (e.g. ``units``
     without unit polygons, ``candidates`` without scored sites)."""
+
+
+class MissingProgramError(LifecircleError, FileNotFoundError):
+    """An external program lifecircle needs for an output (e.g. Chromium for ``report.pdf``) is
+    not installed; the message names it and how to install it or skip that output."""

@@ -963,6 +963,20 @@ def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:
     return geom
 
 
+def read_boundary_name(path: str | Path) -> str | None:
+    """The boundary's name: the ``name`` (or ``名称``) of its features when they all agree, else
+    ``None`` (the sub-district row of a report then shows this name instead of 街道)."""
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(path, read_geometry=False)
+    for col in ("name", "名称", "NAME", "Name"):
+        if col in frame.columns:
+            names = {str(v).strip() for v in frame[col] if pd.notna(v) and str(v).strip()}
+            if len(names) == 1:
+                return names.pop()
+    return None
+
+
 # -- scenario files -----------------------------------------------------------------------
 
 

@@ -32,7 +32,15 @@ import pandas as pd
 import shapely
 
 from lifecircle import grids, siting
-from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    check_csv_encoding,
+    check_writable,
+    write_csv,
+    write_geojson,
+    write_json,
+    write_text,
+)
 from lifecircle.config import ServiceStandard, Tier, load_standard
 from lifecircle.coords import out_of_china
 from lifecircle.coverage import compute_coverage, locate
@@ -64,6 +72,7 @@ from lifecircle.io import (
     empty_rejects,
     load_scenario,
     read_boundary,
+    read_boundary_name,
     read_buildings,
     read_points,
     read_population_areas,
@@ -368,7 +377,9 @@ def load_inputs(
         )
         for u in units
     ]
-    bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bound_paths = {k: v for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bounds = {k: read_boundary(v) for k, v in bound_paths.items()}
+    bound_names = {k: n for k, v in bound_paths.items() if (n := read_boundary_name(v))}
     timings["load_points"] = time.perf_counter() - t1
     timings["load"] = time.perf_counter() - t0
     return Inputs(
@@ -378,6 +389,7 @@ def load_inputs(
         residents=res,
         units=tuple(unit_layers),
         boundaries=bounds,
+        boundary_names=bound_names,
         scenario=sc,
         max_snap_m=snap,
         timings_s=timings,
@@ -668,7 +680,11 @@ def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> Cover
 
 
 def write_coverage_outputs(
-    run: CoverageRun, out_dir: str | Path, *, overwrite: bool = False
+    run: CoverageRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
 ) -> dict[str, Path]:
     """Write ``residents.csv``, ``facilities.csv``, ``summary.json`` and ``rejects.csv``.
 
@@ -679,7 +695,10 @@ def write_coverage_outputs(
         Created if missing.
     overwrite : bool
         Replace existing files; otherwise any existing target is an error and nothing is written.
+    csv_encoding : {"utf-8-sig", "utf-8", "gb18030"}, default "utf-8-sig"
+        Encoding of the CSVs (UTF-8 with BOM opens in Excel on Chinese Windows).
     """
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -689,9 +708,11 @@ def write_coverage_outputs(
         "rejects": d / "rejects.csv",
     }
     check_writable(list(paths.values()), overwrite=overwrite)
-    write_csv(resident_table(run.result), paths["residents"], overwrite=True)
-    write_csv(facility_table(run.result), paths["facilities"], overwrite=True)
-    write_csv(run.inputs.rejects(), paths["rejects"], overwrite=True)
+    write_csv(resident_table(run.result), paths["residents"], overwrite=True, encoding=csv_encoding)
+    write_csv(
+        facility_table(run.result), paths["facilities"], overwrite=True, encoding=csv_encoding
+    )
+    write_csv(run.inputs.rejects(), paths["rejects"], overwrite=True, encoding=csv_encoding)
     write_json(run.summary(), paths["summary"], overwrite=True)
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
@@ -1232,10 +1253,24 @@ def validate_candidates(table: PointTable, inputs: Inputs, tier: str) -> PointTa
 
 
 def write_scoring_outputs(
-    run: ScoringRun, out_dir: str | Path, *, overwrite: bool = False, map_html: bool = True
+    run: ScoringRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    map_html: bool = True,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
+    offline: bool = True,
+    basemap: str | None = None,
 ) -> dict[str, Path]:
     """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
-    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``)."""
+    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``).
+
+    CSVs are written in ``csv_encoding`` (default UTF-8 with BOM, see
+    :data:`lifecircle._files.CSV_ENCODINGS`); ``candidates.html`` opens offline unless
+    ``offline=False`` (Leaflet from a CDN); ``basemap`` as for
+    :func:`lifecircle.maps.build_map`.
+    """
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     paths = {
         "candidates": d / "candidates.csv",
@@ -1249,15 +1284,22 @@ def write_scoring_outputs(
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     table = run.result.table()
-    write_csv(table, paths["candidates"], overwrite=True)
+    write_csv(table, paths["candidates"], overwrite=True, encoding=csv_encoding)
     gdf = run.result.to_gdf()
     gdf["selected"] = gdf["selected"].astype("float64")
     write_geojson(gdf, paths["geojson"], overwrite=True, precision=7, name="candidates")
-    write_csv(run.result.picks, paths["picks"], overwrite=True)
-    write_csv(run.rejects(), paths["rejects"], overwrite=True)
+    write_csv(run.result.picks, paths["picks"], overwrite=True, encoding=csv_encoding)
+    write_csv(run.rejects(), paths["rejects"], overwrite=True, encoding=csv_encoding)
     write_json(run.summary(), paths["summary"], overwrite=True)
     if map_html:
-        write_candidates_map(run.result, run.coverage, paths["map"], overwrite=True)
+        write_candidates_map(
+            run.result,
+            run.coverage,
+            paths["map"],
+            overwrite=True,
+            offline=offline,
+            basemap=basemap,
+        )
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
 

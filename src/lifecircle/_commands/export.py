@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import (
+    Console,
+    add_input_options,
+    add_output_options,
+    inputs_from_args,
+)
 from lifecircle._commands.isochrones import numbers
 from lifecircle.config import parse_limit
 from lifecircle.export import GPKG_VERSIONS, SHP_ENCODINGS, parse_layers, resolve_output_crs
@@ -112,6 +117,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="service_areas layer: bands between consecutive budgets instead of nested polygons",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_output_options(p, csv=False, lang_help="terminal")
     p.set_defaults(func=run)
 
 
@@ -141,22 +147,29 @@ def run(args: argparse.Namespace) -> int:
         area_rings=args.rings,
     )
     s = res.summary()
-    if inputs.synthetic:
-        print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data")
-    print(f"coordinate system: {s['crs_label']}")
+    con = Console(args)
+    con.synthetic(inputs.synthetic)
+    con.line(f"坐标系：{s['crs_label']}", f"coordinate system: {s['crs_label']}")
     if s["crs_reason"] and s["crs_reason"] != "given":
-        print(f"  chosen because {s['crs_reason']}")
+        con.line(f"  选择原因：{s['crs_reason']}", f"  chosen because {s['crs_reason']}")
     for layer, info in s["layers"].items():
         if layer == "rejects_csv":
             continue
-        print(f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}")
+        con.line(
+            f"{layer:<15}{info['features']:>9,} 个要素  {info['files'][0]}",
+            f"{layer:<15}{info['features']:>9,} features  {info['files'][0]}",
+        )
     for layer, why in s["skipped"].items():
-        print(f"skipped {layer}: {why}")
+        con.line(f"未导出 {layer}：{why}", f"skipped {layer}: {why}")
     n_rej = len(inputs.rejects())
     if n_rej:
         mapped = s["layers"].get("rejects", {}).get("features", 0)
-        print(
-            f"{n_rej} input row(s) rejected, listed in {s['layers']['rejects_csv']['files'][0]}"
-            + (f" ({mapped} with coordinates in the rejects layer)" if mapped else "")
+        rej_file = s["layers"]["rejects_csv"]["files"][0]
+        con.line(
+            f"剔除 {n_rej} 行输入，见 {rej_file}"
+            + (f"（其中 {mapped} 行有坐标，见 rejects 图层）" if mapped else ""),
+            f"{n_rej} input row(s) rejected, listed in {rej_file}"
+            + (f" ({mapped} with coordinates in the rejects layer)" if mapped else ""),
         )
+    con.summary(s)
     return 0

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lifecircle._commands._common import add_input_options, inputs_from_args
+from lifecircle._commands._common import (
+    Console,
+    add_input_options,
+    add_output_options,
+    inputs_from_args,
+)
+from lifecircle._commands.coverage import INPUT_KIND_ZH
 from lifecircle._files import check_writable, write_csv
 from lifecircle.errors import InputError
 from lifecircle.export import (
@@ -109,6 +115,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--out", required=True, metavar="FILE", help="output .geojson or .gpkg")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_output_options(p, lang_help="terminal")
     p.set_defaults(func=run)
 
 
@@ -151,26 +158,55 @@ def run(args: argparse.Namespace) -> int:
         gpkg_version=args.gpkg_version,
     )
     if len(rejects):
-        write_csv(rejects, rej_path, overwrite=args.overwrite)
-    print_summary(run_, out, rej_path if len(rejects) else None)
-    print(f"coordinate system: {ocrs.label}" + (f" ({ocrs.reason})" if ocrs.reason else ""))
+        write_csv(rejects, rej_path, overwrite=args.overwrite, encoding=args.csv_encoding)
+    con = Console(args)
+    print_summary(run_, out, rej_path if len(rejects) else None, con)
+    con.line(
+        f"坐标系：{ocrs.label}" + (f"（{ocrs.reason}）" if ocrs.reason else ""),
+        f"coordinate system: {ocrs.label}" + (f" ({ocrs.reason})" if ocrs.reason else ""),
+    )
+    con.summary(
+        {
+            **run_.result.summary(),
+            "inputs": run_.inputs.input_counts(),
+            "out": str(out),
+            "rejects": str(rej_path) if len(rejects) else None,
+            "crs": ocrs.label,
+        }
+    )
     return 0
 
 
-def print_summary(run_: ServiceAreaRun, out: Path, rejects: Path | None) -> None:
+def print_summary(run_: ServiceAreaRun, out: Path, rejects: Path | None, con: Console) -> None:
     """A short table: polygons, area and population per tier and budget."""
-    if run_.inputs.synthetic:
-        print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data")
+    con.synthetic(run_.inputs.synthetic)
     s = run_.result.summary()
-    print(f"{'tier':<20}{'budget':>14}{'polygons':>10}{'area km2':>12}{'population':>13}")
+    std = run_.inputs.standard
+    con.line(
+        f"{'层级':<16}{'范围':>14}{'多边形':>8}{'面积 km²':>10}{'人口':>11}",
+        f"{'tier':<20}{'budget':>14}{'polygons':>10}{'area km2':>12}{'population':>13}",
+    )
     for g in s["groups"]:
         pop = "" if g["population"] is None else f"{g['population']:,.0f}"
         budget = f"{g['budget_min']:.3g} min/{g['budget_m']:.0f} m"
-        print(f"{g['tier']:<20}{budget:>14}{g['polygons']:>10}{g['area_m2'] / 1e6:>12.3f}{pop:>13}")
-    print(f"wrote {s['polygons']} polygon(s) to {out}")
+        nums = f"{budget:>14}{g['polygons']:>10}{g['area_m2'] / 1e6:>12.3f}{pop:>13}"
+        key = str(g["tier"])
+        label_zh = std.tier(key).label_zh if key in std.keys else key
+        con.line(f"{label_zh:\u3000<8}{nums}", f"{key:<20}{nums}")
+    con.line(
+        f"已写出 {s['polygons']} 个多边形：{out}", f"wrote {s['polygons']} polygon(s) to {out}"
+    )
     if s["facilities_skipped"]:
-        print(f"{len(s['facilities_skipped'])} facilit(y/ies) off the network got no polygon")
+        n = len(s["facilities_skipped"])
+        con.line(
+            f"{n} 处设施不在路网上，没有服务范围",
+            f"{n} facilit(y/ies) off the network got no polygon",
+        )
     for kind, c in run_.inputs.input_counts().items():
-        print(f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected")
+        con.line(
+            f"{INPUT_KIND_ZH.get(kind, kind)}：输入 {c['input']} 行 = 使用 {c['used']} + "
+            f"剔除 {c['rejected']}",
+            f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected",
+        )
     if rejects is not None:
-        print(f"rejected rows: {rejects}")
+        con.line(f"剔除记录：{rejects}", f"rejected rows: {rejects}")

@@ -29,7 +29,13 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from lifecircle._files import atomic_path, check_writable, geojson_text
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    atomic_path,
+    check_writable,
+    csv_frame,
+    geojson_text,
+)
 from lifecircle.config import ServiceStandard
 from lifecircle.errors import InputError, LifecircleError
 from lifecircle.export.crs import OutputCRS, lon_range, resolve_output_crs
@@ -658,7 +664,9 @@ def export_layers(
                 )
             elif fmt == "csv":
                 frame = layer_csv_frame(g, ocrs, text_precision)
-                frame.to_csv(tmp_main, index=False, encoding="utf-8", lineterminator="\n")
+                csv_frame(frame).to_csv(
+                    tmp_main, index=False, encoding=DEFAULT_CSV_ENCODING, lineterminator="\n"
+                )
                 (tmp_dir / files[1].name).write_text(_prj_text(ocrs), encoding="utf-8")
                 (tmp_dir / files[2].name).write_text(
                     _crs_text(ocrs, list(frame.columns)), encoding="utf-8"
@@ -669,7 +677,10 @@ def export_layers(
                     _qml_for(n, g, ft, meta, ocrs, short=True, fmt=fmt), encoding="utf-8"
                 )
                 ft.to_csv(
-                    tmp_dir / files[-1].name, index=False, encoding="utf-8", lineterminator="\n"
+                    tmp_dir / files[-1].name,
+                    index=False,
+                    encoding=DEFAULT_CSV_ENCODING,
+                    lineterminator="\n",
                 )
         if fmt == "gpkg":
             main = tmp_dir / all_paths[0].name

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from lifecircle._files import csv_frame
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.export import (
     ExportSources,
@@ -371,7 +372,8 @@ def export_layer(state: ServiceState, layer: str, *, fmt: str, crs: str) -> tupl
         out = gpd.GeoDataFrame(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), geometry=geoms)
         frame = layer_csv_frame(out, ocrs, ocrs.default_precision)
         frame = frame.replace([np.inf, -np.inf], np.nan)
-        content = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        # with a byte-order mark, like every CSV lifecircle writes: Excel then reads the Chinese
+        content = csv_frame(frame).to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
         return content, "text/csv; charset=utf-8", f"{layer}{tag}.csv"
     text = layer_geojson(gdf, crs=ocrs, name=layer)
     return text.encode("utf-8"), GEOJSON, f"{layer}{tag}.geojson"
