@@ -415,6 +415,25 @@ def test_written_outputs_round_trip(broken_run: lc.pipeline.GridRun, tmp_path) -
     assert {"base_lon", "base_lat", "farthest_lon", "farthest_lat"} <= set(g.columns)
 
 
+def test_grids_workbook_has_chinese_headers_and_the_csv_values(
+    broken_run: lc.pipeline.GridRun, tmp_path
+) -> None:
+    from openpyxl import load_workbook
+
+    paths = write_grids_outputs(broken_run, tmp_path)
+    wb = load_workbook(paths["workbook"])
+    assert wb.sheetnames[:3] == ["网格", "社区网格变化", "网格缺口"]
+    assert wb.sheetnames[-1] == "说明"
+    ws = wb["网格"]
+    headers = [c.value for c in ws[1]]
+    assert headers[:4] == ["网格编号", "社区编号", "户数", "人口"]
+    assert not any(h and "_" in str(h) for h in headers), headers  # no machine key shown
+    csv = pd.read_csv(paths["grids"], dtype={"grid_id": str})
+    values = {r[0].value: r[2].value for r in ws.iter_rows(min_row=2)}
+    for gid, hh in zip(csv["grid_id"], csv["households"], strict=True):
+        assert values[gid] == pytest.approx(hh)
+
+
 def test_map_layers_and_counts(broken_run: lc.pipeline.GridRun) -> None:
     layers = {
         "grids": broken_run.grids_gdf(),

@@ -94,6 +94,7 @@ from lifecircle.service_areas import ServiceAreas, compute_service_areas
 from lifecircle.siting import ScoringResult
 from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_to_network
 from lifecircle.tier_rules import TierRules, load_tier_rules
+from lifecircle.workbook import write_tables_workbook
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -1597,7 +1598,8 @@ def write_grids_outputs(
     """Write ``grids.csv``, ``proposed_grids.csv`` (with a proposal), ``grid_communities.csv``,
     ``grid_gaps.csv``, ``grid_overlaps.csv``, ``grid_crossings.csv``, ``grids.json``,
     ``grids.gpkg`` (layers ``grids``, ``gaps``, ``overlaps``, ``crossings``, ``proposed``), the
-    map ``grids.html`` (offline by default) and the report section ``grids_report.html``."""
+    map ``grids.html`` (offline by default), the report section ``grids_report.html`` and the
+    workbook ``grids.xlsx`` (one sheet per table, Chinese headers, and a 说明 sheet)."""
     d = Path(out_dir)
     r = run.result
     layers = {
@@ -1622,6 +1624,7 @@ def write_grids_outputs(
     paths["gpkg"] = d / "grids.gpkg"
     paths["map"] = d / "grids.html"
     paths["report"] = d / "grids_report.html"
+    paths["workbook"] = d / "grids.xlsx"
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for k, gdf in layers.items():
@@ -1652,5 +1655,22 @@ def write_grids_outputs(
     )
     write_text(grids_report_html(layers, r.communities, run.summary(), lang=lang),
                paths["report"], overwrite=True)  # fmt: skip
+    zh = lang == "zh"
+    sheet_names = {
+        "grids": "网格" if zh else "Grids",
+        "proposed": "建议网格" if zh else "Proposed grids",
+        "gaps": "网格缺口" if zh else "Gaps",
+        "overlaps": "网格重叠" if zh else "Overlaps",
+        "crossings": "跨社区网格" if zh else "Crossings",
+    }
+    tables = [
+        (sheet_names[k], pd.DataFrame(gdf.drop(columns="geometry"))) for k, gdf in layers.items()
+    ]
+    tables.insert(1, ("社区网格变化" if zh else "Communities", r.communities))
+    tables.append(("剔除记录" if zh else "Rejected rows", run.rejects()))
+    write_tables_workbook(
+        run.inputs, tables, paths["workbook"], lang=lang, overwrite=True,
+        unit_labels={"community": ("社区", "Community")},
+    )  # fmt: skip
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

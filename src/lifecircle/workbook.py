@@ -31,7 +31,7 @@ from lifecircle._version import __version__
 from lifecircle.config import ServiceStandard, standard_title
 from lifecircle.errors import InputError
 from lifecircle.report import CoverageReport, text
-from lifecircle.runs import CoverageRun, facility_table
+from lifecircle.runs import CoverageRun, Inputs, facility_table
 from lifecircle.units import OUTSIDE_NAME
 
 if TYPE_CHECKING:
@@ -75,6 +75,30 @@ SHEETS = {
 
 # headers of columns that do not belong to a tier: (zh, en)
 _PLAIN: dict[str, tuple[str, str]] = {
+    # the grid system (lifecircle grids)
+    "grid_id": ("网格编号", "Grid id"),
+    "households": ("户数", "Households"),
+    "within_band": ("户数在标准范围内", "Households within band"),
+    "base_id": ("网格站点编号", "Base id"),
+    "base_name": ("网格站点名称", "Base name"),
+    "base_median_m": ("至站点距离中位数（米）", "Median distance to base (m)"),
+    "base_p90_m": ("至站点90%分位距离（米）", "90th pct distance to base (m)"),
+    "base_max_m": ("至站点最远距离（米）", "Farthest household from base (m)"),
+    "base_share_within": ("步行标准内户数比例", "Share of households within the walk"),
+    "base_lon": ("站点经度", "Base longitude"),
+    "base_lat": ("站点纬度", "Base latitude"),
+    "farthest_lon": ("最远住户经度", "Farthest household longitude"),
+    "farthest_lat": ("最远住户纬度", "Farthest household latitude"),
+    "status": ("状态", "Status"),
+    "community_name": ("社区名称", "Community name"),
+    "grids_now": ("现有网格数", "Grids now"),
+    "grids_proposed": ("建议网格数", "Grids proposed"),
+    "grids_kept": ("保留网格数", "Grids kept"),
+    "blocks": ("街块数", "Street blocks"),
+    "feasible": ("可满足户数标准", "Band feasible"),
+    "into_community_id": ("越入社区编号", "Crossed into community"),
+    "overlap_id": ("重叠编号", "Overlap id"),
+    "other_grid_id": ("另一网格编号", "Other grid id"),
     "rank": ("排名", "Rank"),
     "layer": ("单元层级", "Unit layer"),
     "unit_id": ("单元编号", "Unit id"),
@@ -161,6 +185,7 @@ _TIER_SUFFIX: dict[str, tuple[str, str]] = {
     "minutes": ("时间（分钟）", "minutes"),
     "nearest_id": ("最近设施", "nearest facility"),
     "covered": ("达标", "covered"),
+    "facilities": ("设施数", "facilities"),
 }
 
 _INPUT_ZH = {"facilities": "设施", "residents": "居民", "candidates": "候选点"}
@@ -417,9 +442,8 @@ def _write_sheet(ws: Worksheet, sheet: Sheet, std: ServiceStandard, lang: str) -
         ws.auto_filter.ref = ws.dimensions
 
 
-def _about_rows(run: CoverageRun, sheets: Sequence[Sheet], lang: str) -> list[list[str]]:
-    inputs = run.inputs
-    std = run.result.standard
+def _about_rows(inputs: Inputs, sheets: Sequence[Sheet], lang: str) -> list[list[str]]:
+    std = inputs.standard
     tx = text(lang)
     zh = lang == "zh"
     sc = inputs.scenario
@@ -512,22 +536,30 @@ def write_workbook(
     overwrite : bool
         Replace an existing file.
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
     if Path(path).suffix.lower() != ".xlsx":
         raise InputError(f"workbook {path} should end in .xlsx")
     sheets = build_sheets(
         run, report=report, candidates=candidates, picks=picks, rejects=rejects, lang=lang
     )
-    std = run.result.standard
+    _save(run.inputs, sheets, path, lang=lang, overwrite=overwrite)
+    return Path(path)
+
+
+def _save(
+    inputs: Inputs, sheets: Sequence[Sheet], path: str | Path, *, lang: str, overwrite: bool
+) -> None:
+    """Write ``sheets`` and the 说明 sheet (last) to ``path`` atomically."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    std = inputs.standard
     wb = Workbook()
     about = wb.active
     assert about is not None
     about.title = SHEETS[lang]["about"]
     for sheet in sheets:
         _write_sheet(wb.create_sheet(sheet.name), sheet, std, lang)
-    for row in _about_rows(run, sheets, lang):
+    for row in _about_rows(inputs, sheets, lang):
         about.append(row)
     about["A1"].font = about["B1"].font = Font(bold=True)
     about.column_dimensions["A"].width = 24
@@ -539,4 +571,40 @@ def write_workbook(
     with atomic_path(path, overwrite=overwrite) as tmp:
         wb.save(tmp)
     logger.info("wrote workbook %s (%d sheets)", path, len(sheets) + 1)
+
+
+def write_tables_workbook(
+    inputs: Inputs,
+    tables: Sequence[tuple[str, pd.DataFrame]],
+    path: str | Path,
+    *,
+    lang: str = "zh",
+    unit_labels: Mapping[str, tuple[str, str]] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """A workbook of named tables with the same headers, formats, fills and 说明 sheet as
+    :func:`write_workbook` (used by ``lifecircle grids`` for ``grids.xlsx``).
+
+    Parameters
+    ----------
+    inputs : Inputs
+        For the 说明 sheet (standard, data sources, synthetic flag).
+    tables : sequence of (sheet name, DataFrame)
+        In sheet order; the values are written as they are (the CSV values).
+    path : path
+        The ``.xlsx`` file.
+    lang : {"zh", "en"}
+    unit_labels : mapping, optional
+        ``{layer key: (label_zh, label_en)}`` for ``{layer}_id``/``{layer}_name`` headers.
+    overwrite : bool
+    """
+    if Path(path).suffix.lower() != ".xlsx":
+        raise InputError(f"workbook {path} should end in .xlsx")
+    std = inputs.standard
+    sheets = []
+    for name, tab in tables:
+        cols = [str(c) for c in tab.columns]
+        headers = [column_label(c, std, lang=lang, unit_labels=unit_labels) for c in cols]
+        sheets.append(Sheet(name, tab, headers, _translations(std, lang, cols)))
+    _save(inputs, sheets, path, lang=lang, overwrite=overwrite)
     return Path(path)
