@@ -732,7 +732,7 @@ def test_real_server_process(scenario: Path, tmp_path: Path) -> None:
             timeout=5,
             json=fc([[0.0, 0.0]]),
         )
-        assert r.status_code == 200 and r.json()["features"][0]["properties"]["on_network"] is False
+        assert r.status_code == 200 and r.json()["features"][0]["properties"]["off_network"] is True
     finally:
         proc.terminate()
         try:
