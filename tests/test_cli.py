@@ -83,6 +83,8 @@ def test_coverage_end_to_end(inputs: Path, helsinki_pbf: Path, capsys):
         "--out",
         str(out),
         "--no-cache",
+        "--lang",
+        "en",
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -253,3 +255,62 @@ def test_coverage_with_units_writes_the_report(inputs: Path, helsinki_pbf: Path,
     assert per_unit["population"].sum() == pytest.approx(residents["population"].sum())
     covered = residents.loc[residents["point_covered"], "population"].sum()
     assert per_unit["point_population_covered"].sum() == pytest.approx(covered)
+
+
+def _coverage_args(inputs: Path, helsinki_pbf: Path, out: Path) -> list[str]:
+    return [
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "res.csv"),
+        "--out",
+        str(out),
+        "--no-cache",
+    ]
+
+
+def test_console_quiet_json_and_lang(inputs: Path, helsinki_pbf: Path, capsys):
+    """-q prints nothing on success; --json prints only parseable JSON; --lang zh speaks Chinese."""
+    assert run_cli(*_coverage_args(inputs, helsinki_pbf, inputs / "q"), "-q") == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    # every CSV the command wrote starts with a byte-order mark (Excel on Chinese Windows)
+    csvs = sorted((inputs / "q").glob("*.csv"))
+    assert {p.name for p in csvs} >= {"residents.csv", "facilities.csv", "rejects.csv"}
+    for p in csvs:
+        assert p.read_bytes().startswith(b"\xef\xbb\xbf"), p.name
+    assert (inputs / "q" / "lifecircle.xlsx").exists()
+    assert run_cli(*_coverage_args(inputs, helsinki_pbf, inputs / "j"), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    summary = json.loads((inputs / "j" / "summary.json").read_text(encoding="utf-8"))
+    assert data["tiers"] == summary["tiers"]
+    assert data["inputs"]["residents"]["input"] == 500
+    assert run_cli(*_coverage_args(inputs, helsinki_pbf, inputs / "z"), "--lang", "zh") == 0
+    printed = capsys.readouterr().out
+    assert "便民点" in printed and "全部层级" in printed and "居民：输入 500 行" in printed
+    # no tier key and no English header in the Chinese summary
+    assert "point" not in printed and "all tiers" not in printed
+
+
+def test_console_cp1252_exits_zero(inputs: Path, helsinki_pbf: Path):
+    """A console that cannot show Chinese (English Windows, cp1252) still gets exit code 0."""
+    out = inputs / "cp1252"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "PYTHONIOENCODING": "cp1252",
+        "LANG": "zh_CN.UTF-8",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "lifecircle", *_coverage_args(inputs, helsinki_pbf, out)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode("cp1252", errors="replace")
+    text = proc.stdout.decode("cp1252")
+    assert "?" in text and "%" in text  # Chinese replaced, the figures still there
+    assert (out / "summary.json").exists()

@@ -33,6 +33,18 @@ def test_gb50180_preset_is_gb_distances():
     assert [t.threshold_m for t in s.tiers] == [1000, 500, 300]
 
 
+def test_tdt1062_preset_levels_and_walking_distances():
+    """TD/T 1062-2021: the 15-minute level and the 5-10-minute level's two ends, all walking."""
+    s = load_standard("tdt1062")
+    assert s.name == "tdt1062" and "TD/T 1062-2021" in s.description
+    assert [(t.key, t.minutes, t.threshold_m, t.mode) for t in s.tiers] == [
+        ("level15", 15, 1000, "walk"),
+        ("level10", 10, 500, "walk"),
+        ("level5", 5, 300, "walk"),
+    ]
+    assert s.resolve_tier("5分钟层级") == "level5"
+
+
 def test_minutes_to_metres_walk_default():
     # 15 min at the default 66.7 m/min is the GB 50180 1,000 m (to within rounding)
     assert 15 * DEFAULT_SPEED_M_PER_MIN["walk"] == pytest.approx(1000.5)
@@ -82,7 +94,7 @@ def test_bad_toml(tmp_path, text, match):
 
 
 def test_unknown_preset_and_tier():
-    with pytest.raises(InputError, match="presets: gb50180, tancheng"):
+    with pytest.raises(InputError, match="presets: gb50180, tdt1062, tancheng"):
         preset("nope")
     with pytest.raises(InputError, match="known tiers"):
         preset("tancheng").tier("hospital")

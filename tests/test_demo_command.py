@@ -14,7 +14,9 @@ from lifecircle.cli import main
 
 def test_demo_end_to_end(tmp_path, capsys):
     data, out, html = tmp_path / "data", tmp_path / "out", tmp_path / "maps" / "demo.html"
-    code = main(["demo", "--data", str(data), "--out", str(out), "--map", str(html), "-q"])
+    # --no-pdf: test_wheel checks report.pdf of an installed demo; this one stays faster
+    argv = ["demo", "--data", str(data), "--out", str(out), "--map", str(html)]
+    code = main([*argv, "--lang", "en", "--no-pdf"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed
@@ -37,6 +39,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     page = html.read_text(encoding="utf-8")
     assert "合成" in page or "synthetic" in page.lower()
     assert html.with_suffix(".png").exists()
+    assert (out / "lifecircle.xlsx").exists() and not (out / "report.pdf").exists()
     assert html.stat().st_size < 15e6
     # one grid line: grids in band, the largest gap, the farthest household from its base
     line = next(x for x in printed.splitlines() if x.startswith("grids: "))
@@ -49,9 +52,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "largest gap 0 m² (0 gaps" in line  # the demo's grids tile its communities
     # the grid system is a section of the report, and has its own map
     report = (out / "report.html").read_text(encoding="utf-8")
-    assert "网格体系：全覆盖、均衡与可达" in report
-    assert all(f"<td>{g}</td>" in report for g in grids["grid_id"])
-    assert "网格（按户数着色）" in (out / "grids.html").read_text(encoding="utf-8")
+    assert "Grid system: full coverage, balance and reach" in report  # --lang en
+    assert all(f">{g}</td>" in report for g in grids["grid_id"])
+    assert "Grids (by households)" in (out / "grids.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -60,7 +63,7 @@ def test_demo_population_table_variant(tmp_path, capsys):
     out, html = tmp_path / "out", tmp_path / "maps" / "demo.html"
     code = main(
         ["demo", "--data", str(repo_data), "--population", "table", "--out", str(out),
-         "--map", str(html), "-q"]
+         "--map", str(html), "--lang", "en", "--no-pdf"]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import GRID_ORIGIN, make_grid
-from lifecircle.config import preset
+from conftest import GRID_ORIGIN, export_inputs
 from lifecircle.errors import CRSError, InputError, OutputExistsError
 from lifecircle.export import (
     LAYER_BUILDERS,
@@ -28,7 +27,6 @@ from lifecircle.export import (
     resolve_output_crs,
     schema_markdown,
 )
-from lifecircle.io import PointTable, UnitLayer, empty_rejects
 from lifecircle.pipeline import Inputs, run_coverage, run_export
 from lifecircle.routing import RoutingGraph, nearest_sources
 from lifecircle.units import unit_coverage
@@ -38,74 +36,9 @@ TIERS = ("county_centre", "subdistrict_centre", "community_centre", "station", "
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "gis-export.md"
 
 
-def _to_lonlat(net, geom):
-    return shapely.transform(geom, lambda xy: np.column_stack(net.to_lonlat(xy[:, 0], xy[:, 1])))
-
-
 @pytest.fixture(scope="module")
 def inputs() -> Inputs:
-    """A 6x6 grid (walk and bike), one facility per upper tier, two stations, 60 residents, and
-    two community polygons (one with a hole) splitting the grid at x = 250 m."""
-    walk, bike = make_grid(), make_grid(mode="bike")
-    fx = X0 + np.array([250, 100, 300, 0, 200, 200])
-    fy = Y0 + np.array([250, 100, 300, 500, 300, 0])
-    flon, flat = walk.to_lonlat(fx.astype(float), fy.astype(float))
-    fac = pd.DataFrame(
-        {
-            "id": ["F1", "F2", "F3", "S1", "S2", "P1"],
-            "row": np.arange(2, 8),
-            "name": ["县中心", "街道中心", "社区中心", "服务站甲", "服务站乙", "便民点"],
-            "tier": [
-                "county_centre",
-                "subdistrict_centre",
-                "community_centre",
-                "station",
-                "station",
-                "point",
-            ],
-            "lon": flon,
-            "lat": flat,
-        }
-    )
-    rng = np.random.default_rng(7)
-    n = 60
-    rx, ry = X0 + rng.uniform(0, 500, n), Y0 + rng.uniform(0, 500, n)
-    rx[0], ry[0] = X0 + 250, Y0 + 520  # 20 m off the top street
-    rlon, rlat = walk.to_lonlat(rx, ry)
-    res = pd.DataFrame(
-        {
-            "id": [f"R{i}" for i in range(n)],
-            "row": np.arange(2, n + 2),
-            "lon": rlon,
-            "lat": rlat,
-            "population": rng.integers(1, 10, n).astype(float),
-            "elderly": 1.0,
-            "children": np.nan,
-        }
-    )
-    west = shapely.Polygon(
-        [(X0 - 50, Y0 - 50), (X0 + 250, Y0 - 50), (X0 + 250, Y0 + 550), (X0 - 50, Y0 + 550)],
-        holes=[[(X0 + 40, Y0 + 40), (X0 + 40, Y0 + 60), (X0 + 60, Y0 + 60), (X0 + 60, Y0 + 40)]],
-    )
-    east = shapely.box(X0 + 250, Y0 - 50, X0 + 550, Y0 + 550)
-    units = UnitLayer(
-        "community",
-        "社区",
-        "community",
-        gpd.GeoDataFrame(
-            {"unit_id": ["C1", "C2"], "name": ["西社区", "东社区"]},
-            geometry=[_to_lonlat(walk, west), _to_lonlat(walk, east)],
-            crs="EPSG:4326",
-        ),
-        "memory",
-    )
-    return Inputs(
-        standard=preset("tancheng"),
-        networks={"walk": walk, "bike": bike},
-        facilities=PointTable("facilities", "fac.csv", "wgs84", fac, empty_rejects(), len(fac)),
-        residents=PointTable("residents", "res.csv", "wgs84", res, empty_rejects(), n),
-        units=(units,),
-    )
+    return export_inputs()
 
 
 @pytest.fixture(scope="module")
@@ -282,12 +215,34 @@ def test_csv_round_trip(layers, run, tmp_path, crs):
         if "wkt" in got.columns:
             geoms = shapely.from_wkt(got["wkt"].to_numpy(str))
         else:
-            cols = ("lon", "lat") if res.crs.geographic else ("x", "y")
+            cols = ("lon", "lat") if res.crs.geographic else ("easting", "northing")
             geoms = shapely.points(got[cols[0]].to_numpy(float), got[cols[1]].to_numpy(float))
+            assert "x" not in got.columns and "y" not in got.columns
+            # WGS84 lon/lat always: in the CRS's own columns, or beside easting/northing
+            wlon, wlat = ("lon", "lat") if not res.crs.geographic else ("wgs84_lon", "wgs84_lat")
+            if not res.crs.is_wgs84:
+                wgs = shapely.points(got[wlon].to_numpy(float), got[wlat].to_numpy(float))
+                err = _metres_apart(gpd.GeoSeries(wgs), want.geometry, run.inputs.crs)
+                assert err.max() < 0.1, name  # 7 decimals from coordinates rounded to 6 or 2
         back = res.crs.transform_geometries(np.asarray(geoms), inverse=True)
         err = _metres_apart(gpd.GeoSeries(back), want.geometry, run.inputs.crs)
         assert err.max() < TOLERANCE_M[crs]
         assert len(got) == len(want)
+        # sidecars name the CRS: .prj (read by pyproj) and _crs.txt (EPSG code first)
+        _csv, prj, crs_txt = res.paths[name]
+        assert prj.suffix == ".prj" and crs_txt.name.endswith("_crs.txt")
+        first = crs_txt.read_text(encoding="utf-8").splitlines()[0]
+        if not res.crs.obfuscated:
+            from pyproj import CRS
+
+            code = res.crs.pyproj_crs().to_epsg()
+            assert CRS.from_user_input(first).to_epsg() == code
+            assert CRS.from_wkt(prj.read_text(encoding="utf-8")).to_epsg() == code
+        else:
+            assert first == "gcj02" and "GCJ-02" in prj.read_text(encoding="utf-8")
+        if not res.crs.geographic:
+            assert "northing" in crs_txt.read_text(encoding="utf-8")
+            assert ("easting" in got.columns) == ("wkt" not in got.columns)
     fac = pd.read_csv(res.paths["facilities"][0])
     assert fac["name"].tolist() == layers["facilities"]["name"].tolist()  # Chinese intact
 
@@ -470,6 +425,7 @@ def test_unavailable_layers_write_nothing(inputs, run, tmp_path):
         "units",
         "candidates",
         "network",
+        "rejects",
     }
 
 
@@ -541,7 +497,7 @@ def test_gpkg_multi_layer(layers, tmp_path):
 
     res = export_layers(layers, tmp_path / "r.gpkg", "gpkg", "cgcs2000", tier_keys=TIERS)
     names = [n for n, _ in pyogrio.list_layers(tmp_path / "r.gpkg")]
-    assert names == list(layers)
+    assert names == [*layers, "layer_styles"]  # and QGIS's style table
     assert gpd.read_file(res.paths["units"][0], layer="units").crs.to_epsg() == 4490
 
 
@@ -640,6 +596,17 @@ def test_cli_export(helsinki_files, helsinki_pbf, tmp_path, capsys):
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
     assert main([*common, "--layers", "facilities", "--format", "gpkg", "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    # GIS options: service-area bands, GBK Shapefiles
+    shp = tmp_path / "shp"
+    argv = [*common, "--layers", "service_areas,facilities", "--format", "shp"]
+    argv += ["--minutes", "3,5", "--rings", "--shp-encoding", "cp936", "--out", str(shp)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rejects.csv" in printed
+    sa = read_back(shp / "service_areas.shp", encoding="cp936")
+    assert set(sa["budget_min"]) == {3.0, 5.0} and sa.geometry.is_valid.all()
+    assert (shp / "service_areas.cpg").read_text(encoding="ascii").strip() in ("936", "CP936")
+    assert (shp / "service_areas.qml").exists()
 
 
 def test_layers_from_other_modules(inputs, run, tmp_path):

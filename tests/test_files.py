@@ -26,7 +26,7 @@ from lifecircle._files import (
     write_json,
     write_text,
 )
-from lifecircle.errors import OutputExistsError
+from lifecircle.errors import InputError, OutputExistsError
 
 
 def _ring_is_ccw(ring: list[list[float]]) -> bool:
@@ -141,7 +141,37 @@ def test_to_json_text_keeps_chinese_and_writes_null(tmp_path: Path) -> None:
 
 def test_write_csv_infinite_as_empty(tmp_path: Path) -> None:
     p = write_csv(pd.DataFrame({"id": ["a", "b"], "d": [1.5, np.inf]}), tmp_path / "t.csv")
-    assert p.read_text(encoding="utf-8") == "id,d\na,1.5\nb,\n"
+    assert p.read_text(encoding="utf-8-sig") == "id,d\na,1.5\nb,\n"
+
+
+def test_write_csv_bom_booleans_shares_and_encodings(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "name": ["新城社区", "老城社区", "东关社区"],
+            "covered": [True, False, True],
+            "outside": pd.Series([True, None, False], dtype=object),
+            "point_share": [1 / 3, 2 / 3, np.nan],
+            "population": [1.0 / 3, 2.0, 3.0],
+        }
+    )
+    p = write_csv(frame, tmp_path / "t.csv")
+    raw = p.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to read UTF-8 Chinese
+    lines = raw.decode("utf-8-sig").splitlines()
+    assert lines[0] == "name,covered,outside,point_share,population"
+    assert lines[1].startswith("新城社区,true,true,0.3333,0.333333")
+    assert lines[2] == "老城社区,false,,0.6667,2.0"
+    back = pd.read_csv(p)
+    assert back["covered"].tolist() == [True, False, True]
+    assert frame["covered"].dtype == bool  # the input is not changed
+    g = write_csv(frame, tmp_path / "g.csv", encoding="gb18030")
+    assert g.read_bytes().decode("gb18030").startswith("name,")
+    assert "新城社区" in g.read_bytes().decode("gb18030")
+    u = write_csv(frame, tmp_path / "u.csv", encoding="utf-8")
+    assert not u.read_bytes().startswith(b"\xef\xbb\xbf")
+    with pytest.raises(InputError, match="CSV encoding 'latin-1' is not supported"):
+        write_csv(frame, tmp_path / "x.csv", encoding="latin-1")
+    assert not (tmp_path / "x.csv").exists()
 
 
 # -- GeoJSON -----------------------------------------------------------------------------------

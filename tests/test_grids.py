@@ -8,6 +8,8 @@ against the engine, and against the networkx oracle.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -331,7 +333,11 @@ def test_bad_settings_are_one_clear_line() -> None:
         run_grids(inputs)
 
 
-def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
+def test_cli_writes_the_contract_files(tmp_path, capsys, monkeypatch) -> None:
+    # the terminal speaks the locale's language (the map's labels stay Chinese)
+    for var in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
     inputs, grids = _clean_town(False)
     d = tmp_path / "in"
     d.mkdir()
@@ -363,7 +369,11 @@ def test_cli_writes_the_contract_files(tmp_path, capsys) -> None:
         frame = pd.read_csv(out / name)
         assert list(frame.columns[: len(GRID_COLUMNS)]) == list(GRID_COLUMNS)
     layers = gpd.list_layers(out / "grids.gpkg")["name"].tolist()
-    assert set(layers) == {"grids", "gaps", "overlaps", "crossings", "proposed"}
+    # plus QGIS's layer_styles table, which every GeoPackage export carries (#16)
+    assert set(layers) == {"grids", "gaps", "overlaps", "crossings", "proposed", "layer_styles"}
+    with closing(sqlite3.connect(out / "grids.gpkg")) as con:
+        described = dict(con.execute("SELECT table_name, description FROM gpkg_contents"))
+    assert "in no grid" in described["gaps"]  # the grid system's gaps, not coverage gaps
     page = (out / "grids.html").read_text(encoding="utf-8")
     assert "网格（按户数着色）" in page and "网格缺口" in page and "<script src=" not in page
     assert "网格体系" in (out / "grids_report.html").read_text(encoding="utf-8")
@@ -403,6 +413,25 @@ def test_written_outputs_round_trip(broken_run: lc.pipeline.GridRun, tmp_path) -
     assert gaps.crs.to_epsg() == 4326
     g = pd.read_csv(paths["grids"])
     assert {"base_lon", "base_lat", "farthest_lon", "farthest_lat"} <= set(g.columns)
+
+
+def test_grids_workbook_has_chinese_headers_and_the_csv_values(
+    broken_run: lc.pipeline.GridRun, tmp_path
+) -> None:
+    from openpyxl import load_workbook
+
+    paths = write_grids_outputs(broken_run, tmp_path)
+    wb = load_workbook(paths["workbook"])
+    assert wb.sheetnames[:3] == ["网格", "社区网格变化", "网格缺口"]
+    assert wb.sheetnames[-1] == "说明"
+    ws = wb["网格"]
+    headers = [c.value for c in ws[1]]
+    assert headers[:4] == ["网格编号", "社区编号", "户数", "人口"]
+    assert not any(h and "_" in str(h) for h in headers), headers  # no machine key shown
+    csv = pd.read_csv(paths["grids"], dtype={"grid_id": str})
+    values = {r[0].value: r[2].value for r in ws.iter_rows(min_row=2)}
+    for gid, hh in zip(csv["grid_id"], csv["households"], strict=True):
+        assert values[gid] == pytest.approx(hh)
 
 
 def test_map_layers_and_counts(broken_run: lc.pipeline.GridRun) -> None:

@@ -52,7 +52,7 @@ def test_facilities_every_reject_reason(tmp_path):
     assert r.loc[8, "reason"] == "duplicate_id" and "row 3" in r.loc[8, "detail"]
     assert r.loc[9, "reason"] == "unknown_tier" and "便民点" in r.loc[9, "detail"]
     assert r.loc[10, "reason"] == "missing_id"
-    assert set(t.rejects.columns) == {"file", "row", "id", "reason", "detail"}
+    assert set(t.rejects.columns) == {"file", "row", "id", "reason", "detail", "lon", "lat"}
     assert (t.rejects["file"] == str(p)).all()
 
 

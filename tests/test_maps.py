@@ -189,6 +189,37 @@ def test_static_png(grid_run, tmp_path):
         write_static_map(grid_run, path)
 
 
+def test_map_sheets_png_pdf_svg(grid_run, tmp_path):
+    """Map sheets (图件): A4/A3 landscape at the asked dpi, vector PDF/SVG, one tier or all."""
+    import subprocess
+
+    from PIL import Image
+
+    from lifecircle.maps import write_map_sheet
+
+    png = write_map_sheet(grid_run, tmp_path / "s.png", lang="en", dpi=100)
+    with Image.open(png) as im:
+        # A4 landscape, 297 x 210 mm at 100 dpi (matplotlib rounds pixels down)
+        assert np.allclose(im.size, (297 / 25.4 * 100, 210 / 25.4 * 100), atol=1)
+    a3 = write_map_sheet(grid_run, tmp_path / "a3.png", lang="en", dpi=50, paper="A3")
+    with Image.open(a3) as im:
+        assert np.allclose(im.size, (420 / 25.4 * 50, 297 / 25.4 * 50), atol=1)
+    pdf = write_map_sheet(grid_run, tmp_path / "s.pdf", lang="zh", tier="point")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    assert re.search(r"Page size:\s+841\.\d+ x 595\.\d+ pts", info)
+    images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True)
+    assert len(images.stdout.strip().splitlines()) == 2  # header only: everything is vector
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    for words in ("制图信息", "坐标系", "数据来源", "图例", "北", "便民点", "服务标准"):
+        assert words in text
+    svg = write_map_sheet(grid_run, tmp_path / "s.svg", lang="en")
+    assert "<svg" in svg.read_text(encoding="utf-8")[:1000]
+    with pytest.raises(InputError, match=r"should end in \.png, \.pdf or \.svg"):
+        write_map_sheet(grid_run, tmp_path / "s.jpg")
+    with pytest.raises(InputError, match="out of range"):
+        write_map_sheet(grid_run, tmp_path / "t.png", dpi=5000)
+
+
 def test_map_cli_offline_demo(tmp_path, capsys):
     """``lifecircle map`` takes the shared input options and writes an offline page and a PNG."""
     from lifecircle.cli import main
@@ -209,6 +240,9 @@ def test_map_cli_offline_demo(tmp_path, capsys):
             "--offline",
             "--png",
             str(tmp_path / "maps" / "demo.png"),
+            "--dpi",
+            "60",
+            "--per-tier",
             "--no-cache",
         ]
     )
@@ -217,8 +251,11 @@ def test_map_cli_offline_demo(tmp_path, capsys):
     assert out.stat().st_size <= 15e6
     assert external_references(page) == []
     assert "合成示范数据" in page  # the synthetic-data warning in the title
-    assert (tmp_path / "maps" / "demo.png").stat().st_size > 10_000
-    assert "map:" in capsys.readouterr().out
+    # --per-tier: one sheet per tier, named after the tier key
+    for key in ("county_centre", "subdistrict_centre", "community_centre", "station", "point"):
+        assert (tmp_path / "maps" / f"demo_{key}.png").stat().st_size > 5_000
+    assert not (tmp_path / "maps" / "demo.png").exists()
+    assert "demo.html" in capsys.readouterr().out
     assert main(["map", "--scenario", str(scenario), "--out", str(out), "--no-cache"]) == 1
     assert (
         main(["map", "--scenario", str(scenario), "--out", str(tmp_path / "x.txt"), "--no-cache"])
@@ -244,6 +281,32 @@ def test_candidates_map_offline_picks_and_gaps(grid_run, tmp_path):
     assert "candidate sites" in page and "pick 1" in page
     assert "candidates (size = gain)" in page and "gaps (uncovered, per cell)" in page
     path = write_candidates_map(scoring, grid_run, tmp_path / "c" / "candidates.html")
-    assert "cdn.jsdelivr.net" in path.read_text(encoding="utf-8")  # online by default
+    assert external_references(path.read_text(encoding="utf-8")) == []  # offline by default
+    amap = write_candidates_map(scoring, grid_run, tmp_path / "a.html", basemap="amap")
+    assert "crs: L.CRS.GCJ02" in amap.read_text(encoding="utf-8")
+    assert "crs: L.CRS.GCJ02" not in path.read_text(encoding="utf-8")
+    online = write_candidates_map(scoring, grid_run, tmp_path / "o.html", offline=False)
+    assert "cdn.jsdelivr.net" in online.read_text(encoding="utf-8")  # --online opts into CDNs
     with pytest.raises(OutputExistsError):
         write_candidates_map(scoring, grid_run, path)
+
+
+def test_basemaps_resolve_and_tianditu_key():
+    from lifecircle.maps import resolve_basemap
+
+    assert resolve_basemap(None) is None and resolve_basemap("none") is None
+    assert not resolve_basemap("osm").gcj02
+    assert resolve_basemap("amap").gcj02
+    assert resolve_basemap("https://webrd01.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}").gcj02
+    assert not resolve_basemap("http://tiles.local/{z}/{x}/{y}.png").gcj02
+    tdt = resolve_basemap("tianditu-img", environ={"TIANDITU_KEY": "k123"})
+    assert [("LAYER=img" in u, "LAYER=cia" in u, "tk=k123" in u) for u, _, _ in tdt.layers] == [
+        (True, False, True),
+        (False, True, True),
+    ]
+    with pytest.raises(InputError, match="TIANDITU_KEY"):
+        resolve_basemap("tianditu", environ={})
+    with pytest.raises(InputError, match="unknown basemap 'google'"):
+        resolve_basemap("google")
+    with pytest.raises(InputError, match=r"needs \{z\}"):
+        resolve_basemap("http://tiles.local/tile.png")

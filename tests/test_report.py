@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import shapely
@@ -359,14 +360,20 @@ def test_report_cli(tmp_path, capsys):
 
         scenario = generate(tmp_path / "demo")["scenario"]
     out = tmp_path / "out"
-    rc = main(
-        ["report", "--scenario", str(scenario), "--out", str(out), "--no-cache", "--lang", "en"]
-    )
+    argv = ["report", "--scenario", str(scenario), "--out", str(out), "--no-cache"]
+    rc = main([*argv, "--lang", "en", "--no-pdf"])  # test_document prints the PDF
     assert rc == 0
     assert (out / "report.html").exists() and (out / "units_community.csv").exists()
+    assert openpyxl.load_workbook(out / "lifecircle.xlsx").sheetnames[:4] == [
+        "Overall",
+        "Sub-district",
+        "Community",
+        "Grid",
+    ]
     comm = pd.read_csv(out / "units_community.csv")
     grid = pd.read_csv(out / "units_grid.csv")
     summary_pop = comm["population"].sum()
     assert grid["population"].sum() == pytest.approx(summary_pop)
     assert "report:" in capsys.readouterr().out
+    assert not (out / "report.pdf").exists()
     assert main(["report", "--scenario", str(scenario), "--out", str(out), "--no-cache"]) == 1

@@ -205,15 +205,13 @@ def test_distances_at_residents_equal_coverage(client: TestClient, state) -> Non
     assert r.headers["content-type"].startswith("application/geo+json")
     feats = r.json()["features"]
     assert [f["id"] for f in feats] == res["id"].tolist()[:50]
-    for t in TIERS:
-        got = np.array([f["properties"]["tiers"][t]["distance_m"] for f in feats], float)
+    for t in TIERS:  # flat properties, named as in the residents layer
+        got = np.array([f["properties"][f"{t}_distance_m"] for f in feats], float)
         np.testing.assert_allclose(got, res[f"{t}_distance_m"].to_numpy()[:50], atol=0.006)
-        assert [f["properties"]["tiers"][t]["nearest_id"] for f in feats] == res[
+        assert [f["properties"][f"{t}_nearest_id"] for f in feats] == res[
             f"{t}_nearest_id"
         ].tolist()[:50]
-        assert [f["properties"]["tiers"][t]["covered"] for f in feats] == res[
-            f"{t}_covered"
-        ].tolist()[:50]
+        assert [f["properties"][f"{t}_covered"] for f in feats] == res[f"{t}_covered"].tolist()[:50]
     assert [f["properties"]["all_covered"] for f in feats] == res["all_covered"].tolist()[:50]
 
 
@@ -228,8 +226,8 @@ def test_distances_in_gcj02_and_bd09(client: TestClient, state) -> None:
         assert body["crs_name"] == crs
         for a, b in zip(ref["features"], body["features"], strict=True):
             for t in TIERS:
-                assert a["properties"]["tiers"][t]["distance_m"] == pytest.approx(
-                    b["properties"]["tiers"][t]["distance_m"], abs=0.05
+                assert a["properties"][f"{t}_distance_m"] == pytest.approx(
+                    b["properties"][f"{t}_distance_m"], abs=0.05
                 )
         # the answer echoes the points in the request's system
         assert body["features"][0]["geometry"]["coordinates"] == pytest.approx([lon[0], lat[0]])
@@ -237,7 +235,9 @@ def test_distances_in_gcj02_and_bd09(client: TestClient, state) -> None:
 
 def test_distances_tier_filter_and_off_network(client: TestClient, state) -> None:
     lon, lat = state.result.residents[["lon", "lat"]].to_numpy()[0]
-    r = client.post("/distances?tier=station&tier=便民点", json=fc([[lon, lat], [lon + 0.2, lat]]))
+    r = client.post(
+        "/distances?tier=station&tier=便民点&flat=false", json=fc([[lon, lat], [lon + 0.2, lat]])
+    )
     assert r.status_code == 200, r.text
     f0, f1 = r.json()["features"]
     assert set(f0["properties"]["tiers"]) == {"station", "point"}
@@ -248,6 +248,17 @@ def test_distances_tier_filter_and_off_network(client: TestClient, state) -> Non
         for v in f1["properties"]["tiers"].values()
     )
     assert f1["id"] == 1 and f1["properties"]["index"] == 1
+    flat = client.post("/distances?tier=station", json=fc([[lon, lat], [lon + 0.2, lat]])).json()
+    assert set(flat["features"][1]["properties"]) == {
+        "index",
+        "snap_m",
+        "off_network",
+        *(f"station_{k}" for k in ("distance_m", "minutes", "threshold_m", "covered")),
+        "station_nearest_id",
+        "station_nearest_name",
+        "all_covered",
+    }
+    assert flat["features"][1]["properties"]["off_network"] is True
     empty = client.post("/distances", json={"type": "FeatureCollection", "features": []})
     assert empty.status_code == 200 and empty.json()["features"] == []
 
@@ -295,6 +306,7 @@ def test_units_table_by_point_in_polygon(client: TestClient, state) -> None:
 def test_layers(client: TestClient, state) -> None:
     r = client.get("/layers/residents", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.content.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the Chinese
     assert len(r.text.strip().splitlines()) == 1 + len(state.result.residents)
     w = client.get("/layers/facilities").json()
     g = client.get("/layers/facilities", params={"crs": "gcj02"}).json()
@@ -313,7 +325,8 @@ def test_layers(client: TestClient, state) -> None:
     assert u["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
     gk = client.get("/layers/facilities", params={"crs": "cgcs2000-gk", "format": "csv"})
     assert gk.status_code == 200 and "epsg" in gk.headers["content-disposition"]
-    assert "x,y" in gk.text.splitlines()[0]  # projected metres, not degrees
+    head = gk.text.splitlines()[0].split(",")
+    assert head[-4:] == ["easting", "northing", "lon", "lat"]  # metres, plus WGS84 degrees
     is_problem(client.get("/layers/roads"), 404)
     is_problem(client.get("/layers/..%2F..%2Fetc%2Fpasswd"), 404)
     is_problem(client.get("/layers/residents", params={"format": "shp"}), 422)
@@ -509,7 +522,9 @@ def test_score_requests(client: TestClient, state) -> None:
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    rows = {row["candidate_id"]: row for row in body["candidates"]}
+    assert body["type"] == "FeatureCollection"
+    rows = {f["id"]: f["properties"] for f in body["features"]}
+    assert body["features"][0]["geometry"]["coordinates"] == pytest.approx(pts[0], abs=1e-9)
     assert rows["gap"]["rank"] == 1 and rows["gap"]["marginal_gain"] >= gap["population"]
     assert rows["dup"]["marginal_gain"] == 0  # on top of an existing point it adds nobody
     assert [p["candidate_id"] for p in body["picks"]] == ["gap"]
@@ -717,7 +732,7 @@ def test_real_server_process(scenario: Path, tmp_path: Path) -> None:
             timeout=5,
             json=fc([[0.0, 0.0]]),
         )
-        assert r.status_code == 200 and r.json()["features"][0]["properties"]["on_network"] is False
+        assert r.status_code == 200 and r.json()["features"][0]["properties"]["off_network"] is True
     finally:
         proc.terminate()
         try:

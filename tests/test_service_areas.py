@@ -483,6 +483,17 @@ def test_cli_geojson_and_rejects(
     # existing output: refused without --overwrite
     assert main(args) == 1
     assert main([*args, "--overwrite"]) == 0
+    # any output CRS of `export`, here Finland's TM35FIN, with a QGIS style beside it
+    tm = tmp_path / "areas_tm.geojson"
+    out_i = args.index("--out") + 1
+    assert main([*args[:out_i], str(tm), *args[out_i + 1 :], "--crs", "EPSG:3067"]) == 0
+    g_tm = gpd.read_file(tm, engine="pyogrio")
+    assert g_tm.crs.to_epsg() == 3067 and len(g_tm) == len(gdf) and g_tm.geometry.is_valid.all()
+    np.testing.assert_allclose(
+        g_tm.area.to_numpy(), gdf.to_crs(3067).area.to_numpy(), rtol=1e-3, atol=1.0
+    )
+    assert tm.with_suffix(".qml").read_text(encoding="utf-8").startswith("<!DOCTYPE qgis")
+    assert "EPSG:3067" in capsys.readouterr().out
     # tier dissolve to GeoPackage, no residents
     gpkg = tmp_path / "tiers.gpkg"
     assert (
@@ -504,7 +515,7 @@ def test_cli_geojson_and_rejects(
         )
         == 0
     )
-    g2 = gpd.read_file(gpkg, engine="pyogrio")
+    g2 = gpd.read_file(gpkg, layer="service_areas", engine="pyogrio")
     assert g2.geometry.is_valid.all() and len(g2) == 2 and g2["population"].isna().all()
     # bad output suffix
     assert (

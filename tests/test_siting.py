@@ -396,8 +396,9 @@ def helsinki_files(
 def _argv(files: dict[str, Path], helsinki_pbf: Path, out: Path, *extra: str) -> list[str]:
     d = files["dir"]
     return [
-        "-q",
         "score",
+        "--lang",
+        "en",
         "--network",
         str(helsinki_pbf),
         "--facilities",
@@ -454,6 +455,14 @@ def test_cli_score_outputs_and_rejects(
     assert by_id["OTHER"] == "different_tier"
     table = pd.read_csv(out / "candidates.csv")
     assert len(table) == 30
+    import openpyxl
+
+    book = openpyxl.load_workbook(out / "lifecircle.xlsx")
+    assert book.sheetnames == ["Overall", "Facilities", "Candidates", "Picks", "Rejects", "About"]
+    cand_rows = list(book["Candidates"].iter_rows(values_only=True))
+    assert len(cand_rows) == 1 + len(table)
+    assert cand_rows[1][cand_rows[0].index("Candidate id")] == table["candidate_id"].iloc[0]
+    assert book.sheetnames and book["Rejects"].max_row == 1 + len(rej)
     for col in (
         "candidate_id",
         "rank",

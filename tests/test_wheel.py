@@ -8,6 +8,7 @@ output must land in the working folder. Everything is written under pytest's tem
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -123,8 +124,9 @@ def test_demo_runs_in_an_empty_folder(site: Path, tmp_path: Path) -> None:
     work = tmp_path / "empty"
     work.mkdir()
     before = {p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts}
-    proc = _run([sys.executable, "-m", "lifecircle", "demo", "-q"], cwd=work, env=_env(site))
-    assert "SYNTHETIC" in proc.stdout
+    proc = _run([sys.executable, "-m", "lifecircle", "demo", "--json"], cwd=work, env=_env(site))
+    summary = json.loads(proc.stdout)  # --json: only the summary on stdout
+    assert summary["synthetic"] is True
     # inputs, tables and maps are written under the working folder
     data = work / "data" / "demo" / "tancheng"
     for name in (
@@ -136,7 +138,14 @@ def test_demo_runs_in_an_empty_folder(site: Path, tmp_path: Path) -> None:
     ):
         assert (data / name).is_file(), name
     out = work / "out" / "tancheng_demo"
-    for name in ("residents.csv", "summary.json", "units_community.csv", "report.html"):
+    for name in (
+        "residents.csv",
+        "summary.json",
+        "units_community.csv",
+        "report.html",
+        "report.pdf",  # the report template is package data
+        "lifecircle.xlsx",
+    ):
         assert (out / name).is_file(), name
     page = work / "maps" / "tancheng_demo.html"
     assert page.stat().st_size > 100_000

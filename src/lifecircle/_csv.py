@@ -175,12 +175,15 @@ def _block(frame: pd.DataFrame, inf_as_empty: bool = False) -> bytes | None:
     return big[keep].tobytes()
 
 
-def write_csv_fast(frame: pd.DataFrame, path: str | Path, *, inf_as_empty: bool = False) -> bool:
+def write_csv_fast(
+    frame: pd.DataFrame, path: str | Path, *, inf_as_empty: bool = False, bom: bool = False
+) -> bool:
     """Write ``frame`` as ``frame.to_csv(path, index=False, lineterminator="\\n")`` would.
 
     With ``inf_as_empty`` infinite floats are written as empty cells (as if replaced by NaN
-    first, without copying the frame). Returns False (having written nothing) when a column type
-    is not supported, so the caller can use pandas instead.
+    first, without copying the frame); with ``bom`` the file starts with the UTF-8 byte-order
+    mark (what ``encoding="utf-8-sig"`` writes). Returns False (having written nothing) when a
+    column type is not supported, so the caller can use pandas instead.
     """
     if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns):
         return False  # a one-column table quotes empty cells; leave such cases to pandas
@@ -189,7 +192,7 @@ def write_csv_fast(frame: pd.DataFrame, path: str | Path, *, inf_as_empty: bool 
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(list(frame.columns))
     with open(path, "wb") as fh:
-        fh.write(head.getvalue().encode("utf-8"))
+        fh.write((b"\xef\xbb\xbf" if bom else b"") + head.getvalue().encode("utf-8"))
         for start in range(0, len(frame), ROWS_PER_BLOCK):
             b = _block(frame.iloc[start : start + ROWS_PER_BLOCK], inf_as_empty)
             if b is None:  # a value the byte path cannot hold (a NUL character)

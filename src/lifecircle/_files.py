@@ -27,17 +27,21 @@ import shapely
 import shapely.errors
 
 from lifecircle._csv import write_csv_fast
-from lifecircle.errors import OutputExistsError
+from lifecircle.errors import InputError, OutputExistsError
 
 if TYPE_CHECKING:
     import geopandas as gpd
     from shapely.geometry.base import BaseGeometry
 
 __all__ = [
+    "CSV_ENCODINGS",
+    "DEFAULT_CSV_ENCODING",
     "DEFAULT_GEOJSON_PRECISION",
     "EMPTY_FEATURE_COLLECTION",
+    "SHARE_DECIMALS",
     "atomic_path",
     "check_writable",
+    "csv_frame",
     "geojson_dict",
     "geojson_text",
     "geometry_dict",
@@ -52,6 +56,15 @@ __all__ = [
 
 DEFAULT_GEOJSON_PRECISION = 6
 """Decimals kept in GeoJSON coordinates: 6 decimals of a degree ≈ 0.11 m."""
+
+#: Encodings a CSV may be written in: ``utf-8-sig`` (UTF-8 with a byte-order mark, the default:
+#: Excel on Chinese Windows then opens 新城社区 correctly), ``utf-8`` (no BOM, for tools that
+#: dislike it) and ``gb18030`` (the Chinese national encoding, for old software).
+CSV_ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
+DEFAULT_CSV_ENCODING = "utf-8-sig"
+
+#: Decimals kept in share columns (``*share``) of CSVs: 4 decimals = 0.01 percentage point.
+SHARE_DECIMALS = 4
 
 EMPTY_FEATURE_COLLECTION = '{"type": "FeatureCollection", "features": []}'
 
@@ -182,20 +195,79 @@ def write_json(data: object, path: str | Path, *, overwrite: bool = False) -> Pa
 # -- CSV and text ------------------------------------------------------------------------------
 
 
+def _is_bool_column(col: pd.Series) -> bool:
+    if col.dtype == bool or str(col.dtype) == "boolean":
+        return True
+    if col.dtype != object:
+        return False
+    values = col.dropna()
+    return len(values) > 0 and all(isinstance(v, bool | np.bool_) for v in values)
+
+
+def csv_frame(frame: pd.DataFrame, *, infinite: bool = True) -> pd.DataFrame:
+    """The table as a CSV shows it: one spelling of booleans, rounded shares, no infinities.
+
+    Boolean columns (bool dtype, or object columns holding only booleans and blanks) become
+    ``true``/``false`` (a blank stays blank); columns whose name ends in ``share`` are rounded to
+    :data:`SHARE_DECIMALS` decimals; with ``infinite=True`` infinite values become empty cells.
+    The input is not changed, and its other columns are not copied.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> csv_frame(pd.DataFrame({"covered": [True, False], "share": [1 / 3, 0.5]}))
+      covered   share
+    0    true  0.3333
+    1   false  0.5000
+    """
+    out = frame.copy(deep=False)
+    for name in frame.columns:
+        col = frame[name]
+        if _is_bool_column(col):
+            # a dict lookup (vectorised in pandas), not a Python call per cell: residents.csv has
+            # a million rows and a boolean column per tier
+            out[name] = col.map({True: "true", False: "false"}).astype(object)
+        elif str(name).endswith("share") and pd.api.types.is_float_dtype(col):
+            out[name] = col.round(SHARE_DECIMALS)
+    return out.replace([np.inf, -np.inf], np.nan) if infinite else out
+
+
+def check_csv_encoding(encoding: str) -> str:
+    """Return ``encoding`` if it is one of :data:`CSV_ENCODINGS`, else raise :class:`InputError`."""
+    if encoding not in CSV_ENCODINGS:
+        raise InputError(
+            f"CSV encoding {encoding!r} is not supported; use one of {', '.join(CSV_ENCODINGS)}"
+        )
+    return encoding
+
+
 def write_csv(
     frame: pd.DataFrame,
     path: str | Path,
     *,
     overwrite: bool = False,
     float_format: str | None = None,
+    encoding: str = DEFAULT_CSV_ENCODING,
 ) -> Path:
-    """Write a table as UTF-8 CSV atomically (infinite values as empty cells); return the path."""
+    """Write a table as CSV atomically; return the path.
+
+    The table is written as :func:`csv_frame` shows it (``true``/``false`` booleans, shares
+    rounded to 4 decimals, infinite values as empty cells), in ``encoding`` (one of
+    :data:`CSV_ENCODINGS`; default UTF-8 with a byte-order mark, which Excel needs to read
+    Chinese). UTF-8 tables go through the fast writer (:mod:`lifecircle._csv`, the same bytes
+    as pandas, without copying the frame); GB 18030 and ``float_format`` through pandas.
+    """
+    check_csv_encoding(encoding)
+    out = csv_frame(frame, infinite=False)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        # the same bytes as pandas, several times faster on large tables, no copy (lifecircle._csv)
-        if float_format is not None or not write_csv_fast(frame, tmp, inf_as_empty=True):
-            out = frame.replace([np.inf, -np.inf], np.nan)
-            out.to_csv(
-                tmp, index=False, encoding="utf-8", float_format=float_format, lineterminator="\n"
+        fast = (
+            float_format is None
+            and encoding in ("utf-8", "utf-8-sig")
+            and write_csv_fast(out, tmp, inf_as_empty=True, bom=encoding == "utf-8-sig")
+        )
+        if not fast:
+            out.replace([np.inf, -np.inf], np.nan).to_csv(
+                tmp, index=False, encoding=encoding, float_format=float_format, lineterminator="\n"
             )
     return Path(path)
 

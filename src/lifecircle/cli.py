@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from lifecircle import _commands
+from lifecircle._commands._common import safe_console_streams
 from lifecircle._files import user_cache_dir
 from lifecircle._outset import is_disk_error
 from lifecircle._version import __version__
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success; only errors on stderr"
+    )
     parser.add_argument(
         "--debug", action="store_true", help="print the traceback of an unexpected error"
     )
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--quiet",
             action="store_true",
             default=argparse.SUPPRESS,
-            help="only errors on stderr",
+            help="print nothing on success; only errors on stderr",
         )
         p.add_argument(
             "--debug",
@@ -116,10 +119,14 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def safe_console() -> None:
-    """Let stdout/stderr print Chinese labels on any console (cp1252, ASCII: escaped, no crash)."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="backslashreplace")
+    """Let stdout/stderr print Chinese labels on any console (cp1252, ASCII: no crash).
+
+    stdout replaces what it cannot show with ``?`` (the :class:`Console` contract); error lines
+    on stderr escape it (``\\u90ef``), so that a file name stays recognisable.
+    """
+    safe_console_streams()
+    if isinstance(sys.stderr, io.TextIOWrapper):
+        sys.stderr.reconfigure(errors="backslashreplace")
 
 
 def write_crash_log(command: str, argv: Sequence[str]) -> Path | None:

@@ -310,6 +310,44 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             },
         ],
     },
+    # 《社区生活圈规划技术指南》TD/T 1062-2021 (Ministry of Natural Resources, published
+    # 2021): the urban community living circle has a 15-minute level (walking, about
+    # 800-1,000 m; 1,000 m taken, as in GB 50180) and a 5-10-minute level, split here into its
+    # 10-minute (500 m) and 5-minute (300 m) ends so that each can be checked.
+    "tdt1062": {
+        "name": "tdt1062",
+        "description": (
+            "TD/T 1062-2021 社区生活圈规划技术指南: urban community living circle levels, "
+            "15-minute level walking 1,000 m (the guide's 800-1,000 m, upper end), 5-10-minute "
+            "level split into 10 minutes / 500 m and 5 minutes / 300 m."
+        ),
+        "tiers": [
+            {
+                "key": "level15",
+                "label_zh": "15分钟层级",
+                "label_en": "15-minute level",
+                "mode": "walk",
+                "minutes": 15,
+                "threshold_m": 1000,
+            },
+            {
+                "key": "level10",
+                "label_zh": "10分钟层级",
+                "label_en": "10-minute level",
+                "mode": "walk",
+                "minutes": 10,
+                "threshold_m": 500,
+            },
+            {
+                "key": "level5",
+                "label_zh": "5分钟层级",
+                "label_en": "5-minute level",
+                "mode": "walk",
+                "minutes": 5,
+                "threshold_m": 300,
+            },
+        ],
+    },
     "tancheng": {
         "name": "tancheng",
         "description": (
@@ -368,9 +406,58 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
 #: Names of the built-in presets.
 PRESETS: Final = tuple(_PRESETS)
 
+#: How reports name the built-in presets: ``{preset: (zh, en)}``.
+PRESET_TITLES: Final[dict[str, tuple[str, str]]] = {
+    "gb50180": (
+        "《城市居住区规划设计标准》GB 50180-2018",
+        "GB 50180-2018 residential planning standard",
+    ),
+    "tdt1062": (
+        "《社区生活圈规划技术指南》TD/T 1062-2021",
+        "TD/T 1062-2021 community living circle planning guide",
+    ),
+    "tancheng": (
+        "郯城县党群服务阵地五级标准（社区级按 GB 50180-2018 步行距离）",
+        "Tancheng five-tier party-and-public service standard (community tiers per GB 50180-2018)",
+    ),
+}
+
+
+def standard_title(standard: ServiceStandard, lang: str = "zh") -> str:
+    """The standard's name for a report: a preset's full title, else the standard's own name.
+
+    Examples
+    --------
+    >>> standard_title(preset("gb50180"))
+    '《城市居住区规划设计标准》GB 50180-2018'
+    """
+    titles = PRESET_TITLES.get(standard.name)
+    if titles is None:
+        return standard.name
+    return titles[0] if lang == "zh" else titles[1]
+
 
 def preset(name: str) -> ServiceStandard:
-    """Return a built-in standard: ``"tancheng"`` (five tiers) or ``"gb50180"`` (5/10/15 min)."""
+    """Return a built-in standard.
+
+    Presets
+    -------
+    ``tancheng``
+        Tancheng County's five tiers of party-and-public service sites (the default).
+    ``gb50180``
+        《城市居住区规划设计标准》GB 50180-2018: 15/10/5-minute living circles, walking
+        1,000/500/300 m.
+    ``tdt1062``
+        《社区生活圈规划技术指南》TD/T 1062-2021 (自然资源部, 2021): the urban
+        community living circle's 15-minute level (walking 800-1,000 m; 1,000 m used) and its
+        5-10-minute level, checked at both ends (10 min / 500 m, 5 min / 300 m). Keys
+        ``level15``, ``level10``, ``level5``.
+
+    Examples
+    --------
+    >>> [(t.key, t.threshold_m) for t in preset("tdt1062").tiers]
+    [('level15', 1000.0), ('level10', 500.0), ('level5', 300.0)]
+    """
     try:
         return from_mapping(_PRESETS[name], where=f"preset {name!r}")
     except KeyError:

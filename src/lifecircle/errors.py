@@ -127,3 +127,8 @@ class RejectThresholdError(LifecircleError, ValueError):
 
 class OutputLockedError(LifecircleError, BlockingIOError):
     """Another lifecircle run is writing into the same output folder."""
+
+
+class MissingProgramError(LifecircleError, FileNotFoundError):
+    """An external program lifecircle needs for an output (e.g. Chromium for ``report.pdf``) is
+    not installed; the message names it and how to install it or skip that output."""

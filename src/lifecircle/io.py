@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 Kind = Literal["facilities", "residents", "candidates"]
 
 #: Columns of a rejects table.
-REJECT_COLUMNS: Final = ["file", "row", "id", "reason", "detail"]
+#: ``lon``/``lat``: WGS84 degrees of the row when its coordinates parse and convert (else empty),
+#: so that rejected rows can be put on a map (the ``rejects`` layer of the GIS export).
+REJECT_COLUMNS: Final = ["file", "row", "id", "reason", "detail", "lon", "lat"]
 
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "id": (
@@ -167,6 +169,8 @@ class PointTable:
                 "id": bad["id"].to_numpy(),
                 "reason": reason,
                 "detail": det,
+                "lon": bad["lon"].to_numpy(float),
+                "lat": bad["lat"].to_numpy(float),
             }
         )
         return PointTable(
@@ -222,7 +226,12 @@ def _concat_values(table: PointTable, bad: pd.DataFrame) -> pd.DataFrame:
 def empty_rejects() -> pd.DataFrame:
     """An empty rejects table with the standard columns."""
     return pd.DataFrame(
-        {c: pd.Series(dtype="int64" if c == "row" else "object") for c in REJECT_COLUMNS}
+        {
+            c: pd.Series(
+                dtype={"row": "int64", "lon": "float64", "lat": "float64"}.get(c, "object")
+            )
+            for c in REJECT_COLUMNS
+        }
     )
 
 
@@ -735,8 +744,13 @@ def _rejects_frame(
     reason: np.ndarray,
     detail: np.ndarray,
     good: np.ndarray,
+    wlon: NDArray[np.float64] | None = None,
+    wlat: NDArray[np.float64] | None = None,
 ) -> pd.DataFrame:
-    """The rejects table of the rows that are not ``good``."""
+    """The rejects table of the rows that are not ``good`` (``wlon``/``wlat``: WGS84 position
+    of each row or NaN; none given: no positions)."""
+    if wlon is None or wlat is None:
+        wlon = wlat = np.full(len(good), np.nan)
     return (
         pd.DataFrame(
             {
@@ -745,6 +759,8 @@ def _rejects_frame(
                 "id": id_str.to_numpy()[~good],
                 "reason": reason[~good],
                 "detail": detail[~good],
+                "lon": wlon[~good],
+                "lat": wlat[~good],
             }
         )
         if (~good).any()
@@ -905,13 +921,21 @@ def read_points(
     if kind == "facilities" and "name" in cols and good.sum() > 1:
         _flag_duplicate_locations(out, good, duplicate_location_m, flag)
         good = reason == ""
+    # where the rejected rows would lie (for the rejects map layer), when their coordinates parse
+    rlon, rlat = wlon.copy(), wlat.copy()
+    placeable = ~good & np.isfinite(lon) & np.isfinite(lat)
+    if geographic:
+        placeable &= (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+    if placeable.any():
+        with np.errstate(all="ignore"):
+            rlon[placeable], rlat[placeable] = to_wgs84(lon[placeable], lat[placeable], crs_name)
     # keep the other input columns for the user's own reference
     used = {v for k, v in cols.items() if k not in ("poi_type", "typecode", "location")}
     for c in df.columns:
         if c not in used and str(c) not in out.columns:
             out[str(c)] = df[c].to_numpy()
 
-    rejects = _rejects_frame(src, rows, id_str, reason, detail, good)
+    rejects = _rejects_frame(src, rows, id_str, reason, detail, good, rlon, rlat)
     frame = out.loc[good].reset_index(drop=True)
     if len(rejects):
         logger.warning(
@@ -1088,6 +1112,20 @@ def read_boundary(path: str | Path, *, crs: str = "wgs84") -> Any:
             geom, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], name))
         )
     return geom
+
+
+def read_boundary_name(path: str | Path) -> str | None:
+    """The boundary's name: the ``name`` (or ``名称``) of its features when they all agree, else
+    ``None`` (the sub-district row of a report then shows this name instead of 街道)."""
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(path, read_geometry=False)
+    for col in ("name", "名称", "NAME", "Name"):
+        if col in frame.columns:
+            names = {str(v).strip() for v in frame[col] if pd.notna(v) and str(v).strip()}
+            if len(names) == 1:
+                return names.pop()
+    return None
 
 
 # -- scenario files -----------------------------------------------------------------------

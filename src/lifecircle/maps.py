@@ -48,11 +48,15 @@ to English labels (logged).
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import html
 import json
 import logging
+import os
 import re
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -69,6 +73,16 @@ from lifecircle._files import (
     jsonable,
     write_text,
 )
+from lifecircle._palette import (
+    COVERED_COLOUR,
+    GAP_COLOUR,
+    SHARE_BREAKS,
+    SHARE_COLOURS,
+    UNCOVERED_COLOUR,
+    tier_colours,
+)
+from lifecircle._version import __version__
+from lifecircle.config import standard_title
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
 from lifecircle.errors import InputError
@@ -94,13 +108,9 @@ LEAFLET_CDN = f"https://cdn.jsdelivr.net/npm/leaflet@{LEAFLET_VERSION}/dist"
 #: Vendored web assets shipped as package data (read with ``importlib.resources``).
 ASSETS_DIR = resources.files("lifecircle") / "_assets"
 
-TIER_COLOURS = ("#6a3d9a", "#1f78b4", "#b15928", "#ff7f00", "#e7298a", "#17becf", "#7f7f7f")
-COVERED_COLOUR = "#1a9641"
-UNCOVERED_COLOUR = "#d7191c"
-GAP_COLOUR = "#b2182b"
-#: Share classes (upper bounds) and colours for cells and choropleths.
-SHARE_BREAKS = (0.2, 0.4, 0.6, 0.8, 1.0001)
-SHARE_COLOURS = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
+#: The unit choropleths (达标率 of a whole community/grid) use their own ramp, purple, darkest for
+#: the lowest share, so that they are never read as the resident cells' red-to-green ramp.
+UNIT_COLOURS = ("#54278f", "#756bb1", "#9e9ac8", "#cbc9e2", "#f2f0f7")
 
 #: Above this many resident points the map aggregates residents to square cells.
 MAX_RESIDENT_POINTS = 5_000
@@ -121,6 +131,13 @@ LABELS: dict[str, dict[str, str]] = {
         "boundary_county": "县界",
         "boundary_subdistrict": "街道边界",
         "boundary": "边界",
+        "units": "单元",
+        "group_facilities": "设施",
+        "group_coverage": "覆盖",
+        "group_service_areas": "服务范围",
+        "group_gaps": "缺口",
+        "group_boundaries": "边界",
+        "group_base": "底图",
         "covered": "已覆盖",
         "uncovered": "未覆盖",
         "population": "人口",
@@ -141,6 +158,9 @@ LABELS: dict[str, dict[str, str]] = {
         "north": "北",
         "outside": "（不在任何单元内）",
         "basemap": "底图",
+        "labels": "注记",
+        "gcj02_note": "底图为 GCJ-02 坐标（高德/腾讯）：各图层已由 WGS84 偏移至 GCJ-02 显示"
+        "以便对齐",
         "weakest": "最弱层级",
         "people": "人",
     },
@@ -155,6 +175,13 @@ LABELS: dict[str, dict[str, str]] = {
         "boundary_county": "County boundary",
         "boundary_subdistrict": "Sub-district boundary",
         "boundary": "Boundary",
+        "units": "units",
+        "group_facilities": "Facilities",
+        "group_coverage": "Coverage",
+        "group_service_areas": "Service areas",
+        "group_gaps": "Gaps",
+        "group_boundaries": "Boundaries",
+        "group_base": "Base",
         "covered": "covered",
         "uncovered": "not covered",
         "population": "Population",
@@ -175,6 +202,9 @@ LABELS: dict[str, dict[str, str]] = {
         "north": "N",
         "outside": "(outside all units)",
         "basemap": "Basemap",
+        "labels": "labels",
+        "gcj02_note": "GCJ-02 basemap (Amap/Tencent): every layer is shown shifted from WGS84 to "
+        "GCJ-02 so that it lines up",
         "weakest": "Weakest tier",
         "people": "people",
     },
@@ -203,11 +233,6 @@ def share_colour(share: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(np.asarray(SHARE_BREAKS), np.nan_to_num(s, nan=0.0), side="right")
     out = np.asarray(SHARE_COLOURS, dtype=object)[np.minimum(idx, len(SHARE_COLOURS) - 1)]
     return np.where(np.isnan(s), "#bdbdbd", out)
-
-
-def tier_colours(keys: Sequence[str]) -> dict[str, str]:
-    """A colour per tier key, in standard order."""
-    return {k: TIER_COLOURS[i % len(TIER_COLOURS)] for i, k in enumerate(keys)}
 
 
 # -- assets -----------------------------------------------------------------------------------
@@ -253,12 +278,21 @@ leaflet: (typeof L !== 'undefined') ? L.version : null,
       var b = map.getBounds(); \
 probe.bounds = [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
       probe.size = [map.getSize().x, map.getSize().y];
+      var c = map.getCenter(), px = map.options.crs.latLngToPoint(c, 18);
+      probe.crs = map.options.crs.code || null;
+      probe.center = [c.lat, c.lng]; probe.center_px18 = [px.x, px.y];
     }
     if (ctl) { ctl._layers.forEach(function (l) { var c = 0;
       if (l.layer._lcCount !== undefined) { c = l.layer._lcCount; }
       else if (l.layer.getLayers) { c = l.layer.getLayers().length; }
       probe.control_layers.push({name: l.name, overlay: !!l.overlay, \
 shown: map.hasLayer(l.layer), children: c}); }); }
+    probe.legend = Array.prototype.filter.call(
+      document.querySelectorAll('#lifecircle-legend [data-kinds]'),
+      function (el) { return el.style.display !== 'none'; }).map(
+      function (el) { return el.getAttribute('data-kinds'); });
+    probe.groups = Array.prototype.map.call(document.querySelectorAll('.lc-group'),
+      function (el) { return el.textContent; });
     probe.load_ms = (performance.timing && performance.timing.navigationStart) ?
       (Date.now() - performance.timing.navigationStart) : null;
   } catch (err) { probe.errors.push(String(err)); }
@@ -392,7 +426,10 @@ def _js_layer_class() -> Any:
     class JsLayer(Layer):
         """A layer built by inline JavaScript (``__NAME__`` is replaced by the layer variable)."""
 
-        _template = Template("{% macro script(this, kwargs) %}{{ this.js }}{% endmacro %}")
+        _template = Template(
+            "{% macro script(this, kwargs) %}{{ this.js }}\n"
+            "{{ this.get_name() }}._lcKind = {{ this.kind | tojson }};{% endmacro %}"
+        )
 
         def __init__(
             self,
@@ -430,6 +467,9 @@ Math.round(v).toLocaleString('en-US') + ' m'; },
   shareColour: function (s) { var b = __BREAKS__, c = __COLOURS__;
     if (s === null || s === undefined) { return '#bdbdbd'; }
     for (var i = 0; i < b.length; i++) { if (s < b[i]) { return c[i]; } } return c[c.length - 1]; },
+  unitColour: function (s) { var b = __BREAKS__, c = __UNIT_COLOURS__;
+    if (s === null || s === undefined) { return '#bdbdbd'; }
+    for (var i = 0; i < b.length; i++) { if (s < b[i]) { return c[i]; } } return c[c.length - 1]; },
   lazy: function (count, now, fill) {
     // a feature group filled when first shown, so hidden layers cost nothing at load time
     var g = L.featureGroup(), done = false;
@@ -446,6 +486,145 @@ var h = '<b>' + LC.esc(title) + '</b><table style="font-size:12px">';
 """
 
 
+# -- basemaps ---------------------------------------------------------------------------------
+
+#: Basemap names accepted by ``--basemap`` (or an XYZ URL template).
+BASEMAPS = ("none", "osm", "tianditu", "tianditu-img", "amap")
+
+_TDT = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+    "&TILECOL={x}&tk={key}"
+)
+_TDT_ATTR = "&copy; 天地图 Tianditu (国家地理信息公共服务平台)"
+#: Tile hosts that serve GCJ-02 (Amap 高德, Tencent 腾讯): overlays must be shifted to match.
+_GCJ02_HOSTS = ("autonavi.com", "amap.com", "gtimg.com", "map.qq.com")
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A tile basemap: one or more XYZ layers (a base and an annotation layer for 天地图).
+
+    Attributes
+    ----------
+    name : str
+        ``osm``, ``tianditu``, ``tianditu-img``, ``amap`` or ``url``.
+    layers : tuple of (url, attribution, subdomains)
+    gcj02 : bool
+        The tiles are drawn in GCJ-02 (Amap, Tencent): every overlay is shown shifted from
+        WGS84 to GCJ-02 so that it lines up, and the map says so.
+    """
+
+    name: str
+    layers: tuple[tuple[str, str, str], ...]
+    gcj02: bool = False
+
+
+def resolve_basemap(
+    spec: str | None, *, environ: Mapping[str, str] | None = None
+) -> Basemap | None:
+    """The basemap named by ``--basemap`` (``None`` for ``none``).
+
+    Parameters
+    ----------
+    spec : str or None
+        ``none``, ``osm``, ``tianditu`` (vector + labels), ``tianditu-img`` (imagery + labels),
+        ``amap`` (高德, GCJ-02), or an XYZ URL template with ``{z}``/``{x}``/``{y}`` (GCJ-02 when
+        its host is Amap's or Tencent's).
+    environ : mapping, optional
+        Where ``TIANDITU_KEY`` is read (default the process environment). The key goes into the
+        tile URLs of the page written, never into lifecircle's own files.
+
+    Raises
+    ------
+    InputError
+        For an unknown name, a URL without ``{z}``/``{x}``/``{y}``, or 天地图 without a key.
+    """
+    env = os.environ if environ is None else environ
+    if spec is None or spec == "none":
+        return None
+    if spec == "osm":
+        return Basemap(
+            "osm",
+            (
+                (
+                    "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "&copy; OpenStreetMap contributors",
+                    "",
+                ),
+            ),
+        )
+    if spec in ("tianditu", "tianditu-img"):
+        key = env.get("TIANDITU_KEY", "").strip()
+        if not key:
+            raise InputError(
+                f"--basemap {spec} needs a 天地图 key: get one at https://console.tianditu.gov.cn "
+                "and set the environment variable TIANDITU_KEY (it is never stored by lifecircle)"
+            )
+        base, notes = ("vec", "cva") if spec == "tianditu" else ("img", "cia")
+        return Basemap(
+            spec,
+            tuple(
+                (_TDT.replace("{layer}", lay).replace("{key}", key), _TDT_ATTR, "01234567")
+                for lay in (base, notes)
+            ),
+        )
+    if spec == "amap":
+        return Basemap(
+            "amap",
+            (
+                (
+                    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+                    "&style=8&x={x}&y={y}&z={z}",
+                    "&copy; 高德地图 AutoNavi (GCJ-02)",
+                    "1234",
+                ),
+            ),
+            gcj02=True,
+        )
+    if "://" in spec:
+        if not all(k in spec for k in ("{z}", "{x}", "{y}")):
+            raise InputError(f"--basemap {spec}: a tile URL needs {{z}}, {{x}} and {{y}}")
+        gcj = any(h in spec for h in _GCJ02_HOSTS)
+        return Basemap("url", ((spec, "tiles", "abc" if "{s}" in spec else ""),), gcj02=gcj)
+    raise InputError(
+        f"unknown basemap {spec!r}; use one of {', '.join(BASEMAPS)} or an XYZ URL template"
+    )
+
+
+#: Leaflet CRS that shows WGS84 data on GCJ-02 tiles: WGS84 -> GCJ-02 (the published formula, as
+#: :func:`lifecircle.coords.wgs84_to_gcj02`) before the Web Mercator projection, and back.
+_GCJ02_CRS_JS = """
+var LC_GCJ = (function () {
+  var A = 6378245.0, EE = 0.00669342162296594323, PI = Math.PI;
+  function tLat(x, y) { var r = -100 + 2*x + 3*y + 0.2*y*y + 0.1*x*y + 0.2*Math.sqrt(Math.abs(x));
+    r += (20*Math.sin(6*x*PI) + 20*Math.sin(2*x*PI)) * 2/3;
+    r += (20*Math.sin(y*PI) + 40*Math.sin(y/3*PI)) * 2/3;
+    r += (160*Math.sin(y/12*PI) + 320*Math.sin(y*PI/30)) * 2/3; return r; }
+  function tLng(x, y) { var r = 300 + x + 2*y + 0.1*x*x + 0.1*x*y + 0.1*Math.sqrt(Math.abs(x));
+    r += (20*Math.sin(6*x*PI) + 20*Math.sin(2*x*PI)) * 2/3;
+    r += (20*Math.sin(x*PI) + 40*Math.sin(x/3*PI)) * 2/3;
+    r += (150*Math.sin(x/12*PI) + 300*Math.sin(x/30*PI)) * 2/3; return r; }
+  function out(lat, lng) { return lng < 72.004 || lng > 137.8347 || lat < 0.8293 || lat > 55.8271; }
+  function fwd(lat, lng) { if (out(lat, lng)) { return [lat, lng]; }
+    var dLat = tLat(lng - 105, lat - 35), dLng = tLng(lng - 105, lat - 35);
+    var rad = lat / 180 * PI, m = Math.sin(rad); m = 1 - EE*m*m; var sm = Math.sqrt(m);
+    dLat = dLat * 180 / ((A * (1 - EE)) / (m * sm) * PI);
+    dLng = dLng * 180 / (A / sm * Math.cos(rad) * PI);
+    return [lat + dLat, lng + dLng]; }
+  var M = L.CRS.EPSG3857;
+  L.CRS.GCJ02 = L.extend({}, M, {code: 'GCJ02',
+    latLngToPoint: function (ll, zoom) { var g = fwd(ll.lat, ll.lng);
+      return M.latLngToPoint(L.latLng(g[0], g[1]), zoom); },
+    pointToLatLng: function (p, zoom) { var g = M.pointToLatLng(p, zoom), w = [g.lat, g.lng];
+      for (var i = 0; i < 4; i++) { var t = fwd(w[0], w[1]);
+        w = [w[0] - (t[0] - g.lat), w[1] - (t[1] - g.lng)]; }
+      return L.latLng(w[0], w[1]); }});
+  return {fwd: fwd};
+})();
+"""
+
+
 def _base_map(
     inputs: Inputs,
     bounds: list[list[float]],
@@ -455,11 +634,14 @@ def _base_map(
     tiles_attr: str | None,
     lang: str,
     prefer_canvas: bool = False,
+    basemap: Basemap | None = None,
 ) -> folium.Map:
     """The page every map starts from: a ``folium.Map`` centred on ``bounds`` with its basemap.
 
-    ``tiles`` (an XYZ template) is the basemap when given; otherwise OpenStreetMap online, and
-    offline the road network of ``inputs`` drawn as a light layer (no external request).
+    ``basemap`` (:func:`resolve_basemap`) or ``tiles`` (an XYZ template) is the basemap when
+    given; otherwise OpenStreetMap online, and offline the road network of ``inputs`` drawn as a
+    light layer (no external request). A GCJ-02 basemap switches the map to the ``GCJ02`` CRS:
+    the WGS84 overlays are drawn shifted to GCJ-02 so that they line up with the tiles.
     """
     import folium
 
@@ -470,8 +652,24 @@ def _base_map(
         tiles=None,
         control_scale=False,
         prefer_canvas=prefer_canvas,
+        crs="GCJ02" if basemap is not None and basemap.gcj02 else "EPSG3857",
     )
-    if tiles:
+    if basemap is not None:
+        if basemap.gcj02:
+            m.get_root().html.add_child(  # type: ignore[attr-defined]
+                folium.Element(f"<script>{_GCJ02_CRS_JS}</script>"), index=0
+            )
+        for i, (url, attr, subdomains) in enumerate(basemap.layers):
+            folium.TileLayer(
+                tiles=url,
+                attr=attr,
+                name=lb["basemap"] if i == 0 else f"{lb['basemap']} ({lb['labels']})",
+                overlay=i > 0,
+                control=True,
+                max_zoom=18,
+                subdomains=subdomains or "abc",
+            ).add_to(m)
+    elif tiles:
         folium.TileLayer(
             tiles=tiles,
             attr=tiles_attr or "tiles",
@@ -484,7 +682,7 @@ def _base_map(
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", overlay=False, control=True).add_to(
             m
         )
-    if offline:  # the network replaces the basemap
+    if offline or basemap is not None:  # the network replaces (or sits under) the basemap
         net = inputs.networks.get("walk") or next(iter(inputs.networks.values()))
         roads = _road_lines(net)
         style_minor = "{color: '#9e9e9e', weight: 0.8, opacity: 0.8, interactive: false}"
@@ -503,7 +701,7 @@ def _base_map(
         _js_layer_class()(
             js,
             lb["roads"],
-            show=not tiles,
+            show=not tiles and basemap is None,
             count=len(roads["major"]) + len(roads["minor"]),
             kind="roads",
         ).add_to(m)
@@ -513,7 +711,7 @@ def _base_map(
 def build_map(
     run: CoverageRun,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
@@ -523,6 +721,7 @@ def build_map(
     choropleth_tier: str | None = None,
     max_resident_points: int = MAX_RESIDENT_POINTS,
     resident_cell_m: float | None = None,
+    basemap: str | Basemap | None = None,
 ) -> folium.Map:
     """The interactive map of a coverage run as a ``folium.Map`` (see the module docstring).
 
@@ -550,9 +749,14 @@ def build_map(
         Above this many residents, draw cells instead of points.
     resident_cell_m : float, optional
         Cell side for aggregated residents (default: automatic, from 100 m).
+    basemap : str or Basemap, optional
+        ``none``, ``osm``, ``tianditu``, ``tianditu-img``, ``amap`` or an XYZ URL (see
+        :func:`resolve_basemap`); with a GCJ-02 basemap the overlays are shown in GCJ-02.
     """
     import folium
     import shapely
+
+    bm = basemap if isinstance(basemap, Basemap) or basemap is None else resolve_basemap(basemap)
 
     lb = labels(lang)
     result = run.result
@@ -594,10 +798,13 @@ def build_map(
         tiles_attr=tiles_attr,
         lang=lang,
         prefer_canvas=True,
+        basemap=bm,
     )
     root_html: Any = m.get_root().html  # type: ignore[attr-defined]
-    helpers = _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS))).replace(
-        "__COLOURS__", json.dumps(list(SHARE_COLOURS))
+    helpers = (
+        _JS_HELPERS.replace("__BREAKS__", json.dumps(list(SHARE_BREAKS)))
+        .replace("__UNIT_COLOURS__", json.dumps(list(UNIT_COLOURS)))
+        .replace("__COLOURS__", json.dumps(list(SHARE_COLOURS)))
     )
     root_html.add_child(folium.Element(f"<script>{helpers}</script>"))
 
@@ -655,7 +862,7 @@ def build_map(
         js = (
             f"var __NAME__ = L.geoJSON({_dumps(gj)}, {{style: function (f) {{ "
             f"return {{color: '#444', weight: {1.5 if i < 2 else 0.8}, "
-            f"fillColor: LC.shareColour(f.properties.s), fillOpacity: 0.45}}; }}, "
+            f"fillColor: LC.unitColour(f.properties.s), fillOpacity: 0.45}}; }}, "
             f"onEachFeature: function (f, l) {{ var p = f.properties; "
             f"l.bindPopup(LC.table(p.name + ' (' + p.unit_id + ')', "
             f"[[{json.dumps(lb['population'], ensure_ascii=False)}, LC.num(p.pop)], "
@@ -851,8 +1058,15 @@ def build_map(
 
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds(bounds)
-    _add_title_and_legend(m, run, lang=lang, colours=colours, share_title=share_title)
-    _add_probe(m)
+    _add_title_and_legend(
+        m,
+        run,
+        lang=lang,
+        colours=colours,
+        share_title=share_title,
+        note=lb["gcj02_note"] if bm is not None and bm.gcj02 else "",
+    )
+    _add_probe(m, lang)
     return m
 
 
@@ -884,14 +1098,20 @@ def map_title(run: CoverageRun, *, lang: str = "zh") -> str:
     inputs = run.inputs
     sc = inputs.scenario
     name = ((sc.name_en or sc.name) if lang == "en" else sc.name) if sc else "lifecircle"
-    parts = [name, f"{lb['standard']}: {run.result.standard.name}"]
+    parts = [name, f"{lb['standard']}: {standard_title(run.result.standard, lang)}"]
     if inputs.synthetic and not any(w in name.lower() for w in ("synthetic", "合成")):
         parts.append(lb["synthetic"])
     return " · ".join(parts)
 
 
 def _add_title_and_legend(
-    m: folium.Map, run: CoverageRun, *, lang: str, colours: dict[str, str], share_title: str
+    m: folium.Map,
+    run: CoverageRun,
+    *,
+    lang: str,
+    colours: dict[str, str],
+    share_title: str,
+    note: str = "",
 ) -> None:
     import folium
 
@@ -902,40 +1122,74 @@ def _add_title_and_legend(
     warn = ""
     if run.inputs.synthetic:
         warn = f'<div style="color:#b00;font-weight:bold">{e(lb["synthetic"])}</div>'
+    if note:
+        warn += f'<div id="lifecircle-crs-note" style="color:#0b5394">{e(note)}</div>'
     title_html = (
         f'<div id="lifecircle-title" style="position:absolute;top:10px;left:60px;z-index:1000;'
         f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:14px sans-serif;"
         f'box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:60%">{e(title)}{warn}</div>'
     )
-    rows = []
+
+    def swatch(colour: str, *, round_: bool = False, dashed: bool = False) -> str:
+        border = f"border:1.5px dashed {colour};" if dashed else f"background:{colour};"
+        radius = "border-radius:6px;" if round_ else ""
+        return (
+            f'<span style="display:inline-block;width:11px;height:11px;{radius}{border}'
+            f'margin-right:5px;vertical-align:middle"></span>'
+        )
+
+    def ramp(colours_: Sequence[str], lo: str, hi: str) -> str:
+        bar = "".join(
+            f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
+            for c in colours_
+        )
+        return (
+            f'<div>{bar}</div><div style="display:flex;justify-content:space-between;'
+            f'width:110px"><span>{lo}</span><span>{hi}</span></div>'
+        )
+
+    # one section per kind of layer; each shows only while a layer of its kind is on the map
+    sections = [f'<div data-kinds="facilities" style="margin-top:3px">{e(lb["facilities"])}</div>']
     for t in std.tiers:
         lab = t.label_zh if lang == "zh" else t.label_en
-        rows.append(
-            f'<div><span style="display:inline-block;width:11px;height:11px;border-radius:6px;'
-            f'background:{colours[t.key]};margin-right:5px"></span>'
+        sections.append(
+            f'<div data-kinds="facilities:{t.key}">{swatch(colours[t.key], round_=True)}'
             f"{e(lab)} ≤ {t.threshold_m:,.0f} m</div>"
         )
-    ramp = "".join(
-        f'<span style="display:inline-block;width:22px;height:10px;background:{c}"></span>'
-        for c in SHARE_COLOURS
+    sections.append(
+        f'<div data-kinds="residents resident_cells" style="margin-top:4px">'
+        f"{e(lb['residents'])} · {e(lb['share'])}{ramp(SHARE_COLOURS, '0%', '100%')}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="units" style="margin-top:4px">{e(share_title)} · {e(lb["units"])}'
+        f"{ramp(UNIT_COLOURS, '0%', '100%')}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="service_areas" style="margin-top:4px">{e(lb["service_areas"])}</div>'
+    )
+    for t in std.tiers:
+        lab = t.label_zh if lang == "zh" else t.label_en
+        sections.append(
+            f'<div data-kinds="service_areas:{t.key}">{swatch(colours[t.key])}{e(lab)}</div>'
+        )
+    sections.append(
+        f'<div data-kinds="gaps" style="margin-top:3px">{swatch(GAP_COLOUR, dashed=True)}'
+        f"{e(lb['gaps'])}</div>"
+    )
+    sections.append(
+        f'<div data-kinds="boundary">{swatch("#333333", dashed=True)}{e(lb["boundary"])}</div>'
     )
     legend_html = (
         f'<div id="lifecircle-legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
         f"background:rgba(255,255,255,.92);padding:6px 10px;border-radius:4px;font:12px sans-serif;"
-        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>'
-        f'<div style="margin-top:3px">{e(lb["facilities"])}</div>{"".join(rows)}'
-        f'<div style="margin-top:4px">{e(share_title)} / {e(lb["residents"])}</div>'
-        f'<div>{ramp}</div><div style="display:flex;justify-content:space-between;width:110px">'
-        f"<span>0%</span><span>100%</span></div>"
-        f'<div style="margin-top:3px"><span style="display:inline-block;width:12px;height:10px;'
-        f'border:1.5px dashed {GAP_COLOUR};margin-right:5px"></span>{e(lb["gaps"])}</div></div>'
+        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{e(lb["legend"])}</b>{"".join(sections)}</div>'
     )
     root = cast("Figure", m.get_root())
     root.html.add_child(folium.Element(title_html + legend_html))
     root.title = e(title)
 
 
-def _add_probe(m: folium.Map) -> None:
+def _add_probe(m: folium.Map, lang: str = "zh") -> None:
     """Expose the map and its layer control to the probe (``_PROBE_HEAD``); add a metric scale."""
     from branca.element import MacroElement
     from folium import LayerControl
@@ -946,15 +1200,57 @@ def _add_probe(m: folium.Map) -> None:
 window.__lifecircleMap = {{ this._parent.get_name() }};
 window.__lifecircleControl = {{ this.control_name }};
 L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
+(function (map, ctl, groups) {
+  // group headers in the layer control (设施 / 覆盖 / 服务范围 / 缺口 / 边界)
+  function groupOf(layer) { return groups[String(layer._lcKind || '').split(':')[0]] || ''; }
+  var add = ctl._addItem, update = ctl._update;
+  ctl._addItem = function (obj) {
+    var g = obj.overlay ? groupOf(obj.layer) : '';
+    if (g && g !== this._lcLast) {
+      var h = document.createElement('div'); h.className = 'lc-group'; h.textContent = g;
+      h.style.cssText = 'font-weight:bold;margin-top:4px;border-top:1px solid #ddd';
+      this._overlaysList.appendChild(h);
+    }
+    if (obj.overlay) { this._lcLast = g; }
+    return add.call(this, obj);
+  };
+  ctl._update = function () { this._lcLast = null; return update.apply(this, arguments); };
+  ctl._update();
+  // the legend shows the sections of the layers on the map, nothing else
+  function refresh() {
+    var on = [];
+    map.eachLayer(function (l) { if (l._lcKind) { on.push(l._lcKind); } });
+    document.querySelectorAll('#lifecircle-legend [data-kinds]').forEach(function (el) {
+      var kinds = el.getAttribute('data-kinds').split(' ');
+      var shown = kinds.some(function (k) { return on.some(function (o) {
+        return o === k || o.indexOf(k + ':') === 0; }); });
+      el.style.display = shown ? '' : 'none';
+    });
+  }
+  map.on('overlayadd overlayremove layeradd layerremove', refresh);
+  refresh();
+})({{ this._parent.get_name() }}, {{ this.control_name }}, {{ this.groups }});
 {% endmacro %}""")
 
-        def __init__(self, control_name: str) -> None:
+        def __init__(self, control_name: str, groups: str) -> None:
             super().__init__()
             self._name = "LifecircleControlHook"
             self.control_name = control_name
+            self.groups = groups
 
+    lb = labels(lang)
+    groups = {
+        "facilities": lb["group_facilities"],
+        "units": lb["group_coverage"],
+        "residents": lb["group_coverage"],
+        "resident_cells": lb["group_coverage"],
+        "service_areas": lb["group_service_areas"],
+        "gaps": lb["group_gaps"],
+        "boundary": lb["group_boundaries"],
+        "roads": lb["group_base"],
+    }
     ctl = next(c for c in m._children.values() if isinstance(c, LayerControl))
-    m.add_child(ControlHook(ctl.get_name()))
+    m.add_child(ControlHook(ctl.get_name(), json.dumps(groups, ensure_ascii=False)))
 
 
 _ASSET_MARK = "<!--lifecircle-assets-->"
@@ -990,7 +1286,7 @@ def write_coverage_map(
     run: CoverageRun,
     path: str | Path,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     service_areas: gpd.GeoDataFrame | None = None,
     gaps: Gaps | None = None,
@@ -999,6 +1295,7 @@ def write_coverage_map(
     report: CoverageReport | None = None,
     tiles_attr: str | None = None,
     choropleth_tier: str | None = None,
+    basemap: str | Basemap | None = None,
 ) -> Path:
     """Write the interactive HTML map of a coverage run (see :func:`build_map`).
 
@@ -1036,6 +1333,7 @@ def write_coverage_map(
         report=report,
         lang=lang,
         choropleth_tier=choropleth_tier,
+        basemap=basemap,
     )
     page = render_map_html(m, offline=offline)
     write_text(page, target, overwrite=True)
@@ -1055,11 +1353,12 @@ def build_candidates_map(
     scoring: ScoringResult,
     coverage: CoverageRun,
     *,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,
     max_gap_cells: int = 4_000,
+    basemap: str | Basemap | None = None,
 ) -> folium.Map:
     """The map of a site scoring: current gaps, candidates sized by their gain, and the picks.
 
@@ -1077,8 +1376,12 @@ def build_candidates_map(
         Draw at most this many unselected candidates (the best ranked).
     max_gap_cells : int, default 4000
         Draw at most this many gap cells (cells of half the tier threshold, the largest first).
+    basemap : str or Basemap, optional
+        As for :func:`build_map` (GCJ-02 tiles shift the overlays to GCJ-02).
     """
     import folium
+
+    bm = basemap if isinstance(basemap, Basemap) or basemap is None else resolve_basemap(basemap)
 
     res = coverage.result.residents
     w = resident_weight(res, scoring.weight)
@@ -1096,7 +1399,13 @@ def build_candidates_map(
         else [[0.0, 0.0], [0.0, 0.0]]
     )
     fmap = _base_map(
-        coverage.inputs, bounds, offline=offline, tiles=tiles, tiles_attr=tiles_attr, lang="en"
+        coverage.inputs,
+        bounds,
+        offline=offline,
+        tiles=tiles,
+        tiles_attr=tiles_attr,
+        lang="en",
+        basemap=bm,
     )
     root = cast("Figure", fmap.get_root())
     root.title = _esc(title)
@@ -1145,8 +1454,9 @@ def build_candidates_map(
             weight=1,
             fill=True,
             fill_opacity=0.5,
-            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+            # a tooltip, not a folium Popup: Popups need jQuery, which an offline page lacks
+            tooltip=f"#{rec.rank} {_esc(rec.candidate_id)}: +{rec.marginal_gain:,.0f}"
+            f"<br>{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}",
         ).add_to(cl)
     cl.add_to(fmap)
     sl = folium.FeatureGroup(name=f"selected {len(scoring.picks)} 选定", show=True)
@@ -1159,8 +1469,7 @@ def build_candidates_map(
                 f'font:bold 12px/22px sans-serif">{int(rec.selected)}</div>'
             ),
             tooltip=f"pick {int(rec.selected)}: {_esc(rec.candidate_id)} +{rec.pick_gain:,.0f} "
-            f"(→ {rec.cumulative_share:.1%})",
-            popup=folium.Popup(f"{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}", max_width=320),
+            f"(→ {rec.cumulative_share:.1%})<br>{_esc(rec.reason_zh)}<br>{_esc(rec.reason_en)}",
         ).add_to(sl)
     sl.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
@@ -1182,11 +1491,12 @@ def write_candidates_map(
     path: str | Path,
     *,
     overwrite: bool = False,
-    offline: bool = False,
+    offline: bool = True,
     tiles: str | None = None,
     tiles_attr: str | None = None,
     max_candidates: int = 2_000,
     max_gap_cells: int = 4_000,
+    basemap: str | Basemap | None = None,
 ) -> Path:
     """Write the HTML map of a site scoring (see :func:`build_candidates_map`).
 
@@ -1198,7 +1508,7 @@ def write_candidates_map(
         The ``.html`` file (folders are created).
     overwrite : bool
         Replace an existing file.
-    offline, tiles, tiles_attr, max_candidates, max_gap_cells
+    offline, tiles, tiles_attr, max_candidates, max_gap_cells, basemap
         As for :func:`build_candidates_map`.
 
     Returns
@@ -1215,6 +1525,7 @@ def write_candidates_map(
         tiles_attr=tiles_attr,
         max_candidates=max_candidates,
         max_gap_cells=max_gap_cells,
+        basemap=basemap,
     )
     page = render_map_html(m, offline=offline)
     write_text(page, target, overwrite=True)
@@ -1236,7 +1547,12 @@ def _esc(s: object) -> str:
 
 
 def cjk_font() -> str | None:
-    """Name of an installed font with Chinese glyphs, or None."""
+    """Name of an installed font with Chinese glyphs, or None.
+
+    matplotlib's font list is cached: a CJK font installed after the cache was built (e.g.
+    ``apt-get install fonts-noto-cjk`` on a machine that already ran matplotlib) is not in it,
+    so the system font folders are searched too and a font found there is registered.
+    """
     from matplotlib import font_manager
 
     wanted = (
@@ -1253,10 +1569,31 @@ def cjk_font() -> str | None:
         "SimSun",
         "Sarasa",
     )
-    for f in font_manager.fontManager.ttflist:
-        if any(w.lower() in f.name.lower() for w in wanted):
-            return str(f.name)
-    return None
+
+    def known() -> str | None:
+        for f in font_manager.fontManager.ttflist:
+            if any(w.lower() in f.name.lower() for w in wanted):
+                return str(f.name)
+        return None
+
+    name = known()
+    if name is not None:
+        return name
+    files = sorted(
+        f
+        for f in font_manager.findSystemFonts()
+        if any(
+            k in Path(f).name.lower() for k in ("cjk", "wqy", "simhei", "msyh", "droidsansfallback")
+        )
+    )
+    # Sans before Serif, regular weight first; its bold face too (titles)
+    files.sort(key=lambda f: ("serif" in f.lower(), "regular" not in f.lower()))
+    if files:
+        first = files[0]
+        bold = [f for f in files if f == first.replace("Regular", "Bold") and f != first]
+        for f in [first, *bold]:
+            font_manager.fontManager.addfont(f)
+    return known()
 
 
 def _nice_length(span_m: float) -> float:
@@ -1520,6 +1857,217 @@ def write_static_map(
         finally:
             plt.close(fig)
     logger.info("wrote %s", target)
+    return target
+
+
+# -- map sheets (图件) ---------------------------------------------------------------------------
+
+#: Paper sizes of map sheets, landscape, inches: ISO A4 (297 x 210 mm) and A3 (420 x 297 mm).
+PAPER_INCHES: dict[str, tuple[float, float]] = {
+    "A4": (297 / 25.4, 210 / 25.4),
+    "A3": (420 / 25.4, 297 / 25.4),
+}
+
+#: Formats a map sheet may be written in (by file suffix); PDF and SVG are vector.
+SHEET_FORMATS = ("png", "pdf", "svg")
+
+_SHEET_WORDS = {
+    "zh": {
+        "info": "制图信息",
+        "sources": "数据来源",
+        "crs": "坐标系",
+        "date": "制图日期",
+        "standard": "服务标准",
+        "made": "制图软件",
+        "synthetic": "合成示范数据，非真实数据",
+        "coverage": "覆盖情况",
+        "all": "全部层级",
+        "x": "横坐标（米）",
+        "y": "纵坐标（米）",
+    },
+    "en": {
+        "info": "Map information",
+        "sources": "Data sources",
+        "crs": "Coordinate system",
+        "date": "Date",
+        "standard": "Standard",
+        "made": "Made with",
+        "synthetic": "SYNTHETIC demonstration data, not real",
+        "coverage": "Coverage",
+        "all": "all tiers",
+        "x": "Easting (m)",
+        "y": "Northing (m)",
+    },
+}
+
+
+def _crs_description(crs: str) -> str:
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"{c.name} (EPSG:{epsg})" if epsg else c.name
+
+
+def _sheet_info_lines(run: CoverageRun, lang: str) -> list[str]:
+    w = _SHEET_WORDS[lang]
+    inputs = run.inputs
+    sc = inputs.scenario
+    sep = "：" if lang == "zh" else ": "
+    sources = []
+    if sc is not None:
+        sources = [Path(p).name for p in (sc.network, sc.facilities, sc.residents) if p is not None]
+    else:
+        sources = [net.source for net in inputs.networks.values() if net.source][:1]
+    lines = [
+        f"{w['sources']}{sep}{', '.join(sources) or '—'}",
+        f"{w['crs']}{sep}{_crs_description(run.result.crs)}",
+        f"{w['standard']}{sep}{standard_title(run.result.standard, lang)}",
+        f"{w['date']}{sep}{_dt.date.today().isoformat()}",
+        f"{w['made']}{sep}lifecircle {__version__}",
+    ]
+    if inputs.synthetic:
+        lines.append(w["synthetic"])
+    return lines
+
+
+def write_map_sheet(
+    run: CoverageRun,
+    path: str | Path,
+    *,
+    report: CoverageReport | None = None,
+    tier: str | None = None,
+    lang: str = "zh",
+    paper: str = "A4",
+    dpi: int = 300,
+    service_areas: gpd.GeoDataFrame | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a printable map sheet (图件): PNG at ``dpi``, or vector PDF/SVG, by file suffix.
+
+    Landscape A4 or A3: the map in a frame with coordinate ticks (analysis CRS, metres), a north
+    arrow and a scale bar; to its right, outside the data, the legend and the 制图信息 block (data
+    sources, coordinate system, standard, date, lifecircle version, synthetic warning).
+
+    Parameters
+    ----------
+    run : lifecircle.runs.CoverageRun
+    path : path
+        ``.png``, ``.pdf`` or ``.svg``.
+    report : CoverageReport, optional
+        Units and gaps (default: computed).
+    tier : str, optional
+        Tier whose coverage colours the cells; default all tiers together.
+    lang : {"zh", "en"}
+    paper : {"A4", "A3"}
+    dpi : int, default 300
+        Resolution of a PNG (and of raster parts of a PDF/SVG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = Path(path)
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in SHEET_FORMATS:
+        raise InputError(f"map sheet {target} should end in .png, .pdf or .svg")
+    if paper not in PAPER_INCHES:
+        raise InputError(f"paper {paper!r} is not one of {', '.join(PAPER_INCHES)}")
+    if not 50 <= dpi <= 1200:
+        raise InputError(f"--dpi {dpi} is out of range; use 50 to 1200 (300 for print)")
+    check_writable([target], overwrite=overwrite)
+    labels(lang)
+    font = cjk_font()
+    if lang == "zh" and font is None:
+        raise InputError(
+            "a Chinese map sheet needs a font with Chinese glyphs: install fonts-noto-cjk "
+            "(apt-get install fonts-noto-cjk), or use --lang en"
+        )
+    rc: dict[str, Any] = {"pdf.fonttype": 42, "svg.fonttype": "path", "axes.unicode_minus": False}
+    if font is not None:
+        rc["font.family"] = [font, "DejaVu Sans"] if lang == "zh" else ["DejaVu Sans", font]
+    w = _SHEET_WORDS[lang]
+    std = run.result.standard
+    width_in, height_in = PAPER_INCHES[paper]
+    scale = width_in / PAPER_INCHES["A4"][0]
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
+        fig = plt.figure(figsize=(width_in, height_in))
+        try:
+            ax = fig.add_axes((0.06, 0.08, 0.62, 0.82))
+            drawn = draw_static_map(
+                run, ax, report=report, lang=lang, tier=tier, service_areas=service_areas
+            )
+            # frame and coordinate ticks (metres in the analysis CRS)
+            for side in ("top", "right", "bottom", "left"):
+                ax.spines[side].set_visible(True)
+                ax.spines[side].set_linewidth(1.2)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+            fmt_m = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+            ax.xaxis.set_major_formatter(fmt_m)
+            ax.yaxis.set_major_formatter(fmt_m)
+            ax.tick_params(labelsize=7 * scale, direction="in", top=True, right=True)
+            ax.set_xlabel(w["x"], fontsize=8 * scale)
+            ax.set_ylabel(w["y"], fontsize=8 * scale)
+            key = tier or "all"
+            tier_name = (
+                w["all"]
+                if key == "all"
+                else (std.tier(key).label_zh if lang == "zh" else std.tier(key).label_en)
+            )
+            fig.suptitle(
+                f"{map_title(run, lang=lang)}\n{w['coverage']}: {tier_name}"
+                if lang == "en"
+                else f"{map_title(run, lang=lang)}\n{w['coverage']}：{tier_name}",
+                fontsize=12 * scale,
+                y=0.97,
+            )
+            # legend outside the data, right of the map
+            leg_ax = fig.add_axes((0.71, 0.36, 0.27, 0.54))
+            leg_ax.axis("off")
+            leg_ax.legend(
+                handles=drawn["handles"],
+                loc="upper left",
+                fontsize=7.5 * scale,
+                title=labels(lang)["legend"],
+                title_fontsize=9 * scale,
+                frameon=True,
+                borderaxespad=0,
+            )
+            # 制图信息
+            info_ax = fig.add_axes((0.71, 0.08, 0.27, 0.25))
+            info_ax.set_xticks([])
+            info_ax.set_yticks([])
+            info_ax.text(
+                0.04,
+                0.94,
+                w["info"],
+                fontsize=9 * scale,
+                fontweight="bold",
+                va="top",
+                transform=info_ax.transAxes,
+            )
+            info_ax.text(
+                0.04,
+                0.80,
+                "\n".join(
+                    part
+                    for line in _sheet_info_lines(run, lang)
+                    for part in textwrap.wrap(line, width=int(36 * scale), subsequent_indent="  ")
+                ),
+                fontsize=6.5 * scale,
+                va="top",
+                linespacing=1.6,
+                wrap=True,
+                transform=info_ax.transAxes,
+            )
+            with atomic_path(target, overwrite=overwrite) as tmp:
+                fig.savefig(tmp, dpi=dpi, format=fmt)
+        finally:
+            plt.close(fig)
+    logger.info("wrote map sheet %s (%s, %s, %d dpi)", target, fmt, paper, dpi)
     return target
 
 

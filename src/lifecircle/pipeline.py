@@ -33,7 +33,15 @@ import pandas as pd
 import shapely
 
 from lifecircle import grids, siting
-from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    check_csv_encoding,
+    check_writable,
+    write_csv,
+    write_geojson,
+    write_json,
+    write_text,
+)
 from lifecircle.config import ServiceStandard, Tier, load_standard
 from lifecircle.coords import out_of_china
 from lifecircle.coverage import compute_coverage, locate
@@ -41,6 +49,7 @@ from lifecircle.diagnose import DEFAULT_MIN_USED_SHARE, check_used_shares
 from lifecircle.errors import InputError
 from lifecircle.export import (
     GIS_FORMATS,
+    ExportMeta,
     ExportResult,
     ExportSources,
     LayerUnavailableError,
@@ -66,6 +75,7 @@ from lifecircle.io import (
     empty_rejects,
     load_scenario,
     read_boundary,
+    read_boundary_name,
     read_buildings,
     read_points,
     read_population_areas,
@@ -87,6 +97,7 @@ from lifecircle.service_areas import ServiceAreas, compute_service_areas
 from lifecircle.siting import ScoringResult
 from lifecircle.snapping import DEFAULT_MAX_SNAP_M, outside_network_area, snap_to_network
 from lifecircle.tier_rules import TierRules, load_tier_rules
+from lifecircle.workbook import write_tables_workbook
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -395,7 +406,9 @@ def load_inputs(
         )
         for u in units
     ]
-    bounds = {k: read_boundary(v) for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bound_paths = {k: v for k, v in (sc.boundaries.items() if sc else []) if v.exists()}
+    bounds = {k: read_boundary(v) for k, v in bound_paths.items()}
+    bound_names = {k: n for k, v in bound_paths.items() if (n := read_boundary_name(v))}
     timings["load_points"] = time.perf_counter() - t1
     timings["load"] = time.perf_counter() - t0
     return Inputs(
@@ -405,6 +418,7 @@ def load_inputs(
         residents=res,
         units=tuple(unit_layers),
         boundaries=bounds,
+        boundary_names=bound_names,
         scenario=sc,
         max_snap_m=snap,
         timings_s=timings,
@@ -715,7 +729,11 @@ def run_coverage(inputs: Inputs, *, limit_m: float | str | None = None) -> Cover
 
 
 def write_coverage_outputs(
-    run: CoverageRun, out_dir: str | Path, *, overwrite: bool = False
+    run: CoverageRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
 ) -> dict[str, Path]:
     """Write ``residents.csv``, ``facilities.csv``, ``summary.json`` and ``rejects.csv``.
 
@@ -726,7 +744,10 @@ def write_coverage_outputs(
         Created if missing.
     overwrite : bool
         Replace existing files; otherwise any existing target is an error and nothing is written.
+    csv_encoding : {"utf-8-sig", "utf-8", "gb18030"}, default "utf-8-sig"
+        Encoding of the CSVs (UTF-8 with BOM opens in Excel on Chinese Windows).
     """
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -736,9 +757,11 @@ def write_coverage_outputs(
         "rejects": d / "rejects.csv",
     }
     check_writable(list(paths.values()), overwrite=overwrite)
-    write_csv(resident_table(run.result), paths["residents"], overwrite=True)
-    write_csv(facility_table(run.result), paths["facilities"], overwrite=True)
-    write_csv(run.inputs.rejects(), paths["rejects"], overwrite=True)
+    write_csv(resident_table(run.result), paths["residents"], overwrite=True, encoding=csv_encoding)
+    write_csv(
+        facility_table(run.result), paths["facilities"], overwrite=True, encoding=csv_encoding
+    )
+    write_csv(run.inputs.rejects(), paths["rejects"], overwrite=True, encoding=csv_encoding)
     write_json(run.summary(), paths["summary"], overwrite=True)
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
@@ -758,6 +781,11 @@ def run_export(
     sources: dict[str, Any] | None = None,
     score_tier: str | None = None,
     candidates: str | Path | None = None,
+    gpkg_version: str = "1.2",
+    shp_encoding: str = "utf-8",
+    area_minutes: list[float] | tuple[float, ...] | None = None,
+    area_metres: list[float] | tuple[float, ...] | None = None,
+    area_rings: bool = False,
 ) -> ExportResult:
     """Export result layers as GeoJSON, GeoPackage, Shapefile or CSV in the chosen CRS.
 
@@ -771,8 +799,10 @@ def run_export(
     out : path
         Folder (one file per layer) or ``.gpkg`` file.
     layers : str or sequence, optional
-        ``"facilities,residents"``…, ``"all"``; default facilities, residents and (when unit
-        polygons are loaded) units.
+        ``"facilities,residents"``…; default facilities, residents and (when unit polygons are
+        loaded) units. ``"all"`` is every layer that can be built in this run; the others are
+        listed in ``ExportResult.skipped`` with the reason. GeoPackage and GeoJSON exports add
+        a ``rejects`` point layer when rejected input rows have usable coordinates.
     fmt : {"geojson", "gpkg", "shp", "csv"}
     crs : str
         ``wgs84``, ``cgcs2000``, ``cgcs2000-gk`` (zone chosen from the network's extent),
@@ -791,6 +821,14 @@ def run_export(
         For the ``candidates`` layer: score candidate sites of this tier with
         :func:`run_scoring` (``candidates``: a file, ``"auto"`` or ``"auto:N"``; default the
         scenario's).
+    gpkg_version : {"1.2", "1.3", "1.4"}
+        GeoPackage version (default 1.2).
+    shp_encoding : {"utf-8", "cp936"}
+        Shapefile text encoding.
+    area_minutes, area_metres : sequence of float, optional
+        Budgets of the ``service_areas`` layer (default: each tier's standard).
+    area_rings : bool
+        ``service_areas`` as bands between consecutive budgets.
 
     Returns
     -------
@@ -804,9 +842,30 @@ def run_export(
     f = str(fmt).lower()
     if f not in GIS_FORMATS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(GIS_FORMATS)}")
+    everything = layers is not None and "all" in (
+        [s.strip().lower() for s in layers.split(",")] if isinstance(layers, str) else layers
+    )
     given = [k for k, v in (sources or {}).items() if v is not None]
     if score_tier is not None:
         given.append("candidates")
+    skipped: dict[str, str] = {}
+    if everything:
+        for name in names:
+            why = unavailable_layers([name], units_loaded=bool(inputs.units), given=given)
+            if why:
+                skipped[name] = why[0]
+        names = [n for n in names if n not in skipped]
+        for reason in skipped.values():
+            logger.warning("--layers all: skipped %s", reason)
+    rej_table = inputs.rejects()
+    placeable = int(
+        (np.isfinite(pd.to_numeric(rej_table["lon"], errors="coerce").to_numpy(float))).sum()
+    )
+    if f in ("gpkg", "geojson") and placeable and "rejects" not in names:
+        names.append("rejects")
+    elif "rejects" in names and not placeable and everything:
+        names.remove("rejects")
+        skipped["rejects"] = "no rejected input row has usable coordinates"
     problems = unavailable_layers(names, units_loaded=bool(inputs.units), given=given)
     if problems:
         raise LayerUnavailableError("; ".join(problems) + "; nothing was written")
@@ -833,7 +892,13 @@ def run_export(
     extra = dict(sources or {})
     if "candidates" in names and extra.get("candidates") is None and score_tier is not None:
         extra["candidates"] = run_scoring(inputs, tier=score_tier, candidates=candidates)
-    src = ExportSources(run=cov, **extra)
+    src = ExportSources(
+        run=cov,
+        area_minutes=tuple(area_minutes) if area_minutes else None,
+        area_metres=tuple(area_metres) if area_metres else None,
+        area_rings=area_rings,
+        **extra,
+    )
     built = build_layers(src, names)
     t1 = time.perf_counter()
     result = export_layers(
@@ -844,13 +909,17 @@ def run_export(
         precision=precision,
         overwrite=overwrite,
         tier_keys=inputs.standard.keys,
+        meta=ExportMeta(standard=inputs.standard, synthetic=inputs.synthetic),
+        gpkg_version=gpkg_version,
+        shp_encoding=shp_encoding,
     )
     rejects = inputs.rejects()
     write_csv(rejects, rejects_path, overwrite=overwrite)
     result = replace(
         result,
-        paths={**result.paths, "rejects": [rejects_path]},
-        features={**result.features, "rejects": len(rejects)},
+        paths={**result.paths, "rejects_csv": [rejects_path]},
+        features={**result.features, "rejects_csv": len(rejects)},
+        skipped=skipped,
     )
     logger.info("export: layers %.2f s, write %.2f s", t1 - t0, time.perf_counter() - t1)
     return result
@@ -1233,10 +1302,24 @@ def validate_candidates(table: PointTable, inputs: Inputs, tier: str) -> PointTa
 
 
 def write_scoring_outputs(
-    run: ScoringRun, out_dir: str | Path, *, overwrite: bool = False, map_html: bool = True
+    run: ScoringRun,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    map_html: bool = True,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
+    offline: bool = True,
+    basemap: str | None = None,
 ) -> dict[str, Path]:
     """Write ``candidates.csv``, ``candidates.geojson``, ``picks.csv``, ``summary.json``,
-    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``)."""
+    ``rejects.csv`` and ``candidates.html`` (each atomically; existing files need ``overwrite``).
+
+    CSVs are written in ``csv_encoding`` (default UTF-8 with BOM, see
+    :data:`lifecircle._files.CSV_ENCODINGS`); ``candidates.html`` opens offline unless
+    ``offline=False`` (Leaflet from a CDN); ``basemap`` as for
+    :func:`lifecircle.maps.build_map`.
+    """
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     paths = {
         "candidates": d / "candidates.csv",
@@ -1250,15 +1333,22 @@ def write_scoring_outputs(
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     table = run.result.table()
-    write_csv(table, paths["candidates"], overwrite=True)
+    write_csv(table, paths["candidates"], overwrite=True, encoding=csv_encoding)
     gdf = run.result.to_gdf()
     gdf["selected"] = gdf["selected"].astype("float64")
     write_geojson(gdf, paths["geojson"], overwrite=True, precision=7, name="candidates")
-    write_csv(run.result.picks, paths["picks"], overwrite=True)
-    write_csv(run.rejects(), paths["rejects"], overwrite=True)
+    write_csv(run.result.picks, paths["picks"], overwrite=True, encoding=csv_encoding)
+    write_csv(run.rejects(), paths["rejects"], overwrite=True, encoding=csv_encoding)
     write_json(run.summary(), paths["summary"], overwrite=True)
     if map_html:
-        write_candidates_map(run.result, run.coverage, paths["map"], overwrite=True)
+        write_candidates_map(
+            run.result,
+            run.coverage,
+            paths["map"],
+            overwrite=True,
+            offline=offline,
+            basemap=basemap,
+        )
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
 
@@ -1556,7 +1646,8 @@ def write_grids_outputs(
     """Write ``grids.csv``, ``proposed_grids.csv`` (with a proposal), ``grid_communities.csv``,
     ``grid_gaps.csv``, ``grid_overlaps.csv``, ``grid_crossings.csv``, ``grids.json``,
     ``grids.gpkg`` (layers ``grids``, ``gaps``, ``overlaps``, ``crossings``, ``proposed``), the
-    map ``grids.html`` (offline by default) and the report section ``grids_report.html``."""
+    map ``grids.html`` (offline by default), the report section ``grids_report.html`` and the
+    workbook ``grids.xlsx`` (one sheet per table, Chinese headers, and a 说明 sheet)."""
     d = Path(out_dir)
     r = run.result
     layers = {
@@ -1581,6 +1672,7 @@ def write_grids_outputs(
     paths["gpkg"] = d / "grids.gpkg"
     paths["map"] = d / "grids.html"
     paths["report"] = d / "grids_report.html"
+    paths["workbook"] = d / "grids.xlsx"
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for k, gdf in layers.items():
@@ -1588,7 +1680,18 @@ def write_grids_outputs(
     write_csv(r.communities, paths["grid_communities"], overwrite=True)
     write_csv(run.rejects(), paths["rejects"], overwrite=True)
     write_json(run.summary(), paths["summary"], overwrite=True)
-    export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True)
+    meta = ExportMeta(
+        standard=run.inputs.standard,
+        synthetic=run.inputs.synthetic,
+        titles={
+            "grids": ("网格", "grids with households against the band, balance and base reach"),
+            "gaps": ("网格缺口", "parts of communities in no grid"),
+            "overlaps": ("网格重叠", "parts covered by two grids"),
+            "crossings": ("跨社区网格部分", "parts of grids outside their own community"),
+            "proposed": ("建议网格", "proposed grids (re-gridding)"),
+        },
+    )
+    export_layers(layers, paths["gpkg"], "gpkg", "wgs84", overwrite=True, meta=meta)
     write_grids_map(
         run.inputs,
         layers,
@@ -1600,5 +1703,22 @@ def write_grids_outputs(
     )
     write_text(grids_report_html(layers, r.communities, run.summary(), lang=lang),
                paths["report"], overwrite=True)  # fmt: skip
+    zh = lang == "zh"
+    sheet_names = {
+        "grids": "网格" if zh else "Grids",
+        "proposed": "建议网格" if zh else "Proposed grids",
+        "gaps": "网格缺口" if zh else "Gaps",
+        "overlaps": "网格重叠" if zh else "Overlaps",
+        "crossings": "跨社区网格" if zh else "Crossings",
+    }
+    tables = [
+        (sheet_names[k], pd.DataFrame(gdf.drop(columns="geometry"))) for k, gdf in layers.items()
+    ]
+    tables.insert(1, ("社区网格变化" if zh else "Communities", r.communities))
+    tables.append(("剔除记录" if zh else "Rejected rows", run.rejects()))
+    write_tables_workbook(
+        run.inputs, tables, paths["workbook"], lang=lang, overwrite=True,
+        unit_labels={"community": ("社区", "Community")},
+    )  # fmt: skip
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -44,8 +44,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lifecircle._files import check_writable, write_csv, write_geojson, write_json, write_text
-from lifecircle.config import ServiceStandard
+from lifecircle._files import (
+    DEFAULT_CSV_ENCODING,
+    check_csv_encoding,
+    check_writable,
+    write_csv,
+    write_geojson,
+    write_json,
+    write_text,
+)
+from lifecircle.config import ServiceStandard, standard_title
 from lifecircle.coords import to_wgs84
 from lifecircle.coverage import CoverageResult, tier_columns
 from lifecircle.errors import InputError
@@ -635,7 +643,14 @@ def report_tables(
             ]
         )
     sections.append(
-        (tx["standard"] + f" ({std.name})", [tx["tier"], tx["mode"], tx["threshold"]], rows, "")
+        (
+            f"{tx['standard']}：{standard_title(std, lang)}"
+            if lang == "zh"
+            else f"{tx['standard']}: {standard_title(std, lang)}",
+            [tx["tier"], tx["mode"], tx["threshold"]],
+            rows,
+            "",
+        )
     )
     rows = []
     for r in res.tiers.to_dict("records"):
@@ -689,7 +704,8 @@ def report_tables(
             rows.append(
                 [
                     "" if pd.isna(r["rank"]) else str(int(r["rank"])),
-                    str(r["unit_id"]) if not r["outside"] else "",
+                    # the sub-district row's id is a machine key ("subdistrict"): not shown
+                    str(r["unit_id"]) if not r["outside"] and lv.key != "subdistrict" else "",
                     _unit_name(r, lang),
                     _n(r["population"]),
                     _pct(r["all_share"]),
@@ -872,6 +888,8 @@ def write_report(
     overwrite: bool = False,
     gap_cell_m: float = DEFAULT_GAP_CELL_M,
     report: CoverageReport | None = None,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
+    html: bool = True,
     sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
     """Write the per-unit tables, gaps and report pages of a coverage run.
@@ -893,6 +911,11 @@ def write_report(
         Cell side for gap clustering, metres.
     report : CoverageReport, optional
         Reuse an already built report.
+    csv_encoding : {"utf-8-sig", "utf-8", "gb18030"}, default "utf-8-sig"
+        Encoding of the CSVs (UTF-8 with BOM opens in Excel on Chinese Windows).
+    html : bool, default True
+        Write the plain ``report.html``; False when :mod:`lifecircle.document` writes the full
+        report (maps, charts, PDF) instead.
     sections : sequence of (title, header, rows), optional
         Extra sections after the unit tables, e.g. :func:`grids_report_tables`.
 
@@ -902,6 +925,7 @@ def write_report(
         ``{name: path}`` of the files written.
     """
     text(lang)
+    check_csv_encoding(csv_encoding)
     d = Path(out_dir)
     rep = report or build_report(run, gap_cell_m=gap_cell_m)
     paths = {f"units_{lv.key}": d / f"units_{lv.key}.csv" for lv in rep.levels}
@@ -912,22 +936,31 @@ def write_report(
             "gaps_json": d / "gaps.json",
             "gaps_geojson": d / "gaps.geojson",
             "report_md": d / "report.md",
-            "report_html": d / "report.html",
         }
     )
+    if html:
+        paths["report_html"] = d / "report.html"
     check_writable(list(paths.values()), overwrite=overwrite)
     d.mkdir(parents=True, exist_ok=True)
     for lv in rep.levels:
-        write_csv(rep.units[lv.key], paths[f"units_{lv.key}"], overwrite=True)
+        write_csv(
+            rep.units[lv.key], paths[f"units_{lv.key}"], overwrite=True, encoding=csv_encoding
+        )
     write_json(rep.to_dict(), paths["units_json"], overwrite=True)
-    write_csv(rep.gaps.table.drop(columns=["x", "y"]), paths["gaps"], overwrite=True)
+    write_csv(
+        rep.gaps.table.drop(columns=["x", "y"]),
+        paths["gaps"],
+        overwrite=True,
+        encoding=csv_encoding,
+    )
     write_json(rep.gaps_dict(), paths["gaps_json"], overwrite=True)
     write_geojson(rep.gaps.geometries(), paths["gaps_geojson"], overwrite=True, name="gaps")
     files = [p.name for k, p in paths.items() if not k.startswith("report")]
     md = render_markdown(rep, lang=lang, files=files, sections=sections)
     write_text(md, paths["report_md"], overwrite=True)
-    page = render_html(rep, lang=lang, files=files, sections=sections)
-    write_text(page, paths["report_html"], overwrite=True)
+    if html:
+        page = render_html(rep, lang=lang, files=files, sections=sections)
+        write_text(page, paths["report_html"], overwrite=True)
     logger.info("wrote report to %s (%d files)", d, len(paths))
     return paths
 

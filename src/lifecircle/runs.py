@@ -132,6 +132,8 @@ class Inputs:
     units : tuple of UnitLayer
     boundaries : dict
         ``{name: shapely geometry}`` in WGS84 (e.g. ``county``, ``subdistrict``).
+    boundary_names : dict
+        ``{name: the boundary's own name}``, e.g. ``{"subdistrict": "郯城街道"}``.
     scenario : Scenario or None
     max_snap_m : float
     timings_s : dict
@@ -153,6 +155,7 @@ class Inputs:
     scenario: Scenario | None = None
     max_snap_m: float = DEFAULT_MAX_SNAP_M
     timings_s: dict[str, float] = field(default_factory=dict)
+    boundary_names: dict[str, str] = field(default_factory=dict)
     population: dict[str, Any] = field(default_factory=dict)
     read_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -190,7 +193,11 @@ class Inputs:
 
     def unit_levels(self) -> list[UnitLevel]:
         """The sub-district level, then every loaded unit layer (see :mod:`lifecircle.units`)."""
-        return unit_levels(self.units, self.boundaries.get("subdistrict"))
+        return unit_levels(
+            self.units,
+            self.boundaries.get("subdistrict"),
+            self.boundary_names.get("subdistrict"),
+        )
 
     def facilities_gdf(self) -> gpd.GeoDataFrame:
         """The usable facilities as points in EPSG:4326 (input columns kept)."""

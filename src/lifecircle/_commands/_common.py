@@ -1,25 +1,40 @@
-"""What the analysis subcommands share: the input options and loading inputs from them."""
+"""What the analysis subcommands share: the input and output options, loading inputs, and the
+console (what a command prints on success: nothing with ``-q``, JSON with ``--json``, Chinese or
+English with ``--lang``)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import locale
 import math
+import os
+import sys
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
-from lifecircle._files import write_csv
+from lifecircle._files import (
+    CSV_ENCODINGS,
+    DEFAULT_CSV_ENCODING,
+    check_writable,
+    to_json_text,
+    write_csv,
+)
 from lifecircle._outset import output_set
 from lifecircle.diagnose import DEFAULT_MIN_USED_SHARE
+from lifecircle.document import find_chromium, write_report_document
 from lifecircle.errors import InputError, LifecircleError, RejectThresholdError
 from lifecircle.extract import DEFAULT_CLIP_BUFFER_M
 from lifecircle.io import COLUMN_FIELDS, DEFAULT_MAX_POPULATION, load_scenario
 from lifecircle.pipeline import DEFAULT_CACHE_DIR, load_inputs
+from lifecircle.report import CoverageReport, Section, write_report
 from lifecircle.roads import DEFAULT_TOLERANCE_M
-from lifecircle.runs import Inputs
+from lifecircle.runs import CoverageRun, Inputs
+from lifecircle.workbook import DEFAULT_WORKBOOK_NAME, write_workbook
 
 
 def number(
@@ -114,7 +129,8 @@ def add_input_options(p: argparse.ArgumentParser, *, residents: bool = True) -> 
     g.add_argument(
         "--standard",
         metavar="NAME|FILE",
-        help="service standard: preset tancheng (default) or gb50180, or a TOML file",
+        help="service standard: preset tancheng (default), gb50180 or tdt1062 (TD/T "
+        "1062-2021), or a TOML file",
     )
     g.add_argument(
         "--mode",
@@ -401,3 +417,228 @@ def command_output(
             if isinstance(exc.rejects, pd.DataFrame):
                 write_csv(exc.rejects, tmp / "rejects.csv", overwrite=True)
             raise
+
+
+def add_output_options(
+    p: argparse.ArgumentParser,
+    *,
+    csv: bool = True,
+    workbook: bool = False,
+    report: bool = False,
+    lang_help: str = "report and terminal",
+) -> None:
+    """``--lang``, ``--json``, (for commands writing CSVs) ``--csv-encoding`` and (for commands
+    writing the Excel workbook) ``--workbook``/``--no-workbook``."""
+    g = p.add_argument_group("output")
+    if workbook:
+        g.add_argument(
+            "--workbook",
+            default=DEFAULT_WORKBOOK_NAME,
+            metavar="NAME.xlsx",
+            help=f"name of the Excel workbook written to --out (default {DEFAULT_WORKBOOK_NAME})",
+        )
+        g.add_argument("--no-workbook", action="store_true", help="do not write the Excel workbook")
+    g.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default=None,
+        help=f"language of the {lang_help} (default: reports zh, the terminal from the locale)",
+    )
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's summary as JSON on stdout (for scripts) instead of the table",
+    )
+    if report:
+        g.add_argument(
+            "--template",
+            metavar="FILE.html",
+            help="Jinja2 template for report.html/report.pdf (default the built-in one; see "
+            "lifecircle.document.report_context for what it receives)",
+        )
+        g.add_argument(
+            "--no-pdf",
+            action="store_true",
+            help="do not print report.pdf (it needs Chromium and the Noto CJK fonts)",
+        )
+    if csv:
+        g.add_argument(
+            "--csv-encoding",
+            choices=CSV_ENCODINGS,
+            default=DEFAULT_CSV_ENCODING,
+            help="encoding of the CSV files: utf-8-sig (UTF-8 with BOM, opens in Excel on "
+            "Chinese Windows; default), utf-8 or gb18030",
+        )
+
+
+def locale_lang(environ: Mapping[str, str] | None = None) -> str:
+    """``"zh"`` when the user's locale is Chinese (``LC_ALL``/``LC_MESSAGES``/``LANG``, else the
+    system locale, e.g. ``Chinese (Simplified)_China`` on Windows), otherwise ``"en"``.
+
+    Examples
+    --------
+    >>> locale_lang({"LANG": "zh_CN.UTF-8"}), locale_lang({"LC_ALL": "en_US.UTF-8"})
+    ('zh', 'en')
+    """
+    env = os.environ if environ is None else environ
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    name = (locale.getlocale()[0] or "").lower()
+    return "zh" if name.startswith(("zh", "chinese")) else "en"
+
+
+def report_lang(args: argparse.Namespace) -> str:
+    """Language of report pages: ``--lang``, else Chinese (the language of the standard)."""
+    return getattr(args, "lang", None) or "zh"
+
+
+class Console:
+    """What a command prints on stdout when it succeeds.
+
+    ``-q`` prints nothing; ``--json`` prints only the summary as JSON; otherwise lines in the
+    language of ``--lang`` (default from the locale). A console that cannot show a character
+    (e.g. a cp1252 pipe on an English Windows scheduler) gets ``?`` instead: printing never
+    changes the exit code.
+    """
+
+    def __init__(self, args: argparse.Namespace, file: TextIO | None = None) -> None:
+        self.lang = getattr(args, "lang", None) or locale_lang()
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.json = bool(getattr(args, "json", False))
+        self.file = file
+
+    @property
+    def zh(self) -> bool:
+        """Chinese output."""
+        return self.lang == "zh"
+
+    def _write(self, text: str) -> None:
+        out = self.file or sys.stdout
+        try:
+            out.write(text + "\n")
+        except UnicodeEncodeError:
+            enc = getattr(out, "encoding", None) or "ascii"
+            out.write(text.encode(enc, errors="replace").decode(enc) + "\n")
+
+    def line(self, zh: str, en: str | None = None) -> None:
+        """Print one line (``zh`` or ``en`` by language) unless quiet or JSON."""
+        if self.quiet or self.json:
+            return
+        self._write(zh if (self.zh or en is None) else en)
+
+    def synthetic(self, flag: bool) -> None:
+        """The synthetic-data banner, when ``flag``."""
+        if flag:
+            self.line(
+                "合成示范数据（SYNTHETIC）：并非真实的郯城数据",
+                "SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data",
+            )
+
+    def summary(self, data: object) -> None:
+        """With ``--json``: the summary as JSON (the only thing on stdout)."""
+        if self.json:
+            self._write(to_json_text(data))
+
+
+def safe_console_streams() -> None:
+    """Let stdout/stderr replace characters their encoding cannot show instead of raising.
+
+    A run whose output is redirected to a cp1252 file (English Windows) then still exits 0.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
+def workbook_path(args: argparse.Namespace, out_dir: str | Path) -> Path | None:
+    """Where the workbook goes (``--out``/``--workbook``), or ``None`` with ``--no-workbook``."""
+    if args.no_workbook:
+        return None
+    name = Path(args.workbook)
+    if name.suffix.lower() != ".xlsx":
+        raise InputError(f"--workbook {args.workbook} should end in .xlsx")
+    return name if name.is_absolute() else Path(out_dir) / name
+
+
+def check_deliverables(args: argparse.Namespace, out_dir: str | Path, *, report: bool) -> None:
+    """Before any work: the workbook and report files may be written, and Chromium is there
+    when ``report.pdf`` is wanted (so that a missing program never leaves half the outputs)."""
+    d = Path(out_dir)
+    targets = []
+    book = workbook_path(args, d)
+    if book is not None:
+        targets.append(book)
+    if report:
+        targets.append(d / "report.html")
+        if not args.no_pdf:
+            find_chromium()
+            targets.append(d / "report.pdf")
+    check_writable(targets, overwrite=bool(getattr(args, "overwrite", False)))
+
+
+def write_deliverables(
+    args: argparse.Namespace,
+    cov: CoverageRun,
+    rep: CoverageReport | None,
+    out_dir: str | Path,
+    *,
+    overwrite: bool,
+    sections: Sequence[Section] = (),
+) -> dict[str, Path]:
+    """Per-unit tables and gaps, the report (HTML and PDF) and the workbook of a coverage run.
+
+    Without a report (no unit polygons) only the workbook is written. ``sections`` are extra
+    report tables (e.g. the grid system's, :func:`lifecircle.report.grids_report_tables`).
+    """
+    lang = report_lang(args)
+    paths: dict[str, Path] = {}
+    if rep is not None:
+        paths.update(
+            write_report(
+                cov,
+                out_dir,
+                lang=lang,
+                overwrite=overwrite,
+                report=rep,
+                csv_encoding=args.csv_encoding,
+                html=False,
+                sections=sections,
+            )
+        )
+    files = [p.name for p in paths.values() if p.suffix != ".md"]
+    book = workbook_path(args, out_dir)
+    if book is not None:
+        paths["workbook"] = write_workbook(cov, book, report=rep, lang=lang, overwrite=overwrite)
+        files.append(book.name)
+    if rep is not None:
+        paths.update(
+            write_report_document(
+                cov,
+                rep,
+                out_dir,
+                lang=lang,
+                template=args.template,
+                pdf=not args.no_pdf,
+                files=files,
+                overwrite=overwrite,
+                sections=sections,
+            )
+        )
+    return paths
+
+
+def settled_paths(paths: Mapping[str, Path], tmp: Path, out: str | Path) -> dict[str, Path]:
+    """Where files written into an output set's temporary folder ``tmp`` are once the set is in
+    place at ``out`` (paths outside ``tmp``, e.g. an absolute ``--workbook``, stay as they are).
+
+    Examples
+    --------
+    >>> settled_paths({"a": Path("t/x.csv"), "b": Path("/o/y.csv")}, Path("t"), "out")
+    {'a': PosixPath('out/x.csv'), 'b': PosixPath('/o/y.csv')}
+    """
+    return {
+        k: Path(out) / p.relative_to(tmp) if p.is_relative_to(tmp) else p for k, p in paths.items()
+    }

@@ -12,14 +12,22 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
 
 from lifecircle import demo
-from lifecircle._commands._common import command_output, number
+from lifecircle._commands._common import (
+    Console,
+    add_output_options,
+    check_deliverables,
+    command_output,
+    number,
+    report_lang,
+    settled_paths,
+    write_deliverables,
+)
 from lifecircle._commands.coverage import print_summary
 from lifecircle._commands.grids import grid_summary_line
 from lifecircle._outset import output_set
-from lifecircle.maps import write_coverage_map, write_static_map
+from lifecircle.maps import resolve_basemap, write_coverage_map, write_map_sheet
 from lifecircle.pipeline import (
     load_inputs,
     run_coverage,
@@ -29,7 +37,7 @@ from lifecircle.pipeline import (
     write_coverage_outputs,
     write_grids_outputs,
 )
-from lifecircle.report import CoverageReport, grids_report_tables, write_report
+from lifecircle.report import CoverageReport, grids_report_tables
 from lifecircle.runs import CoverageRun
 
 logger = logging.getLogger(__name__)
@@ -83,9 +91,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="use an online basemap instead of the self-contained offline map",
+        help="load Leaflet from a CDN instead of inlining it (default: the map opens offline)",
     )
-    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels of maps and reports")
+    p.add_argument(
+        "--basemap",
+        metavar="NAME|URL",
+        help="basemap of the HTML map: none (default), osm, tianditu, tianditu-img (need "
+        "TIANDITU_KEY), amap (GCJ-02: layers shifted to match) or an XYZ URL",
+    )
+    add_output_options(p, workbook=True, report=True, lang_help="maps, reports and terminal")
     p.add_argument(
         "--population",
         choices=("points", "table"),
@@ -100,6 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand."""
     t0 = time.perf_counter()
+    resolve_basemap(args.basemap)  # a missing 天地图 key fails before the work
     if args.data:
         data = Path(args.data)
     elif args.scale == "county":
@@ -109,10 +124,11 @@ def run(args: argparse.Namespace) -> int:
     name = "scenario_population_table.toml" if args.population == "table" else "scenario.toml"
     scenario = data / name
     if args.regenerate or not scenario.exists():
-        print(
-            f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
-            file=sys.stderr,
-        )
+        if not args.quiet:
+            print(
+                f"generating the SYNTHETIC {args.scale} scenario (seed {args.seed}) in {data} …",
+                file=sys.stderr,
+            )
         # the whole scenario appears at once: never roads of one seed beside sites of another
         with output_set(
             data,
@@ -124,21 +140,23 @@ def run(args: argparse.Namespace) -> int:
     inputs = load_inputs(scenario=scenario)
     cov = run_coverage(inputs)
     out = Path(args.out)
+    lang = report_lang(args)
+    args.overwrite = True
     with command_output(args, overwrite=True) as tmp_out:
-        write_coverage_outputs(cov, tmp_out, overwrite=True)
+        check_deliverables(args, tmp_out, report=True)
+        write_coverage_outputs(cov, tmp_out, overwrite=True, csv_encoding=args.csv_encoding)
         rep = run_report(cov)
         grids = run_grids(inputs)
-        write_grids_outputs(grids, tmp_out, overwrite=True, lang=args.lang, offline=not args.online)
+        write_grids_outputs(grids, tmp_out, overwrite=True, lang=lang, offline=not args.online)
         # the grid system is a section of the report
         grid_sections = grids_report_tables(
-            {"grids": grids.result.grids},
-            grids.result.communities,
-            grids.summary(),
-            lang=args.lang,
+            {"grids": grids.result.grids}, grids.result.communities, grids.summary(), lang=lang
         )
-        write_report(
-            cov, tmp_out, lang=args.lang, overwrite=True, report=rep, sections=grid_sections
+        written = write_deliverables(
+            args, cov, rep, tmp_out, overwrite=True, sections=grid_sections
         )
+    # where the files are once the output set is in place
+    report_paths = settled_paths(written, tmp_out, out)
     areas = tier_service_areas(cov)
     # colour communities by the 5-minute tier: the gaps a planner acts on first
     five_minute = cov.result.standard.tiers[-1].key
@@ -146,35 +164,64 @@ def run(args: argparse.Namespace) -> int:
         cov,
         args.map,
         offline=not args.online,
-        lang=args.lang,
+        basemap=args.basemap,
+        lang=lang,
         overwrite=True,
         report=rep,
         service_areas=areas,
         choropleth_tier=five_minute,
     )
-    png = write_static_map(cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True)
-    print_summary(cov)
+    # the map sheet (图件): A4 landscape, 300 dpi, legend and 制图信息 outside the data
+    png = write_map_sheet(
+        cov, Path(args.map).with_suffix(".png"), report=rep, overwrite=True, lang=lang
+    )
+    con = Console(args)
+    print_summary(cov, con)
     if inputs.population:
         pop = inputs.population
-        print(
+        con.line(
+            f"{pop['polygons']['used']} 个社区多边形 + 人口表：{pop['population']:,.0f} 人落到 "
+            f"{pop['points']:,} 个道路点（{pop['areas_at_point']} 个多边形无道路）",
             f"people from {pop['polygons']['used']} community polygons + the population table: "
             f"{pop['population']:,.0f} placed on {pop['points']:,} street points "
-            f"({pop['areas_at_point']} polygons without a street)"
+            f"({pop['areas_at_point']} polygons without a street)",
         )
-    print_worst_units(rep, cov, key="community")
-    print(f"\n{grid_summary_line(grids.summary())}")
-    print(f"\nmap:    {map_path}  (opens offline; {Path(map_path).stat().st_size / 1e6:.1f} MB)")
-    print(f"        {png}")
-    print(
-        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html, "
-        "grids.csv, grids.html …)"
+    print_worst_units(rep, cov, key="community", con=con)
+    con.line(
+        f"\n{grid_summary_line(grids.summary(), 'zh')}",
+        f"\n{grid_summary_line(grids.summary(), 'en')}",
     )
-    print(f"done in {time.perf_counter() - t0:.1f} s")
+    size = f"{Path(map_path).stat().st_size / 1e6:.1f} MB"
+    con.line(
+        f"\n地图：  {map_path}（离线可用；{size}）",
+        f"\nmap:    {map_path}  (opens offline; {size})",
+    )
+    con.line(f"        {png}")
+    con.line(
+        f"表格：  {out}/（residents.csv、summary.json、units_*.csv、gaps.csv、report.html、"
+        "report.pdf、lifecircle.xlsx、grids.csv、grids.html …）",
+        f"tables: {out}/ (residents.csv, summary.json, units_*.csv, gaps.csv, report.html, "
+        "report.pdf, lifecircle.xlsx, grids.csv, grids.html …)",
+    )
+    elapsed_s = time.perf_counter() - t0
+    con.line(f"用时 {elapsed_s:.1f} 秒", f"done in {elapsed_s:.1f} s")
+    con.summary(
+        {
+            **cov.summary(),
+            "grids": grids.summary(),
+            "files": {
+                "map": str(map_path),
+                "png": str(png),
+                **{k: str(v) for k, v in report_paths.items()},
+            },
+            "elapsed_s": round(elapsed_s, 2),
+        }
+    )
     return 0
 
 
 def print_worst_units(
-    rep: CoverageReport, cov: CoverageRun, *, key: str, n: int = 3, file: TextIO | None = None
+    rep: CoverageReport, cov: CoverageRun, *, key: str, con: Console, n: int = 3
 ) -> None:
     """Name the communities with the lowest share for the lowest tier (the 5-minute circle).
 
@@ -186,12 +233,11 @@ def print_worst_units(
         The coverage run (for the tier labels).
     key : str
         Unit level, e.g. ``"community"``; nothing is printed if the report has no such level.
+    con : Console
+        Where and in which language to print.
     n : int, default 3
         How many units to name.
-    file : text stream, optional
-        Where to print (default standard output).
     """
-    out = file or sys.stdout
     if key not in rep.units:
         return
     tab = rep.units[key]
@@ -204,14 +250,15 @@ def print_worst_units(
         real = real[~real["outside"].astype(bool)]
     worst = real.sort_values(col).head(n)
     median = float(real[col].median())
-    print(
-        f"\nworst-served communities for {tier.label_zh} ({tier.minutes:.0f} min / "
-        f"{tier.threshold_m:.0f} m); "
-        f"median community {100 * median:.1f}%:",
-        file=out,
+    con.line(
+        f"\n{tier.label_zh}（{tier.minutes:.0f} 分钟 / {tier.threshold_m:.0f} 米）"
+        f"达标率最低的社区；社区中位数 {100 * median:.1f}%：",
+        f"\nworst-served communities for {tier.label_en} ({tier.minutes:.0f} min / "
+        f"{tier.threshold_m:.0f} m); median community {100 * median:.1f}%:",
     )
     for r in worst.itertuples():
-        print(
-            f"  {r.name} ({r.unit_id}): {100 * getattr(r, col):.1f}% of {r.population:,.0f} people",
-            file=out,
+        share = f"{100 * getattr(r, col):.1f}%"
+        con.line(
+            f"  {r.name}（{r.unit_id}）：{r.population:,.0f} 人中 {share}",
+            f"  {r.name} ({r.unit_id}): {share} of {r.population:,.0f} people",
         )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 from lifecircle._commands._common import (
+    Console,
     add_input_options,
+    add_output_options,
     command_output,
     inputs_from_args,
     number,
+    report_lang,
 )
 from lifecircle.grids import DEFAULT_BAND, DEFAULT_HOUSEHOLD_SIZE
 from lifecircle.pipeline import GridRun, run_grids, write_grids_outputs
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seed of the re-gridding (default 0)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels of the map")
+    add_output_options(p, csv=False, lang_help="map labels and terminal")
     p.add_argument(
         "--online", action="store_true", help="online basemap instead of the offline map"
     )
@@ -85,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     with command_output(args) as out:
         inputs = inputs_from_args(args)
         g = _run(args, inputs)
-        write_grids_outputs(g, out, overwrite=True, lang=args.lang, offline=not args.online)
-    print_grid_summary(g.summary())
+        write_grids_outputs(g, out, overwrite=True, lang=report_lang(args), offline=not args.online)
+    con = Console(args)
+    print_grid_summary(g.summary(), con)
+    con.summary(g.summary())
     return 0
 
 
@@ -106,9 +110,16 @@ def _run(args: argparse.Namespace, inputs: Inputs) -> GridRun:
     )
 
 
-def grid_summary_line(s: dict[str, Any]) -> str:
+def grid_summary_line(s: dict[str, Any], lang: str = "en") -> str:
     """One line: grids in band, the largest gap, the farthest household from its base."""
     far = s.get("farthest_household_m")
+    if lang == "zh":
+        far_text = f"{far:,.0f} 米（{s.get('farthest_grid_id')}）" if far == far else "无"
+        return (
+            f"网格：{s['grids_within_band']}/{s['grids']} 个户数在区间内（{s['band']} 户）；"
+            f"最大缺口 {s['largest_gap_m2']:,.0f} 平方米（缺口 {s['gaps']} 处，重叠 "
+            f"{s['overlaps']} 处，跨社区 {s['crossings']} 处）；距网格站点最远住户 {far_text}"
+        )
     far_text = f"{far:,.0f} m ({s.get('farthest_grid_id')})" if far == far else "n/a"
     return (
         f"grids: {s['grids_within_band']}/{s['grids']} in band ({s['band']} households); "
@@ -117,21 +128,21 @@ def grid_summary_line(s: dict[str, Any]) -> str:
     )
 
 
-def print_grid_summary(s: dict[str, Any], file: TextIO | None = None) -> None:
+def print_grid_summary(s: dict[str, Any], con: Console) -> None:
     """The summary line, and the proposal's when there is one."""
-    out = file or sys.stdout
-    if s.get("synthetic"):
-        print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data", file=out)
-    print(grid_summary_line(s), file=out)
-    print(
-        f"households outside every grid: {s['households_outside_grids']:,.0f} "
-        f"({s['residents_outside_grids']} residents)",
-        file=out,
+    con.synthetic(bool(s.get("synthetic")))
+    con.line(grid_summary_line(s, "zh"), grid_summary_line(s, "en"))
+    hh = f"{s['households_outside_grids']:,.0f}"
+    con.line(
+        f"不在任何网格内的户数：{hh}（{s['residents_outside_grids']} 个居民点）",
+        f"households outside every grid: {hh} ({s['residents_outside_grids']} residents)",
     )
     if "proposed_grids" in s:
-        print(
+        con.line(
+            f"调整方案：{s['proposed_grids']} 个网格（专职网格员），现状 {s['grids']} 个；"
+            f"{s['proposed_within_band']} 个在区间内，保留 {s['proposed_kept']} 个；"
+            f"{s['infeasible_communities']} 个社区无法满足（见 grid_communities.csv）",
             f"proposal: {s['proposed_grids']} grids (grid workers) against {s['grids']} today, "
             f"{s['proposed_within_band']} in band, {s['proposed_kept']} kept; "
             f"{s['infeasible_communities']} communities infeasible (see grid_communities.csv)",
-            file=out,
         )

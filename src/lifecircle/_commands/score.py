@@ -6,13 +6,25 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
-from typing import TextIO
 
-from lifecircle._commands._common import add_input_options, command_output, inputs_from_args, number
+from lifecircle._commands._common import (
+    Console,
+    add_input_options,
+    add_output_options,
+    check_deliverables,
+    command_output,
+    inputs_from_args,
+    number,
+    report_lang,
+    workbook_path,
+)
+from lifecircle._commands.coverage import INPUT_KIND_ZH
 from lifecircle.errors import InputError
+from lifecircle.maps import resolve_basemap
 from lifecircle.pipeline import ScoringRun, run_scoring, write_scoring_outputs
 from lifecircle.runs import Inputs
 from lifecircle.siting import PARTIAL_DIR_NAME
+from lifecircle.workbook import write_workbook
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +97,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="continue an interrupted run in DIR (finished blocks are not routed again)",
     )
     p.add_argument("--no-map", action="store_true", help="do not write candidates.html")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="candidates.html loads Leaflet from a CDN (default: inlined, opens offline)",
+    )
+    p.add_argument(
+        "--basemap",
+        metavar="NAME|URL",
+        help="basemap of candidates.html: none (default), osm, tianditu, tianditu-img, amap "
+        "(GCJ-02) or an XYZ URL (see lifecircle map --help)",
+    )
+    add_output_options(p, workbook=True)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -96,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk is not None and args.chunk < 1:
         raise InputError(f"--chunk must be >= 1, got {args.chunk}")
     out = Path(args.out)
+    resolve_basemap(args.basemap)  # a missing 天地图 key fails before the work
     partial = out / PARTIAL_DIR_NAME
     # a folder holding only an interrupted run's blocks takes the new set (run_scoring decides
     # whether they may be resumed)
@@ -103,11 +128,33 @@ def run(args: argparse.Namespace) -> int:
     with command_output(args, overwrite=args.overwrite or only_partial) as tmp:
         if partial.exists() and args.overwrite and not args.resume:
             shutil.rmtree(partial)
+        check_deliverables(args, tmp, report=False)
         inputs = inputs_from_args(args)
         scoring = _score(args, inputs, partial)
-        write_scoring_outputs(scoring, tmp, overwrite=True, map_html=not args.no_map)
+        write_scoring_outputs(
+            scoring,
+            tmp,
+            overwrite=True,
+            map_html=not args.no_map,
+            csv_encoding=args.csv_encoding,
+            offline=not args.online,
+            basemap=args.basemap,
+        )
+        book = workbook_path(args, tmp)
+        if book is not None:
+            write_workbook(
+                scoring.coverage,
+                book,
+                candidates=scoring.result.table(),
+                picks=scoring.result.picks,
+                rejects=scoring.rejects(),
+                lang=report_lang(args),
+                overwrite=True,
+            )
     shutil.rmtree(partial, ignore_errors=True)
-    print_summary(scoring)
+    con = Console(args)
+    print_summary(scoring, con)
+    con.summary(scoring.summary())
     return 0
 
 
@@ -159,37 +206,46 @@ class _Bar:
         self.bar.close()
 
 
-def print_summary(scoring: ScoringRun, file: TextIO | None = None) -> None:
+def print_summary(scoring: ScoringRun, con: Console) -> None:
     """Coverage before/after, the picks and the best sites, on the terminal."""
-    o = file or sys.stdout
     r = scoring.result
     s = scoring.summary()
-    if s.get("synthetic"):
-        print("SYNTHETIC demonstration data (合成示范数据) — not real Tancheng data", file=o)
+    con.synthetic(bool(s.get("synthetic")))
     t = r.tier
-    print(
-        f"tier {t.key} ({t.label_zh}), {t.threshold_m:,.0f} m by {t.mode}; weight {r.weight}",
-        file=o,
+    mode_zh = {"walk": "步行", "bike": "骑行", "drive": "驾车"}[t.mode]
+    weight_zh = {"population": "人口", "elderly": "老年人", "children": "儿童"}.get(
+        r.weight, r.weight
+    )
+    con.line(
+        f"层级 {t.label_zh}：{mode_zh} {t.threshold_m:,.0f} 米；权重 {weight_zh}",
+        f"tier {t.key} ({t.label_en}), {t.threshold_m:,.0f} m by {t.mode}; weight {r.weight}",
     )
     for kind, c in s["inputs"].items():
-        print(f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected", file=o)
-    print(
-        f"coverage {r.before['share']:.2%} -> {r.after['share']:.2%} "
-        f"with {len(r.picks)} new site(s)",
-        file=o,
+        con.line(
+            f"{INPUT_KIND_ZH.get(kind, kind)}：输入 {c['input']} 行 = 使用 {c['used']} + "
+            f"剔除 {c['rejected']}",
+            f"{kind}: {c['input']} rows = {c['used']} used + {c['rejected']} rejected",
+        )
+    before, after = f"{r.before['share']:.2%}", f"{r.after['share']:.2%}"
+    con.line(
+        f"达标率 {before} -> {after}（新增 {len(r.picks)} 处）",
+        f"coverage {before} -> {after} with {len(r.picks)} new site(s)",
     )
     if r.exact:
         e = r.exact
-        print(
-            f"exact MCLP {e['objective']:,.1f} vs greedy {e['greedy_objective']:,.1f} "
-            f"(greedy gap {e['gap']:,.1f} = {100 * e['gap_share']:.2f}%)",
-            file=o,
+        nums = (
+            f"{e['objective']:,.1f} vs {e['greedy_objective']:,.1f} "
+            f"({e['gap']:,.1f} = {100 * e['gap_share']:.2f}%)"
         )
+        con.line(f"精确 MCLP 与贪心：{nums}", f"exact MCLP vs greedy (greedy gap): {nums}")
     for p in r.picks.itertuples(index=False):
-        print(
+        con.line(
+            f"  第 {p.pick} 处：{p.candidate_id}  +{p.gain:,.0f}  -> {p.cumulative_share:.2%}",
             f"  pick {p.pick}: {p.candidate_id}  +{p.gain:,.0f}  -> {p.cumulative_share:.2%}",
-            file=o,
         )
-    print("best candidates:", file=o)
+    con.line("最佳候选点：", "best candidates:")
     for c in r.candidates.head(5).itertuples(index=False):
-        print(f"  #{c.rank} {c.candidate_id}: {c.reason_en}", file=o)
+        con.line(
+            f"  #{c.rank} {c.candidate_id}：{c.reason_zh}",
+            f"  #{c.rank} {c.candidate_id}: {c.reason_en}",
+        )

@@ -4,6 +4,7 @@ Submodules, in reading order:
 
 * :mod:`~lifecircle.export.crs` -- output coordinate systems (:class:`OutputCRS`).
 * :mod:`~lifecircle.export.schema` -- the documented attribute schema of each layer.
+* :mod:`~lifecircle.export.styles` -- QGIS default styles (QML) in the HTML map's colours.
 * :mod:`~lifecircle.export.layers` -- layer builders (result objects -> WGS84 GeoDataFrames).
 * :mod:`~lifecircle.export.writers` -- writing layers (atomic, validated before writing).
 
@@ -33,6 +34,7 @@ from lifecircle.export.layers import (
     gaps_layer,
     network_layer,
     parse_layers,
+    rejects_layer,
     residents_layer,
     service_areas_layer,
     unavailable_layers,
@@ -41,16 +43,23 @@ from lifecircle.export.layers import (
 from lifecircle.export.schema import (
     LAYER_DESCRIPTIONS,
     LAYER_SCHEMAS,
+    LAYER_TITLES_ZH,
     FieldSpec,
     field_table,
     layer_fields,
     schema_markdown,
 )
+from lifecircle.export.styles import layer_qml
 from lifecircle.export.writers import (
     GIS_FORMATS,
+    GPKG_VERSIONS,
+    SHP_ENCODINGS,
+    ExportMeta,
     ExportResult,
+    GeometryValidityError,
     export_layers,
     export_paths,
+    layer_csv_frame,
     layer_geojson,
     read_back,
     write_service_areas,
@@ -61,13 +70,18 @@ __all__ = [
     "DEFAULT_PRECISION_DEG",
     "DEFAULT_PRECISION_M",
     "GIS_FORMATS",
+    "GPKG_VERSIONS",
     "LAYER_BUILDERS",
     "LAYER_DESCRIPTIONS",
     "LAYER_SCHEMAS",
+    "LAYER_TITLES_ZH",
     "OUTPUT_CRS_NAMES",
+    "SHP_ENCODINGS",
+    "ExportMeta",
     "ExportResult",
     "ExportSources",
     "FieldSpec",
+    "GeometryValidityError",
     "LayerUnavailableError",
     "OutputCRS",
     "build_layers",
@@ -78,12 +92,15 @@ __all__ = [
     "facilities_layer",
     "field_table",
     "gaps_layer",
+    "layer_csv_frame",
     "layer_fields",
     "layer_geojson",
+    "layer_qml",
     "lon_range",
     "network_layer",
     "parse_layers",
     "read_back",
+    "rejects_layer",
     "residents_layer",
     "resolve_output_crs",
     "schema_markdown",

@@ -80,6 +80,11 @@ class ExportSources:
         Precomputed per-unit tables (from :mod:`lifecircle.report`) with ``unit_id`` (and
         ``unit_kind`` when several unit layers exist); used instead of the simple per-unit
         coverage computed here.
+    area_minutes, area_metres : tuple of float, optional
+        Budgets of the computed ``service_areas`` (default: each tier's standard); one polygon
+        per facility and budget.
+    area_rings : bool
+        Computed ``service_areas`` as bands between consecutive budgets.
     cache : dict
         Intermediate results shared between builders (filled on first use).
     """
@@ -90,6 +95,9 @@ class ExportSources:
     gaps: Gaps | gpd.GeoDataFrame | None = None
     candidates: Candidates | None = None
     unit_tables: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None
+    area_minutes: tuple[float, ...] | None = None
+    area_metres: tuple[float, ...] | None = None
+    area_rings: bool = False
     cache: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -324,6 +332,7 @@ def _areas(src: ExportSources, layer: str, dissolve: str) -> gpd.GeoDataFrame:
     if given is None:
         run = src.run
         res = run.inputs.residents
+        own = layer == "service_areas"  # budgets and rings apply to service areas only
         given = compute_service_areas(
             run.inputs.networks,
             run.inputs.facilities.frame,
@@ -333,6 +342,9 @@ def _areas(src: ExportSources, layer: str, dissolve: str) -> gpd.GeoDataFrame:
             max_snap_m=run.inputs.max_snap_m,
             facility_located=run.result.facility_located,
             resident_located=run.result.resident_located,
+            minutes=list(src.area_minutes) if own and src.area_minutes else None,
+            metres=list(src.area_metres) if own and src.area_metres else None,
+            rings=own and src.area_rings,
         )
     return _given_gdf(layer, given)
 
@@ -405,6 +417,24 @@ def candidates_layer(src: ExportSources) -> gpd.GeoDataFrame:
     return points_gdf(frame.reset_index(drop=True), cols)
 
 
+def rejects_layer(src: ExportSources) -> gpd.GeoDataFrame:
+    """Rejected input rows whose coordinates parse, as WGS84 points (file, row, id, reason,
+    detail), so that swapped or misplaced points can be seen on a map.
+
+    Rows without usable coordinates stay in ``rejects.csv`` only (the CLI says how many).
+    """
+    rej = src.run.inputs.rejects()
+    lon = pd.to_numeric(rej["lon"], errors="coerce").to_numpy(float)
+    lat = pd.to_numeric(rej["lat"], errors="coerce").to_numpy(float)
+    placed = np.isfinite(lon) & np.isfinite(lat)
+    table = rej.loc[placed].reset_index(drop=True)
+    table["row"] = table["row"].astype(np.int64)
+    for c in ("file", "id", "reason", "detail"):
+        table[c] = table[c].astype(str)
+    cols = [f.name for f in LAYER_SCHEMAS["rejects"]]
+    return points_gdf(table, cols)
+
+
 #: Layer name -> builder. Adding a layer is one line here plus its schema above.
 LAYER_BUILDERS: dict[str, Callable[[ExportSources], gpd.GeoDataFrame]] = {
     "facilities": facilities_layer,
@@ -415,6 +445,7 @@ LAYER_BUILDERS: dict[str, Callable[[ExportSources], gpd.GeoDataFrame]] = {
     "units": units_layer,
     "candidates": candidates_layer,
     "network": network_layer,
+    "rejects": rejects_layer,
 }
 
 

@@ -6,7 +6,7 @@ tables are generated from it (``scripts/update_schema_docs.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = [
+    "FIELD_TABLE_COLUMNS",
     "LAYER_DESCRIPTIONS",
     "LAYER_SCHEMAS",
+    "LAYER_TITLES_ZH",
     "FieldSpec",
     "field_table",
     "layer_fields",
@@ -31,7 +33,8 @@ class FieldSpec:
 
     ``name`` may contain ``{tier}`` (expanded once per tier of the standard, highest first);
     ``short`` is the Shapefile field name (at most 10 characters; ``{n}`` is the tier's 1-based
-    position in the standard).
+    position in the standard); ``alias_zh`` is the Chinese field alias shown by QGIS/ArcGIS
+    (``{tier_zh}`` becomes the tier's Chinese name; the unit is appended in brackets).
     """
 
     name: str
@@ -39,10 +42,116 @@ class FieldSpec:
     unit: str
     meaning: str
     short: str
+    alias_zh: str = ""
+
+    def alias(self) -> str:
+        """The Chinese alias with its unit, e.g. ``人口(人)``; the name when there is none.
+
+        Examples
+        --------
+        >>> [f.alias() for f in LAYER_SCHEMAS["units"] if f.name == "population"]
+        ['人口(人)']
+        """
+        if not self.alias_zh:
+            return self.name
+        unit = _UNIT_ZH.get(self.unit, self.unit)
+        return f"{self.alias_zh}({unit})" if unit else self.alias_zh
+
+    def description(self) -> str:
+        """Meaning and unit, for ``gpkg_data_columns.description`` and QGIS field comments."""
+        return f"{self.meaning} [{self.unit}]" if self.unit else self.meaning
 
 
 def _f(name: str, type_: str, unit: str, meaning: str, short: str | None = None) -> FieldSpec:
-    return FieldSpec(name, type_, unit, meaning, short or name)
+    return FieldSpec(name, type_, unit, meaning, short or name, _ALIASES_ZH.get(name, ""))
+
+
+#: Units as written in Chinese aliases.
+_UNIT_ZH = {
+    "m": "米",
+    "min": "分钟",
+    "people": "人",
+    "points": "个点",
+    "m²": "平方米",
+    "0-1": "0-1",
+    "degree": "度",
+    "weight": "权重",
+}
+
+#: Chinese aliases of the fields (the same word in every layer; see :meth:`FieldSpec.alias`).
+_ALIASES_ZH = {
+    "id": "编号",
+    "name": "名称",
+    "tier": "层级",
+    "tier_label": "层级名称",
+    "mode": "出行方式",
+    "threshold_m": "距离标准",
+    "minutes": "时间标准",
+    "snap_m": "距道路距离",
+    "off_network": "不在路网上(1是0否)",
+    "population_within": "标准内人口",
+    "residents_within": "标准内居民点",
+    "catchment_population": "服务人口",
+    "catchment_residents": "服务居民点",
+    "population": "人口",
+    "elderly": "60岁以上人口",
+    "children": "儿童",
+    "{tier}_distance_m": "{tier_zh}距离",
+    "{tier}_minutes": "{tier_zh}时间",
+    "{tier}_nearest_id": "最近{tier_zh}编号",
+    "{tier}_covered": "{tier_zh}达标(1是0否)",
+    "all_covered": "全部达标(1是0否)",
+    "unit_kind": "单元类型",
+    "unit_id": "单元编号",
+    "residents": "居民点数",
+    "{tier}_population_covered": "{tier_zh}达标人口",
+    "{tier}_share": "{tier_zh}达标率",
+    "all_population_covered": "全部达标人口",
+    "all_share": "全部达标率",
+    "facility_id": "设施编号",
+    "budget_min": "时间预算",
+    "budget_m": "距离预算",
+    "ring_from_min": "环带起始时间",
+    "ring_from_m": "环带起始距离",
+    "facilities": "设施数",
+    "area_m2": "面积",
+    "u": "起点节点",
+    "v": "终点节点",
+    "length_m": "长度",
+    "highway": "道路等级",
+    "oneway": "单行(1是0否)",
+    "rank": "排名",
+    "gap_id": "缺口编号",
+    "tiers_missing": "缺失层级",
+    "cells": "网格数",
+    "wgs84_lon": "WGS84经度",
+    "wgs84_lat": "WGS84纬度",
+    "nearest_facility_id": "最近设施编号",
+    "nearest_facility_distance_m": "最近设施距离",
+    "shortfall_m": "超出标准距离",
+    "median_distance_m": "距离中位数",
+    "candidate_id": "候选点编号",
+    "selected": "入选(1是0否)",
+    "pick_gain": "入选增益",
+    "cumulative_share": "累计达标率",
+    "marginal_gain": "边际增益",
+    "marginal_gain_population": "边际增益人口",
+    "marginal_gain_elderly": "边际增益老人",
+    "total_within": "标准内总权重",
+    "overlap": "重叠权重",
+    "overlap_share": "重叠比例",
+    "residents_new": "新增覆盖居民点",
+    "nearest_existing_m": "最近现状设施距离",
+    "nearest_existing_id": "最近现状设施编号",
+    "on_network": "在路网上(1是0否)",
+    "capacity": "容量",
+    "reason_zh": "理由(中文)",
+    "reason_en": "理由(英文)",
+    "file": "输入文件",
+    "row": "行号",
+    "reason": "剔除原因",
+    "detail": "详细说明",
+}
 
 
 #: Documented columns of every layer (the geometry column is not listed).
@@ -162,6 +271,14 @@ LAYER_SCHEMAS: dict[str, tuple[FieldSpec, ...]] = {
         _f("mode", "string", "", "travel mode"),
         _f("budget_min", "float", "min", "travel-time budget of the area"),
         _f("budget_m", "float", "m", "network distance budget of the area"),
+        _f(
+            "ring_from_min",
+            "float",
+            "min",
+            "with --rings: the band starts at this budget (the previous one)",
+            "ring_min",
+        ),
+        _f("ring_from_m", "float", "m", "with --rings: the band starts at this distance", "ring_m"),
         _f("area_m2", "float", "m²", "polygon area (in the analysis CRS)"),
         _f(
             "population",
@@ -302,6 +419,13 @@ LAYER_SCHEMAS: dict[str, tuple[FieldSpec, ...]] = {
         _f("reason_zh", "string", "", "one-line reason (Chinese)"),
         _f("reason_en", "string", "", "one-line reason (English)"),
     ),
+    "rejects": (
+        _f("file", "string", "", "input file the row came from"),
+        _f("row", "integer", "", "row number as the user sees it (header = 1)"),
+        _f("id", "string", "", "id of the row (may be empty)"),
+        _f("reason", "string", "", "reason code, e.g. coordinates_out_of_range, missing_id"),
+        _f("detail", "string", "", "what is wrong and how to fix it"),
+    ),
 }
 
 #: Extra Shapefile abbreviations for columns of pass-through layers.
@@ -325,11 +449,31 @@ LAYER_DESCRIPTIONS: dict[str, str] = {
     "gaps": "areas/residents outside the standard (from lifecircle.report)",
     "candidates": "scored candidate sites (from lifecircle.siting)",
     "network": "road network segments with length (one per mode)",
+    "rejects": "rejected input rows whose coordinates parse, with file, row and reason",
+}
+
+#: Chinese layer titles (GeoPackage ``gpkg_contents.identifier``, QGIS layer names).
+LAYER_TITLES_ZH: dict[str, str] = {
+    "facilities": "公共服务设施",
+    "residents": "居民点",
+    "units": "评估单元达标率",
+    "service_areas": "设施服务范围",
+    "catchments": "设施服务片区",
+    "gaps": "覆盖缺口",
+    "candidates": "候选点评分",
+    "network": "道路网络",
+    "rejects": "剔除的输入行",
 }
 
 
-def layer_fields(layer: str, tier_keys: Sequence[str]) -> list[FieldSpec]:
-    """The documented fields of ``layer`` with ``{tier}`` templates expanded in tier order."""
+def layer_fields(
+    layer: str, tier_keys: Sequence[str], tier_labels: Mapping[str, str] | None = None
+) -> list[FieldSpec]:
+    """The documented fields of ``layer`` with ``{tier}`` templates expanded in tier order.
+
+    ``tier_labels`` (tier key -> Chinese name) fills the ``{tier_zh}`` of the aliases (default:
+    the key).
+    """
     out: list[FieldSpec] = []
     specs = LAYER_SCHEMAS.get(layer, ())
     i = 0
@@ -339,9 +483,15 @@ def layer_fields(layer: str, tier_keys: Sequence[str]) -> list[FieldSpec]:
             while j < len(specs) and "{tier}" in specs[j].name:
                 j += 1
             for n, key in enumerate(tier_keys, start=1):
+                label = (tier_labels or {}).get(key, key)
                 out += [
                     FieldSpec(
-                        s.name.format(tier=key), s.type, s.unit, s.meaning, s.short.format(n=n)
+                        s.name.format(tier=key),
+                        s.type,
+                        s.unit,
+                        s.meaning,
+                        s.short.format(n=n),
+                        s.alias_zh.replace("{tier_zh}", label),
                     )
                     for s in specs[i:j]
                 ]
@@ -367,16 +517,24 @@ def _generic_short(name: str) -> str:
     return "_".join(parts)[:10]
 
 
-def field_table(gdf: gpd.GeoDataFrame, layer: str, tier_keys: Sequence[str]) -> pd.DataFrame:
-    """Name, Shapefile name, type, unit and meaning of every attribute column of ``gdf``.
+def field_table(
+    gdf: gpd.GeoDataFrame,
+    layer: str,
+    tier_keys: Sequence[str],
+    tier_labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Name, Shapefile name, Chinese alias, type, unit and meaning of every attribute column.
 
     Shapefile names: the documented short name; else the name with common words abbreviated
     (population→pop, distance→dist, …) cut to 10 characters; a name that clashes
     (case-insensitively) with an earlier one gets ``_2``, ``_3``… in its last characters.
+    Aliases are unique within the layer (a clash gets the column name appended). Boolean
+    columns are written to Shapefiles as integers: ``values`` says ``1 = true, 0 = false``.
     """
-    known = {f.name: f for f in layer_fields(layer, tier_keys)}
+    known = {f.name: f for f in layer_fields(layer, tier_keys, tier_labels)}
     rows = []
     used: set[str] = set()
+    aliases: set[str] = set()
     for col in gdf.columns:
         if col == gdf.geometry.name:
             continue
@@ -389,16 +547,27 @@ def field_table(gdf: gpd.GeoDataFrame, layer: str, tier_keys: Sequence[str]) -> 
             short = base[: 10 - len(suffix)] + suffix
             k += 1
         used.add(short.lower())
+        alias = spec.alias() if spec else str(col)
+        if alias in aliases:
+            alias = f"{alias} {col}"
+        aliases.add(alias)
+        type_ = spec.type if spec else _dtype_name(gdf[col])
         rows.append(
             {
                 "field": short,
                 "name": col,
-                "type": spec.type if spec else _dtype_name(gdf[col]),
+                "alias_zh": alias,
+                "type": type_,
                 "unit": spec.unit if spec else "",
                 "meaning": spec.meaning if spec else f"passed through from the {layer} result",
+                "values": "1 = true, 0 = false" if type_ == "bool" else "",
             }
         )
-    return pd.DataFrame(rows, columns=["field", "name", "type", "unit", "meaning"])
+    return pd.DataFrame(rows, columns=list(FIELD_TABLE_COLUMNS))
+
+
+#: Columns of :func:`field_table` (and of the Shapefile ``_fields.csv`` sidecar).
+FIELD_TABLE_COLUMNS = ("field", "name", "alias_zh", "type", "unit", "meaning", "values")
 
 
 def schema_markdown(tier_keys: Sequence[str] = ("{tier}",)) -> str:
@@ -417,11 +586,14 @@ def schema_markdown(tier_keys: Sequence[str] = ("{tier}",)) -> str:
             "",
             LAYER_DESCRIPTIONS[layer] + ".",
             "",
-            "| name | type | unit | meaning | Shapefile field |",
-            "|---|---|---|---|---|",
+            "| name | type | unit | meaning | Shapefile field | alias (QGIS/ArcGIS) |",
+            "|---|---|---|---|---|---|",
         ]
         for f in fields:
             short = f.short.replace("{n}", "N")
-            lines.append(f"| `{f.name}` | {f.type} | {f.unit} | {f.meaning} | `{short}` |")
+            alias = f.alias().replace("{tier_zh}", "{层级}")
+            lines.append(
+                f"| `{f.name}` | {f.type} | {f.unit} | {f.meaning} | `{short}` | {alias} |"
+            )
         lines.append("")
     return "\n".join(lines)

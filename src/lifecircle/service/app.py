@@ -25,7 +25,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecircle._version import __version__
@@ -101,6 +103,26 @@ def _add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_error)
 
 
+#: The vendored Swagger UI (npm ``swagger-ui-dist``; see ``_assets/README.md``).
+SWAGGER_UI_DIR: Final = Path(__file__).resolve().parents[1] / "_assets" / "swagger-ui"
+DOCS_ASSETS_PATH: Final = "/docs-assets"
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the package's own copy (no CDN), for intranets."""
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
+        )
+
+
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application serving ``state`` (read-only; nothing mutable is shared).
 
@@ -120,9 +142,10 @@ def create_app(state: ServiceState) -> FastAPI:
             "(wgs84, cgcs2000, gcj02 for Amap/Tencent, bd09 for Baidu). Errors are RFC 9457 "
             "problem details (application/problem+json)."
         ),
-        docs_url="/docs",
+        docs_url=None,  # served below from the vendored Swagger UI: /docs opens offline
         redoc_url=None,
     )
+    _add_offline_docs(app)
     app.state.lifecircle = state
     app.state.limiter = anyio.CapacityLimiter(state.limits.max_concurrent)
     app.state.heavy_limiter = anyio.CapacityLimiter(state.limits.max_concurrent)

@@ -21,14 +21,14 @@ from typing import Any, Final, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from numpy.typing import NDArray
 
+from lifecircle._files import csv_frame
 from lifecircle.coords import from_wgs84, to_wgs84
 from lifecircle.export import (
     ExportSources,
-    OutputCRS,
     build_layers,
+    layer_csv_frame,
     layer_geojson,
     resolve_output_crs,
 )
@@ -51,6 +51,7 @@ LAYERS: Final = (
     "gaps",
     "service_areas",
     "catchments",
+    "rejects",
 )
 #: Output coordinate systems of ``GET /layers/{layer}``.
 LAYER_CRS: Final = ("wgs84", "cgcs2000", "cgcs2000-gk", "gcj02", "bd09")
@@ -138,6 +139,7 @@ def distances_geojson(
     *,
     crs: str = "wgs84",
     tiers: Sequence[str] | None = None,
+    flat: bool = True,
 ) -> dict[str, Any]:
     """``POST /distances`` as plain data: a GeoJSON FeatureCollection, one feature per point.
 
@@ -151,6 +153,13 @@ def distances_geojson(
     crs : {"wgs84", "cgcs2000", "gcj02", "bd09"}
     tiers : sequence of str, optional
         Tier keys (default all).
+    flat : bool, default True
+        Flat properties, named as in the ``residents`` layer of the GIS export, so that web
+        maps (MapLibre, Leaflet) can style them directly: ``index``, ``snap_m``,
+        ``off_network``, per tier ``{tier}_distance_m``, ``{tier}_minutes``,
+        ``{tier}_threshold_m``, ``{tier}_nearest_id``, ``{tier}_nearest_name``,
+        ``{tier}_covered``, then ``all_covered``. False: the nested form (``on_network``,
+        ``tiers: {key: {distance_m, …}}``).
     """
     lon, lat = (
         to_wgs84(coords[:, 0], coords[:, 1], crs) if len(coords) else (np.zeros(0), np.zeros(0))
@@ -185,23 +194,34 @@ def distances_geojson(
                 "distance_m": _finite(d, 2),
                 "minutes": _finite(m, 2),
                 "threshold_m": thresholds[key],
-                "covered": bool(c),
                 "nearest_id": str(fac_id[f]) if f >= 0 else None,
                 "nearest_name": str(fac_name[f]) if f >= 0 else None,
+                "covered": bool(c),
             }
         fid = ids[i] if ids[i] is not None else i
+        if flat:
+            props: dict[str, Any] = {
+                "index": i,
+                "snap_m": _finite(snap[i], 2),
+                "off_network": not on_net[i],
+            }
+            for key, v in per_tier.items():
+                props.update({f"{key}_{k}": x for k, x in v.items()})
+            props["all_covered"] = all_cov
+        else:
+            props = {
+                "index": i,
+                "on_network": bool(on_net[i]),
+                "snap_m": _finite(snap[i], 2),
+                "all_covered": all_cov,
+                "tiers": per_tier,
+            }
         features.append(
             {
                 "type": "Feature",
                 "id": fid,
                 "geometry": {"type": "Point", "coordinates": coords_l[i]},
-                "properties": {
-                    "index": i,
-                    "on_network": bool(on_net[i]),
-                    "snap_m": _finite(snap[i], 2),
-                    "all_covered": all_cov,
-                    "tiers": per_tier,
-                },
+                "properties": props,
             }
         )
     return {
@@ -210,6 +230,56 @@ def distances_geojson(
         "standard": state.inputs.standard.name,
         "features": features,
     }
+
+
+# -- OpenAPI examples from the loaded scenario -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExampleData:
+    """Real ids and positions of the loaded scenario for the OpenAPI examples.
+
+    Attributes
+    ----------
+    points : list of (lon, lat)
+        Resident positions (WGS84): the first covered for every tier and the first not (when
+        there are such residents).
+    facility_id : str
+        The first loaded facility.
+    tier : str
+        The lowest tier (the one new sites are most often proposed for).
+    candidates : list of (lon, lat)
+        Up to three residents outside that tier's standard, most people first.
+    """
+
+    points: list[tuple[float, float]]
+    facility_id: str
+    tier: str
+    candidates: list[tuple[float, float]]
+
+
+def example_data(state: ServiceState) -> ExampleData:
+    """Positions and ids of the loaded scenario for the OpenAPI "Try it out" examples."""
+    res = state.result.residents
+    fac = state.result.facilities
+    tier = state.inputs.standard.keys[-1]
+    lonlat = res[["lon", "lat"]].to_numpy(float)
+    covered = res["all_covered"].to_numpy(bool)
+    pick = [int(np.flatnonzero(m)[0]) for m in (covered, ~covered) if m.any()] or list(
+        range(min(2, len(res)))
+    )
+    if not pick:  # a scenario without residents: the facilities' positions
+        lonlat = fac[["lon", "lat"]].to_numpy(float)
+        pick = list(range(min(2, len(fac))))
+    uncovered = res.loc[~res[f"{tier}_covered"].to_numpy(bool)]
+    best = uncovered.sort_values("population", ascending=False, kind="stable").head(3)
+    cand = best[["lon", "lat"]].to_numpy(float) if len(best) else lonlat[pick]
+    return ExampleData(
+        points=[(float(x), float(y)) for x, y in lonlat[pick]],
+        facility_id=str(fac["id"].iloc[0]),
+        tier=tier,
+        candidates=[(float(x), float(y)) for x, y in cand],
+    )
 
 
 # -- layers and the map ---------------------------------------------------------------------
@@ -271,21 +341,6 @@ def service_areas_frame(
     return areas.to_wgs84()
 
 
-def _csv_bytes(gdf: gpd.GeoDataFrame, crs: OutputCRS) -> bytes:
-    """A layer as CSV: ``lon``/``lat`` (or ``x``/``y``) columns for points, else ``wkt``."""
-    geoms = np.asarray(gdf.geometry.values)
-    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    xname, yname = ("lon", "lat") if crs.geographic else ("x", "y")
-    digits = crs.default_precision
-    if len(geoms) and np.all(shapely.get_type_id(geoms) == 0):
-        attrs[xname] = np.round(shapely.get_x(geoms), digits)
-        attrs[yname] = np.round(shapely.get_y(geoms), digits)
-    else:
-        attrs["wkt"] = shapely.to_wkt(geoms, rounding_precision=digits, trim=True)
-    attrs = attrs.replace([np.inf, -np.inf], np.nan)
-    return attrs.to_csv(index=False, lineterminator="\n").encode("utf-8")
-
-
 def export_layer(state: ServiceState, layer: str, *, fmt: str, crs: str) -> tuple[bytes, str, str]:
     """One result layer as bytes: ``(content, media type, file name)``.
 
@@ -315,7 +370,11 @@ def export_layer(state: ServiceState, layer: str, *, fmt: str, crs: str) -> tupl
     if fmt == "csv":
         geoms = ocrs.transform_geometries(np.asarray(gdf.geometry.values))
         out = gpd.GeoDataFrame(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), geometry=geoms)
-        return _csv_bytes(out, ocrs), "text/csv; charset=utf-8", f"{layer}{tag}.csv"
+        frame = layer_csv_frame(out, ocrs, ocrs.default_precision)
+        frame = frame.replace([np.inf, -np.inf], np.nan)
+        # with a byte-order mark, like every CSV lifecircle writes: Excel then reads the Chinese
+        content = csv_frame(frame).to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
+        return content, "text/csv; charset=utf-8", f"{layer}{tag}.csv"
     text = layer_geojson(gdf, crs=ocrs, name=layer)
     return text.encode("utf-8"), GEOJSON, f"{layer}{tag}.geojson"
 
@@ -419,9 +478,10 @@ def score_candidates(
     Returns
     -------
     dict
-        ``tier``, ``k``, ``weight``, ``coverage_before``/``coverage_after`` (weighted coverage
-        of the tier without/with the ``k`` picks), ``picks`` and ``candidates`` (ranked;
-        ``lon``/``lat`` in ``crs``).
+        A GeoJSON FeatureCollection of the ranked candidates (points in ``crs``; properties:
+        the ``candidates`` layer columns, ``rank`` first) with the foreign members ``tier``,
+        ``k``, ``weight``, ``crs_name``, ``coverage_before``/``coverage_after`` (weighted
+        coverage of the tier without/with the ``k`` picks) and ``picks``.
     """
     lon, lat = to_wgs84(coords[:, 0], coords[:, 1], crs)
     cand = pd.DataFrame({"id": list(ids), "name": list(names), "lon": lon, "lat": lat})
@@ -436,12 +496,25 @@ def score_candidates(
         units=state.inputs.units,
     )
     table = out.candidates.drop(columns=[c for c in ("x", "y") if c in out.candidates.columns])
+    lon_o, lat_o = table["lon"].to_numpy(float), table["lat"].to_numpy(float)
     if crs != "wgs84" and len(table):
-        table = table.copy()
-        table["lon"], table["lat"] = from_wgs84(
-            table["lon"].to_numpy(float), table["lat"].to_numpy(float), crs
+        lon_o, lat_o = from_wgs84(lon_o, lat_o, crs)
+    props = table.drop(columns=["lon", "lat"]).replace([np.inf, -np.inf], np.nan)
+    props = props.astype(object).where(props.notna(), None)
+    id_col = "candidate_id" if "candidate_id" in props.columns else None
+    features = [
+        {
+            "type": "Feature",
+            "id": row[id_col] if id_col else i,
+            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+            "properties": row,
+        }
+        for i, (row, x, y) in enumerate(
+            zip(props.to_dict("records"), lon_o.tolist(), lat_o.tolist(), strict=True)
         )
+    ]
     return {
+        "type": "FeatureCollection",
         "tier": tier,
         "k": k,
         "weight": weight,
@@ -449,7 +522,7 @@ def score_candidates(
         "coverage_before": out.before,
         "coverage_after": out.after,
         "picks": out.picks.to_dict("records"),
-        "candidates": table.to_dict("records"),
+        "features": features,
     }
 
 
@@ -459,9 +532,11 @@ __all__ = [
     "LAYER_CRS",
     "REQUEST_CRS",
     "CrsName",
+    "ExampleData",
     "LayerCrs",
     "ServiceAreaPlan",
     "distances_geojson",
+    "example_data",
     "export_layer",
     "export_sources",
     "layer_names",

@@ -15,6 +15,7 @@ scenario has (tier keys, unit layers, layers).
 
 import functools
 import gzip
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, ParamSpec, TypeVar, cast
@@ -48,6 +49,7 @@ from lifecircle.service.queries import (
     LayerCrs,
     ServiceAreaPlan,
     distances_geojson,
+    example_data,
     export_layer,
     layer_names,
     map_html,
@@ -55,9 +57,6 @@ from lifecircle.service.queries import (
     service_areas_geojson,
 )
 from lifecircle.service.schemas import (
-    DISTANCES_EXAMPLES,
-    SCORE_EXAMPLES,
-    SERVICE_AREA_EXAMPLES,
     DistancesOut,
     HealthOut,
     PointCollection,
@@ -67,6 +66,10 @@ from lifecircle.service.schemas import (
     StandardOut,
     SummaryOut,
     UnitsOut,
+    distances_examples,
+    flat_distances_model,
+    score_examples,
+    service_area_examples,
 )
 from lifecircle.service.state import Limits, ServiceState
 
@@ -198,6 +201,12 @@ def _timeout_problem(state: ServiceState) -> ProblemError:
         "send fewer features or smaller budgets",
         headers={"Retry-After": "5"},
     )
+
+
+def if_none_match(request: Request) -> set[str]:
+    """The entity tags of the request's ``If-None-Match`` header (weak tags compare equal)."""
+    raw = request.headers.get("if-none-match", "")
+    return {t.strip().removeprefix("W/") for t in raw.split(",") if t.strip()}
 
 
 def check_tiers(state: ServiceState, tiers: Sequence[str] | None, param: str = "tier") -> list[str]:
@@ -439,20 +448,29 @@ def coverage_router(state: ServiceState) -> APIRouter:
 
 
 def analysis_router(state: ServiceState) -> APIRouter:
-    """``/distances``, ``/service-areas`` and ``/score``."""
+    """``/distances``, ``/service-areas`` and ``/score``.
+
+    The OpenAPI examples are built from the loaded scenario (real facility ids, positions of
+    its residents), so that "Try it out" answers 200.
+    """
     router = APIRouter(tags=["analysis"])
     tier_keys = state.inputs.standard.keys
+    ex = example_data(state)
+    dist_examples = distances_examples(ex.points)
+    area_examples = service_area_examples(ex.facility_id, ex.tier, ex.points[0])
+    score_ex = score_examples(ex.tier, ex.candidates)
+    flat_out = flat_distances_model(tier_keys)
 
     @router.post(
         "/distances",
-        response_model=DistancesOut,
+        response_model=flat_out | DistancesOut,
         response_class=GeoJSONResponse,
         responses=responses(P400, P413, P415, P422, P503),
         summary="Distance from each point to the nearest facility of each tier",
     )
     async def distances(
         request: Request,
-        body: Annotated[PointCollection, Body(openapi_examples=DISTANCES_EXAMPLES)],
+        body: Annotated[PointCollection, Body(openapi_examples=dist_examples)],
         crs: Annotated[
             CrsName, Query(description="coordinate system of the points (and the answer)")
         ] = "wgs84",
@@ -462,12 +480,20 @@ def analysis_router(state: ServiceState) -> APIRouter:
                 description=f"tiers to answer (default all): {', '.join(tier_keys)}", max_length=20
             ),
         ] = None,
+        flat: Annotated[
+            bool,
+            Query(
+                description="flat properties named as in the residents layer "
+                "({tier}_distance_m, {tier}_covered, …), which web maps can style directly "
+                "(default); false: per-tier results nested under 'tiers'"
+            ),
+        ] = True,
     ) -> Response:
         s = app_state(request)
         keys = check_tiers(s, tier)
         coords, ids = collection_coords(body, s.limits, "the FeatureCollection")
         data = await offload(
-            request, distances_geojson, s, coords, ids, crs=crs, tiers=keys or None
+            request, distances_geojson, s, coords, ids, crs=crs, tiers=keys or None, flat=flat
         )
         return GeoJSONResponse(data)
 
@@ -496,7 +522,7 @@ def analysis_router(state: ServiceState) -> APIRouter:
     )
     async def service_areas(
         request: Request,
-        body: Annotated[ServiceAreasIn, Body(openapi_examples=SERVICE_AREA_EXAMPLES)],
+        body: Annotated[ServiceAreasIn, Body(openapi_examples=area_examples)],
         crs: Annotated[
             CrsName, Query(description="coordinate system of the points and the answer")
         ] = "wgs84",
@@ -509,13 +535,14 @@ def analysis_router(state: ServiceState) -> APIRouter:
     @router.post(
         "/score",
         response_model=ScoreOut,
-        response_class=FastJSONResponse,
+        response_class=GeoJSONResponse,
         responses=responses(P400, P413, P415, P422, P503),
-        summary="Rank candidate sites for a tier by the people they would newly cover",
+        summary="Rank candidate sites for a tier by the people they would newly cover "
+        "(a GeoJSON FeatureCollection of the ranked sites)",
     )
     async def score(
         request: Request,
-        body: Annotated[ScoreIn, Body(openapi_examples=SCORE_EXAMPLES)],
+        body: Annotated[ScoreIn, Body(openapi_examples=score_ex)],
         crs: Annotated[CrsName, Query(description="coordinate system of the candidates")] = "wgs84",
     ) -> Response:
         s = app_state(request)
@@ -550,7 +577,7 @@ def analysis_router(state: ServiceState) -> APIRouter:
             weight=body.weight,
             crs=crs,
         )
-        return FastJSONResponse(data)
+        return GeoJSONResponse(data)
 
     return router
 
@@ -559,19 +586,24 @@ def layers_router(state: ServiceState) -> APIRouter:
     """``/layers/{layer}`` (documented with the loaded scenario's layers) and ``/map``."""
     router = APIRouter(tags=["layers"])
     layers = layer_names(state)
+    # ETag per (layer, format, crs): the loaded state never changes, so once a layer has been
+    # built its tag is known and a matching If-None-Match gets 304 without rebuilding it
+    etags: dict[tuple[str, str, str], str] = {}
 
     @router.get(
         "/layers/{layer}",
         summary="Export one result layer",
         responses=responses(P404, P422, P503)
         | {
+            304: {"description": "not modified: the If-None-Match tag is the layer's ETag"},
             200: {
-                "description": "the layer as GeoJSON or CSV",
+                "description": "the layer as GeoJSON or CSV (with an ETag; send it back as "
+                "If-None-Match to get 304 when nothing changed)",
                 "content": {
                     GEOJSON: {"schema": {"type": "object"}},
                     "text/csv": {"schema": {"type": "string"}},
                 },
-            }
+            },
         },
     )
     async def get_layer(
@@ -600,13 +632,24 @@ def layers_router(state: ServiceState) -> APIRouter:
                 "unknown_layer",
                 f"unknown layer {layer!r}; layers: {', '.join(layer_names(s))}",
             )
+        key = (layer, format, crs)
+        known = etags.get(key)
+        if known is not None and known in if_none_match(request):
+            return Response(status_code=304, headers={"ETag": known, "Vary": "Accept-Encoding"})
         work = functools.partial(export_layer, s, layer, fmt=format, crs=crs)
         if layer in HEAVY_LAYERS:  # computed once per scenario, then served from memory
             enc = await cached_heavy(request, ("layer", layer, format, crs), encode_answer, work)
         else:
             enc = await offload_heavy(request, encode_answer, work)
+        # the tag of the layer itself (the same whether it is sent gzip-compressed or not)
+        etag = '"' + hashlib.blake2b(enc.content, digest_size=16).hexdigest() + '"'
+        etags[key] = etag
+        if etag in if_none_match(request):
+            return Response(status_code=304, headers={"ETag": etag, "Vary": "Accept-Encoding"})
         return encoded_response(
-            request, enc, {"Content-Disposition": f'attachment; filename="{enc.filename}"'}
+            request,
+            enc,
+            {"Content-Disposition": f'attachment; filename="{enc.filename}"', "ETag": etag},
         )
 
     @router.get(
@@ -639,6 +682,7 @@ __all__ = [
     "collection_coords",
     "coverage_router",
     "ids_and_names",
+    "if_none_match",
     "layers_router",
     "offload",
     "routers",

@@ -3,9 +3,10 @@
 Coordinates are ``[lon, lat]`` degrees in the coordinate system the request's ``crs`` names.
 """
 
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
@@ -32,24 +33,7 @@ class PointFeature(BaseModel):
 class PointCollection(BaseModel):
     """A GeoJSON FeatureCollection of points."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "FeatureCollection",
-                    "features": [
-                        {
-                            "type": "Feature",
-                            "id": "home-1",
-                            "geometry": {"type": "Point", "coordinates": [118.3475, 34.6139]},
-                            "properties": {},
-                        },
-                    ],
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="ignore")
     type: Literal["FeatureCollection"]
     features: list[PointFeature]
 
@@ -145,6 +129,59 @@ class DistancesOut(BaseModel):
     features: list[DistanceFeature]
 
 
+class FlatDistanceFeature(BaseModel):
+    """One answered point with flat properties (``POST /distances``, the default): ``index``,
+    ``snap_m``, ``off_network``, per tier ``{tier}_distance_m``, ``{tier}_minutes``,
+    ``{tier}_threshold_m``, ``{tier}_nearest_id``, ``{tier}_nearest_name``, ``{tier}_covered``,
+    and ``all_covered`` (the names of the ``residents`` layer of the GIS export)."""
+
+    type: Literal["Feature"]
+    id: str | int
+    geometry: PointGeometry
+    properties: dict[str, Any]
+
+
+class FlatDistancesOut(BaseModel):
+    """The answer of ``POST /distances`` (``flat=true``): a GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"]
+    crs_name: str
+    standard: str
+    features: list[FlatDistanceFeature]
+
+
+def flat_distances_model(tier_keys: Sequence[str]) -> type[BaseModel]:
+    """:class:`FlatDistancesOut` with the properties of the loaded standard's tiers spelled out,
+    so that the OpenAPI document lists ``station_distance_m``, ``station_covered``, …"""
+    fields: dict[str, Any] = {
+        "index": (int, Field(description="position of the point in the request")),
+        "snap_m": (float | None, Field(description="metres from the point to its street")),
+        "off_network": (bool, Field(description="farther than max_snap_m from every street")),
+    }
+    for key in tier_keys:
+        fields |= {
+            f"{key}_distance_m": (
+                float | None,
+                Field(description=f"{key}: network metres incl. access legs; null if unreachable"),
+            ),
+            f"{key}_minutes": (float | None, Field(description=f"{key}: minutes at its speed")),
+            f"{key}_threshold_m": (float, Field(description=f"{key}: the standard in metres")),
+            f"{key}_nearest_id": (str | None, Field(description=f"{key}: nearest facility id")),
+            f"{key}_nearest_name": (str | None, Field(description=f"{key}: its name")),
+            f"{key}_covered": (bool, Field(description=f"{key}: within the standard")),
+        }
+    fields["all_covered"] = (bool, Field(description="within the standard of every tier"))
+    props = create_model("FlatDistanceProps", **fields)
+    feature = create_model(
+        "FlatDistanceFeature",
+        __base__=FlatDistanceFeature,
+        properties=(props, ...),
+    )
+    # models built at run time from the standard: mypy cannot see them as types
+    features = list[feature]  # type: ignore[valid-type]
+    return create_model("FlatDistancesOut", __base__=FlatDistancesOut, features=(features, ...))
+
+
 class UnitsOut(BaseModel):
     """Coverage per admin unit (``GET /coverage/units``)."""
 
@@ -168,12 +205,7 @@ class SummaryOut(BaseModel):
 class ServiceAreasIn(BaseModel):
     """Facilities (by id) or new points, budgets, and how to merge the polygons."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"facility_ids": ["F0001"], "budgets_min": [5, 10], "dissolve": "none"}]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
     facility_ids: list[str] | None = Field(None, description="ids of loaded facilities")
     points: PointCollection | None = Field(None, description="new sites (needs tier)")
     tier: str | None = Field(None, description="tier key of the new points (and their mode)")
@@ -192,27 +224,7 @@ class ServiceAreasIn(BaseModel):
 class ScoreIn(BaseModel):
     """Candidate sites for one tier; the best ``k`` are picked greedily."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "tier": "station",
-                    "k": 3,
-                    "candidates": {
-                        "type": "FeatureCollection",
-                        "features": [
-                            {
-                                "type": "Feature",
-                                "id": "C1",
-                                "geometry": {"type": "Point", "coordinates": [118.3475, 34.6139]},
-                            }
-                        ],
-                    },
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
     candidates: PointCollection
     tier: str
     k: (
@@ -222,9 +234,20 @@ class ScoreIn(BaseModel):
     weight: Literal["population", "elderly", "children"] = "population"
 
 
-class ScoreOut(BaseModel):
-    """Ranked candidates and picks (``POST /score``)."""
+class CandidateFeature(BaseModel):
+    """One ranked candidate site: a Point with the ``candidates`` layer columns."""
 
+    type: Literal["Feature"]
+    id: str | int
+    geometry: PointGeometry
+    properties: dict[str, Any]
+
+
+class ScoreOut(BaseModel):
+    """Ranked candidates and picks (``POST /score``): a GeoJSON FeatureCollection of the ranked
+    candidates, with the scoring summary as foreign members."""
+
+    type: Literal["FeatureCollection"]
     tier: str
     k: int | None
     weight: str
@@ -232,84 +255,87 @@ class ScoreOut(BaseModel):
     coverage_before: dict[str, Any]
     coverage_after: dict[str, Any]
     picks: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
+    features: list[CandidateFeature]
 
 
-#: OpenAPI examples of the request bodies.
-DISTANCES_EXAMPLES: Final = {
-    "two_addresses": {
-        "summary": "two addresses (WGS84)",
-        "value": {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": "home-1",
-                    "geometry": {"type": "Point", "coordinates": [118.3475, 34.6139]},
-                    "properties": {},
-                },
-                {
-                    "type": "Feature",
-                    "id": "home-2",
-                    "geometry": {"type": "Point", "coordinates": [118.3551, 34.6190]},
-                    "properties": {},
-                },
-            ],
-        },
-    },
-}
-SERVICE_AREA_EXAMPLES: Final = {
-    "facilities": {
-        "summary": "loaded facilities by id, 5 and 10 minutes",
-        "value": {"facility_ids": ["F0001"], "budgets_min": [5, 10], "dissolve": "none"},
-    },
-    "new_site": {
-        "summary": "a proposed station (its tier's own standard)",
-        "value": {
-            "tier": "station",
-            "points": {
+def _point_features(
+    points: Sequence[tuple[float, float]], ids: Sequence[str], names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "Feature",
+            "id": fid,
+            "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
+            "properties": {"name": names[i]} if names else {},
+        }
+        for i, (fid, (x, y)) in enumerate(zip(ids, points, strict=True))
+    ]
+
+
+def distances_examples(points: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """OpenAPI examples of ``POST /distances``: points of the loaded scenario (WGS84)."""
+    return {
+        "addresses": {
+            "summary": f"{len(points)} addresses in the loaded scenario (WGS84)",
+            "value": {
                 "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "id": "proposal-7",
-                        "geometry": {"type": "Point", "coordinates": [118.3475, 34.6139]},
-                    }
-                ],
+                "features": _point_features(points, [f"home-{i + 1}" for i in range(len(points))]),
             },
         },
-    },
-}
-SCORE_EXAMPLES: Final = {
-    "three_candidates": {
-        "summary": "rank three proposed stations and pick the best two",
-        "value": {
-            "tier": "station",
-            "k": 2,
-            "candidates": {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "id": f"C{i + 1}",
-                        "geometry": {"type": "Point", "coordinates": [lon, 34.6139]},
-                        "properties": {"name": f"候选点{i + 1}"},
-                    }
-                    for i, lon in enumerate((118.3475, 118.3520, 118.3590))
-                ],
+    }
+
+
+def service_area_examples(
+    facility_id: str, tier: str, point: tuple[float, float]
+) -> dict[str, Any]:
+    """OpenAPI examples of ``POST /service-areas``: a real facility id and a new site."""
+    return {
+        "facilities": {
+            "summary": f"loaded facility {facility_id}, 5 and 10 minutes",
+            "value": {"facility_ids": [facility_id], "budgets_min": [5, 10], "dissolve": "none"},
+        },
+        "new_site": {
+            "summary": f"a proposed {tier} (its tier's own standard)",
+            "value": {
+                "tier": tier,
+                "points": {
+                    "type": "FeatureCollection",
+                    "features": _point_features([point], ["proposal-1"]),
+                },
             },
         },
-    },
-}
+    }
+
+
+def score_examples(tier: str, points: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """OpenAPI examples of ``POST /score``: candidate sites among the scenario's residents."""
+    n = len(points)
+    return {
+        "candidates": {
+            "summary": f"rank {n} proposed sites for {tier} and pick the best {min(2, n)}",
+            "value": {
+                "tier": tier,
+                "k": min(2, n),
+                "candidates": {
+                    "type": "FeatureCollection",
+                    "features": _point_features(
+                        points,
+                        [f"C{i + 1}" for i in range(n)],
+                        [f"候选点{i + 1}" for i in range(n)],
+                    ),
+                },
+            },
+        },
+    }
 
 
 __all__ = [
-    "DISTANCES_EXAMPLES",
-    "SCORE_EXAMPLES",
-    "SERVICE_AREA_EXAMPLES",
+    "CandidateFeature",
     "DistanceFeature",
     "DistanceProps",
     "DistancesOut",
+    "FlatDistanceFeature",
+    "FlatDistancesOut",
     "HealthOut",
     "PointCollection",
     "PointFeature",
@@ -323,4 +349,8 @@ __all__ = [
     "TierDistance",
     "TierOut",
     "UnitsOut",
+    "distances_examples",
+    "flat_distances_model",
+    "score_examples",
+    "service_area_examples",
 ]
