@@ -190,8 +190,10 @@ def run_region(task: RegionTask) -> dict[str, Any]:
     try:
         inputs = load_inputs(
             network=task.network,
-            facilities=task.facilities,
-            residents=task.residents,
+            facilities=read_points_file(task.facilities),
+            residents=read_points_file(task.residents),
+            facilities_crs="wgs84",  # converted to WGS84 when the client read the inputs
+            residents_crs="wgs84",
             standard=o.get("standard"),
             mode=o.get("mode"),
             max_snap_m=o.get("max_snap_m"),
@@ -281,6 +283,26 @@ def parse_scheduler(scheduler: str) -> tuple[str, int | str]:
     )
 
 
+def worker_environ() -> dict[str, Any]:
+    """Environment of the local Dask workers: Dask's defaults without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker to hand freed memory back to the
+    system at once. Setting it switches off glibc's dynamic mmap threshold, so every NumPy
+    array above 128 KiB is mapped and unmapped afresh and its pages faulted in again: a region
+    task ran 40 % slower with it (0.73 s instead of 0.52 s per county-sized region, measured
+    by ``scripts/bench_batch.py``). A region task is short and its arrays are freed as a whole
+    when it ends, so glibc's default behaviour is the right one here.
+
+    >>> "MALLOC_TRIM_THRESHOLD_" in worker_environ()
+    False
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return env
+
+
 def _client(scheduler: str, memory_per_worker: str) -> Client:
     try:
         from distributed import Client, LocalCluster
@@ -307,7 +329,12 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
 
     # the workers' statistical profiler samples every thread's stack every 10 ms while holding
     # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    with dask.config.set(
+        {
+            "distributed.worker.profile.enabled": False,
+            "distributed.nanny.pre-spawn-environ": worker_environ(),
+        }
+    ):
         cluster = LocalCluster(
             n_workers=int(arg),
             threads_per_worker=1,
@@ -328,9 +355,31 @@ def _hash_file(h: Any, path: Path) -> None:
             h.update(block)
 
 
-def _write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
-    keep = [c for c in cols if c in frame.columns]
-    write_csv(frame[keep], path, overwrite=True)
+def write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
+    """Validated points of one region as plain arrays in an ``.npz`` (no pickles).
+
+    Text columns become fixed-width unicode arrays, numbers float64: written and read at memory
+    speed, where a CSV would be formatted on the client and parsed again by the task.
+    """
+    arrays = {
+        c: frame[c].to_numpy(dtype=float)
+        if pd.api.types.is_numeric_dtype(frame[c].dtype)
+        else frame[c].astype(str).to_numpy(dtype=str)
+        for c in cols
+        if c in frame.columns
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_points_file(path: str | Path) -> pd.DataFrame:
+    """The table :func:`write_points` wrote."""
+    with np.load(path, allow_pickle=False) as z:
+        return pd.DataFrame({k: z[k] for k in z.files})
 
 
 def _contract_columns(std: ServiceStandard) -> list[str]:
@@ -499,46 +548,32 @@ def run_batch(
             ", ".join(too_far),
             clip_buffer_m,
         )
-    # start the Dask workers now, in the background, while the inputs are prepared
-    pool: ThreadPoolExecutor | None = None
-    pending: Future[Client] | None = None
-    if client is None:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-        pending = pool.submit(_start_client, scheduler, memory_per_worker)
+    net_src = Path(network)
+    if not net_src.exists():
+        raise InputError(f"network file {net_src} does not exist; give the .osm.pbf with --network")
+    work = out_dir / "_inputs"
+    ids = reg["region_id"].tolist()
+    geoms = list(reg.geometry)
+    clip_keys = {
+        r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
+        for r, g in zip(ids, geoms, strict=True)
+    }
+    net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
+    todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+    clip = ClipJob(net_src, todo, {r: net_paths[r] for r in todo}, clip_buffer_m, modes, node_index)
+    # start the Dask workers now, in the background, and give them the one clip pass over the
+    # big extract (step 1) while this process reads and splits the points (step 2)
+    fresh_out = not out_dir.exists()
+    submitted = False
+    pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
+    pending: Future[tuple[Client, Future[Any] | None]] = pool.submit(
+        _start_client, scheduler, memory_per_worker, client, clip
+    )
     try:
         fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
         res = read_points(residents, "residents", crs=residents_crs)
         t_read = time.perf_counter()
-
-        net_src = Path(network)
-        if not net_src.exists():
-            raise InputError(
-                f"network file {net_src} does not exist; give the .osm.pbf with --network"
-            )
-        work = out_dir / "_inputs"
-        work.mkdir(parents=True, exist_ok=True)
         (out_dir / "regions").mkdir(parents=True, exist_ok=True)
-        ids = reg["region_id"].tolist()
-        geoms = list(reg.geometry)
-
-        # 1. one pass over the big extract for every region whose clip is not cached yet
-        clip_keys = {
-            r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
-            for r, g in zip(ids, geoms, strict=True)
-        }
-        net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
-        todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-        if todo:
-            extract_regions(
-                net_src,
-                todo,
-                {r: net_paths[r] for r in todo},
-                buffer_m=clip_buffer_m,
-                modes=modes,
-                node_index=node_index,
-            )
-
-        t_clip = time.perf_counter()
 
         # 2. residents: each in exactly one region; facilities: within the buffered region
         res_frame = res.frame
@@ -571,10 +606,11 @@ def run_batch(
         fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
         tasks: list[RegionTask] = []
         for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
-            fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
+            fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
+            fpath.parent.mkdir(parents=True, exist_ok=True)
             fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
-            _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
-            _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
+            write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
+            write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
             h = hashlib.sha256(clip_keys[r].encode())
             _hash_file(h, fpath)
             _hash_file(h, rpath)
@@ -594,6 +630,12 @@ def run_batch(
                 )
             )
 
+        t_split = time.perf_counter()
+        cl, clip_future = pending.result()
+        if clip_future is not None:
+            clip_future.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
+        t_clip = time.perf_counter()
+
         # 3. resume: skip regions done with the same fingerprint
         rows, status, run_now = _done_regions(tasks, resume, on_region_done)
         reasons: dict[str, str] = {}
@@ -609,10 +651,11 @@ def run_batch(
 
         # 4. one Dask task per region
         t_run = time.perf_counter()
+        submitted = True
         if run_now:
             _submit(
                 run_now,
-                client if client is not None else pending.result(),  # type: ignore[union-attr]
+                cl,
                 retries,
                 progress,
                 rows,
@@ -626,8 +669,8 @@ def run_batch(
         timings = {
             "prepare": t_run - t_start,
             "prepare_read_inputs": t_read - t_start,
-            "prepare_clip": t_clip - t_read,
-            "prepare_split": t_run - t_clip,
+            "prepare_split": t_split - t_read,
+            "prepare_wait_for_clip": t_clip - t_split,
             "run": time.perf_counter() - t_run,
         }
         table = _results_table(reg, std, rows, status, reasons)
@@ -636,12 +679,22 @@ def run_batch(
         )
         return table
     finally:
-        if pending is not None and pool is not None:
+        if client is None:
             try:
-                _close_client(pending.result())
+                _close_client(pending.result()[0])  # also stops a clip pass still running
             except Exception:
                 logger.debug("Dask client did not start", exc_info=True)
-            pool.shutdown()
+        elif not submitted:
+            try:
+                future = pending.result()[1]
+                if future is not None:
+                    future.cancel()
+            except Exception:
+                logger.debug("the clip pass did not start", exc_info=True)
+        pool.shutdown()
+        if not submitted and fresh_out:
+            # failed before any region ran (bad points, unreadable extract): leave nothing
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _done_regions(
@@ -730,11 +783,43 @@ async def _warm_up() -> bool:
     return True
 
 
-def _start_client(scheduler: str, memory_per_worker: str) -> Client:
-    """Connect or start the cluster and let the workers import lifecircle in the background."""
-    cl = _client(scheduler, memory_per_worker)
-    cl.run(_warm_up, wait=False)
-    return cl
+@dataclass(frozen=True)
+class ClipJob:
+    """The one streaming pass over the big extract for the regions not clipped yet."""
+
+    source: Path
+    regions: dict[str, Any]
+    out_paths: dict[str, Path]
+    buffer_m: float
+    modes: list[str]
+    node_index: str
+
+    def run(self) -> int:
+        """Clip (inside a Dask worker); the number of regions written."""
+        for path in self.out_paths.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        extract_regions(
+            self.source,
+            self.regions,
+            self.out_paths,
+            buffer_m=self.buffer_m,
+            modes=self.modes,
+            node_index=self.node_index,
+        )
+        return len(self.regions)
+
+
+def _start_client(
+    scheduler: str, memory_per_worker: str, client: Client | None, clip: ClipJob
+) -> tuple[Client, Future[Any] | None]:
+    """Connect or start the cluster (unless ``client`` is given), let the workers import
+    lifecircle, and submit the clip pass if any region needs one."""
+    cl = client if client is not None else _client(scheduler, memory_per_worker)
+    if client is None:
+        cl.run(_warm_up, wait=False)
+    if not clip.regions:
+        return cl, None
+    return cl, cl.submit(clip.run, key=f"clip-{uuid.uuid4().hex[:8]}", pure=False)
 
 
 def _close_client(cl: Client) -> None:
