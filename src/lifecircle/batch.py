@@ -63,6 +63,7 @@ from lifecircle.units import assign_units
 if TYPE_CHECKING:
     import geopandas as gpd
     from distributed import Client
+    from distributed import Future as DaskFuture
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +181,11 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
     return row
 
 
-def run_region(task: RegionTask) -> dict[str, Any]:
-    """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done."""
+def run_region(task: RegionTask, clipped: object = None) -> dict[str, Any]:
+    """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done.
+
+    ``clipped`` is not used: given the clip pass's future, it makes Dask run the task after it.
+    """
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     o = task.options
@@ -370,7 +374,7 @@ def write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
     }
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npz")
     try:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -560,13 +564,16 @@ def run_batch(
     }
     net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
     todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-    clip = ClipJob(net_src, todo, {r: net_paths[r] for r in todo}, clip_buffer_m, modes, node_index)
+    clip = ClipJob(
+        net_src, todo, {r: net_paths[r] for r in todo}, clip_buffer_m, tuple(modes), node_index
+    )
     # start the Dask workers now, in the background, and give them the one clip pass over the
     # big extract (step 1) while this process reads and splits the points (step 2)
     fresh_out = not out_dir.exists()
     submitted = False
+    futures: dict[str, DaskFuture[Any]] = {}
     pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-    pending: Future[tuple[Client, Future[Any] | None]] = pool.submit(
+    pending: Future[tuple[Client, DaskFuture[Any] | None]] = pool.submit(
         _start_client, scheduler, memory_per_worker, client, clip
     )
     try:
@@ -604,7 +611,17 @@ def run_batch(
         res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
         fac_order = np.lexsort((fi, ai))
         fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
-        tasks: list[RegionTask] = []
+        # 3. one Dask task per region, submitted as soon as its files are written (the workers
+        # start on the first regions while this process splits the rest); each task waits for
+        # the clip pass. With resume, regions done with the same fingerprint are skipped.
+        for pattern in (".*.tmp-*", ".*.old-*"):
+            for stale in (out_dir / "regions").glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
+        cl, clip_future = pending.result()
+        _announce(cl, echo)
+        rows: dict[str, dict[str, Any]] = {}
+        status: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
             fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
             fpath.parent.mkdir(parents=True, exist_ok=True)
@@ -617,148 +634,133 @@ def run_batch(
             h.update(json.dumps(options, sort_keys=True, default=str).encode())
             for u in units:
                 _hash_file(h, Path(u))
-            tasks.append(
-                RegionTask(
-                    region_id=r,
-                    name=str(name),
-                    network=str(net_paths[r]),
-                    facilities=str(fpath),
-                    residents=str(rpath),
-                    out_dir=str(out_dir / "regions" / r),
-                    fingerprint=h.hexdigest()[:20],
-                    options=options,
-                )
+            task = RegionTask(
+                region_id=r,
+                name=str(name),
+                network=str(net_paths[r]),
+                facilities=str(fpath),
+                residents=str(rpath),
+                out_dir=str(out_dir / "regions" / r),
+                fingerprint=h.hexdigest()[:20],
+                options=options,
             )
-
+            done = _done_row(task) if resume else None
+            if done is not None:
+                rows[r], status[r] = done, "ok"
+                if on_region_done:
+                    on_region_done(r, "skipped")
+                continue
+            futures[r] = cl.submit(
+                run_region,
+                task,
+                clip_future,
+                key=f"region-{r}-{uuid.uuid4().hex[:6]}",
+                retries=retries,
+                pure=False,
+            )
         t_split = time.perf_counter()
-        cl, clip_future = pending.result()
         if clip_future is not None:
             clip_future.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
-        t_clip = time.perf_counter()
-
-        # 3. resume: skip regions done with the same fingerprint
-        rows, status, run_now = _done_regions(tasks, resume, on_region_done)
-        reasons: dict[str, str] = {}
-        for pattern in (".*.tmp-*", ".*.old-*"):
-            for stale in (out_dir / "regions").glob(pattern):
-                shutil.rmtree(stale, ignore_errors=True)
-        logger.info(
-            "batch: %d region(s), %d to run, %d already done",
-            len(tasks),
-            len(run_now),
-            len(tasks) - len(run_now),
-        )
-
-        # 4. one Dask task per region
         t_run = time.perf_counter()
         submitted = True
-        if run_now:
-            _submit(
-                run_now,
-                cl,
-                retries,
-                progress,
-                rows,
-                status,
-                reasons,
-                on_region_done,
-                echo,
-            )
+        logger.info(
+            "batch: %d region(s), %d to run, %d already done",
+            len(ids),
+            len(futures),
+            len(ids) - len(futures),
+        )
+
+        # 4. collect the regions as they finish
+        _collect(futures, progress, rows, status, reasons, on_region_done)
 
         # 5. results
         timings = {
-            "prepare": t_run - t_start,
+            "prepare": t_split - t_start,
             "prepare_read_inputs": t_read - t_start,
-            "prepare_split": t_split - t_read,
-            "prepare_wait_for_clip": t_clip - t_split,
+            "prepare_split_and_submit": t_split - t_read,
+            "wait_for_clip": t_run - t_split,
             "run": time.perf_counter() - t_run,
         }
         table = _results_table(reg, std, rows, status, reasons)
         _write_results(
-            out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
+            out_dir, table, reasons, outside, fac, res, std, len(futures), timings, clip_buffer_m
         )
         return table
     finally:
-        if client is None:
-            try:
-                _close_client(pending.result()[0])  # also stops a clip pass still running
-            except Exception:
-                logger.debug("Dask client did not start", exc_info=True)
-        elif not submitted:
-            try:
-                future = pending.result()[1]
-                if future is not None:
-                    future.cancel()
-            except Exception:
-                logger.debug("the clip pass did not start", exc_info=True)
+        _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
         if not submitted and fresh_out:
-            # failed before any region ran (bad points, unreadable extract): leave nothing
+            # failed before the regions ran (bad points, unreadable extract): leave nothing
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _done_regions(
-    tasks: list[RegionTask], resume: bool, on_region_done: Callable[[str, str], None] | None
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[RegionTask]]:
-    """Rows and status of the regions already done (with ``resume``), and the tasks to run."""
-    rows: dict[str, dict[str, Any]] = {}
-    status: dict[str, str] = {}
-    run_now: list[RegionTask] = []
-    for task in tasks:
-        done = Path(task.out_dir) / DONE_FILE
-        if resume and done.exists():
-            try:
-                rec = json.loads(done.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                rec = {}
-            if rec.get("fingerprint") == task.fingerprint:
-                rows[task.region_id] = rec["row"]
-                status[task.region_id] = "ok"
-                if on_region_done:
-                    on_region_done(task.region_id, "skipped")
-                continue
-        run_now.append(task)
-    return rows, status, run_now
-
-
-def _submit(
-    tasks: list[RegionTask],
-    cl: Client,
-    retries: int,
-    progress: bool,
-    rows: dict[str, dict[str, Any]],
-    status: dict[str, str],
-    reasons: dict[str, str],
-    on_region_done: Callable[[str, str], None] | None,
-    echo: Callable[[str], None] | None,
+def _wind_up(
+    pending: Future[tuple[Client, DaskFuture[Any] | None]],
+    *,
+    own_client: bool,
+    futures: Mapping[str, DaskFuture[Any]],
+    submitted: bool,
 ) -> None:
-    from distributed import as_completed
+    """Close the cluster we started (which stops anything still running on it); on a cluster
+    we were given, cancel our tasks if the batch failed before collecting them."""
+    try:
+        cl, clip_future = pending.result()
+    except Exception:
+        logger.debug("Dask client did not start", exc_info=True)
+        return
+    if own_client:
+        _close_client(cl)
+    elif not submitted:
+        for f in [*futures.values(), *([clip_future] if clip_future is not None else [])]:
+            f.cancel()
 
+
+def _done_row(task: RegionTask) -> dict[str, Any] | None:
+    """The row of a region already done with the same inputs' fingerprint, else None."""
+    done = Path(task.out_dir) / DONE_FILE
+    if not done.exists():
+        return None
+    try:
+        rec = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if rec.get("fingerprint") != task.fingerprint:
+        return None
+    return dict(rec["row"])
+
+
+def _announce(cl: Client, echo: Callable[[str], None] | None) -> None:
+    """Log (and echo) the dashboard link and the number of workers."""
     link = getattr(cl, "dashboard_link", None)
     if link and cl.scheduler_info().get("services", {}).get("dashboard"):
         logger.info("Dask dashboard: %s", link)
         if echo is not None:
             echo(f"Dask dashboard: {link}")
     n_workers = len(cl.scheduler_info().get("workers", {}))
-    logger.info("batch: %d task(s) on %d Dask worker(s)", len(tasks), n_workers)
-    futures = [
-        cl.submit(
-            run_region,
-            t,
-            key=f"region-{t.region_id}-{uuid.uuid4().hex[:6]}",
-            retries=retries,
-            pure=False,
-        )
-        for t in tasks
-    ]
-    region_of = {f.key: t.region_id for f, t in zip(futures, tasks, strict=True)}
+    logger.info("batch: Dask cluster with %d worker(s)", n_workers)
+
+
+def _collect(
+    futures: Mapping[str, DaskFuture[Any]],
+    progress: bool,
+    rows: dict[str, dict[str, Any]],
+    status: dict[str, str],
+    reasons: dict[str, str],
+    on_region_done: Callable[[str, str], None] | None,
+) -> None:
+    """Wait for the region tasks; record each one's row, or its failure reason."""
+    from distributed import as_completed
+
+    if not futures:
+        return
+    region_of = {f.key: r for r, f in futures.items()}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(tasks), unit="region", desc="regions")
+        bar = tqdm(total=len(futures), unit="region", desc="regions")
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(list(futures.values())):
             r = region_of[fut.key]
             if fut.status == "finished":
                 rows[r] = fut.result()
@@ -791,7 +793,7 @@ class ClipJob:
     regions: dict[str, Any]
     out_paths: dict[str, Path]
     buffer_m: float
-    modes: list[str]
+    modes: tuple[str, ...]
     node_index: str
 
     def run(self) -> int:
@@ -811,7 +813,7 @@ class ClipJob:
 
 def _start_client(
     scheduler: str, memory_per_worker: str, client: Client | None, clip: ClipJob
-) -> tuple[Client, Future[Any] | None]:
+) -> tuple[Client, DaskFuture[Any] | None]:
     """Connect or start the cluster (unless ``client`` is given), let the workers import
     lifecircle, and submit the clip pass if any region needs one."""
     cl = client if client is not None else _client(scheduler, memory_per_worker)
