@@ -31,6 +31,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
@@ -350,6 +352,14 @@ def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _quick_numbers(series: pd.Series) -> np.ndarray:
     """Cells that are plain numbers as float; NaN for every other cell (text, blank, None)."""
+    if getattr(series.dtype, "storage", None) == "pyarrow":
+        # Arrow's cast parses a whole column at C speed, and refuses it if any cell is not a
+        # plain number (padded, blank, full-width): then the cell-by-cell pass below decides
+        try:
+            parsed = pc.cast(pa.array(series.array), pa.float64())
+            return np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)  # writable
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     cells = series.to_numpy(dtype=object, na_value=None)
     return pd.to_numeric(cells, errors="coerce").astype(float, copy=True)  # type: ignore[no-any-return]
 
