@@ -4,7 +4,8 @@
 
 1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
    to every region plus ``clip_buffer_m`` in **one** streaming pass
-   (:func:`lifecircle.extract.extract_regions`), one small ``.osm.pbf`` per region.
+   (:func:`lifecircle.extract.clip_to_file`, a Dask task) and each region's task writes its own
+   small ``.osm.pbf`` from it.
 2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
    (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
    listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
@@ -45,13 +46,14 @@ import shapely
 
 from lifecircle._files import write_csv, write_json, write_text
 from lifecircle.config import ServiceStandard, load_standard
-from lifecircle.errors import InputError, LifecircleError
+from lifecircle.errors import InputError, LifecircleError, NetworkError
 from lifecircle.extract import (
     DEFAULT_CLIP_BUFFER_M,
     buffer_geometry_m,
     clip_fingerprint,
-    extract_regions,
+    clip_to_file,
     to_wgs84_geometry,
+    write_clipped_region,
 )
 from lifecircle.io import PointTable, load_scenario, read_points
 from lifecircle.maps import leaflet_inline, share_colour, write_coverage_map
@@ -181,10 +183,12 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
     return row
 
 
-def run_region(task: RegionTask, clipped: object = None) -> dict[str, Any]:
+def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]:
     """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done.
 
-    ``clipped`` is not used: given the clip pass's future, it makes Dask run the task after it.
+    A region whose network file is not there yet writes it first from ``clip_file``, the
+    batch's one clip pass (:class:`ClipJob`); given that pass's future, Dask runs the task after
+    it.
     """
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -192,6 +196,10 @@ def run_region(task: RegionTask, clipped: object = None) -> dict[str, Any]:
     out = Path(task.out_dir)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
+        if not Path(task.network).exists():
+            if clip_file is None:
+                raise NetworkError(f"{task.network} is missing and no clip pass was given")
+            write_clipped_region(clip_file, task.region_id, task.network)
         inputs = load_inputs(
             network=task.network,
             facilities=read_points_file(task.facilities),
@@ -564,8 +572,15 @@ def run_batch(
     }
     net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
     todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+    for stale in work.glob(".clip-*.npz"):  # left by an interrupted run
+        stale.unlink(missing_ok=True)
     clip = ClipJob(
-        net_src, todo, {r: net_paths[r] for r in todo}, clip_buffer_m, tuple(modes), node_index
+        net_src,
+        todo,
+        work / f".clip-{uuid.uuid4().hex[:8]}.npz",
+        clip_buffer_m,
+        tuple(modes),
+        node_index,
     )
     # start the Dask workers now, in the background, and give them the one clip pass over the
     # big extract (step 1) while this process reads and splits the points (step 2)
@@ -689,6 +704,7 @@ def run_batch(
     finally:
         _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
+        clip.out_file.unlink(missing_ok=True)  # each region has written its network file
         if not submitted and fresh_out:
             # failed before the regions ran (bad points, unreadable extract): leave nothing
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -787,28 +803,32 @@ async def _warm_up() -> bool:
 
 @dataclass(frozen=True)
 class ClipJob:
-    """The one streaming pass over the big extract for the regions not clipped yet."""
+    """The one streaming pass over the big extract for the regions not clipped yet.
+
+    It runs as a Dask task and saves the kept ways of all those regions in ``out_file``; each
+    region's task then writes its own ``network.<key>.osm.pbf`` from it
+    (:func:`lifecircle.extract.write_clipped_region`), in parallel.
+    """
 
     source: Path
     regions: dict[str, Any]
-    out_paths: dict[str, Path]
+    out_file: Path
     buffer_m: float
     modes: tuple[str, ...]
     node_index: str
 
-    def run(self) -> int:
-        """Clip (inside a Dask worker); the number of regions written."""
-        for path in self.out_paths.values():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        extract_regions(
+    def run(self) -> str:
+        """Clip (inside a Dask worker); the path of the saved ways."""
+        self.out_file.parent.mkdir(parents=True, exist_ok=True)
+        clip_to_file(
             self.source,
             self.regions,
-            self.out_paths,
+            self.out_file,
             buffer_m=self.buffer_m,
             modes=self.modes,
             node_index=self.node_index,
         )
-        return len(self.regions)
+        return str(self.out_file)
 
 
 def _start_client(
