@@ -218,9 +218,13 @@ def main() -> None:
         f"and after: {m1:.2f}x, {m2:.2f}x"
     )
     print(
-        "  preparation on the client: read and validate the inputs {:.1f} s, split and submit "
-        "{:.1f} s; then {:.1f} s waiting for the clip pass (on a worker meanwhile)".format(
-            t1["prepare_read_inputs"], t1["prepare_split_and_submit"], t1["wait_for_clip"]
+        "  preparation on the client: read and validate the inputs {:.1f} s, assign {:.1f} s, "
+        "wait for the clip pass (its own process, started first) {:.1f} s, split and submit "
+        "{:.1f} s".format(
+            t1["prepare_read_inputs"],
+            t1["prepare_assign"],
+            t1["wait_for_clip"],
+            t1["prepare_split_and_submit"],
         )
     )
     print(f"batch overhead per region vs bare coverage: {100 * over:+.1f} % (target <= 10 %)")

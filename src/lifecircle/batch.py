@@ -4,8 +4,8 @@
 
 1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
    to every region plus ``clip_buffer_m`` in **one** streaming pass
-   (:func:`lifecircle.extract.clip_to_file`, a Dask task) and each region's task writes its own
-   small ``.osm.pbf`` from it.
+   (:class:`lifecircle.extract.BackgroundClip`, in its own process beside steps 2-3, while the
+   Dask workers start) and each region's task writes its own small ``.osm.pbf`` from it.
 2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
    (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
    listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
@@ -49,9 +49,9 @@ from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.errors import InputError, LifecircleError, NetworkError
 from lifecircle.extract import (
     DEFAULT_CLIP_BUFFER_M,
+    BackgroundClip,
     buffer_geometry_m,
     clip_fingerprint,
-    clip_to_file,
     to_wgs84_geometry,
     write_clipped_region,
 )
@@ -572,25 +572,29 @@ def run_batch(
     }
     net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
     todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+    # 1. the one clip pass over the big extract starts at once, in its own process, beside
+    # reading the points here and starting the Dask workers in the background
+    fresh_out = not out_dir.exists()
+    work.mkdir(parents=True, exist_ok=True)
     for stale in work.glob(".clip-*.npz"):  # left by an interrupted run
         stale.unlink(missing_ok=True)
-    clip = ClipJob(
-        net_src,
-        todo,
-        work / f".clip-{uuid.uuid4().hex[:8]}.npz",
-        clip_buffer_m,
-        tuple(modes),
-        node_index,
+    clip_file = work / f".clip-{uuid.uuid4().hex[:8]}.npz"
+    clip = (
+        BackgroundClip(
+            net_src,
+            todo,
+            clip_file,
+            buffer_m=clip_buffer_m,
+            modes=tuple(modes),
+            node_index=node_index,
+        )
+        if todo
+        else None
     )
-    # start the Dask workers now, in the background, and give them the one clip pass over the
-    # big extract (step 1) while this process reads and splits the points (step 2)
-    fresh_out = not out_dir.exists()
     submitted = False
     futures: dict[str, DaskFuture[Any]] = {}
     pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-    pending: Future[tuple[Client, DaskFuture[Any] | None]] = pool.submit(
-        _start_client, scheduler, memory_per_worker, client, clip
-    )
+    pending: Future[Client] = pool.submit(_start_client, scheduler, memory_per_worker, client)
     try:
         fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
         res = read_points(residents, "residents", crs=residents_crs)
@@ -627,12 +631,17 @@ def run_batch(
         fac_order = np.lexsort((fi, ai))
         fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
         # 3. one Dask task per region, submitted as soon as its files are written (the workers
-        # start on the first regions while this process splits the rest); each task waits for
-        # the clip pass. With resume, regions done with the same fingerprint are skipped.
+        # start on the first regions while this process splits the rest); a region not clipped
+        # before writes its network file from the clip pass first. With resume, regions done
+        # with the same fingerprint are skipped.
         for pattern in (".*.tmp-*", ".*.old-*"):
             for stale in (out_dir / "regions").glob(pattern):
                 shutil.rmtree(stale, ignore_errors=True)
-        cl, clip_future = pending.result()
+        t_split = time.perf_counter()
+        if clip is not None:
+            clip.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
+        t_clip = time.perf_counter()
+        cl = pending.result()
         _announce(cl, echo)
         rows: dict[str, dict[str, Any]] = {}
         status: dict[str, str] = {}
@@ -668,14 +677,11 @@ def run_batch(
             futures[r] = cl.submit(
                 run_region,
                 task,
-                clip_future,
+                str(clip_file) if r in todo else None,
                 key=f"region-{r}-{uuid.uuid4().hex[:6]}",
                 retries=retries,
                 pure=False,
             )
-        t_split = time.perf_counter()
-        if clip_future is not None:
-            clip_future.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
         t_run = time.perf_counter()
         submitted = True
         logger.info(
@@ -690,10 +696,11 @@ def run_batch(
 
         # 5. results
         timings = {
-            "prepare": t_split - t_start,
+            "prepare": t_run - t_start,
             "prepare_read_inputs": t_read - t_start,
-            "prepare_split_and_submit": t_split - t_read,
-            "wait_for_clip": t_run - t_split,
+            "prepare_assign": t_split - t_read,
+            "wait_for_clip": t_clip - t_split,
+            "prepare_split_and_submit": t_run - t_clip,
             "run": time.perf_counter() - t_run,
         }
         table = _results_table(reg, std, rows, status, reasons)
@@ -702,16 +709,18 @@ def run_batch(
         )
         return table
     finally:
+        if clip is not None:
+            clip.stop()
         _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
-        clip.out_file.unlink(missing_ok=True)  # each region has written its network file
+        clip_file.unlink(missing_ok=True)  # each region has written its network file
         if not submitted and fresh_out:
             # failed before the regions ran (bad points, unreadable extract): leave nothing
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _wind_up(
-    pending: Future[tuple[Client, DaskFuture[Any] | None]],
+    pending: Future[Client],
     *,
     own_client: bool,
     futures: Mapping[str, DaskFuture[Any]],
@@ -720,14 +729,14 @@ def _wind_up(
     """Close the cluster we started (which stops anything still running on it); on a cluster
     we were given, cancel our tasks if the batch failed before collecting them."""
     try:
-        cl, clip_future = pending.result()
+        cl = pending.result()
     except Exception:
         logger.debug("Dask client did not start", exc_info=True)
         return
     if own_client:
         _close_client(cl)
     elif not submitted:
-        for f in [*futures.values(), *([clip_future] if clip_future is not None else [])]:
+        for f in futures.values():
             f.cancel()
 
 
@@ -801,47 +810,14 @@ async def _warm_up() -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class ClipJob:
-    """The one streaming pass over the big extract for the regions not clipped yet.
-
-    It runs as a Dask task and saves the kept ways of all those regions in ``out_file``; each
-    region's task then writes its own ``network.<key>.osm.pbf`` from it
-    (:func:`lifecircle.extract.write_clipped_region`), in parallel.
-    """
-
-    source: Path
-    regions: dict[str, Any]
-    out_file: Path
-    buffer_m: float
-    modes: tuple[str, ...]
-    node_index: str
-
-    def run(self) -> str:
-        """Clip (inside a Dask worker); the path of the saved ways."""
-        self.out_file.parent.mkdir(parents=True, exist_ok=True)
-        clip_to_file(
-            self.source,
-            self.regions,
-            self.out_file,
-            buffer_m=self.buffer_m,
-            modes=self.modes,
-            node_index=self.node_index,
-        )
-        return str(self.out_file)
-
-
-def _start_client(
-    scheduler: str, memory_per_worker: str, client: Client | None, clip: ClipJob
-) -> tuple[Client, DaskFuture[Any] | None]:
-    """Connect or start the cluster (unless ``client`` is given), let the workers import
-    lifecircle, and submit the clip pass if any region needs one."""
-    cl = client if client is not None else _client(scheduler, memory_per_worker)
-    if client is None:
-        cl.run(_warm_up, wait=False)
-    if not clip.regions:
-        return cl, None
-    return cl, cl.submit(clip.run, key=f"clip-{uuid.uuid4().hex[:8]}", pure=False)
+def _start_client(scheduler: str, memory_per_worker: str, client: Client | None) -> Client:
+    """Connect or start the cluster (unless ``client`` is given) and let the workers import
+    lifecircle in the background."""
+    if client is not None:
+        return client
+    cl = _client(scheduler, memory_per_worker)
+    cl.run(_warm_up, wait=False)
+    return cl
 
 
 def _close_client(cl: Client) -> None:
