@@ -196,9 +196,24 @@ def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
         return None
 
 
+def _first_lines(text: str, after_comments: int) -> list[str]:
+    """The leading ``#`` comment lines and the ``after_comments`` lines after them (a table of
+    millions of rows is not split into lines just to find its header)."""
+    lines: list[str] = []
+    rest = after_comments
+    for line in io.StringIO(text, newline=None):
+        line = line.rstrip("\r\n")
+        lines.append(line)
+        if not line.startswith("#"):
+            rest -= 1
+            if rest <= 0:
+                break
+    return lines
+
+
 def _read_csv(path: Path, encoding: str | None) -> RawTable:
     text, enc = _decode_csv(path, encoding)
-    lines = text.splitlines()
+    lines = _first_lines(text, _HEADER_SCAN_ROWS)
     n_comment = 0
     for line in lines:
         if not line.startswith("#"):
