@@ -249,12 +249,16 @@ def _clip_pass(
         idx = node_index
         if node_index in ("sparse_file_array", "dense_file_array"):
             idx = f"{node_index},{Path(tmp) / 'nodes.idx'}"
+        # ways without a highway tag (buildings, most of a real extract) are dropped in C++,
+        # after the location handler has stored every node's position
+        highways = osmium.filter.KeyFilter("highway")
+        highways.enable_for(osmium.osm.WAY)
         try:
             Handler().apply_file(
                 str(path),
                 locations=True,
                 idx=idx,
-                filters=[osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY)],
+                filters=[osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY), highways],
             )
         except RuntimeError as exc:
             raise NetworkError(f"cannot read OSM file {path}: {exc}") from exc
