@@ -331,12 +331,6 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
                 f"cannot reach the Dask scheduler at {arg}: {exc}; start it with `dask scheduler` "
                 "and workers with `dask worker ADDRESS`"
             ) from exc
-    try:
-        import bokeh  # noqa: F401
-
-        dashboard: str | None = ":0"
-    except ImportError:
-        dashboard = None
     import dask
 
     # the workers' statistical profiler samples every thread's stack every 10 ms while holding
@@ -352,7 +346,9 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_per_worker,
-            dashboard_address=dashboard,
+            # a free port for the scheduler's HTTP server (and the dashboard when bokeh is
+            # installed); without one it binds 8787, and two clusters at once collide
+            dashboard_address=":0",
             silence_logs=logging.CRITICAL,
         )
     return Client(cluster)
