@@ -148,7 +148,7 @@ def machine_speedup() -> float:
 
 def bare(folder: Path, out1: Path) -> float:
     """Sum over regions of a plain coverage run on the batch's own per-region files."""
-    from lifecircle.batch import read_points_file
+    from lifecircle._tables import read_raw_table
     from lifecircle.pipeline import load_inputs, run_coverage, write_coverage_outputs
 
     total = 0.0
@@ -157,7 +157,9 @@ def bare(folder: Path, out1: Path) -> float:
             net = next(reg.glob("network.*.osm.pbf"))
             # the region's points as the CSV files a planner would run `coverage` on (untimed)
             for kind in ("facilities", "residents"):
-                read_points_file(reg / f"{kind}.npz").to_csv(Path(tmp) / f"{kind}.csv", index=False)
+                read_raw_table(reg / f"{kind}.npz").frame.to_csv(
+                    Path(tmp) / f"{kind}.csv", index=False
+                )
             t0 = time.perf_counter()
             inputs = load_inputs(
                 network=net,

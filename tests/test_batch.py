@@ -23,11 +23,9 @@ import lifecircle as lc
 from lifecircle.batch import (
     RegionTask,
     parse_scheduler,
-    read_points_file,
     read_regions,
     run_batch,
     run_region,
-    write_points,
 )
 from lifecircle.cli import main
 from lifecircle.datasets import write_grid_pbf
@@ -412,21 +410,29 @@ def test_bad_batch_inputs(data, tmp_path):
 
 
 def test_region_points_files_round_trip(tmp_path):
+    """A region's points as .npz arrays read back as an input file: same values, rows from 1."""
+    from lifecircle._tables import read_raw_table, write_point_arrays
+    from lifecircle.io import read_points
+
     frame = pd.DataFrame(
         {
             "id": ["R1", "二号"],
             "name": ["", "社区"],
             "lon": [118.3, 118.4],
+            "lat": [34.5, 34.6],
             "population": [5.0, np.nan],
             "capacity": [np.inf, 3.0],
         }
     )
-    write_points(
-        frame, ["id", "name", "lon", "population", "capacity", "absent"], tmp_path / "p.npz"
-    )
-    back = read_points_file(tmp_path / "p.npz")
-    pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+    cols = ["id", "name", "lon", "lat", "population", "capacity", "absent"]
+    write_point_arrays(frame, cols, tmp_path / "p.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]
+    raw = read_raw_table(tmp_path / "p.npz")
+    pd.testing.assert_frame_equal(raw.frame, frame, check_dtype=False)
+    assert raw.rows.tolist() == [1, 2]
+    table = read_points(tmp_path / "p.npz", "residents")
+    assert table.frame["id"].tolist() == ["R1"]
+    assert table.rejects[["row", "reason"]].values.tolist() == [[2, "missing_population"]]
 
 
 def test_local_workers_keep_glibc_malloc_defaults():

@@ -45,6 +45,7 @@ import pandas as pd
 import shapely
 
 from lifecircle._files import write_csv, write_json, write_text
+from lifecircle._tables import write_point_arrays
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.errors import InputError, LifecircleError, NetworkError
 from lifecircle.extract import (
@@ -202,10 +203,8 @@ def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]
             write_clipped_region(clip_file, task.region_id, task.network)
         inputs = load_inputs(
             network=task.network,
-            facilities=read_points_file(task.facilities),
-            residents=read_points_file(task.residents),
-            facilities_crs="wgs84",  # converted to WGS84 when the client read the inputs
-            residents_crs="wgs84",
+            facilities=task.facilities,  # .npz arrays, WGS84 (converted when the client read them)
+            residents=task.residents,
             standard=o.get("standard"),
             mode=o.get("mode"),
             max_snap_m=o.get("max_snap_m"),
@@ -361,33 +360,6 @@ def _hash_file(h: Any, path: Path) -> None:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-
-
-def write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
-    """Validated points of one region as plain arrays in an ``.npz`` (no pickles).
-
-    Text columns become fixed-width unicode arrays, numbers float64: written and read at memory
-    speed, where a CSV would be formatted on the client and parsed again by the task.
-    """
-    arrays = {
-        c: frame[c].to_numpy(dtype=float)
-        if pd.api.types.is_numeric_dtype(frame[c].dtype)
-        else frame[c].astype(str).to_numpy(dtype=str)
-        for c in cols
-        if c in frame.columns
-    }
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npz")
-    try:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_points_file(path: str | Path) -> pd.DataFrame:
-    """The table :func:`write_points` wrote."""
-    with np.load(path, allow_pickle=False) as z:
-        return pd.DataFrame({k: z[k] for k in z.files})
 
 
 def _contract_columns(std: ServiceStandard) -> list[str]:
@@ -646,8 +618,10 @@ def run_batch(
             fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
             fpath.parent.mkdir(parents=True, exist_ok=True)
             fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
-            write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
-            write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
+            write_point_arrays(fac_frame.iloc[fac_rows], fac_cols, fpath)
+            write_point_arrays(
+                res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath
+            )
             h = hashlib.sha256(clip_keys[r].encode())
             _hash_file(h, fpath)
             _hash_file(h, rpath)
