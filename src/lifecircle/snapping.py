@@ -46,8 +46,8 @@ class SnapIndex:
     piece_edge: NDArray[np.int64]
     ax: NDArray[np.float64]
     ay: NDArray[np.float64]
-    bx: NDArray[np.float64]
-    by: NDArray[np.float64]
+    dx: NDArray[np.float64]  # bx - ax (the piece's end minus its start)
+    dy: NDArray[np.float64]
     t0: NDArray[np.float64]  # fraction along the edge at the piece start
     t1: NDArray[np.float64]  # fraction along the edge at the piece end
     half_max_m: float
@@ -78,20 +78,53 @@ class SnapIndex:
             balanced_tree=False,
             compact_nodes=False,
         )
-        return cls(tree, piece_edge, ax, ay, bx, by, t0, t1, half)
+        return cls(tree, piece_edge, ax, ay, bx - ax, by - ay, t0, t1, half)
 
     def _exact(
         self, px: NDArray[np.float64], py: NDArray[np.float64], pieces: NDArray[np.int64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Distance from points to pieces (broadcast) and the fraction along each piece."""
         ax, ay = self.ax[pieces], self.ay[pieces]
-        dx, dy = self.bx[pieces] - ax, self.by[pieces] - ay
-        den = dx * dx + dy * dy
+        dx, dy = self.dx[pieces], self.dy[pieces]
+        wx = np.subtract(px, ax, out=ax)  # ax, ay are fresh gathers: reuse them
+        wy = np.subtract(py, ay, out=ay)
+        den = dx * dx
+        den += dy * dy
+        s = wx * dx
+        s += wy * dy
         with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.where(den > 0, ((px - ax) * dx + (py - ay) * dy) / den, 0.0)
-        s = np.clip(s, 0.0, 1.0)
-        d = np.hypot(ax + s * dx - px, ay + s * dy - py)
-        return d, s
+            s /= den
+        s[den <= 0] = 0.0
+        np.clip(s, 0.0, 1.0, out=s)
+        # (a + s d) - p = s d - w
+        dx *= s
+        dx -= wx
+        dy *= s
+        dy -= wy
+        return np.hypot(dx, dy, out=dx), s
+
+    def _nearest_of_k(
+        self, pts: NDArray[np.float64], k: int, workers: int, max_snap_m: float
+    ) -> tuple[
+        NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_] | None
+    ]:
+        """Best of the ``k`` pieces with the nearest midpoints: piece, distance, fraction and
+        the points for which that is not proven (None: all proven)."""
+        n = len(pts)
+        mid_d, cand = self.tree.query(pts, k=k, workers=workers)
+        mid_d = mid_d.reshape(n, k)
+        cand = cand.reshape(n, k)
+        d, s = self._exact(pts[:, :1], pts[:, 1:], cand)
+        best = np.argmin(d, axis=1)[:, None]
+        best_piece = np.take_along_axis(cand, best, axis=1)[:, 0].astype(np.int64, copy=False)
+        best_d = np.take_along_axis(d, best, axis=1)[:, 0]
+        best_s = np.take_along_axis(s, best, axis=1)[:, 0]
+        if k >= self.tree.n:
+            return best_piece, best_d, best_s, None
+        # exactness test; points beyond max_snap_m by more than the bound need no proof
+        unproven = best_d > mid_d[:, -1] - self.half_max_m
+        unproven &= mid_d[:, 0] - self.half_max_m <= max_snap_m
+        return best_piece, best_d, best_s, unproven
 
 
 @dataclass(frozen=True)
@@ -185,32 +218,33 @@ def snap_to_network(
     # visit the points in Morton (Z-curve) order: neighbouring queries touch the same tree nodes
     # and pieces, which roughly halves the time of a large batch; results are put back at the end
     zorder = _morton_order(px, py) if n >= 20_000 else None
+    pts = np.empty((n, 2))
     if zorder is not None:
-        px, py = px[zorder], py[zorder]
-    mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=workers)
-    mid_d = mid_d.reshape(n, k)
-    cand = cand.reshape(n, k).astype(np.int64)
-    d, s = idx._exact(px[:, None], py[:, None], cand)
-    best = np.argmin(d, axis=1)
-    rows = np.arange(n)
-    best_piece = cand[rows, best]
-    best_d = d[rows, best]
-    best_s = s[rows, best]
-    # exactness test; points beyond max_snap_m by more than the bound need no proof
-    unproven = best_d > mid_d[:, -1] - idx.half_max_m
-    if k == idx.tree.n:
-        unproven[:] = False
-    lower_bound = mid_d[:, 0] - idx.half_max_m
-    unproven &= lower_bound <= max_snap_m
-    if unproven.any():
+        np.take(px, zorder, out=pts[:, 0])
+        np.take(py, zorder, out=pts[:, 1])
+    else:
+        pts[:, 0] = px
+        pts[:, 1] = py
+    qx, qy = pts[:, 0], pts[:, 1]
+    best_piece, best_d, best_s, unproven = idx._nearest_of_k(pts, k, workers, max_snap_m)
+    if unproven is not None:
+        # the few unproven points: a second, wider fixed-width pass, then ball queries
         ui = np.flatnonzero(unproven)
+        k2 = int(min(4 * k, idx.tree.n))
+        if len(ui) and k2 > k:
+            p2, d2, s2, un2 = idx._nearest_of_k(pts[ui], k2, workers, max_snap_m)
+            best_piece[ui], best_d[ui], best_s[ui] = p2, d2, s2
+            ui = ui[un2] if un2 is not None else ui[:0]
+    else:
+        ui = np.zeros(0, np.int64)
+    if len(ui):
         lists = idx.tree.query_ball_point(
-            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers
+            pts[ui], r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers
         )
         lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
         flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
         owner = np.repeat(ui, lens)
-        dd, ss = idx._exact(px[owner], py[owner], flat)
+        dd, ss = idx._exact(qx[owner], qy[owner], flat)
         # per owner: the smallest distance (ties: smallest piece index, for determinism)
         order = np.lexsort((flat, dd, owner))
         owner_s, first = np.unique(owner[order], return_index=True)
@@ -221,15 +255,24 @@ def snap_to_network(
         best_d[tgt] = dd[pick][better]
         best_s[tgt] = ss[pick][better]
         logger.debug("snapping: %d of %d points needed the exact fallback", len(ui), n)
-    edge = idx.piece_edge[best_piece]
-    frac = idx.t0[best_piece] + best_s * (idx.t1[best_piece] - idx.t0[best_piece])
-    offset = frac * network.edge_length_m[edge]
-    sx = idx.ax[best_piece] + best_s * (idx.bx[best_piece] - idx.ax[best_piece])
-    sy = idx.ay[best_piece] + best_s * (idx.by[best_piece] - idx.ay[best_piece])
     if zorder is not None:
         back = np.empty_like(zorder)
         back[zorder] = np.arange(n)
-        edge, offset, best_d, sx, sy = edge[back], offset[back], best_d[back], sx[back], sy[back]
+        best_piece, best_d, best_s = best_piece[back], best_d[back], best_s[back]
+    edge = idx.piece_edge[best_piece]
+    t0 = idx.t0[best_piece]
+    frac = idx.t1[best_piece]
+    frac -= t0
+    frac *= best_s
+    frac += t0
+    offset = network.edge_length_m[edge]
+    offset *= frac
+    sx = idx.dx[best_piece]
+    sx *= best_s
+    sx += idx.ax[best_piece]
+    sy = idx.dy[best_piece]
+    sy *= best_s
+    sy += idx.ay[best_piece]
     return Snapped(
         edge=edge,
         offset_m=offset,
@@ -255,7 +298,10 @@ def _morton_order(
 
     cx = np.floor((x - x.min()) / cell_m).astype(np.int64)
     cy = np.floor((y - y.min()) / cell_m).astype(np.int64)
-    return np.argsort(spread(cx) | (spread(cy) << 1), kind="stable")
+    code = spread(cx) | (spread(cy) << 1)
+    if code.max(initial=0) < 1 << 16:  # up to 256 x 256 cells: numpy sorts 16-bit keys by radix
+        return np.argsort(code.astype(np.uint16), kind="stable")
+    return np.argsort(code, kind="stable")
 
 
 def outside_network_area(
