@@ -183,14 +183,14 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[f
     """
     qs = [q] if np.isscalar(q) else list(q)  # type: ignore[arg-type]
     ok = weights > 0
-    v, w = values[ok], weights[ok]
+    v, w = (values, weights) if ok.all() else (values[ok], weights[ok])
     if len(v) == 0:
         out = [float("nan")] * len(qs)
     else:
         order = np.argsort(v)
         cw = np.cumsum(w[order])
         idx = np.minimum(np.searchsorted(cw, np.asarray(qs) * cw[-1], side="left"), len(v) - 1)
-        out = [float(x) for x in v[order][idx]]
+        out = [float(x) for x in v[order[idx]]]
     return out[0] if np.isscalar(q) else out
 
 
@@ -284,7 +284,8 @@ def compute_coverage(
 
     res = pd.DataFrame(
         {
-            "id": residents["id"].astype(str).to_numpy(),
+            # .array keeps pandas' own string storage (no round trip through Python objects)
+            "id": residents["id"].astype(str).array,
             "population": pop,
             "elderly": residents["elderly"].to_numpy(float)
             if "elderly" in residents.columns
@@ -339,7 +340,9 @@ def compute_coverage(
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
     fac_ids = fac["id"].to_numpy()
-    ids_or_blank = np.append(fac_ids, "").astype(object)  # index -1 reads the blank
+    # index -1 reads the blank; an array of the id column's own dtype, so that taking from it
+    # gives each tier's nearest ids without building Python strings per resident
+    ids_or_blank = pd.array(np.append(fac_ids, "").astype(object), dtype=fac["id"].dtype)
     catch_pop = np.zeros(len(fac))
     catch_res = np.zeros(len(fac), dtype=np.int64)
     new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
@@ -364,7 +367,7 @@ def compute_coverage(
         fac_index = np.where(has, idx[np.maximum(out.source, 0)], -1) if len(idx) else out.source
         new_cols[cols["distance"]] = d
         new_cols[cols["minutes"]] = d / tier.speed_m_per_min
-        new_cols[cols["nearest"]] = ids_or_blank[fac_index]
+        new_cols[cols["nearest"]] = ids_or_blank.take(fac_index)
         new_cols[cols["covered"]] = covered
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -57,6 +57,10 @@ class Positions:
     edge: IntArray
     offset_m: FloatArray
     access_m: FloatArray
+    # the edge ends etc. of the points on one edge table, kept for repeated read-offs
+    _memo: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         n = len(self.edge)
@@ -366,11 +370,13 @@ def nearest_sources(
     jd = np.asarray(dist[:nj], dtype=float)
     js = np.where(origin[:nj] >= nj, origin[:nj] - nj, -1).astype(np.int64)
     d, s = _nearest_from_nodes(graph.core, src, jd, js, graph.to_core(destinations))
-    over = d > limit_m
-    d[over] = np.inf
-    s[over] = -1
+    if np.isfinite(limit_m):
+        over = d > limit_m
+        d[over] = np.inf
+        s[over] = -1
     # map back to the caller's source numbering
-    s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
+    if len(usable) < len(sources):
+        s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
 
     def expand() -> tuple[FloatArray, IntArray]:
         nd, ns = graph.expand(jd[None, :], src, js[None, :], limit_m=limit_m)
@@ -446,28 +452,47 @@ def read_off(
     return _read_off(graph.raw, node_d, node_src, destinations)
 
 
+def _ends(
+    tab: _Table, destinations: Positions
+) -> tuple[NDArray[np.intp], NDArray[np.intp], FloatArray, NDArray[np.intp], NDArray[np.intp]]:
+    """Per destination on ``tab``: edge ends ``u`` and ``v``, metres to ``v``, and the
+    destinations that may not leave towards ``u`` and those off the network (both as indices).
+
+    Kept on the positions (per table), so the tiers of one run gather them once."""
+    memo = destinations._memo
+    if memo.get("tab") is tab:
+        return memo["ends"]  # type: ignore[return-value]
+    e = destinations.edge
+    ok = e >= 0
+    ee = np.where(ok, e, 0)
+    o = destinations.offset_m
+    u = tab.u[ee].astype(np.intp, copy=False)
+    v = tab.v[ee].astype(np.intp, copy=False)
+    to_v = tab.length_m[ee] - o
+    # leaving towards u is legal on two-way edges, or when the point sits exactly on u
+    no_u = np.flatnonzero(~(tab.twoway[ee] | (o <= 0)))
+    ends = (u, v, to_v, no_u, np.flatnonzero(~ok))
+    memo.clear()
+    memo.update(tab=tab, ends=ends)
+    return ends
+
+
 def _read_off(
     tab: _Table,
     node_d: FloatArray,
     node_src: IntArray | None,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    e = destinations.edge
-    ok = e >= 0
-    ee = np.where(ok, e, 0)
-    u = tab.u[ee]
-    v = tab.v[ee]
-    o = destinations.offset_m
+    u, v, to_v, no_u, off = _ends(tab, destinations)
     via_v = node_d[:, v]
-    via_v += tab.length_m[ee] - o
-    # leaving towards u is legal on two-way edges, or when the point sits exactly on u
+    via_v += to_v
     via_u = node_d[:, u]
-    via_u += o
-    via_u[:, ~(tab.twoway[ee] | (o <= 0))] = np.inf
+    via_u += destinations.offset_m
+    via_u[:, no_u] = np.inf
     use_u = via_u < via_v
     d = np.minimum(via_u, via_v, out=via_v)
     d += destinations.access_m
-    d[:, ~ok] = np.inf
+    d[:, off] = np.inf
     if node_src is None:
         s = np.full(d.shape, -1, dtype=np.int64)
     else:
