@@ -319,7 +319,7 @@ def compute_coverage(
     )
     if "tier_rule" in facilities.columns:  # the tier rule that gave a POI its tier
         fac["tier_rule"] = facilities["tier_rule"].to_numpy()
-    fac_mode = np.array([standard.tier(t).mode for t in fac["tier"]], dtype=object)
+    fac_mode = fac["tier"].map({t.key: t.mode for t in standard.tiers}).to_numpy(dtype=object)
     fac["snap_m"] = np.nan
     fac["off_network"] = False
     for m in nets:
@@ -347,6 +347,7 @@ def compute_coverage(
     catch_res = np.zeros(len(fac), dtype=np.int64)
     new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
     pop_total = float(pop.sum())
+    eld_total = float(elderly.sum())
     # residents and facilities moved onto each mode's junction graph once, for every tier
     graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
     res_core = {m: graphs[m].to_core(res_loc.positions(m)) for m in nets}
@@ -372,12 +373,13 @@ def compute_coverage(
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities
         sel = np.flatnonzero(has & covered)
-        sel = sel[fac_tier[fac_index[sel]] == tier.key]
+        sel = sel[(fac_tier == tier.key)[fac_index[sel]]]
         catch_pop += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
         catch_res += np.bincount(fac_index[sel], minlength=len(fac))
         tot = pop_total
         cov_pop = float(pop[covered].sum())
         med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
+        eld_cov = float(elderly[covered].sum())
         tier_rows.append(
             {
                 "tier": tier.key,
@@ -394,11 +396,9 @@ def compute_coverage(
                 "population_total": tot,
                 "population_covered": cov_pop,
                 "share": cov_pop / tot if tot else 0.0,
-                "elderly_total": float(elderly.sum()),
-                "elderly_covered": float(elderly[covered].sum()),
-                "elderly_share": float(elderly[covered].sum() / elderly.sum())
-                if elderly.sum()
-                else float("nan"),
+                "elderly_total": eld_total,
+                "elderly_covered": eld_cov,
+                "elderly_share": eld_cov / eld_total if eld_total else float("nan"),
                 "residents_total": len(res),
                 "residents_covered": int(covered.sum()),
                 "median_distance_m": med,

@@ -167,18 +167,22 @@ class RoutingGraph:
         o = pos.offset_m
         length = self.edge_length_m[ee]
         c = jn.edge_chain[ee].astype(np.int64)
-        off = jn.edge_start_m[ee] + np.where(jn.edge_flip[ee], length - o, o)
+        off = np.where(jn.edge_flip[ee], length - o, o)
+        off += jn.edge_start_m[ee]
         total = jn.chain_length_m[c]
-        off = np.clip(off, 0.0, total)
+        np.clip(off, 0.0, total, out=off)
         # a point on a vertex takes the vertex's own chain offset (a junction: exactly the
         # chain's start or end), so points on one vertex never drift apart by rounding
-        at = np.where(o <= 0, self.edge_u[ee], np.where(o >= length, self.edge_v[ee], -1))
-        at_c = np.maximum(at, 0)
-        on_j = (at >= 0) & (jn.node_junction[at_c] >= 0)
-        off = np.where(on_j, np.where(2.0 * off < total, 0.0, total), off)
-        on_i = (at >= 0) & (jn.node_junction[at_c] < 0)
-        off = np.where(on_i, jn.node_offset_m[at_c], off)
-        return ChainPositions(np.where(ok, c, -1), off, pos.access_m)
+        i = np.flatnonzero((o <= 0) | (o >= length))
+        if len(i):
+            at = np.where(o[i] <= 0, self.edge_u[ee[i]], self.edge_v[ee[i]])
+            j = jn.node_junction[at]
+            off[i] = np.where(
+                j >= 0, np.where(2.0 * off[i] < total[i], 0.0, total[i]), jn.node_offset_m[at]
+            )
+        if not ok.all():
+            c[~ok] = -1
+        return ChainPositions(c, off, pos.access_m)
 
     @cached_property
     def interior(self) -> tuple[IntArray, Positions]:
@@ -496,7 +500,11 @@ def _read_off(
     if node_src is None:
         s = np.full(d.shape, -1, dtype=np.int64)
     else:
-        s = np.where(use_u, node_src[:, u], node_src[:, v])
+        s = (
+            node_src[:, np.where(use_u[0], u, v)]
+            if len(d) == 1
+            else np.where(use_u, node_src[:, u], node_src[:, v])
+        )
         s[~np.isfinite(d)] = -1
     return d, s
 
