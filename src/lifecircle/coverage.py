@@ -339,13 +339,14 @@ def compute_coverage(
     tier_rows = []
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
-    fac_ids = fac["id"].to_numpy()
     # index -1 reads the blank; an array of the id column's own dtype, so that taking from it
     # gives each tier's nearest ids without building Python strings per resident
-    ids_or_blank = pd.array(np.append(fac_ids, "").astype(object), dtype=fac["id"].dtype)
+    ids_or_blank = pd.concat(
+        [fac["id"], pd.Series([""], dtype=fac["id"].dtype)], ignore_index=True
+    ).array
     catch_pop = np.zeros(len(fac))
     catch_res = np.zeros(len(fac), dtype=np.int64)
-    new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
+    new_cols: dict[str, Any] = {}  # added to the frame once, at the end
     pop_total = float(pop.sum())
     eld_total = float(elderly.sum())
     # residents and facilities moved onto each mode's junction graph once, for every tier

@@ -464,8 +464,9 @@ def _ends(
 
     Kept on the positions (per table), so the tiers of one run gather them once."""
     memo = destinations._memo
-    if memo.get("tab") is tab:
-        return memo["ends"]  # type: ignore[return-value]
+    cached = memo.get("ends")  # (table, ends): one read, safe when threads share positions
+    if cached is not None and cached[0] is tab:  # type: ignore[index]
+        return cached[1]  # type: ignore[index]
     e = destinations.edge
     ok = e >= 0
     ee = np.where(ok, e, 0)
@@ -476,8 +477,7 @@ def _ends(
     # leaving towards u is legal on two-way edges, or when the point sits exactly on u
     no_u = np.flatnonzero(~(tab.twoway[ee] | (o <= 0)))
     ends = (u, v, to_v, no_u, np.flatnonzero(~ok))
-    memo.clear()
-    memo.update(tab=tab, ends=ends)
+    memo["ends"] = (tab, ends)
     return ends
 
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SNAP_M: Final = 300.0
 DEFAULT_PIECE_M: Final = 30.0
+#: Batches of at least this many points are snapped in one block per core, in threads.
+_BLOCKS_FROM = 40_000
 
 
 @dataclass(frozen=True)
@@ -315,12 +317,12 @@ def snap_to_network(
     # threads pay off for large batches only (small HTTP requests would wait for thread start-up);
     # whole blocks of the Z-curve per thread: the numpy work runs in parallel too, not just the
     # tree queries
-    threads = min(os.cpu_count() or 1, 8) if n >= 40_000 else 1
+    threads = min(os.cpu_count() or 1, 8) if n >= _BLOCKS_FROM else 1
     if threads > 1:
         cuts = np.linspace(0, n, threads + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
-            for f in [pool.submit(block, a, b, 1) for a, b in itertools.pairwise(cuts)]:
-                f.result()
+            for job in [pool.submit(block, a, b, 1) for a, b in itertools.pairwise(cuts)]:
+                job.result()
     else:
         block(0, n, -1 if n >= 20_000 else 1)
     return out
