@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SNAP_M: Final = 300.0
-DEFAULT_PIECE_M: Final = 30.0
+DEFAULT_PIECE_M: Final = 40.0
 #: Batches of at least this many points are snapped in one block per core, in threads.
 _BLOCKS_FROM = 40_000
 
@@ -264,7 +264,7 @@ def snap_to_network(
         Longest access leg in metres; farther points are flagged ``on_network=False``.
     k : int, default 6
         Candidate pieces per point in the first pass (speed only; the result is exact).
-    piece_m : float, default 30
+    piece_m : float, default 40
         Piece length of the index (speed only).
 
     Returns
