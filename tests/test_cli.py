@@ -122,6 +122,43 @@ def test_coverage_end_to_end(inputs: Path, helsinki_pbf: Path, capsys):
     assert summary["tiers"]["point"]["threshold_m"] == 300
 
 
+def test_coverage_tables_as_geoparquet(inputs: Path, helsinki_pbf: Path, capsys):
+    """--format parquet: the same rows and values as the CSVs, typed, with WGS84 points."""
+    import geopandas as gpd
+
+    common = [
+        "coverage",
+        "--network",
+        str(helsinki_pbf),
+        "--facilities",
+        str(inputs / "fac.csv"),
+        "--residents",
+        str(inputs / "res.csv"),
+        "--no-cache",
+        "--no-workbook",
+    ]
+    assert run_cli(*common, "--out", str(inputs / "csv_out")) == 0
+    assert run_cli(*common, "--out", str(inputs / "pq_out"), "--format", "parquet") == 0
+    capsys.readouterr()
+    assert not (inputs / "pq_out" / "residents.csv").exists()
+    assert (inputs / "pq_out" / "rejects.csv").exists()
+    for kind in ("residents", "facilities"):
+        gdf = gpd.read_parquet(inputs / "pq_out" / f"{kind}.parquet")
+        ref = pd.read_csv(inputs / "csv_out" / f"{kind}.csv", dtype={"id": str})
+        assert gdf.crs.to_epsg() == 4326 and len(gdf) == len(ref) > 0
+        assert list(gdf.columns) == [*ref.columns, "geometry"]
+        np.testing.assert_allclose(gdf.geometry.x, gdf["lon"])
+        np.testing.assert_allclose(gdf.geometry.y, gdf["lat"])
+        for col in ref.columns:
+            if pd.api.types.is_float_dtype(ref[col]) and pd.api.types.is_float_dtype(gdf[col]):
+                np.testing.assert_allclose(gdf[col].fillna(-1), ref[col].fillna(-1), atol=1e-6)
+    res = gpd.read_parquet(inputs / "pq_out" / "residents.parquet")
+    assert res["point_covered"].dtype == bool  # typed, not the text "True"
+    with pytest.raises(SystemExit) as exc:
+        run_cli(*common, "--out", str(inputs / "x"), "--format", "xlsx")
+    assert exc.value.code == 2
+
+
 def test_refuses_to_overwrite(inputs: Path, helsinki_pbf: Path, capsys):
     out = inputs / "out2"
     args = [

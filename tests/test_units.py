@@ -36,6 +36,35 @@ def test_border_and_overlap_rule() -> None:
     ).tolist() == [0]
 
 
+def test_assign_units_equals_the_pairwise_rule_on_random_polygons() -> None:
+    """Against the definition, pair by pair: overlapping polygons, holes, multipolygons, points
+    on vertices and edges, None and empty entries, NaN coordinates."""
+    rng = np.random.default_rng(3)
+    polys: list[object] = []
+    for _ in range(25):
+        cx, cy = rng.uniform(0, 10, 2)
+        p = shapely.Point(cx, cy).buffer(rng.uniform(0.3, 2.5), quad_segs=3)
+        if rng.random() < 0.3:
+            p = p.difference(shapely.Point(cx, cy).buffer(0.2))
+        if rng.random() < 0.2:
+            p = shapely.MultiPolygon([p, shapely.box(cx + 3, cy, cx + 4, cy + 1)])
+        polys.append(p)
+    polys[4], polys[9] = None, shapely.Polygon()
+    x, y = rng.uniform(-1, 14, 4000), rng.uniform(-1, 14, 4000)
+    verts = shapely.get_coordinates(polys[0])[:50]  # on the border of polygon 0
+    x = np.r_[x, verts[:, 0], np.nan, 5.0]
+    y = np.r_[y, verts[:, 1], 5.0, np.nan]
+    got = assign_units(x, y, polys)
+    want = np.full(len(x), -1)
+    for k in range(len(polys) - 1, -1, -1):  # the first listed wins
+        g = polys[k]
+        if g is not None and not g.is_empty:
+            want[shapely.intersects_xy(g, x, y)] = k
+    assert (got == want).all()
+    assert (got[len(x) - 2 - len(verts) : len(x) - 2] == 0).all() and len(verts) > 5
+    assert (got >= 0).sum() > 1000
+
+
 @pytest.fixture(scope="module")
 def border_inputs() -> tuple[Inputs, float, float]:
     """The 6 x 6 grid split into west/east communities along a meridian through its middle

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -191,10 +194,16 @@ def write_csv_fast(
         return False
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(list(frame.columns))
-    with open(path, "wb") as fh:
+    blocks = [
+        frame.iloc[start : start + ROWS_PER_BLOCK] for start in range(0, len(frame), ROWS_PER_BLOCK)
+    ]
+    # blocks are rendered on all cores (NumPy's array work releases the GIL), written in order
+    with (
+        ThreadPoolExecutor(max(1, min(len(blocks), os.cpu_count() or 1))) as pool,
+        open(path, "wb") as fh,
+    ):
         fh.write((b"\xef\xbb\xbf" if bom else b"") + head.getvalue().encode("utf-8"))
-        for start in range(0, len(frame), ROWS_PER_BLOCK):
-            b = _block(frame.iloc[start : start + ROWS_PER_BLOCK], inf_as_empty)
+        for b in pool.map(partial(_block, inf_as_empty=inf_as_empty), blocks):
             if b is None:  # a value the byte path cannot hold (a NUL character)
                 fh.truncate(0)
                 return False

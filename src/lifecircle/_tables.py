@@ -177,9 +177,43 @@ def header_row(rows: list[list[Any]]) -> int:
     return 0
 
 
+def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
+    """The table parsed by Arrow's multi-threaded reader, or None where pandas' C parser must
+    decide: cells padded after a separator (``skipinitialspace``), ragged rows (the C parser
+    pads short rows and reports the others in its own words)."""
+    if (sep + " ") in text or "\n " in text or text.startswith(" "):
+        return None
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            skiprows=skip,
+            sep=sep,
+            engine="pyarrow",
+        )
+    except ValueError:  # pandas turns Arrow's parse errors into ParserError, a ValueError
+        return None
+
+
+def _first_lines(text: str, after_comments: int) -> list[str]:
+    """The leading ``#`` comment lines and the ``after_comments`` lines after them (a table of
+    millions of rows is not split into lines just to find its header)."""
+    lines: list[str] = []
+    rest = after_comments
+    for line in io.StringIO(text, newline=None):
+        line = line.rstrip("\r\n")
+        lines.append(line)
+        if not line.startswith("#"):
+            rest -= 1
+            if rest <= 0:
+                break
+    return lines
+
+
 def _read_csv(path: Path, encoding: str | None) -> RawTable:
     text, enc = _decode_csv(path, encoding)
-    lines = text.splitlines()
+    lines = _first_lines(text, _HEADER_SCAN_ROWS)
     n_comment = 0
     for line in lines:
         if not line.startswith("#"):
@@ -190,14 +224,16 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
     skip = n_comment + header_row(head)
     if skip > n_comment:
         logger.info("%s: header on line %d (title rows above it skipped)", path, skip + 1)
-    df = pd.read_csv(
-        io.StringIO(text),
-        dtype=str,
-        keep_default_na=False,
-        skiprows=skip,
-        sep=sep,
-        skipinitialspace=True,
-    )
+    df = _read_csv_fast(text, skip, sep)
+    if df is None:
+        df = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            skiprows=skip,
+            sep=sep,
+            skipinitialspace=True,
+        )
     rows = np.arange(len(df), dtype=np.int64) + 2 + skip
     return RawTable(df, rows, None, enc)
 

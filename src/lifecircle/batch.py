@@ -4,7 +4,8 @@
 
 1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
    to every region plus ``clip_buffer_m`` in **one** streaming pass
-   (:func:`lifecircle.extract.extract_regions`), one small ``.osm.pbf`` per region.
+   (:class:`lifecircle.extract.BackgroundClip`, in its own process beside steps 2-3, while the
+   Dask workers start) and each region's task writes its own small ``.osm.pbf`` from it.
 2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
    (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
    listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
@@ -45,13 +46,14 @@ import shapely
 
 from lifecircle._files import write_csv, write_json, write_text
 from lifecircle.config import ServiceStandard, load_standard
-from lifecircle.errors import InputError, LifecircleError
+from lifecircle.errors import InputError, LifecircleError, NetworkError
 from lifecircle.extract import (
     DEFAULT_CLIP_BUFFER_M,
+    BackgroundClip,
     buffer_geometry_m,
     clip_fingerprint,
-    extract_regions,
     to_wgs84_geometry,
+    write_clipped_region,
 )
 from lifecircle.io import PointTable, load_scenario, read_points
 from lifecircle.maps import leaflet_inline, share_colour, write_coverage_map
@@ -63,6 +65,7 @@ from lifecircle.units import assign_units
 if TYPE_CHECKING:
     import geopandas as gpd
     from distributed import Client
+    from distributed import Future as DaskFuture
 
 logger = logging.getLogger(__name__)
 
@@ -180,18 +183,29 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
     return row
 
 
-def run_region(task: RegionTask) -> dict[str, Any]:
-    """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done."""
+def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]:
+    """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done.
+
+    A region whose network file is not there yet writes it first from ``clip_file``, the
+    batch's one clip pass (:class:`ClipJob`); given that pass's future, Dask runs the task after
+    it.
+    """
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     o = task.options
     out = Path(task.out_dir)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
+        if not Path(task.network).exists():
+            if clip_file is None:
+                raise NetworkError(f"{task.network} is missing and no clip pass was given")
+            write_clipped_region(clip_file, task.region_id, task.network)
         inputs = load_inputs(
             network=task.network,
-            facilities=task.facilities,
-            residents=task.residents,
+            facilities=read_points_file(task.facilities),
+            residents=read_points_file(task.residents),
+            facilities_crs="wgs84",  # converted to WGS84 when the client read the inputs
+            residents_crs="wgs84",
             standard=o.get("standard"),
             mode=o.get("mode"),
             max_snap_m=o.get("max_snap_m"),
@@ -281,6 +295,26 @@ def parse_scheduler(scheduler: str) -> tuple[str, int | str]:
     )
 
 
+def worker_environ() -> dict[str, Any]:
+    """Environment of the local Dask workers: Dask's defaults without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker to hand freed memory back to the
+    system at once. Setting it switches off glibc's dynamic mmap threshold, so every NumPy
+    array above 128 KiB is mapped and unmapped afresh and its pages faulted in again: a region
+    task ran 40 % slower with it (0.73 s instead of 0.52 s per county-sized region, measured
+    by ``scripts/bench_batch.py``). A region task is short and its arrays are freed as a whole
+    when it ends, so glibc's default behaviour is the right one here.
+
+    >>> "MALLOC_TRIM_THRESHOLD_" in worker_environ()
+    False
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return env
+
+
 def _client(scheduler: str, memory_per_worker: str) -> Client:
     try:
         from distributed import Client, LocalCluster
@@ -297,23 +331,24 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
                 f"cannot reach the Dask scheduler at {arg}: {exc}; start it with `dask scheduler` "
                 "and workers with `dask worker ADDRESS`"
             ) from exc
-    try:
-        import bokeh  # noqa: F401
-
-        dashboard: str | None = ":0"
-    except ImportError:
-        dashboard = None
     import dask
 
     # the workers' statistical profiler samples every thread's stack every 10 ms while holding
     # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    with dask.config.set(
+        {
+            "distributed.worker.profile.enabled": False,
+            "distributed.nanny.pre-spawn-environ": worker_environ(),
+        }
+    ):
         cluster = LocalCluster(
             n_workers=int(arg),
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_per_worker,
-            dashboard_address=dashboard,
+            # a free port for the scheduler's HTTP server (and the dashboard when bokeh is
+            # installed); without one it binds 8787, and two clusters at once collide
+            dashboard_address=":0",
             silence_logs=logging.CRITICAL,
         )
     return Client(cluster)
@@ -328,9 +363,31 @@ def _hash_file(h: Any, path: Path) -> None:
             h.update(block)
 
 
-def _write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
-    keep = [c for c in cols if c in frame.columns]
-    write_csv(frame[keep], path, overwrite=True)
+def write_points(frame: pd.DataFrame, cols: Sequence[str], path: Path) -> None:
+    """Validated points of one region as plain arrays in an ``.npz`` (no pickles).
+
+    Text columns become fixed-width unicode arrays, numbers float64: written and read at memory
+    speed, where a CSV would be formatted on the client and parsed again by the task.
+    """
+    arrays = {
+        c: frame[c].to_numpy(dtype=float)
+        if pd.api.types.is_numeric_dtype(frame[c].dtype)
+        else frame[c].astype(str).to_numpy(dtype=str)
+        for c in cols
+        if c in frame.columns
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npz")
+    try:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_points_file(path: str | Path) -> pd.DataFrame:
+    """The table :func:`write_points` wrote."""
+    with np.load(path, allow_pickle=False) as z:
+        return pd.DataFrame({k: z[k] for k in z.files})
 
 
 def _contract_columns(std: ServiceStandard) -> list[str]:
@@ -499,46 +556,46 @@ def run_batch(
             ", ".join(too_far),
             clip_buffer_m,
         )
-    # start the Dask workers now, in the background, while the inputs are prepared
-    pool: ThreadPoolExecutor | None = None
-    pending: Future[Client] | None = None
-    if client is None:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-        pending = pool.submit(_start_client, scheduler, memory_per_worker)
+    net_src = Path(network)
+    if not net_src.exists():
+        raise InputError(f"network file {net_src} does not exist; give the .osm.pbf with --network")
+    work = out_dir / "_inputs"
+    ids = reg["region_id"].tolist()
+    geoms = list(reg.geometry)
+    clip_keys = {
+        r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
+        for r, g in zip(ids, geoms, strict=True)
+    }
+    net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
+    todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
+    # 1. the one clip pass over the big extract starts at once, in its own process, beside
+    # reading the points here and starting the Dask workers in the background
+    fresh_out = not out_dir.exists()
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob(".clip-*.npz"):  # left by an interrupted run
+        stale.unlink(missing_ok=True)
+    clip_file = work / f".clip-{uuid.uuid4().hex[:8]}.npz"
+    clip = (
+        BackgroundClip(
+            net_src,
+            todo,
+            clip_file,
+            buffer_m=clip_buffer_m,
+            modes=tuple(modes),
+            node_index=node_index,
+        )
+        if todo
+        else None
+    )
+    submitted = False
+    futures: dict[str, DaskFuture[Any]] = {}
+    pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
+    pending: Future[Client] = pool.submit(_start_client, scheduler, memory_per_worker, client)
     try:
         fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
         res = read_points(residents, "residents", crs=residents_crs)
         t_read = time.perf_counter()
-
-        net_src = Path(network)
-        if not net_src.exists():
-            raise InputError(
-                f"network file {net_src} does not exist; give the .osm.pbf with --network"
-            )
-        work = out_dir / "_inputs"
-        work.mkdir(parents=True, exist_ok=True)
         (out_dir / "regions").mkdir(parents=True, exist_ok=True)
-        ids = reg["region_id"].tolist()
-        geoms = list(reg.geometry)
-
-        # 1. one pass over the big extract for every region whose clip is not cached yet
-        clip_keys = {
-            r: clip_fingerprint(net_src, g, clip_buffer_m, modes)
-            for r, g in zip(ids, geoms, strict=True)
-        }
-        net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
-        todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-        if todo:
-            extract_regions(
-                net_src,
-                todo,
-                {r: net_paths[r] for r in todo},
-                buffer_m=clip_buffer_m,
-                modes=modes,
-                node_index=node_index,
-            )
-
-        t_clip = time.perf_counter()
 
         # 2. residents: each in exactly one region; facilities: within the buffered region
         res_frame = res.frame
@@ -569,143 +626,162 @@ def run_batch(
         res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
         fac_order = np.lexsort((fi, ai))
         fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
-        tasks: list[RegionTask] = []
+        # 3. one Dask task per region, submitted as soon as its files are written (the workers
+        # start on the first regions while this process splits the rest); a region not clipped
+        # before writes its network file from the clip pass first. With resume, regions done
+        # with the same fingerprint are skipped.
+        for pattern in (".*.tmp-*", ".*.old-*"):
+            for stale in (out_dir / "regions").glob(pattern):
+                shutil.rmtree(stale, ignore_errors=True)
+        t_split = time.perf_counter()
+        if clip is not None:
+            clip.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
+        t_clip = time.perf_counter()
+        cl = pending.result()
+        _announce(cl, echo)
+        rows: dict[str, dict[str, Any]] = {}
+        status: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
-            fpath, rpath = work / r / "facilities.csv", work / r / "residents.csv"
+            fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
+            fpath.parent.mkdir(parents=True, exist_ok=True)
             fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
-            _write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
-            _write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
+            write_points(fac_frame.iloc[fac_rows], fac_cols, fpath)
+            write_points(res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath)
             h = hashlib.sha256(clip_keys[r].encode())
             _hash_file(h, fpath)
             _hash_file(h, rpath)
             h.update(json.dumps(options, sort_keys=True, default=str).encode())
             for u in units:
                 _hash_file(h, Path(u))
-            tasks.append(
-                RegionTask(
-                    region_id=r,
-                    name=str(name),
-                    network=str(net_paths[r]),
-                    facilities=str(fpath),
-                    residents=str(rpath),
-                    out_dir=str(out_dir / "regions" / r),
-                    fingerprint=h.hexdigest()[:20],
-                    options=options,
-                )
+            task = RegionTask(
+                region_id=r,
+                name=str(name),
+                network=str(net_paths[r]),
+                facilities=str(fpath),
+                residents=str(rpath),
+                out_dir=str(out_dir / "regions" / r),
+                fingerprint=h.hexdigest()[:20],
+                options=options,
             )
-
-        # 3. resume: skip regions done with the same fingerprint
-        rows, status, run_now = _done_regions(tasks, resume, on_region_done)
-        reasons: dict[str, str] = {}
-        for pattern in (".*.tmp-*", ".*.old-*"):
-            for stale in (out_dir / "regions").glob(pattern):
-                shutil.rmtree(stale, ignore_errors=True)
+            done = _done_row(task) if resume else None
+            if done is not None:
+                rows[r], status[r] = done, "ok"
+                if on_region_done:
+                    on_region_done(r, "skipped")
+                continue
+            futures[r] = cl.submit(
+                run_region,
+                task,
+                str(clip_file) if r in todo else None,
+                key=f"region-{r}-{uuid.uuid4().hex[:6]}",
+                retries=retries,
+                pure=False,
+            )
+        t_run = time.perf_counter()
+        submitted = True
         logger.info(
             "batch: %d region(s), %d to run, %d already done",
-            len(tasks),
-            len(run_now),
-            len(tasks) - len(run_now),
+            len(ids),
+            len(futures),
+            len(ids) - len(futures),
         )
 
-        # 4. one Dask task per region
-        t_run = time.perf_counter()
-        if run_now:
-            _submit(
-                run_now,
-                client if client is not None else pending.result(),  # type: ignore[union-attr]
-                retries,
-                progress,
-                rows,
-                status,
-                reasons,
-                on_region_done,
-                echo,
-            )
+        # 4. collect the regions as they finish
+        _collect(futures, progress, rows, status, reasons, on_region_done)
 
         # 5. results
         timings = {
             "prepare": t_run - t_start,
             "prepare_read_inputs": t_read - t_start,
-            "prepare_clip": t_clip - t_read,
-            "prepare_split": t_run - t_clip,
+            "prepare_assign": t_split - t_read,
+            "wait_for_clip": t_clip - t_split,
+            "prepare_split_and_submit": t_run - t_clip,
             "run": time.perf_counter() - t_run,
         }
         table = _results_table(reg, std, rows, status, reasons)
         _write_results(
-            out_dir, table, reasons, outside, fac, res, std, len(run_now), timings, clip_buffer_m
+            out_dir, table, reasons, outside, fac, res, std, len(futures), timings, clip_buffer_m
         )
         return table
     finally:
-        if pending is not None and pool is not None:
-            try:
-                _close_client(pending.result())
-            except Exception:
-                logger.debug("Dask client did not start", exc_info=True)
-            pool.shutdown()
+        if clip is not None:
+            clip.stop()
+        _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
+        pool.shutdown()
+        clip_file.unlink(missing_ok=True)  # each region has written its network file
+        if not submitted and fresh_out:
+            # failed before the regions ran (bad points, unreadable extract): leave nothing
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _done_regions(
-    tasks: list[RegionTask], resume: bool, on_region_done: Callable[[str, str], None] | None
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[RegionTask]]:
-    """Rows and status of the regions already done (with ``resume``), and the tasks to run."""
-    rows: dict[str, dict[str, Any]] = {}
-    status: dict[str, str] = {}
-    run_now: list[RegionTask] = []
-    for task in tasks:
-        done = Path(task.out_dir) / DONE_FILE
-        if resume and done.exists():
-            try:
-                rec = json.loads(done.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                rec = {}
-            if rec.get("fingerprint") == task.fingerprint:
-                rows[task.region_id] = rec["row"]
-                status[task.region_id] = "ok"
-                if on_region_done:
-                    on_region_done(task.region_id, "skipped")
-                continue
-        run_now.append(task)
-    return rows, status, run_now
-
-
-def _submit(
-    tasks: list[RegionTask],
-    cl: Client,
-    retries: int,
-    progress: bool,
-    rows: dict[str, dict[str, Any]],
-    status: dict[str, str],
-    reasons: dict[str, str],
-    on_region_done: Callable[[str, str], None] | None,
-    echo: Callable[[str], None] | None,
+def _wind_up(
+    pending: Future[Client],
+    *,
+    own_client: bool,
+    futures: Mapping[str, DaskFuture[Any]],
+    submitted: bool,
 ) -> None:
-    from distributed import as_completed
+    """Close the cluster we started (which stops anything still running on it); on a cluster
+    we were given, cancel our tasks if the batch failed before collecting them."""
+    try:
+        cl = pending.result()
+    except Exception:
+        logger.debug("Dask client did not start", exc_info=True)
+        return
+    if own_client:
+        _close_client(cl)
+    elif not submitted:
+        for f in futures.values():
+            f.cancel()
 
+
+def _done_row(task: RegionTask) -> dict[str, Any] | None:
+    """The row of a region already done with the same inputs' fingerprint, else None."""
+    done = Path(task.out_dir) / DONE_FILE
+    if not done.exists():
+        return None
+    try:
+        rec = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if rec.get("fingerprint") != task.fingerprint:
+        return None
+    return dict(rec["row"])
+
+
+def _announce(cl: Client, echo: Callable[[str], None] | None) -> None:
+    """Log (and echo) the dashboard link and the number of workers."""
     link = getattr(cl, "dashboard_link", None)
     if link and cl.scheduler_info().get("services", {}).get("dashboard"):
         logger.info("Dask dashboard: %s", link)
         if echo is not None:
             echo(f"Dask dashboard: {link}")
     n_workers = len(cl.scheduler_info().get("workers", {}))
-    logger.info("batch: %d task(s) on %d Dask worker(s)", len(tasks), n_workers)
-    futures = [
-        cl.submit(
-            run_region,
-            t,
-            key=f"region-{t.region_id}-{uuid.uuid4().hex[:6]}",
-            retries=retries,
-            pure=False,
-        )
-        for t in tasks
-    ]
-    region_of = {f.key: t.region_id for f, t in zip(futures, tasks, strict=True)}
+    logger.info("batch: Dask cluster with %d worker(s)", n_workers)
+
+
+def _collect(
+    futures: Mapping[str, DaskFuture[Any]],
+    progress: bool,
+    rows: dict[str, dict[str, Any]],
+    status: dict[str, str],
+    reasons: dict[str, str],
+    on_region_done: Callable[[str, str], None] | None,
+) -> None:
+    """Wait for the region tasks; record each one's row, or its failure reason."""
+    from distributed import as_completed
+
+    if not futures:
+        return
+    region_of = {f.key: r for r, f in futures.items()}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(tasks), unit="region", desc="regions")
+        bar = tqdm(total=len(futures), unit="region", desc="regions")
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(list(futures.values())):
             r = region_of[fut.key]
             if fut.status == "finished":
                 rows[r] = fut.result()
@@ -730,8 +806,11 @@ async def _warm_up() -> bool:
     return True
 
 
-def _start_client(scheduler: str, memory_per_worker: str) -> Client:
-    """Connect or start the cluster and let the workers import lifecircle in the background."""
+def _start_client(scheduler: str, memory_per_worker: str, client: Client | None) -> Client:
+    """Connect or start the cluster (unless ``client`` is given) and let the workers import
+    lifecircle in the background."""
+    if client is not None:
+        return client
     cl = _client(scheduler, memory_per_worker)
     cl.run(_warm_up, wait=False)
     return cl

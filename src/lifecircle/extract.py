@@ -18,7 +18,9 @@ pass ``node_index="sparse_file_array"`` to keep it in a temporary file on disk i
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import time
@@ -247,12 +249,16 @@ def _clip_pass(
         idx = node_index
         if node_index in ("sparse_file_array", "dense_file_array"):
             idx = f"{node_index},{Path(tmp) / 'nodes.idx'}"
+        # ways without a highway tag (buildings, most of a real extract) are dropped in C++,
+        # after the location handler has stored every node's position
+        highways = osmium.filter.KeyFilter("highway")
+        highways.enable_for(osmium.osm.WAY)
         try:
             Handler().apply_file(
                 str(path),
                 locations=True,
                 idx=idx,
-                filters=[osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY)],
+                filters=[osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY), highways],
             )
         except RuntimeError as exc:
             raise NetworkError(f"cannot read OSM file {path}: {exc}") from exc
@@ -364,6 +370,164 @@ def extract_regions(
         stats.seconds,
     )
     return stats
+
+
+def clip_to_file(
+    path: str | Path,
+    regions: Mapping[str, Any],
+    out: str | Path,
+    *,
+    buffer_m: float = DEFAULT_CLIP_BUFFER_M,
+    modes: Iterable[str] = ("walk",),
+    chunk_ways: int = 50_000,
+    node_index: str = "flex_mem",
+) -> ExtractStats:
+    """The pass of :func:`extract_regions` without the writing: the ways kept for all regions in
+    one ``.npz`` (plain arrays, no pickles), from which :func:`write_clipped_region` writes any one
+    region's ``.osm.pbf``. A batch writes each region's file inside that region's own task, so
+    the serial part of the work is the pass alone.
+
+    Returns
+    -------
+    ExtractStats
+        ``nodes_kept`` is empty: nodes are counted when a region is written.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise NetworkError(f"network file {p} does not exist")
+    modes = list(dict.fromkeys(modes))
+    ids = list(regions)
+    areas = [buffer_geometry_m(regions[r], buffer_m) for r in ids]
+    t0 = time.perf_counter()
+    kept, per_area, n_read, n_tested = _clip_pass(
+        p, areas, modes, chunk_ways=chunk_ways, node_index=node_index
+    )
+    sizes = np.array([len(r) for r in kept.refs], dtype=np.int64)
+    tags = [json.dumps(t, ensure_ascii=False).encode("utf-8") for t in kept.tags]
+    tag_sizes = np.array([len(t) for t in tags], dtype=np.int64)
+    region_ways = [np.unique(np.asarray(w, dtype=np.int64)) for w in per_area]
+    arrays = {
+        "way_id": np.asarray(kept.way_id, dtype=np.int64),
+        "way_start": np.r_[0, np.cumsum(sizes)],
+        "refs": np.concatenate(kept.refs) if kept.refs else np.zeros(0, np.int64),
+        "lon": np.concatenate(kept.lon) if kept.lon else np.zeros(0),
+        "lat": np.concatenate(kept.lat) if kept.lat else np.zeros(0),
+        "tags": np.frombuffer(b"".join(tags), dtype=np.uint8),
+        "tag_start": np.r_[0, np.cumsum(tag_sizes)],
+        "region_id": np.asarray(ids, dtype=str),
+        "region_start": np.r_[0, np.cumsum([len(w) for w in region_ways])],
+        "region_ways": np.concatenate(region_ways) if region_ways else np.zeros(0, np.int64),
+    }
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stats = ExtractStats(
+        n_read,
+        n_tested,
+        {r: len(w) for r, w in zip(ids, region_ways, strict=True)},
+        {},
+        time.perf_counter() - t0,
+    )
+    logger.info(
+        "clipped %s for %d region(s) in one pass: %d highway ways read, %d kept, %.1f s",
+        p,
+        len(ids),
+        n_read,
+        len(kept.way_id),
+        stats.seconds,
+    )
+    return stats
+
+
+class BackgroundClip:
+    """:func:`clip_to_file` running in a separate process, started at once.
+
+    A batch starts the pass before anything else, so it runs beside reading the points and
+    starting the Dask workers instead of after them. The process is spawned (not forked: the
+    caller has threads running) and imports only this module; call :meth:`result` to wait for
+    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early. As
+    with Dask's local cluster, a script that uses it needs the ``if __name__ == "__main__":``
+    guard.
+    """
+
+    def __init__(self, path: str | Path, regions: Mapping[str, Any], out: str | Path, **kw: Any):
+        ctx = multiprocessing.get_context("spawn")
+        self.out = Path(out)
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_clip_in_child,
+            args=(send, str(path), dict(regions), str(out), kw),
+            name="lifecircle-clip",
+            daemon=True,
+        )
+        self._proc.start()
+        send.close()
+
+    def result(self) -> Path:
+        """Wait for the pass; the file it saved."""
+        try:
+            ok, value = self._recv.recv()
+        except EOFError:
+            self._proc.join()
+            raise NetworkError(
+                f"the clip pass ended without a result (exit code {self._proc.exitcode}); "
+                "out of memory? try --node-index sparse_file_array"
+            ) from None
+        self._proc.join()
+        if not ok:
+            raise value
+        return self.out
+
+    def stop(self) -> None:
+        """End the pass if it still runs."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+        self._recv.close()
+
+
+def _clip_in_child(
+    conn: Any, path: str, regions: dict[str, Any], out: str, kw: dict[str, Any]
+) -> None:
+    try:
+        clip_to_file(path, regions, out, **kw)
+        conn.send((True, out))
+    except BaseException as exc:  # sent to the parent, which raises it
+        conn.send((False, exc))
+    finally:
+        conn.close()
+
+
+def write_clipped_region(clip_file: str | Path, region_id: str, path: str | Path) -> int:
+    """Write one region's ``.osm.pbf`` from a :func:`clip_to_file` result; return its node count.
+
+    The file is the same as :func:`extract_regions` writes for that region.
+    """
+    with np.load(clip_file, allow_pickle=False) as z:
+        ids = z["region_id"].tolist()
+        if region_id not in ids:
+            raise ValueError(f"{clip_file} holds no region {region_id!r}")
+        k = ids.index(region_id)
+        start = z["region_start"]
+        ways = z["region_ways"][start[k] : start[k + 1]]
+        way_start, tag_start = z["way_start"], z["tag_start"]
+        refs, lon, lat, tags = z["refs"], z["lon"], z["lat"], z["tags"]
+        way_id = z["way_id"]
+        kept = _Kept(
+            way_id[ways].tolist(),
+            [refs[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
+            [lon[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
+            [lat[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
+            [
+                json.loads(tags[tag_start[w] : tag_start[w + 1]].tobytes().decode("utf-8"))
+                for w in ways.tolist()
+            ],
+        )
+    return _write_pbf(kept, list(range(len(ways))), Path(path))
 
 
 def clip_fingerprint(path: Path, geom: Any, buffer: float, modes: Sequence[str]) -> str:

@@ -31,6 +31,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
@@ -317,18 +319,53 @@ def _nfkc(series: pd.Series) -> pd.Series:
 
 def _numeric_count(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`_numeric`, also accepting thousands separators (``1,900``) in counts."""
-    s = _nfkc(series)
-    if not _has_text(s):
-        return _numeric(s)
-    grouped = s.str.match(_THOUSANDS).fillna(False).astype(bool)
-    return _numeric(s.where(~grouped, s.str.replace(",", "", regex=False)))
+    if not _has_text(series):
+        return _numeric(series)
+    vals = _quick_numbers(series)
+    blank = np.zeros(len(series), dtype=bool)
+    todo = np.flatnonzero(np.isnan(vals))
+    if len(todo):
+        s = _nfkc(series.iloc[todo])
+        grouped = s.str.match(_THOUSANDS).fillna(False).astype(bool)
+        vals[todo], blank[todo] = _careful_numbers(
+            s.where(~grouped, s.str.replace(",", "", regex=False))
+        )
+    return vals, blank
 
 
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Values as float (full-width digits accepted) and a mask of cells that were blank."""
+    """Values as float (full-width digits accepted) and a mask of cells that were blank.
+
+    Plain ASCII numbers, nearly every cell of a real table, are parsed in one vectorised pass;
+    only the cells that pass fails on (blank, full-width, padded, text) take the careful path.
+    """
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         vals = series.to_numpy(dtype=float, na_value=np.nan)  # parsed as numbers already
         return vals, np.isnan(vals)
+    vals = _quick_numbers(series)
+    blank = np.zeros(len(series), dtype=bool)
+    todo = np.flatnonzero(np.isnan(vals))
+    if len(todo):
+        vals[todo], blank[todo] = _careful_numbers(series.iloc[todo])
+    return vals, blank
+
+
+def _quick_numbers(series: pd.Series) -> np.ndarray:
+    """Cells that are plain numbers as float; NaN for every other cell (text, blank, None)."""
+    if getattr(series.dtype, "storage", None) == "pyarrow":
+        # Arrow's cast parses a whole column at C speed, and refuses it if any cell is not a
+        # plain number (padded, blank, full-width): then the cell-by-cell pass below decides
+        try:
+            parsed = pc.cast(pa.array(series.array), pa.float64())
+            return np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)  # writable
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    cells = series.to_numpy(dtype=object, na_value=None)
+    return pd.to_numeric(cells, errors="coerce").astype(float, copy=True)  # type: ignore[no-any-return]
+
+
+def _careful_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Values of cells that are not plain numbers: NFKC-normalised, stripped; blank mask."""
     s = _nfkc(series).astype(object)
     blank = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
     vals = pd.to_numeric(s.where(~blank, None), errors="coerce").to_numpy(dtype=float)
@@ -571,6 +608,8 @@ def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
 def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag) -> None:
     """Flag the second and later rows of a duplicate id (the first is kept)."""
     dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
+    if not dup.any():
+        return
     first_row: dict[str, Any] = {}
     for i in np.flatnonzero(id_str.duplicated(keep=False).to_numpy()):
         first_row.setdefault(str(id_str.iat[int(i)]), rows[i])
@@ -841,9 +880,8 @@ def read_points(
 
     ids = df[cols["id"]].astype(object)
     id_str = ids.where(~ids.isna(), "").astype(str).str.strip()
-    id_str = (
-        id_str.str.replace(r"\.0$", "", regex=True) if df[cols["id"]].dtype != object else id_str
-    )
+    if pd.api.types.is_numeric_dtype(df[cols["id"]].dtype):  # 1001.0 read from a float column
+        id_str = id_str.str.replace(r"\.0$", "", regex=True)
     reason = np.full(n, "", dtype=object)
     detail = np.full(n, "", dtype=object)
 

@@ -25,7 +25,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -360,9 +360,7 @@ def outside_network_area(
 
     key = f"area_{margin_m}"
     if key not in network._cache:
-        hull = shapely.convex_hull(
-            shapely.multipoints(np.column_stack([network.node_x, network.node_y]))
-        )
+        hull = _convex_hull(network.node_x, network.node_y)
         area = shapely.buffer(hull, margin_m)
         shapely.prepare(area)
         network._cache[key] = area
@@ -370,3 +368,18 @@ def outside_network_area(
     px = np.asarray(x, dtype=float)
     py = np.asarray(y, dtype=float)
     return ~shapely.contains_xy(area, px, py)
+
+
+def _convex_hull(x: NDArray[np.float64], y: NDArray[np.float64]) -> Any:
+    """The convex hull of the points as a shapely geometry (Qhull on the coordinates: no
+    MultiPoint of a million points is built)."""
+    import shapely
+    from scipy.spatial import ConvexHull, QhullError
+
+    xy = np.column_stack([x, y])
+    if len(xy) >= 3:
+        try:
+            return shapely.Polygon(xy[ConvexHull(xy).vertices])
+        except QhullError:  # all points on one line
+            pass
+    return shapely.convex_hull(shapely.multipoints(xy))

@@ -76,21 +76,35 @@ def assign_units(
     polys = np.asarray(polygons, dtype=object)
     if len(x) == 0 or len(polys) == 0:
         return out
-    tree = shapely.STRtree(polys)
-    pi, ui = tree.query(shapely.points(x, y), predicate="intersects")
-    if len(pi) == 0:
-        return out
-    order = np.lexsort((ui, pi))
-    pi, ui = pi[order], ui[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    n_multi = int(len(pi) - first.sum())
+    # no Point objects (creating millions of them costs more than the tests): the points sorted
+    # by x once; per unit, those within its bounding box tested with intersects_xy (closed
+    # polygon: the border counts); units in file order, so the lowest index wins
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    valid = np.array([g is not None and not shapely.is_empty(g) for g in polys], dtype=bool)
+    bounds = np.full((len(polys), 4), np.nan)
+    if valid.any():
+        bounds[valid] = shapely.bounds(polys[valid])
+    lo = np.searchsorted(xs, bounds[:, 0], side="left")
+    hi = np.searchsorted(xs, bounds[:, 2], side="right")
+    n_multi = 0
+    for k in np.flatnonzero(valid & (hi > lo)):
+        cand = order[lo[k] : hi[k]]
+        cand = cand[(y[cand] >= bounds[k, 1]) & (y[cand] <= bounds[k, 3])]
+        if len(cand) == 0:
+            continue
+        poly = polys[k]
+        shapely.prepare(poly)
+        inside = cand[shapely.intersects_xy(poly, x[cand], y[cand])]
+        taken = out[inside] >= 0
+        n_multi += int(taken.sum())
+        out[inside[~taken]] = k
     if n_multi:
         logger.info(
             "%d point(s) lie in several units (shared borders or overlaps); each goes to "
             "the unit listed first",
             n_multi,
         )
-    out[pi[first]] = ui[first]
     return out
 
 

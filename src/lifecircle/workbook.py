@@ -35,7 +35,7 @@ from lifecircle.runs import CoverageRun, Inputs, facility_table
 from lifecircle.units import OUTSIDE_NAME
 
 if TYPE_CHECKING:
-    from openpyxl.worksheet.worksheet import Worksheet
+    from openpyxl import Workbook
 
 logger = logging.getLogger(__name__)
 
@@ -377,19 +377,11 @@ def _display_width(v: object) -> int:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
 
 
-def _write_sheet(ws: Worksheet, sheet: Sheet, std: ServiceStandard, lang: str) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    fills = {k: PatternFill("solid", start_color=c, end_color=c) for k, c in FILL_COLOURS.items()}
+def _sheet_values(sheet: Sheet, std: ServiceStandard, lang: str) -> list[list[Any]]:
+    """The cell values of a sheet's rows: plain Python values, codes translated, yes/no."""
     yes_no = ("是", "否") if lang == "zh" else ("yes", "no")
-    ws.append(sheet.headers)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
     cols = [str(c) for c in sheet.table.columns]
-    kinds = [_kind(c) for c in cols]
-    widths = [_display_width(h) for h in sheet.headers]
+    rows = []
     for rec in sheet.table.itertuples(index=False, name=None):
         row = []
         for c, v in zip(cols, rec, strict=True):
@@ -404,7 +396,20 @@ def _write_sheet(ws: Worksheet, sheet: Sheet, std: ServiceStandard, lang: str) -
             elif isinstance(value, bool):
                 value = yes_no[0] if value else yes_no[1]
             row.append(value)
-        ws.append(row)
+        rows.append(row)
+    return rows
+
+
+def _write_sheet(wb: Workbook, sheet: Sheet, std: ServiceStandard, lang: str) -> None:
+    """One table as a sheet of a write-only workbook (rows streamed to the file, not kept as
+    cell objects): bold wrapped headers, number formats, share fills, widths, frozen header,
+    filter."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(sheet.name)
+    fills = {k: PatternFill("solid", start_color=c, end_color=c) for k, c in FILL_COLOURS.items()}
     formats = {
         "share": PERCENT_FORMAT,
         "metres": METRES_FORMAT,
@@ -412,11 +417,40 @@ def _write_sheet(ws: Worksheet, sheet: Sheet, std: ServiceStandard, lang: str) -
         "decimal": DECIMAL_FORMAT,
         "coord": "0.000000",
     }
-    for j, kind in enumerate(kinds, start=1):
-        col_cells = next(ws.iter_cols(min_col=j, max_col=j, min_row=2))
-        for cell in col_cells:
-            v = cell.value
+    kinds = [_kind(str(c)) for c in sheet.table.columns]
+    rows = _sheet_values(sheet, std, lang)
+    # column widths from what Excel will show (set before the rows in write-only mode)
+    widths = [_display_width(h) for h in sheet.headers]
+    for row in rows:
+        for j, (v, kind) in enumerate(zip(row, kinds, strict=True)):
             if isinstance(v, int | float) and not isinstance(v, bool):
+                if kind == "share":
+                    shown = f"{100 * v:.1f}%"
+                elif kind == "coord":
+                    shown = f"{v:.6f}"
+                else:
+                    shown = f"{v:,.1f}" if kind == "decimal" else f"{v:,.0f}"
+            else:
+                shown = "" if v is None else str(v)
+            widths[j] = max(widths[j], _display_width(shown))
+    for j, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = min(60, max(8, w + 2))
+    ws.freeze_panes = "A2"
+    if rows:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(widths))}{len(rows) + 1}"
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="center")
+    head = []
+    for h in sheet.headers:
+        cell = WriteOnlyCell(ws, value=h)
+        cell.font, cell.alignment = bold, wrap
+        head.append(cell)
+    ws.append(head)
+    for row in rows:
+        out: list[Any] = []
+        for v, kind in zip(row, kinds, strict=True):
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                cell = WriteOnlyCell(ws, value=v)
                 cell.number_format = formats[kind]
                 if kind == "share":
                     key = (
@@ -427,19 +461,10 @@ def _write_sheet(ws: Worksheet, sheet: Sheet, std: ServiceStandard, lang: str) -
                         else "high"
                     )
                     cell.fill = fills[key]
-                    shown = f"{100 * v:.1f}%"
-                elif kind == "coord":
-                    shown = f"{v:.6f}"
-                else:
-                    shown = f"{v:,.1f}" if kind == "decimal" else f"{v:,.0f}"
+                out.append(cell)
             else:
-                shown = "" if v is None else str(v)
-            widths[j - 1] = max(widths[j - 1], _display_width(shown))
-    for j, w in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = min(60, max(8, w + 2))
-    ws.freeze_panes = "A2"
-    if len(sheet.table):
-        ws.auto_filter.ref = ws.dimensions
+                out.append(v)
+        ws.append(out)
 
 
 def _about_rows(inputs: Inputs, sheets: Sequence[Sheet], lang: str) -> list[list[str]]:
@@ -550,25 +575,29 @@ def _save(
 ) -> None:
     """Write ``sheets`` and the 说明 sheet (last) to ``path`` atomically."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     std = inputs.standard
-    wb = Workbook()
-    about = wb.active
-    assert about is not None
-    about.title = SHEETS[lang]["about"]
-    for sheet in sheets:
-        _write_sheet(wb.create_sheet(sheet.name), sheet, std, lang)
-    for row in _about_rows(inputs, sheets, lang):
-        about.append(row)
-    about["A1"].font = about["B1"].font = Font(bold=True)
-    about.column_dimensions["A"].width = 24
-    about.column_dimensions["B"].width = 100
-    about.freeze_panes = "A2"
-    # 说明 last: the tables come first when the file opens
-    wb.move_sheet(about, offset=len(sheets))
-    wb.active = 0
+    # a write-only workbook streams its rows to temporary files: open the target first, so a
+    # refused or failed write never leaves a half-built workbook behind
     with atomic_path(path, overwrite=overwrite) as tmp:
+        wb = Workbook(write_only=True)
+        for sheet in sheets:
+            _write_sheet(wb, sheet, std, lang)
+        # 说明 last: the tables come first when the file opens
+        about = wb.create_sheet(SHEETS[lang]["about"])
+        about.column_dimensions["A"].width = 24
+        about.column_dimensions["B"].width = 100
+        about.freeze_panes = "A2"
+        for k, row in enumerate(_about_rows(inputs, sheets, lang)):
+            if k == 0:
+                cells = [WriteOnlyCell(about, value=v) for v in row]
+                for c in cells:
+                    c.font = Font(bold=True)
+                about.append(cells)
+            else:
+                about.append(row)
         wb.save(tmp)
     logger.info("wrote workbook %s (%d sheets)", path, len(sheets) + 1)
 

@@ -15,6 +15,7 @@ from lifecircle._commands._common import (
     limit_option,
     write_deliverables,
 )
+from lifecircle._files import TABLE_FORMATS
 from lifecircle.pipeline import run_coverage, run_report, write_coverage_outputs
 from lifecircle.runs import CoverageRun
 
@@ -41,6 +42,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "for everyone",
     )
     add_output_options(p, workbook=True, report=True)
+    p.add_argument(
+        "--format",
+        dest="table_format",
+        choices=TABLE_FORMATS,
+        default="csv",
+        help="format of the two large tables: csv (default; opens in Excel) or parquet "
+        "(residents.parquet and facilities.parquet as GeoParquet: typed, WGS84 points, "
+        "compressed; for millions of residents, QGIS 3.26+, ArcGIS Pro 3.2+, geopandas)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
@@ -51,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
         inputs = inputs_from_args(args)
         check_deliverables(args, out, report=bool(inputs.units))
         cov = run_coverage(inputs, limit_m=args.limit_m)
-        write_coverage_outputs(cov, out, overwrite=True, csv_encoding=args.csv_encoding)
+        write_coverage_outputs(
+            cov,
+            out,
+            overwrite=True,
+            csv_encoding=args.csv_encoding,
+            table_format=args.table_format,
+        )
         # with units: per-unit 达标率 tables, gaps, report.html/.pdf; always the workbook
         rep = run_report(cov) if inputs.units else None
         write_deliverables(args, cov, rep, out, overwrite=True)
