@@ -14,8 +14,9 @@ every edge into pieces no longer than ``piece_m`` and put the piece midpoints in
 exact point-to-segment distance to each is computed and the smallest kept. A piece whose midpoint
 is at distance ``m`` is at least ``m - h`` away (``h``: the largest half piece length), so when the
 best exact distance found is ``<= m_k - h`` (``m_k``: the k-th midpoint distance), no other piece
-can be closer and the answer is exact. The few points that fail the test are re-checked against
-every piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
+can be closer and the answer is exact. The points that fail the test get a second pass with
+``max(2k, 16)`` candidates and the same test; the very few left are re-checked against every
+piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
 """
 
 from __future__ import annotations
