@@ -44,9 +44,9 @@ def test_empty_and_bad_input(grid_network):
         snap_to_network(grid_network, [X0], [Y0], max_snap_m=-1)
 
 
-@pytest.mark.parametrize(("k", "n"), [(1, 6000), (8, 6000), (6, 25_000)])
+@pytest.mark.parametrize(("k", "n"), [(1, 6000), (8, 6000), (6, 25_000), (6, 50_000)])
 def test_exact_against_brute_force_on_real_osm(helsinki_walk, k, n):
-    # 25,000 points take the batch path (threads, Z-order traversal)
+    # 25,000 points take the batch path (Z-order traversal), 50,000 the threaded blocks
     net = helsinki_walk
     rng = np.random.default_rng(11)
     minx, miny, maxx, maxy = net.bounds

@@ -183,14 +183,14 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[f
     """
     qs = [q] if np.isscalar(q) else list(q)  # type: ignore[arg-type]
     ok = weights > 0
-    v, w = values[ok], weights[ok]
+    v, w = (values, weights) if ok.all() else (values[ok], weights[ok])
     if len(v) == 0:
         out = [float("nan")] * len(qs)
     else:
         order = np.argsort(v)
         cw = np.cumsum(w[order])
         idx = np.minimum(np.searchsorted(cw, np.asarray(qs) * cw[-1], side="left"), len(v) - 1)
-        out = [float(x) for x in v[order][idx]]
+        out = [float(x) for x in v[order[idx]]]
     return out[0] if np.isscalar(q) else out
 
 
@@ -284,7 +284,8 @@ def compute_coverage(
 
     res = pd.DataFrame(
         {
-            "id": residents["id"].astype(str).to_numpy(),
+            # .array keeps pandas' own string storage (no round trip through Python objects)
+            "id": residents["id"].astype(str).array,
             "population": pop,
             "elderly": residents["elderly"].to_numpy(float)
             if "elderly" in residents.columns
@@ -318,7 +319,7 @@ def compute_coverage(
     )
     if "tier_rule" in facilities.columns:  # the tier rule that gave a POI its tier
         fac["tier_rule"] = facilities["tier_rule"].to_numpy()
-    fac_mode = np.array([standard.tier(t).mode for t in fac["tier"]], dtype=object)
+    fac_mode = fac["tier"].map({t.key: t.mode for t in standard.tiers}).to_numpy(dtype=object)
     fac["snap_m"] = np.nan
     fac["off_network"] = False
     for m in nets:
@@ -338,12 +339,16 @@ def compute_coverage(
     tier_rows = []
     all_cov = np.ones(len(res), dtype=bool)
     fac_tier = fac["tier"].to_numpy()
-    fac_ids = fac["id"].to_numpy()
-    ids_or_blank = np.append(fac_ids, "").astype(object)  # index -1 reads the blank
+    # index -1 reads the blank; an array of the id column's own dtype, so that taking from it
+    # gives each tier's nearest ids without building Python strings per resident
+    ids_or_blank = pd.concat(
+        [fac["id"], pd.Series([""], dtype=fac["id"].dtype)], ignore_index=True
+    ).array
     catch_pop = np.zeros(len(fac))
     catch_res = np.zeros(len(fac), dtype=np.int64)
-    new_cols: dict[str, np.ndarray] = {}  # added to the frame once, at the end
+    new_cols: dict[str, Any] = {}  # added to the frame once, at the end
     pop_total = float(pop.sum())
+    eld_total = float(elderly.sum())
     # residents and facilities moved onto each mode's junction graph once, for every tier
     graphs = {m: RoutingGraph.from_network(nets[m]) for m in nets}
     res_core = {m: graphs[m].to_core(res_loc.positions(m)) for m in nets}
@@ -364,17 +369,18 @@ def compute_coverage(
         fac_index = np.where(has, idx[np.maximum(out.source, 0)], -1) if len(idx) else out.source
         new_cols[cols["distance"]] = d
         new_cols[cols["minutes"]] = d / tier.speed_m_per_min
-        new_cols[cols["nearest"]] = ids_or_blank[fac_index]
+        new_cols[cols["nearest"]] = ids_or_blank.take(fac_index)
         new_cols[cols["covered"]] = covered
         all_cov &= covered
         # catchments: covered people per nearest facility of this tier's own facilities
         sel = np.flatnonzero(has & covered)
-        sel = sel[fac_tier[fac_index[sel]] == tier.key]
+        sel = sel[(fac_tier == tier.key)[fac_index[sel]]]
         catch_pop += np.bincount(fac_index[sel], weights=pop[sel], minlength=len(fac))
         catch_res += np.bincount(fac_index[sel], minlength=len(fac))
         tot = pop_total
         cov_pop = float(pop[covered].sum())
         med, p90 = weighted_quantile(d, pop, [0.5, 0.9])
+        eld_cov = float(elderly[covered].sum())
         tier_rows.append(
             {
                 "tier": tier.key,
@@ -391,11 +397,9 @@ def compute_coverage(
                 "population_total": tot,
                 "population_covered": cov_pop,
                 "share": cov_pop / tot if tot else 0.0,
-                "elderly_total": float(elderly.sum()),
-                "elderly_covered": float(elderly[covered].sum()),
-                "elderly_share": float(elderly[covered].sum() / elderly.sum())
-                if elderly.sum()
-                else float("nan"),
+                "elderly_total": eld_total,
+                "elderly_covered": eld_cov,
+                "elderly_share": eld_cov / eld_total if eld_total else float("nan"),
                 "residents_total": len(res),
                 "residents_covered": int(covered.sum()),
                 "median_distance_m": med,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -57,6 +57,10 @@ class Positions:
     edge: IntArray
     offset_m: FloatArray
     access_m: FloatArray
+    # the edge ends etc. of the points on one edge table, kept for repeated read-offs
+    _memo: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         n = len(self.edge)
@@ -163,18 +167,22 @@ class RoutingGraph:
         o = pos.offset_m
         length = self.edge_length_m[ee]
         c = jn.edge_chain[ee].astype(np.int64)
-        off = jn.edge_start_m[ee] + np.where(jn.edge_flip[ee], length - o, o)
+        off = np.where(jn.edge_flip[ee], length - o, o)
+        off += jn.edge_start_m[ee]
         total = jn.chain_length_m[c]
-        off = np.clip(off, 0.0, total)
+        np.clip(off, 0.0, total, out=off)
         # a point on a vertex takes the vertex's own chain offset (a junction: exactly the
         # chain's start or end), so points on one vertex never drift apart by rounding
-        at = np.where(o <= 0, self.edge_u[ee], np.where(o >= length, self.edge_v[ee], -1))
-        at_c = np.maximum(at, 0)
-        on_j = (at >= 0) & (jn.node_junction[at_c] >= 0)
-        off = np.where(on_j, np.where(2.0 * off < total, 0.0, total), off)
-        on_i = (at >= 0) & (jn.node_junction[at_c] < 0)
-        off = np.where(on_i, jn.node_offset_m[at_c], off)
-        return ChainPositions(np.where(ok, c, -1), off, pos.access_m)
+        i = np.flatnonzero((o <= 0) | (o >= length))
+        if len(i):
+            at = np.where(o[i] <= 0, self.edge_u[ee[i]], self.edge_v[ee[i]])
+            j = jn.node_junction[at]
+            off[i] = np.where(
+                j >= 0, np.where(2.0 * off[i] < total[i], 0.0, total[i]), jn.node_offset_m[at]
+            )
+        if not ok.all():
+            c[~ok] = -1
+        return ChainPositions(c, off, pos.access_m)
 
     @cached_property
     def interior(self) -> tuple[IntArray, Positions]:
@@ -366,11 +374,13 @@ def nearest_sources(
     jd = np.asarray(dist[:nj], dtype=float)
     js = np.where(origin[:nj] >= nj, origin[:nj] - nj, -1).astype(np.int64)
     d, s = _nearest_from_nodes(graph.core, src, jd, js, graph.to_core(destinations))
-    over = d > limit_m
-    d[over] = np.inf
-    s[over] = -1
+    if np.isfinite(limit_m):
+        over = d > limit_m
+        d[over] = np.inf
+        s[over] = -1
     # map back to the caller's source numbering
-    s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
+    if len(usable) < len(sources):
+        s = np.where(s >= 0, usable[np.maximum(s, 0)], -1)
 
     def expand() -> tuple[FloatArray, IntArray]:
         nd, ns = graph.expand(jd[None, :], src, js[None, :], limit_m=limit_m)
@@ -446,32 +456,55 @@ def read_off(
     return _read_off(graph.raw, node_d, node_src, destinations)
 
 
+def _ends(
+    tab: _Table, destinations: Positions
+) -> tuple[NDArray[np.intp], NDArray[np.intp], FloatArray, NDArray[np.intp], NDArray[np.intp]]:
+    """Per destination on ``tab``: edge ends ``u`` and ``v``, metres to ``v``, and the
+    destinations that may not leave towards ``u`` and those off the network (both as indices).
+
+    Kept on the positions (per table), so the tiers of one run gather them once."""
+    memo = destinations._memo
+    cached = memo.get("ends")  # (table, ends): one read, safe when threads share positions
+    if cached is not None and cached[0] is tab:  # type: ignore[index]
+        return cached[1]  # type: ignore[index]
+    e = destinations.edge
+    ok = e >= 0
+    ee = np.where(ok, e, 0)
+    o = destinations.offset_m
+    u = tab.u[ee].astype(np.intp, copy=False)
+    v = tab.v[ee].astype(np.intp, copy=False)
+    to_v = tab.length_m[ee] - o
+    # leaving towards u is legal on two-way edges, or when the point sits exactly on u
+    no_u = np.flatnonzero(~(tab.twoway[ee] | (o <= 0)))
+    ends = (u, v, to_v, no_u, np.flatnonzero(~ok))
+    memo["ends"] = (tab, ends)
+    return ends
+
+
 def _read_off(
     tab: _Table,
     node_d: FloatArray,
     node_src: IntArray | None,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    e = destinations.edge
-    ok = e >= 0
-    ee = np.where(ok, e, 0)
-    u = tab.u[ee]
-    v = tab.v[ee]
-    o = destinations.offset_m
+    u, v, to_v, no_u, off = _ends(tab, destinations)
     via_v = node_d[:, v]
-    via_v += tab.length_m[ee] - o
-    # leaving towards u is legal on two-way edges, or when the point sits exactly on u
+    via_v += to_v
     via_u = node_d[:, u]
-    via_u += o
-    via_u[:, ~(tab.twoway[ee] | (o <= 0))] = np.inf
+    via_u += destinations.offset_m
+    via_u[:, no_u] = np.inf
     use_u = via_u < via_v
     d = np.minimum(via_u, via_v, out=via_v)
     d += destinations.access_m
-    d[:, ~ok] = np.inf
+    d[:, off] = np.inf
     if node_src is None:
         s = np.full(d.shape, -1, dtype=np.int64)
     else:
-        s = np.where(use_u, node_src[:, u], node_src[:, v])
+        s = (
+            node_src[:, np.where(use_u[0], u, v)]
+            if len(d) == 1
+            else np.where(use_u, node_src[:, u], node_src[:, v])
+        )
         s[~np.isfinite(d)] = -1
     return d, s
 

@@ -14,13 +14,17 @@ every edge into pieces no longer than ``piece_m`` and put the piece midpoints in
 exact point-to-segment distance to each is computed and the smallest kept. A piece whose midpoint
 is at distance ``m`` is at least ``m - h`` away (``h``: the largest half piece length), so when the
 best exact distance found is ``<= m_k - h`` (``m_k``: the k-th midpoint distance), no other piece
-can be closer and the answer is exact. The few points that fail the test are re-checked against
-every piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
+can be closer and the answer is exact. The points that fail the test get a second pass with
+``max(2k, 16)`` candidates and the same test; the very few left are re-checked against every
+piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SNAP_M: Final = 300.0
 DEFAULT_PIECE_M: Final = 40.0
+#: Batches of at least this many points are snapped in one block per core, in threads.
+_BLOCKS_FROM = 40_000
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,8 @@ class SnapIndex:
     piece_edge: NDArray[np.int64]
     ax: NDArray[np.float64]
     ay: NDArray[np.float64]
-    bx: NDArray[np.float64]
-    by: NDArray[np.float64]
+    dx: NDArray[np.float64]  # bx - ax (the piece's end minus its start)
+    dy: NDArray[np.float64]
     t0: NDArray[np.float64]  # fraction along the edge at the piece start
     t1: NDArray[np.float64]  # fraction along the edge at the piece end
     half_max_m: float
@@ -74,24 +80,126 @@ class SnapIndex:
         half = float((geom_len / n_pieces).max()) / 2.0
         tree = cKDTree(
             np.column_stack([(ax + bx) / 2.0, (ay + by) / 2.0]),
-            leafsize=32,
+            leafsize=16,
             balanced_tree=False,
             compact_nodes=False,
         )
-        return cls(tree, piece_edge, ax, ay, bx, by, t0, t1, half)
+        return cls(tree, piece_edge, ax, ay, bx - ax, by - ay, t0, t1, half)
 
     def _exact(
-        self, px: NDArray[np.float64], py: NDArray[np.float64], pieces: NDArray[np.int64]
+        self,
+        px: NDArray[np.float64],
+        py: NDArray[np.float64],
+        pieces: NDArray[np.int64],
+        *,
+        squared: bool = False,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Distance from points to pieces (broadcast) and the fraction along each piece."""
+        """Distance from points to pieces (broadcast) and the fraction along each piece
+        (with ``squared``, the squared distance)."""
         ax, ay = self.ax[pieces], self.ay[pieces]
-        dx, dy = self.bx[pieces] - ax, self.by[pieces] - ay
-        den = dx * dx + dy * dy
+        dx, dy = self.dx[pieces], self.dy[pieces]
+        wx = np.subtract(px, ax, out=ax)  # ax, ay are fresh gathers: reuse them
+        wy = np.subtract(py, ay, out=ay)
+        den = dx * dx
+        den += dy * dy
+        s = wx * dx
+        s += wy * dy
         with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.where(den > 0, ((px - ax) * dx + (py - ay) * dy) / den, 0.0)
-        s = np.clip(s, 0.0, 1.0)
-        d = np.hypot(ax + s * dx - px, ay + s * dy - py)
-        return d, s
+            s /= den
+        s[den <= 0] = 0.0
+        np.clip(s, 0.0, 1.0, out=s)
+        # (a + s d) - p = s d - w
+        dx *= s
+        dx -= wx
+        dy *= s
+        dy -= wy
+        if squared:
+            dx *= dx
+            dy *= dy
+            dx += dy
+            return dx, s
+        return np.hypot(dx, dy, out=dx), s
+
+    def _nearest_of_k(
+        self, pts: NDArray[np.float64], k: int, workers: int, max_snap_m: float
+    ) -> tuple[
+        NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_] | None
+    ]:
+        """Best of the ``k`` pieces with the nearest midpoints: piece, distance, fraction and
+        the points for which that is not proven (None: all proven)."""
+        n = len(pts)
+        mid_d, cand = self.tree.query(pts, k=k, workers=workers)
+        mid_d = mid_d.reshape(n, k)
+        cand = cand.reshape(n, k)
+        d2, s = self._exact(pts[:, :1], pts[:, 1:], cand, squared=True)
+        best = np.argmin(d2, axis=1)[:, None]
+        best_piece = np.take_along_axis(cand, best, axis=1)[:, 0].astype(np.int64, copy=False)
+        best_d = np.sqrt(np.take_along_axis(d2, best, axis=1)[:, 0])
+        best_s = np.take_along_axis(s, best, axis=1)[:, 0]
+        if k >= self.tree.n:
+            return best_piece, best_d, best_s, None
+        # exactness test; points beyond max_snap_m by more than the bound need no proof
+        unproven = best_d > mid_d[:, -1] - self.half_max_m
+        unproven &= mid_d[:, 0] - self.half_max_m <= max_snap_m
+        return best_piece, best_d, best_s, unproven
+
+    def _nearest(
+        self, pts: NDArray[np.float64], k: int, workers: int, max_snap_m: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """The nearest piece of each point, exactly: piece, distance, fraction along it.
+
+        Points more than ``max_snap_m`` (plus the bound) from every piece get the best of the
+        first pass only: they are off the network anyway."""
+        best_piece, best_d, best_s, unproven = self._nearest_of_k(pts, k, workers, max_snap_m)
+        if unproven is None:
+            return best_piece, best_d, best_s
+        # the few unproven points: a second, wider fixed-width pass, then ball queries
+        ui = np.flatnonzero(unproven)
+        k2 = int(min(max(2 * k, 16), self.tree.n))
+        if len(ui) and k2 > k:
+            p2, d2, s2, un2 = self._nearest_of_k(pts[ui], k2, workers, max_snap_m)
+            best_piece[ui], best_d[ui], best_s[ui] = p2, d2, s2
+            ui = ui[un2] if un2 is not None else ui[:0]
+        if len(ui) == 0:
+            return best_piece, best_d, best_s
+        lists = self.tree.query_ball_point(
+            pts[ui], r=best_d[ui] + self.half_max_m + 1e-9, workers=workers
+        )
+        lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
+        flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
+        owner = np.repeat(ui, lens)
+        dd, ss = self._exact(pts[owner, 0], pts[owner, 1], flat)
+        # per owner: the smallest distance (ties: smallest piece index, for determinism)
+        order = np.lexsort((flat, dd, owner))
+        owner_s, first = np.unique(owner[order], return_index=True)
+        pick = order[first]
+        better = dd[pick] < best_d[owner_s]
+        tgt = owner_s[better]
+        best_piece[tgt] = flat[pick][better]
+        best_d[tgt] = dd[pick][better]
+        best_s[tgt] = ss[pick][better]
+        logger.debug("snapping: %d of %d points needed the exact fallback", len(ui), len(pts))
+        return best_piece, best_d, best_s
+
+    def _place(
+        self, network: RoadNetwork, piece: NDArray[np.int64], s: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Edge, offset along it, and the projected point, of fraction ``s`` along pieces."""
+        edge = self.piece_edge[piece]
+        t0 = self.t0[piece]
+        frac = self.t1[piece]
+        frac -= t0
+        frac *= s
+        frac += t0
+        offset = network.edge_length_m[edge]
+        offset *= frac
+        sx = self.dx[piece]
+        sx *= s
+        sx += self.ax[piece]
+        sy = self.dy[piece]
+        sy *= s
+        sy += self.ay[piece]
+        return edge, offset, sx, sy
 
 
 @dataclass(frozen=True)
@@ -180,65 +288,45 @@ def snap_to_network(
     if not finite.all():
         raise ValueError("snap_to_network got NaN or infinite coordinates; validate inputs first")
     k = int(min(k, idx.tree.n))
-    # threads pay off for large batches only (small HTTP requests would wait for thread start-up)
-    workers = -1 if n >= 20_000 else 1
     # visit the points in Morton (Z-curve) order: neighbouring queries touch the same tree nodes
     # and pieces, which roughly halves the time of a large batch; results are put back at the end
     zorder = _morton_order(px, py) if n >= 20_000 else None
+    pts = np.empty((n, 2))
     if zorder is not None:
-        px, py = px[zorder], py[zorder]
-    mid_d, cand = idx.tree.query(np.column_stack([px, py]), k=k, workers=workers)
-    mid_d = mid_d.reshape(n, k)
-    cand = cand.reshape(n, k).astype(np.int64)
-    d, s = idx._exact(px[:, None], py[:, None], cand)
-    best = np.argmin(d, axis=1)
-    rows = np.arange(n)
-    best_piece = cand[rows, best]
-    best_d = d[rows, best]
-    best_s = s[rows, best]
-    # exactness test; points beyond max_snap_m by more than the bound need no proof
-    unproven = best_d > mid_d[:, -1] - idx.half_max_m
-    if k == idx.tree.n:
-        unproven[:] = False
-    lower_bound = mid_d[:, 0] - idx.half_max_m
-    unproven &= lower_bound <= max_snap_m
-    if unproven.any():
-        ui = np.flatnonzero(unproven)
-        lists = idx.tree.query_ball_point(
-            np.column_stack([px[ui], py[ui]]), r=best_d[ui] + idx.half_max_m + 1e-9, workers=workers
-        )
-        lens = np.fromiter((len(li) for li in lists), dtype=np.int64, count=len(lists))
-        flat = np.fromiter((j for li in lists for j in li), dtype=np.int64, count=int(lens.sum()))
-        owner = np.repeat(ui, lens)
-        dd, ss = idx._exact(px[owner], py[owner], flat)
-        # per owner: the smallest distance (ties: smallest piece index, for determinism)
-        order = np.lexsort((flat, dd, owner))
-        owner_s, first = np.unique(owner[order], return_index=True)
-        pick = order[first]
-        better = dd[pick] < best_d[owner_s]
-        tgt = owner_s[better]
-        best_piece[tgt] = flat[pick][better]
-        best_d[tgt] = dd[pick][better]
-        best_s[tgt] = ss[pick][better]
-        logger.debug("snapping: %d of %d points needed the exact fallback", len(ui), n)
-    edge = idx.piece_edge[best_piece]
-    frac = idx.t0[best_piece] + best_s * (idx.t1[best_piece] - idx.t0[best_piece])
-    offset = frac * network.edge_length_m[edge]
-    sx = idx.ax[best_piece] + best_s * (idx.bx[best_piece] - idx.ax[best_piece])
-    sy = idx.ay[best_piece] + best_s * (idx.by[best_piece] - idx.ay[best_piece])
-    if zorder is not None:
-        back = np.empty_like(zorder)
-        back[zorder] = np.arange(n)
-        edge, offset, best_d, sx, sy = edge[back], offset[back], best_d[back], sx[back], sy[back]
-    return Snapped(
-        edge=edge,
-        offset_m=offset,
-        access_m=best_d,
-        x=sx,
-        y=sy,
-        on_network=best_d <= max_snap_m,
+        np.take(px, zorder, out=pts[:, 0])
+        np.take(py, zorder, out=pts[:, 1])
+    else:
+        pts[:, 0] = px
+        pts[:, 1] = py
+    out = Snapped(
+        edge=np.empty(n, np.int64),
+        offset_m=np.empty(n),
+        access_m=np.empty(n),
+        x=np.empty(n),
+        y=np.empty(n),
+        on_network=np.empty(n, bool),
         max_snap_m=float(max_snap_m),
     )
+
+    def block(lo: int, hi: int, workers: int) -> None:
+        piece, d, frac_s = idx._nearest(pts[lo:hi], k, workers, max_snap_m)
+        at = slice(lo, hi) if zorder is None else zorder[lo:hi]
+        out.edge[at], out.offset_m[at], out.x[at], out.y[at] = idx._place(network, piece, frac_s)
+        out.access_m[at] = d
+        out.on_network[at] = d <= max_snap_m
+
+    # threads pay off for large batches only (small HTTP requests would wait for thread start-up);
+    # whole blocks of the Z-curve per thread: the numpy work runs in parallel too, not just the
+    # tree queries
+    threads = min(os.cpu_count() or 1, 8) if n >= _BLOCKS_FROM else 1
+    if threads > 1:
+        cuts = np.linspace(0, n, threads + 1).astype(int)
+        with ThreadPoolExecutor(threads) as pool:
+            for job in [pool.submit(block, a, b, 1) for a, b in itertools.pairwise(cuts)]:
+                job.result()
+    else:
+        block(0, n, -1 if n >= 20_000 else 1)
+    return out
 
 
 def _morton_order(
@@ -255,7 +343,10 @@ def _morton_order(
 
     cx = np.floor((x - x.min()) / cell_m).astype(np.int64)
     cy = np.floor((y - y.min()) / cell_m).astype(np.int64)
-    return np.argsort(spread(cx) | (spread(cy) << 1), kind="stable")
+    code = spread(cx) | (spread(cy) << 1)
+    if code.max(initial=0) < 1 << 16:  # up to 256 x 256 cells: numpy sorts 16-bit keys by radix
+        return np.argsort(code.astype(np.uint16), kind="stable")
+    return np.argsort(code, kind="stable")
 
 
 def outside_network_area(
