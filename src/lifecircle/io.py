@@ -360,8 +360,8 @@ def _quick_numbers(series: pd.Series) -> np.ndarray:
             return np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)  # writable
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    cells = series.to_numpy(dtype=object, na_value=None)
-    return pd.to_numeric(cells, errors="coerce").astype(float, copy=True)  # type: ignore[no-any-return]
+    cells = series.to_numpy(dtype="object")
+    return np.array(pd.to_numeric(cells, errors="coerce"), dtype=float)
 
 
 def _careful_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
