@@ -491,6 +491,10 @@ class BackgroundClip:
 def _clip_in_child(
     conn: Any, path: str, regions: dict[str, Any], out: str, kw: dict[str, Any]
 ) -> None:
+    # the caller's own work (reading and validating the points) is what the regions wait for
+    # first: the pass yields the CPU to it and takes the idle cycles
+    if hasattr(os, "nice"):
+        os.nice(10)
     try:
         clip_to_file(path, regions, out, **kw)
         conn.send((True, out))
