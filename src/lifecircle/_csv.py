@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-ROWS_PER_BLOCK: Final = 200_000
+ROWS_PER_BLOCK: Final = 50_000
 _MAX_DECIMALS: Final = 7
 _NEEDS_QUOTES: Final = (",", '"', "\n", "\r")
 
@@ -194,17 +196,26 @@ def write_csv_fast(
         return False
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(list(frame.columns))
-    blocks = [
-        frame.iloc[start : start + ROWS_PER_BLOCK] for start in range(0, len(frame), ROWS_PER_BLOCK)
-    ]
-    # blocks are rendered on all cores (NumPy's array work releases the GIL), written in order
-    with (
-        ThreadPoolExecutor(max(1, min(len(blocks), os.cpu_count() or 1))) as pool,
-        open(path, "wb") as fh,
-    ):
+    starts = range(0, len(frame), ROWS_PER_BLOCK)
+    n_threads = max(1, min(len(starts), os.cpu_count() or 1))
+    render = partial(_block, inf_as_empty=inf_as_empty)
+    # blocks are rendered on all cores (NumPy's array work releases the GIL) and written in
+    # order; only one block per thread is in flight, which bounds the memory
+    with ThreadPoolExecutor(n_threads) as pool, open(path, "wb") as fh:
         fh.write((b"\xef\xbb\xbf" if bom else b"") + head.getvalue().encode("utf-8"))
-        for b in pool.map(partial(_block, inf_as_empty=inf_as_empty), blocks):
+        todo = iter(starts)
+        pending = deque(
+            pool.submit(render, frame.iloc[i : i + ROWS_PER_BLOCK])
+            for i in itertools.islice(todo, n_threads)
+        )
+        while pending:
+            b = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(render, frame.iloc[nxt : nxt + ROWS_PER_BLOCK]))
             if b is None:  # a value the byte path cannot hold (a NUL character)
+                for f in pending:
+                    f.cancel()
                 fh.truncate(0)
                 return False
             fh.write(b)

@@ -223,9 +223,14 @@ def csv_frame(frame: pd.DataFrame, *, infinite: bool = True) -> pd.DataFrame:
     out = frame.copy(deep=False)
     for name in frame.columns:
         col = frame[name]
-        if _is_bool_column(col):
-            # a dict lookup (vectorised in pandas), not a Python call per cell: residents.csv has
-            # a million rows and a boolean column per tier
+        if col.dtype == bool:
+            # codes of a two-word category: a byte per cell, not a string pointer (residents.csv
+            # has a million rows and a boolean column per tier)
+            out[name] = pd.Categorical.from_codes(
+                col.to_numpy().astype(np.int8), categories=pd.Index(["false", "true"])
+            )
+        elif _is_bool_column(col):
+            # a dict lookup (vectorised in pandas), not a Python call per cell
             out[name] = col.map({True: "true", False: "false"}).astype(object)
         elif str(name).endswith("share") and pd.api.types.is_float_dtype(col):
             out[name] = col.round(SHARE_DECIMALS)

@@ -86,15 +86,18 @@ def resident_table(result: CoverageResult) -> pd.DataFrame:
     res = result.residents
     cols = resident_columns(result.standard.keys)
     cols += [c for c in RESIDENT_OPTIONAL_COLUMNS if c in res.columns]
-    out = res[[c for c in cols if c in res.columns]].copy()
-    for c in out.columns:
+    def rounded(c: str) -> Any:
         if c.endswith("_distance_m") or c == "snap_m":
-            out[c] = out[c].round(2)
-        elif c.endswith("_minutes"):
-            out[c] = out[c].round(3)
-        elif c in ("lon", "lat"):
-            out[c] = out[c].round(7)
-    return out
+            return res[c].round(2)
+        if c.endswith("_minutes"):
+            return res[c].round(3)
+        if c in ("lon", "lat"):
+            return res[c].round(7)
+        return res[c]
+
+    # a new table of the rounded columns and the others as they are (not copied: a city's
+    # residents table is hundreds of megabytes, and nothing here changes it)
+    return pd.DataFrame({c: rounded(c) for c in cols if c in res.columns}, copy=False)
 
 
 def facility_table(result: CoverageResult) -> pd.DataFrame:
