@@ -189,7 +189,7 @@ def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
         return None
     try:
         return pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(text.encode("utf-8")),  # Arrow parses bytes: no text buffer copy
             dtype=str,
             keep_default_na=False,
             skiprows=skip,
@@ -202,16 +202,18 @@ def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
 
 def _first_lines(text: str, after_comments: int) -> list[str]:
     """The leading ``#`` comment lines and the ``after_comments`` lines after them (a table of
-    millions of rows is not split into lines just to find its header)."""
+    millions of rows is not split or copied just to find its header)."""
     lines: list[str] = []
     rest = after_comments
-    for line in io.StringIO(text, newline=None):
-        line = line.rstrip("\r\n")
+    pos = 0
+    while pos < len(text) and rest > 0:
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].rstrip("\r")
         lines.append(line)
+        pos = end + 1
         if not line.startswith("#"):
             rest -= 1
-            if rest <= 0:
-                break
     return lines
 
 

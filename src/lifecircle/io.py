@@ -605,8 +605,18 @@ def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
     )
 
 
+def _all_distinct(values: pd.Series) -> bool:
+    """Whether no value repeats (Arrow counts distinct strings at C speed: the common case of a
+    table without duplicates skips the full duplicate pass)."""
+    if getattr(values.dtype, "storage", None) != "pyarrow":
+        return False
+    return bool(pc.count_distinct(pa.array(values.array)).as_py() == len(values))
+
+
 def _flag_duplicate_ids(id_str: pd.Series, rows: NDArray[np.int64], flag: _Flag) -> None:
     """Flag the second and later rows of a duplicate id (the first is kept)."""
+    if _all_distinct(id_str):
+        return
     dup = id_str.duplicated(keep="first").to_numpy() & (id_str != "").to_numpy()
     if not dup.any():
         return
@@ -914,7 +924,7 @@ def read_points(
     # duplicate ids (the second and later rows are rejected; the first is kept)
     _flag_duplicate_ids(id_str, rows, flag)
 
-    out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
+    out = pd.DataFrame({"id": id_str.array, "row": rows})
     if "name" in cols:
         out["name"] = (
             df[cols["name"]]
@@ -1605,7 +1615,7 @@ def read_population_areas(
     g = np.asarray(geom.values if hasattr(geom, "values") else geom)
     bad_geom = shapely.is_missing(g) | ~np.isin(shapely.get_type_id(g), [3, 6])
     flag(bad_geom, "not_a_polygon", "the feature is not a Polygon or MultiPolygon")
-    out = pd.DataFrame({"id": id_str.to_numpy(), "row": rows})
+    out = pd.DataFrame({"id": id_str.array, "row": rows})
     out["name"] = (
         df[cols["name"]].astype(object).where(~df[cols["name"]].isna(), "").astype(str).to_numpy()
         if "name" in cols
