@@ -42,6 +42,8 @@ DEFAULT_MAX_SNAP_M: Final = 300.0
 DEFAULT_PIECE_M: Final = 40.0
 #: Batches of at least this many points are snapped in one block per core, in threads.
 _BLOCKS_FROM = 40_000
+#: Largest block of points one thread snaps at a time (bounds the memory of a large batch).
+_BLOCK_POINTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -316,14 +318,16 @@ def snap_to_network(
         out.on_network[at] = d <= max_snap_m
 
     # threads pay off for large batches only (small HTTP requests would wait for thread start-up);
-    # whole blocks of the Z-curve per thread: the numpy work runs in parallel too, not just the
-    # tree queries
+    # blocks of the Z-curve per thread: the numpy work runs in parallel too, not just the
+    # tree queries; blocks of at most _BLOCK_POINTS bound the temporaries (a city's million
+    # residents would otherwise hold hundreds of megabytes of candidates per thread)
     threads = min(os.cpu_count() or 1, 8) if n >= _BLOCKS_FROM else 1
     if threads > 1:
-        cuts = np.linspace(0, n, threads + 1).astype(int)
+        n_blocks = max(threads, -(-n // _BLOCK_POINTS))
+        cuts = np.linspace(0, n, n_blocks + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
-            for job in [pool.submit(block, a, b, 1) for a, b in itertools.pairwise(cuts)]:
-                job.result()
+            for _ in pool.map(lambda ab: block(ab[0], ab[1], 1), itertools.pairwise(cuts)):
+                pass
     else:
         block(0, n, -1 if n >= 20_000 else 1)
     return out
