@@ -43,7 +43,7 @@ DEFAULT_PIECE_M: Final = 40.0
 #: Batches of at least this many points are snapped in one block per core, in threads.
 _BLOCKS_FROM = 40_000
 #: Largest block of points one thread snaps at a time (bounds the memory of a large batch).
-_BLOCK_POINTS = 100_000
+_BLOCK_POINTS = 50_000
 
 
 @dataclass(frozen=True)
