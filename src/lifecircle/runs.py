@@ -86,6 +86,7 @@ def resident_table(result: CoverageResult) -> pd.DataFrame:
     res = result.residents
     cols = resident_columns(result.standard.keys)
     cols += [c for c in RESIDENT_OPTIONAL_COLUMNS if c in res.columns]
+
     def rounded(c: str) -> Any:
         if c.endswith("_distance_m") or c == "snap_m":
             return res[c].round(2)
