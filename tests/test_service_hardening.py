@@ -217,3 +217,36 @@ def test_isolated_errors_come_back() -> None:
     with pytest.raises(TimeoutError):
         run_isolated(lambda: time.sleep(30), timeout_s=0.5)
     assert time.perf_counter() - t0 < 5
+
+
+def test_served_connections_send_without_nagle_delay():
+    """The port ``lifecircle serve`` binds gives accepted connections TCP_NODELAY (asyncio sets
+    it only on sockets created as IPPROTO_TCP); without it every keep-alive answer after the
+    first waited ~40 ms for the client's delayed ACK."""
+    import asyncio
+
+    from lifecircle.service.app import bind_port
+
+    async def check() -> int:
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                got.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listener = bind_port("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        port = listener.getsockname()[1]
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(got, 5)
+            writer.close()
+            await writer.wait_closed()
+            return value
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(check()) != 0
