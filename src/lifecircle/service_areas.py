@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.errors
 from numpy.typing import NDArray
 
 from lifecircle.config import ServiceStandard, Tier
@@ -499,6 +500,20 @@ def _stadiums(coords: FloatArray, buffer_m: float) -> NDArray[np.object_]:
     return out
 
 
+def _union_by_row(parts: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Per row, the union of polygons that form a coverage (edge-matched, no overlaps).
+
+    GEOS's coverage union is fast but refuses inputs that are not noded exactly ("CoverageUnion
+    cannot process incorrectly noded inputs": borders a rounding error apart, seen when snapped
+    offsets moved by 1e-10 m); such inputs take the general union.
+    """
+    try:
+        return np.asarray(shapely.coverage_union_all(parts, axis=1), dtype=object)
+    except shapely.errors.GEOSException:
+        logger.debug("coverage union refused the pieces; using the general union")
+        return np.asarray(shapely.union_all(parts, axis=1), dtype=object)
+
+
 def _union_buffers(
     coords: FloatArray,
     group: IntArray,
@@ -511,9 +526,7 @@ def _union_buffers(
     the group's ``fill`` polygons (faces of a planar subdivision: edge-matched, no overlaps)."""
     geoms = _stadiums(coords, buffer_m)
     if fill is not None and fill_group is not None and len(fill):
-        cov = np.asarray(
-            shapely.coverage_union_all(_padded(fill, fill_group, n_groups), axis=1), dtype=object
-        ).reshape(n_groups)
+        cov = _union_by_row(_padded(fill, fill_group, n_groups)).reshape(n_groups)
         # a coverage union assumes no overlaps; check by area (cheap) and fall back if needed
         want = np.bincount(fill_group, weights=shapely.area(fill), minlength=n_groups)
         got = shapely.area(cov)
@@ -1066,11 +1079,8 @@ def _partition(
     if len(cells) != len(pts):  # pragma: no cover - GEOS merged near-duplicate points
         raise RuntimeError("Voronoi partition lost points; catchments cannot be split")
     lab_index = np.searchsorted(labels, lab).astype(np.int64)
-    regions = np.asarray(
-        shapely.coverage_union_all(
-            _padded(np.asarray(cells, dtype=object), lab_index, len(labels)), axis=1
-        ),
-        dtype=object,
+    regions = _union_by_row(
+        _padded(np.asarray(cells, dtype=object), lab_index, len(labels))
     ).reshape(len(labels))
     by_label = _Pieces(pieces.coords, pieces.label, np.searchsorted(labels, pieces.label))
     own_buf = _buffer_groups(by_label, len(labels), buffer_m=buffer_m)
