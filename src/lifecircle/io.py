@@ -352,16 +352,24 @@ def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _quick_numbers(series: pd.Series) -> np.ndarray:
     """Cells that are plain numbers as float; NaN for every other cell (text, blank, None)."""
-    if getattr(series.dtype, "storage", None) == "pyarrow":
-        # Arrow's cast parses a whole column at C speed, and refuses it if any cell is not a
-        # plain number (padded, blank, full-width): then the cell-by-cell pass below decides
-        try:
-            parsed = pc.cast(pa.array(series.array), pa.float64())
-            return np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)  # writable
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+    whole = _arrow_numbers(series)
+    if whole is not None:
+        return whole
     cells = series.to_numpy(dtype="object")
     return np.array(pd.to_numeric(cells, errors="coerce"), dtype=float)
+
+
+def _arrow_numbers(series: pd.Series) -> np.ndarray | None:
+    """An Arrow-backed text column parsed at C speed by Arrow's cast, or None when the column is
+    not Arrow-backed or Arrow refuses it (some cell is not a plain number: padded, blank,
+    full-width); :func:`_quick_numbers` then parses it cell by cell."""
+    if getattr(series.dtype, "storage", None) != "pyarrow":
+        return None
+    try:
+        parsed = pc.cast(pa.array(series.array), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)  # a writable copy
 
 
 def _careful_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
