@@ -436,7 +436,8 @@ def test_region_points_files_round_trip(tmp_path):
 
 
 def test_local_workers_keep_glibc_malloc_defaults():
-    """Dask's MALLOC_TRIM_THRESHOLD_ made every region task 40 % slower (page faults)."""
+    """Dask's MALLOC_TRIM_THRESHOLD_ made every region task 40 % slower (page faults); Dask's
+    OMP_NUM_THREADS=1 is kept, and lifecircle's thread budget follows it."""
     from lifecircle.batch import _client
 
     cl = _client("local:1", "1GiB")
@@ -444,6 +445,10 @@ def test_local_workers_keep_glibc_malloc_defaults():
         env = cl.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert list(env.values()) == [None]
         assert list(cl.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"]
+        # one core per worker thread, as Dask intends: lifecircle's own steps stay on it
+        from lifecircle._threads import thread_budget
+
+        assert list(cl.run(thread_budget).values()) == [1]
     finally:
         cl.close()
         cl.cluster.close()

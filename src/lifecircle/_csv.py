@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -28,6 +27,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from lifecircle._threads import thread_budget
 
 ROWS_PER_BLOCK: Final = 50_000
 _MAX_DECIMALS: Final = 7
@@ -197,7 +198,7 @@ def write_csv_fast(
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(list(frame.columns))
     starts = range(0, len(frame), ROWS_PER_BLOCK)
-    n_threads = max(1, min(len(starts), os.cpu_count() or 1))
+    n_threads = max(1, min(len(starts), thread_budget()))
     render = partial(_block, inf_as_empty=inf_as_empty)
     # blocks are rendered on all cores (NumPy's array work releases the GIL) and written in
     # order; only one block per thread is in flight, which bounds the memory

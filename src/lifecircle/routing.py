@@ -38,6 +38,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
+from lifecircle._threads import thread_budget
+
 if TYPE_CHECKING:  # pragma: no cover
     from lifecircle.network import Junctions, RoadNetwork
 
@@ -643,7 +645,7 @@ def pair_distances_within(
     for idx, src_pos, dmat in _junction_chunks(
         graph, sources, limit_m=limit_m, chunk=chunk, n_cols=graph.n_junctions
     ):
-        near = tree.query_ball_point(source_xy[idx], r=radius, workers=-1)
+        near = tree.query_ball_point(source_xy[idx], r=radius, workers=thread_budget())
         lens = np.fromiter((len(x) for x in near), dtype=np.int64, count=len(near))
         if lens.sum() == 0:
             continue

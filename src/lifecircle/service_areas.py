@@ -66,7 +66,6 @@ own access legs.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -77,6 +76,7 @@ import shapely
 import shapely.errors
 from numpy.typing import NDArray
 
+from lifecircle._threads import thread_budget
 from lifecircle.config import ServiceStandard, Tier
 from lifecircle.coverage import Located, common_crs, locate
 from lifecircle.errors import InputError
@@ -105,8 +105,8 @@ DEFAULT_BUFFER_M: Final = 50.0
 #: ``buffer_m * (1 - cos(pi / (4 * QUAD_SEGS)))`` (3.8 m at 50 m).
 QUAD_SEGS: Final = 2
 DISSOLVE_MODES: Final = ("none", "tier", "catchment")
-#: Threads for buffering and unioning (GEOS releases the GIL).
-WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+#: Most threads for buffering and unioning (GEOS releases the GIL; more did not pay off).
+MAX_WORKERS: Final = 4
 #: Pieces per spatial tile when one polygon is built from very many pieces.
 TILE_PIECES: Final = 4000
 #: Tier unions from at least this many pieces fill enclosed blocks instead of buffering the
@@ -564,9 +564,10 @@ def _buffer_groups(
 
     Every piece is buffered on its own and the buffers are unioned per group (GEOS buffers a
     large MultiLineString far more slowly). Large groups are first cut into spatial tiles that
-    are unioned separately. The work runs on ``workers`` threads (GEOS releases the GIL; default
-    :data:`WORKERS`). ``fill`` adds polygons (and their groups) to the unions: faces of a planar
-    subdivision, which are dissolved by a coverage union first.
+    are unioned separately. The work runs on ``workers`` threads (GEOS releases the GIL; by
+    default the thread budget of :mod:`lifecircle._threads`, at most :data:`MAX_WORKERS`).
+    ``fill`` adds polygons (and their groups) to the unions: faces of a planar subdivision,
+    which are dissolved by a coverage union first.
     """
     from concurrent.futures import ThreadPoolExecutor
     from functools import partial
@@ -603,7 +604,7 @@ def _buffer_groups(
     units, ui = np.unique(unit_key, return_inverse=True)
     unit_group = units // (int(sub.max()) + 1)
     n_units = len(units)
-    n_workers = max(1, min(workers or WORKERS, n_units))
+    n_workers = max(1, min(workers or min(MAX_WORKERS, thread_budget()), n_units))
     # balance the threads by work: contiguous unit ranges of similar size
     order = np.argsort(ui, kind="stable")
     cum = np.cumsum(np.bincount(ui, weights=weight, minlength=n_units))

@@ -84,6 +84,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from lifecircle._threads import thread_budget
 from lifecircle.config import Tier
 from lifecircle.coverage import CoverageResult, Located, locate, tier_columns
 from lifecircle.errors import InputError
@@ -381,13 +382,16 @@ def _block_pairs(
     live = idx[candidates.edge[idx] >= 0]
     if res_tree is None or len(live) == 0:
         return empty
-    near = np.unique(_flat(res_tree.query_ball_point(candidate_xy[live], r=radius, workers=-1)))
+    threads = thread_budget()
+    near = np.unique(
+        _flat(res_tree.query_ball_point(candidate_xy[live], r=radius, workers=threads))
+    )
     if len(near) == 0:
         return empty
     near = res_ok[near]
     # the local network: edges with an end near a candidate, and the candidates' own edges
     inside = np.zeros(network.n_nodes, dtype=bool)
-    inside[_flat(node_tree.query_ball_point(candidate_xy[live], r=radius, workers=-1))] = True
+    inside[_flat(node_tree.query_ball_point(candidate_xy[live], r=radius, workers=threads))] = True
     keep = inside[network.edge_u] | inside[network.edge_v]
     keep[candidates.edge[live]] = True
     edges = np.flatnonzero(keep)

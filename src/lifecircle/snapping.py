@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from lifecircle._threads import thread_budget
 
 if TYPE_CHECKING:  # pragma: no cover
     from scipy.spatial import cKDTree
@@ -321,7 +322,7 @@ def snap_to_network(
     # blocks of the Z-curve per thread: the numpy work runs in parallel too, not just the
     # tree queries; blocks of at most _BLOCK_POINTS bound the temporaries (a city's million
     # residents would otherwise hold hundreds of megabytes of candidates per thread)
-    threads = min(os.cpu_count() or 1, 8) if n >= _BLOCKS_FROM else 1
+    threads = thread_budget() if n >= _BLOCKS_FROM else 1
     if threads > 1:
         n_blocks = max(threads, -(-n // _BLOCK_POINTS))
         cuts = np.linspace(0, n, n_blocks + 1).astype(int)
@@ -329,7 +330,7 @@ def snap_to_network(
             for _ in pool.map(lambda ab: block(ab[0], ab[1], 1), itertools.pairwise(cuts)):
                 pass
     else:
-        block(0, n, -1 if n >= 20_000 else 1)
+        block(0, n, threads)
     return out
 
 
