@@ -440,7 +440,10 @@ def test_local_workers_keep_glibc_malloc_defaults():
     OMP_NUM_THREADS=1 is kept, and lifecircle's thread budget follows it."""
     from lifecircle.batch import _client
 
+    before = os.environ.get("OMP_NUM_THREADS")
     cl = _client("local:1", "1GiB")
+    # the nannies set the workers' environment in this process: put back
+    assert os.environ.get("OMP_NUM_THREADS") == before
     try:
         env = cl.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert list(env.values()) == [None]

@@ -34,14 +34,16 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from lifecircle._files import write_csv, write_json, write_text
@@ -314,6 +316,36 @@ def worker_environ() -> dict[str, Any]:
     return env
 
 
+@contextmanager
+def client_environment_kept(names: Iterable[str]) -> Iterator[None]:
+    """Put this process's environment variables ``names`` back as they were on leaving.
+
+    The nannies of a local cluster run in this process and set the workers' pre-spawn
+    environment here before they spawn each worker, and leave it set. ``OMP_NUM_THREADS=1``
+    would then make this process's own threaded steps single-threaded for the rest of its life
+    (a notebook's next ``run_coverage`` included).
+
+    >>> import os
+    >>> with client_environment_kept(["LIFECIRCLE_DOCTEST"]):
+    ...     os.environ["LIFECIRCLE_DOCTEST"] = "1"
+    >>> "LIFECIRCLE_DOCTEST" in os.environ
+    False
+    """
+    saved = {k: os.environ.get(k) for k in names}
+    try:
+        yield
+    finally:
+        _restore_environment(saved)
+
+
+def _restore_environment(saved: Mapping[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def _client(scheduler: str, memory_per_worker: str) -> Client:
     try:
         from distributed import Client, LocalCluster
@@ -334,11 +366,15 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
 
     # the workers' statistical profiler samples every thread's stack every 10 ms while holding
     # the GIL: measurable on CPU-bound tasks, and nobody reads those profiles in a batch
-    with dask.config.set(
-        {
-            "distributed.worker.profile.enabled": False,
-            "distributed.nanny.pre-spawn-environ": worker_environ(),
-        }
+    environ = worker_environ()
+    with (
+        dask.config.set(
+            {
+                "distributed.worker.profile.enabled": False,
+                "distributed.nanny.pre-spawn-environ": environ,
+            }
+        ),
+        client_environment_kept(environ),
     ):
         cluster = LocalCluster(
             n_workers=int(arg),
@@ -561,6 +597,12 @@ def run_batch(
     )
     submitted = False
     futures: dict[str, DaskFuture[Any]] = {}
+    # Arrow sizes its thread pool once, from OMP_NUM_THREADS when set: size it before a local
+    # cluster's nannies set that variable in this process (see client_environment_kept)
+    pa.cpu_count()
+    # a nanny that restarts a lost worker sets the workers' environment here again: undone at
+    # the end
+    environment = {k: os.environ.get(k) for k in worker_environ()}
     pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
     pending: Future[Client] = pool.submit(_start_client, scheduler, memory_per_worker, client)
     try:
@@ -683,6 +725,7 @@ def run_batch(
             clip.stop()
         _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
+        _restore_environment(environment)
         clip_file.unlink(missing_ok=True)  # each region has written its network file
         if not submitted and fresh_out:
             # failed before the regions ran (bad points, unreadable extract): leave nothing
