@@ -68,3 +68,44 @@ def test_outside_network_area(grid_network):
         grid_network, [X0 + 250, X0 - 200, X0 - 400], [Y0 + 250, Y0, Y0], margin_m=300.0
     )
     assert list(out) == [False, False, True]
+
+
+@pytest.mark.parametrize("cell_m", [5.0, 40.0, 400.0])
+def test_grid_search_equals_the_tree_search(helsinki_walk, cell_m):
+    """The compiled grid search proves every point within the limit, with the KD-tree's
+    distances (different pieces only at exact ties, broken towards the smaller index)."""
+    from lifecircle._piece_grid import PieceGrid
+    from lifecircle.snapping import SnapIndex
+
+    net = helsinki_walk
+    idx = SnapIndex.build(net)
+    grid = PieceGrid.build(idx.ax, idx.ay, idx.dx, idx.dy, cell_m=cell_m)
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = net.bounds
+    x = rng.uniform(minx - 800, maxx + 800, 20_000)
+    y = rng.uniform(miny - 800, maxy + 800, 20_000)
+    # and points exactly on junctions (ties between the edges that meet there)
+    x = np.r_[x, net.node_x[:500]]
+    y = np.r_[y, net.node_y[:500]]
+    piece, d, s = grid.nearest(x, y, idx.ax, idx.ay, idx.dx, idx.dy, 300.0)
+    tp, td, ts = idx._nearest_by_tree(np.column_stack([x, y]), 6, 1, 300.0)
+    proven = piece >= 0
+    assert proven[td <= 300.0].all()
+    assert not proven.all()  # some points are beyond the limit: left to the tree
+    # the tree proves points within the limit only; beyond it the grid can only be nearer
+    near = td <= 300.0
+    np.testing.assert_allclose(d[near], td[near], atol=1e-9)
+    assert (d[proven] <= td[proven] + 1e-9).all()
+    other = near & (piece != tp)
+    np.testing.assert_allclose(d[other], td[other], atol=1e-9)
+    assert (piece[other] < tp[other]).all()
+    on_node = proven[-500:]
+    assert on_node.all() and d[-500:].max() < 1e-9
+
+
+def test_far_points_still_get_an_edge(grid_network):
+    """A point far beyond the grid search (30 km away) is snapped by the tree fallback."""
+    s = snap_to_network(grid_network, [X0 + 30_000.0, X0 + 10.0], [Y0, Y0 + 3.0])
+    assert s.on_network.tolist() == [False, True]
+    assert s.access_m[0] > 29_000 and 0 <= s.edge[0] < grid_network.n_edges
+    np.testing.assert_allclose(s.access_m[1], 3.0)

@@ -25,6 +25,7 @@ import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -35,12 +36,15 @@ from lifecircle._threads import thread_budget
 if TYPE_CHECKING:  # pragma: no cover
     from scipy.spatial import cKDTree
 
+    from lifecircle._piece_grid import PieceGrid
     from lifecircle.network import RoadNetwork
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SNAP_M: Final = 300.0
 DEFAULT_PIECE_M: Final = 40.0
+#: Cell size of the pieces' grid (speed only; the search is exact for any size).
+GRID_CELL_M: Final = 40.0
 #: Batches of at least this many points are snapped in one block per core, in threads.
 _BLOCKS_FROM = 40_000
 #: Largest block of points one thread snaps at a time (bounds the memory of a large batch).
@@ -49,9 +53,10 @@ _BLOCK_POINTS = 50_000
 
 @dataclass(frozen=True)
 class SnapIndex:
-    """Edge pieces and a KD-tree over their midpoints (see the module docstring)."""
+    """Edge pieces, registered in a grid, and a KD-tree over their midpoints (see the module
+    docstring); the tree is built on first use (only points far off the network need it)."""
 
-    tree: cKDTree
+    grid: PieceGrid
     piece_edge: NDArray[np.int64]
     ax: NDArray[np.float64]
     ay: NDArray[np.float64]
@@ -64,7 +69,7 @@ class SnapIndex:
     @classmethod
     def build(cls, network: RoadNetwork, *, piece_m: float = DEFAULT_PIECE_M) -> SnapIndex:
         """Cut the network's edges into pieces of at most ``piece_m`` metres and index them."""
-        from scipy.spatial import cKDTree
+        from lifecircle._piece_grid import PieceGrid  # imports Numba: only when snapping
 
         xu, yu = network.node_x[network.edge_u], network.node_y[network.edge_u]
         xv, yv = network.node_x[network.edge_v], network.node_y[network.edge_v]
@@ -81,13 +86,25 @@ class SnapIndex:
         bx = xu[piece_edge] + t1 * (xv - xu)[piece_edge]
         by = yu[piece_edge] + t1 * (yv - yu)[piece_edge]
         half = float((geom_len / n_pieces).max()) / 2.0
-        tree = cKDTree(
-            np.column_stack([(ax + bx) / 2.0, (ay + by) / 2.0]),
+        # pieces numbered along a Z-curve of grid cells: a cell's pieces lie together in memory
+        # (the grid search runs about twice as fast as with pieces in edge order)
+        z = _morton_order((ax + bx) / 2.0, (ay + by) / 2.0, cell_m=GRID_CELL_M)
+        ax, ay, bx, by = ax[z], ay[z], bx[z], by[z]
+        dx, dy = bx - ax, by - ay
+        grid = PieceGrid.build(ax, ay, dx, dy, cell_m=GRID_CELL_M)
+        return cls(grid, piece_edge[z], ax, ay, dx, dy, t0[z], t1[z], half)
+
+    @cached_property
+    def tree(self) -> cKDTree:
+        """KD-tree over the piece midpoints (for points beyond the grid search)."""
+        from scipy.spatial import cKDTree
+
+        return cKDTree(
+            np.column_stack([self.ax + self.dx / 2.0, self.ay + self.dy / 2.0]),
             leafsize=16,
             balanced_tree=False,
             compact_nodes=False,
         )
-        return cls(tree, piece_edge, ax, ay, bx - ax, by - ay, t0, t1, half)
 
     def _exact(
         self,
@@ -151,8 +168,28 @@ class SnapIndex:
     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """The nearest piece of each point, exactly: piece, distance, fraction along it.
 
-        Points more than ``max_snap_m`` (plus the bound) from every piece get the best of the
-        first pass only: they are off the network anyway."""
+        The grid search proves every point within ``max_snap_m`` of a piece; the others go to
+        the KD-tree search, where points more than ``max_snap_m`` (plus the bound) from every
+        piece get the best of the first pass only: they are off the network anyway."""
+        piece, d, s = self.grid.nearest(
+            np.ascontiguousarray(pts[:, 0]),
+            np.ascontiguousarray(pts[:, 1]),
+            self.ax,
+            self.ay,
+            self.dx,
+            self.dy,
+            max_snap_m,
+        )
+        far = np.flatnonzero(piece < 0)
+        if len(far):
+            piece[far], d[far], s[far] = self._nearest_by_tree(pts[far], k, workers, max_snap_m)
+        return piece, d, s
+
+    def _nearest_by_tree(
+        self, pts: NDArray[np.float64], k: int, workers: int, max_snap_m: float
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`_nearest` by the KD-tree of piece midpoints (see the module docstring)."""
+        k = int(min(k, self.tree.n))
         best_piece, best_d, best_s, unproven = self._nearest_of_k(pts, k, workers, max_snap_m)
         if unproven is None:
             return best_piece, best_d, best_s
@@ -290,7 +327,6 @@ def snap_to_network(
     finite = np.isfinite(px) & np.isfinite(py)
     if not finite.all():
         raise ValueError("snap_to_network got NaN or infinite coordinates; validate inputs first")
-    k = int(min(k, idx.tree.n))
     # visit the points in Morton (Z-curve) order: neighbouring queries touch the same tree nodes
     # and pieces, which roughly halves the time of a large batch; results are put back at the end
     zorder = _morton_order(px, py) if n >= 20_000 else None
