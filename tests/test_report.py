@@ -377,3 +377,26 @@ def test_report_cli(tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
     assert not (out / "report.pdf").exists()
     assert main(["report", "--scenario", str(scenario), "--out", str(out), "--no-cache"]) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_quantile_by_bins_equals_the_full_sort(seed):
+    """Large inputs select the quantile through value bins; the answer is the full sort's."""
+    from lifecircle.coverage import _binned_quantiles
+
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    v = rng.gamma(2.0, 400.0, n)
+    if seed % 2:
+        v[rng.random(n) < 0.3] = np.inf  # unreachable residents
+    if seed == 4:
+        v = np.round(v / 100.0) * 100.0  # many ties
+    if seed == 5:
+        v[:] = 7.0  # all equal
+    w = rng.integers(1, 9, n).astype(float)
+    qs = [0.0, 0.001, 0.5, 0.9, 0.999, 1.0]
+    order = np.argsort(v)
+    cw = np.cumsum(w[order])
+    want = [v[order[min(np.searchsorted(cw, q * cw[-1]), n - 1)]] for q in qs]
+    assert _binned_quantiles(v, w, qs) == want
+    assert weighted_quantile(v, w, qs) == want

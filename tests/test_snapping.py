@@ -87,8 +87,8 @@ def test_grid_search_equals_the_tree_search(helsinki_walk, cell_m):
     # and points exactly on junctions (ties between the edges that meet there)
     x = np.r_[x, net.node_x[:500]]
     y = np.r_[y, net.node_y[:500]]
-    piece, d, s = grid.nearest(x, y, idx.ax, idx.ay, idx.dx, idx.dy, 300.0)
-    tp, td, ts = idx._nearest_by_tree(np.column_stack([x, y]), 6, 1, 300.0)
+    piece, d, frac = grid.nearest(x, y, idx.ax, idx.ay, idx.dx, idx.dy, 300.0)
+    tp, td, tfrac = idx._nearest_by_tree(np.column_stack([x, y]), 6, 1, 300.0)
     proven = piece >= 0
     assert proven[td <= 300.0].all()
     assert not proven.all()  # some points are beyond the limit: left to the tree
@@ -96,6 +96,8 @@ def test_grid_search_equals_the_tree_search(helsinki_walk, cell_m):
     near = td <= 300.0
     np.testing.assert_allclose(d[near], td[near], atol=1e-9)
     assert (d[proven] <= td[proven] + 1e-9).all()
+    same = near & (piece == tp)
+    np.testing.assert_allclose(frac[same], tfrac[same], atol=1e-12)
     other = near & (piece != tp)
     np.testing.assert_allclose(d[other], td[other], atol=1e-9)
     assert (piece[other] < tp[other]).all()
