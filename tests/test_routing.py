@@ -199,3 +199,34 @@ def test_node_distance_chunks_are_bounded_and_complete(grid_network):
         if 0 in idx:
             assert d[list(idx).index(0), 35] == pytest.approx(1000.0)
     assert seen == [0, 1, 2]
+
+
+def test_compiled_read_off_equals_the_numpy_read_off():
+    """The fused read-off of one search gives the NumPy read-off's distances and sources, bit
+    for bit: one-way edges, points exactly on u, off-network points, unreached nodes."""
+    from lifecircle._readoff import read_off_one
+    from lifecircle.routing import Positions, _read_off, _Table
+
+    rng = np.random.default_rng(8)
+    n_nodes, n_edges, n = 400, 900, 20_000
+    u = rng.integers(0, n_nodes, n_edges)
+    v = rng.integers(0, n_nodes, n_edges)
+    length = rng.uniform(1.0, 200.0, n_edges)
+    twoway = rng.random(n_edges) < 0.7
+    tab = _Table(u, v, length, twoway)
+    node_d = rng.uniform(0.0, 3000.0, n_nodes)
+    node_d[rng.random(n_nodes) < 0.1] = np.inf
+    node_src = rng.integers(0, 50, n_nodes).astype(np.int64)
+    edge = rng.integers(-1, n_edges, n).astype(np.int64)
+    offset = rng.uniform(0.0, 1.0, n) * length[np.maximum(edge, 0)]
+    offset[:500] = 0.0  # exactly on u
+    offset[500:1000] = length[np.maximum(edge[500:1000], 0)]  # exactly on v
+    access = rng.uniform(0.0, 50.0, n)
+    pos = Positions(edge, offset, access)
+    want_d, want_s = _read_off(tab, node_d[None, :], node_src[None, :], pos)
+    d = np.empty(n)
+    s = np.empty(n, dtype=np.int64)
+    read_off_one(edge, offset, access, u, v, length, twoway, node_d, node_src, d, s)
+    np.testing.assert_array_equal(d, want_d[0])
+    np.testing.assert_array_equal(s, want_s[0])
+    assert np.isinf(d).any() and (s == -1).any()

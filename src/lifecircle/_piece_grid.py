@@ -190,12 +190,30 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
         best_k = -1
         best_s = 0.0
         proven = False
+        # the first ring nearest side first: the best found early skips the farther cells
+        hx = 1 if x - x0 - ci * cell >= 0.5 * cell else -1
+        hy = 1 if y - y0 - cj * cell >= 0.5 * cell else -1
+        ring1 = ((hx, 0), (0, hy), (hx, hy), (-hx, 0), (0, -hy), (-hx, hy), (hx, -hy), (-hx, -hy))
         for r in range(max_rings + 1):
             lo_i = max(ci - r, 0)
             hi_i = min(ci + r, nx - 1)
+            if r == 1:
+                for di, dj in ring1:
+                    i = ci + di
+                    j = cj + dj
+                    if 0 <= i < nx and 0 <= j < ny:
+                        gx = _gap(x, x0 + i * cell, cell)
+                        gy = _gap(y, y0 + j * cell, cell)
+                        if gx * gx + gy * gy <= best:
+                            best, best_k, best_s = _scan_cell(
+                                j * nx + i, x, y, cell_start, cell_piece, ax, ay, dx, dy,
+                                best, best_k, best_s,
+                            )  # fmt: skip
             # the ring's bottom and top rows, then its left and right columns (inside the grid)
             # cells farther than the best so far are skipped (equal ones not: ties matter)
             for j in (cj - r, cj + r):
+                if r == 1:
+                    break
                 if 0 <= j < ny:
                     gy = _gap(y, y0 + j * cell, cell)
                     for i in range(lo_i, hi_i + 1):
@@ -208,7 +226,7 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
                 if r == 0:
                     break
             for i in (ci - r, ci + r):
-                if r > 0 and 0 <= i < nx:
+                if r > 1 and 0 <= i < nx:
                     gx = _gap(x, x0 + i * cell, cell)
                     for j in range(max(cj - r + 1, 0), min(cj + r - 1, ny - 1) + 1):
                         gy = _gap(y, y0 + j * cell, cell)

@@ -187,7 +187,7 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | list[f
     if len(v) == 0:
         out = [float("nan")] * len(qs)
     elif len(v) > _SELECT_FROM and float(v.min()) > -np.inf:  # no NaN, no -inf
-        out = _binned_quantiles(v, w, qs)
+        out = _binned_quantiles(v, w, [float(x) for x in qs])  # type: ignore[arg-type]
     else:
         order = np.argsort(v)
         cw = np.cumsum(w[order])

@@ -420,8 +420,24 @@ def _nearest_from_nodes(
     node_src: IntArray,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    d2, s2 = _read_off(tab, node_d[None, :], node_src[None, :], destinations)
-    d, s = d2[0], s2[0]
+    from lifecircle._readoff import read_off_one  # imports Numba: only when routing
+
+    n = len(destinations)
+    d = np.empty(n)
+    s = np.empty(n, dtype=np.int64)
+    read_off_one(
+        destinations.edge,
+        destinations.offset_m,
+        destinations.access_m,
+        tab.u,
+        tab.v,
+        tab.length_m,
+        tab.twoway,
+        np.ascontiguousarray(node_d, dtype=float),
+        np.ascontiguousarray(node_src, dtype=np.int64),
+        d,
+        s,
+    )
     si, di, cost = _same_edge_pairs(tab, sources, destinations)
     if len(si):
         total = cost + destinations.access_m[di]
