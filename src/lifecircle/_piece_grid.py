@@ -32,6 +32,9 @@ class PieceGrid:
     ny: int
     cell_start: NDArray[np.int64]  # registrations of cell c: cell_piece[cell_start[c]:...[c+1]]
     cell_piece: NDArray[np.int32]
+    #: per piece ``ax, ay, dx, dy, 1 / (dx² + dy²)`` in one row (one cache line per piece;
+    #: 0 in the last column for a piece of no length)
+    pieces: NDArray[np.float64]
 
     @classmethod
     def build(
@@ -71,16 +74,15 @@ class PieceGrid:
         counts = np.bincount(cells, minlength=nx * ny)
         start = np.zeros(nx * ny + 1, dtype=np.int64)
         np.cumsum(counts, out=start[1:])
-        return cls(x0, y0, float(cell), nx, ny, start, piece[order])
+        den = dx * dx + dy * dy
+        inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
+        packed = np.column_stack([ax, ay, dx, dy, inv])
+        return cls(x0, y0, float(cell), nx, ny, start, piece[order], packed)
 
     def nearest(
         self,
         px: NDArray[np.float64],
         py: NDArray[np.float64],
-        ax: NDArray[np.float64],
-        ay: NDArray[np.float64],
-        dx: NDArray[np.float64],
-        dy: NDArray[np.float64],
         max_m: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         """Nearest piece, its distance and the fraction along it, proven exact for every point
@@ -100,10 +102,7 @@ class PieceGrid:
             self.ny,
             self.cell_start,
             self.cell_piece,
-            ax,
-            ay,
-            dx,
-            dy,
+            self.pieces,
             max_rings,
             piece,
             dist,
@@ -129,28 +128,19 @@ def _scan_cell(  # pragma: no cover - compiled; covered through _nearest_kernel
     y: float,
     cell_start: NDArray[np.int64],
     cell_piece: NDArray[np.int32],
-    ax: NDArray[np.float64],
-    ay: NDArray[np.float64],
-    dx: NDArray[np.float64],
-    dy: NDArray[np.float64],
+    pieces: NDArray[np.float64],
     best: float,
     best_k: int,
     best_s: float,
 ) -> tuple[float, int, float]:
     for r in range(cell_start[c], cell_start[c + 1]):
         k = cell_piece[r]
-        ddx = dx[k]
-        ddy = dy[k]
-        wx = x - ax[k]
-        wy = y - ay[k]
-        den = ddx * ddx + ddy * ddy
-        s = 0.0
-        if den > 0.0:
-            s = (wx * ddx + wy * ddy) / den
-            if s < 0.0:
-                s = 0.0
-            elif s > 1.0:
-                s = 1.0
+        wx = x - pieces[k, 0]
+        wy = y - pieces[k, 1]
+        ddx = pieces[k, 2]
+        ddy = pieces[k, 3]
+        # pieces[k, 4] = 1 / |d|^2 (0 for a piece of no length: s = 0)
+        s = min(max((wx * ddx + wy * ddy) * pieces[k, 4], 0.0), 1.0)
         ex = s * ddx - wx
         ey = s * ddy - wy
         d2 = ex * ex + ey * ey
@@ -172,10 +162,7 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
     ny: int,
     cell_start: NDArray[np.int64],
     cell_piece: NDArray[np.int32],
-    ax: NDArray[np.float64],
-    ay: NDArray[np.float64],
-    dx: NDArray[np.float64],
-    dy: NDArray[np.float64],
+    pieces: NDArray[np.float64],
     max_rings: int,
     out_piece: NDArray[np.int64],
     out_dist: NDArray[np.float64],
@@ -206,7 +193,7 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
                         gy = _gap(y, y0 + j * cell, cell)
                         if gx * gx + gy * gy <= best:
                             best, best_k, best_s = _scan_cell(
-                                j * nx + i, x, y, cell_start, cell_piece, ax, ay, dx, dy,
+                                j * nx + i, x, y, cell_start, cell_piece, pieces,
                                 best, best_k, best_s,
                             )  # fmt: skip
             # the ring's bottom and top rows, then its left and right columns (inside the grid)
@@ -220,7 +207,7 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
                         gx = _gap(x, x0 + i * cell, cell)
                         if gx * gx + gy * gy <= best:
                             best, best_k, best_s = _scan_cell(
-                                j * nx + i, x, y, cell_start, cell_piece, ax, ay, dx, dy,
+                                j * nx + i, x, y, cell_start, cell_piece, pieces,
                                 best, best_k, best_s,
                             )  # fmt: skip
                 if r == 0:
@@ -232,7 +219,7 @@ def _nearest_kernel(  # pragma: no cover - compiled; its results are tested agai
                         gy = _gap(y, y0 + j * cell, cell)
                         if gx * gx + gy * gy <= best:
                             best, best_k, best_s = _scan_cell(
-                                j * nx + i, x, y, cell_start, cell_piece, ax, ay, dx, dy,
+                                j * nx + i, x, y, cell_start, cell_piece, pieces,
                                 best, best_k, best_s,
                             )  # fmt: skip
             if ci - r <= 0 and cj - r <= 0 and ci + r >= nx - 1 and cj + r >= ny - 1:

@@ -90,8 +90,9 @@ class SnapIndex:
         # (the grid search runs about twice as fast as with pieces in edge order)
         z = _morton_order((ax + bx) / 2.0, (ay + by) / 2.0, cell_m=GRID_CELL_M)
         ax, ay, bx, by = ax[z], ay[z], bx[z], by[z]
-        dx, dy = bx - ax, by - ay
-        grid = PieceGrid.build(ax, ay, dx, dy, cell_m=GRID_CELL_M)
+        grid = PieceGrid.build(ax, ay, bx - ax, by - ay, cell_m=GRID_CELL_M)
+        # the piece arrays are views of the grid's packed rows (no second copy)
+        ax, ay, dx, dy = (grid.pieces[:, c] for c in range(4))
         return cls(grid, piece_edge[z], ax, ay, dx, dy, t0[z], t1[z], half)
 
     @cached_property
@@ -172,13 +173,7 @@ class SnapIndex:
         the KD-tree search, where points more than ``max_snap_m`` (plus the bound) from every
         piece get the best of the first pass only: they are off the network anyway."""
         piece, d, s = self.grid.nearest(
-            np.ascontiguousarray(pts[:, 0]),
-            np.ascontiguousarray(pts[:, 1]),
-            self.ax,
-            self.ay,
-            self.dx,
-            self.dy,
-            max_snap_m,
+            np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]), max_snap_m
         )
         far = np.flatnonzero(piece < 0)
         if len(far):
