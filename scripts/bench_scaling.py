@@ -10,8 +10,9 @@ For each size (junctions of a SYNTHETIC perturbed street grid, scripts/bench_com
   index and the junction graph, and warm, best of 3), against the bare scipy floor on the
   junction graph (the points projected from WGS84 as lifecircle's side does, KD-tree nearest
   junction for every point + one ``min_only`` Dijkstra per tier + a gather), best of 3; the
-  ratio to the floor without its projection is printed too; the osmnx-tutorial way (``nearest_nodes`` + ``ego_graph`` per facility,
-  measured in full) where ``--tutorial-max`` allows;
+  ratio to the floor without its projection is printed too; the osmnx-tutorial way
+  (``nearest_nodes`` + ``ego_graph`` per facility, measured in full) where ``--tutorial-max``
+  allows;
 - network loads in fresh processes (time and peak RSS): OSM PBF, GraphML, the ``.npz`` cache;
 - the CLI end to end (``lifecircle coverage``, warm network cache) in a fresh process: wall
   time and peak RSS, and the write time of the result files measured in-process;
