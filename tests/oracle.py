@@ -30,7 +30,9 @@ def split_graph(net: RoadNetwork, points: dict[object, tuple[int, float]]) -> nx
     for e in range(net.n_edges):
         u, v, length = int(net.edge_u[e]), int(net.edge_v[e]), float(net.edge_length_m[e])
         one_way = net.directed and bool(net.edge_oneway[e])
-        chain = [(0.0, u), *sorted(on_edge.get(e, []), key=lambda t: t[0]), (length, v)]
+        # offsets rescaled by a caller may pass the edge's end by a rounding error: clamp
+        on = sorted((min(max(o, 0.0), length), lab) for o, lab in on_edge.get(e, []))
+        chain = [(0.0, u), *on, (length, v)]
         for (o1, a), (o2, b) in itertools.pairwise(chain):
             w = o2 - o1
             arcs = [(a, b)] if (one_way and w > 0) else [(a, b), (b, a)]

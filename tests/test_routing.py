@@ -204,7 +204,7 @@ def test_node_distance_chunks_are_bounded_and_complete(grid_network):
 def test_compiled_read_off_equals_the_numpy_read_off():
     """The fused read-off of one search gives the NumPy read-off's distances and sources, bit
     for bit: one-way edges, points exactly on u, off-network points, unreached nodes."""
-    from lifecircle._readoff import read_off_one
+    from lifecircle._readoff import destination_ends, read_off_one
     from lifecircle.routing import Positions, _read_off, _Table
 
     rng = np.random.default_rng(8)
@@ -226,7 +226,8 @@ def test_compiled_read_off_equals_the_numpy_read_off():
     want_d, want_s = _read_off(tab, node_d[None, :], node_src[None, :], pos)
     d = np.empty(n)
     s = np.empty(n, dtype=np.int64)
-    read_off_one(edge, offset, access, u, v, length, twoway, node_d, node_src, d, s)
+    ends = destination_ends(edge, offset, u, v, length, twoway)
+    read_off_one(*ends, access, node_d, node_src, d, s)
     np.testing.assert_array_equal(d, want_d[0])
     np.testing.assert_array_equal(s, want_s[0])
     assert np.isinf(d).any() and (s == -1).any()

@@ -420,19 +420,23 @@ def _nearest_from_nodes(
     node_src: IntArray,
     destinations: Positions,
 ) -> tuple[FloatArray, IntArray]:
-    from lifecircle._readoff import read_off_one  # imports Numba: only when routing
+    from lifecircle._readoff import destination_ends, read_off_one  # Numba: only when routing
 
+    memo = destinations._memo
+    cached = memo.get("compiled_ends")  # per table, kept for the next tiers of the run
+    if cached is None or cached[0] is not tab:  # type: ignore[index]
+        ends = destination_ends(
+            destinations.edge, destinations.offset_m, tab.u, tab.v, tab.length_m, tab.twoway
+        )
+        memo["compiled_ends"] = (tab, ends)
+    else:
+        ends = cached[1]  # type: ignore[index]
     n = len(destinations)
     d = np.empty(n)
     s = np.empty(n, dtype=np.int64)
     read_off_one(
-        destinations.edge,
-        destinations.offset_m,
+        *ends,
         destinations.access_m,
-        tab.u,
-        tab.v,
-        tab.length_m,
-        tab.twoway,
         np.ascontiguousarray(node_d, dtype=float),
         np.ascontiguousarray(node_src, dtype=np.int64),
         d,
