@@ -259,7 +259,7 @@ def build_state(
         )
     # fill every lazily built cache now, so requests only read
     for net in inputs.networks.values():
-        snap_index(net)
+        snap_index(net).tree  # noqa: B018 - the KD-tree for points far off the network, built now
     levels = inputs.unit_levels()
     tables = unit_tables(result, levels)
     labels = {lvl.key: (lvl.label_zh, lvl.label_en) for lvl in levels}
