@@ -8,15 +8,18 @@ reported, but they reach nothing.
 
 The nearest-edge search
 -----------------------
-Shapely's ``STRtree.query_nearest`` is exact but slow for hundreds of thousands of points. We cut
-every edge into pieces no longer than ``piece_m`` and put the piece midpoints into a
-``scipy.spatial.cKDTree``. For each point the ``k`` nearest midpoints give candidate pieces; the
-exact point-to-segment distance to each is computed and the smallest kept. A piece whose midpoint
-is at distance ``m`` is at least ``m - h`` away (``h``: the largest half piece length), so when the
-best exact distance found is ``<= m_k - h`` (``m_k``: the k-th midpoint distance), no other piece
-can be closer and the answer is exact. The points that fail the test get a second pass with
-``max(2k, 16)`` candidates and the same test; the very few left are re-checked against every
-piece within ``best + h`` (a ball query). The result equals the brute-force nearest edge.
+Every edge is cut into pieces no longer than ``piece_m``. The pieces are registered in the cells
+of a uniform grid, and a compiled kernel (:mod:`lifecircle._piece_grid`) searches the cells in
+square rings around each point until no unseen piece can be nearer than the best one found:
+exact, and proven for every point within ``max_snap_m`` of a street. The points left (farther
+from every street) go to a KD-tree over the piece midpoints: for each point the ``k`` nearest
+midpoints give candidate pieces; the exact point-to-segment distance to each is computed and the
+smallest kept. A piece whose midpoint is at distance ``m`` is at least ``m - h`` away (``h``: the
+largest half piece length), so when the best exact distance found is ``<= m_k - h`` no other
+piece can be closer. The points that fail the test get a second pass with ``max(2k, 16)``
+candidates; the very few left are re-checked against every piece within ``best + h`` (a ball
+query). Points beyond ``max_snap_m`` by more than the bound keep the best of the first pass: they
+are off the network whatever their nearest edge.
 """
 
 from __future__ import annotations
