@@ -49,35 +49,23 @@ class PieceGrid:
     ) -> PieceGrid:
         """Register the pieces ``a + s d`` in a grid of ``cell_m`` cells (coarser when the
         network's bounding box would need more than ``max_cells_per_piece`` cells per piece)."""
-        bx, by = ax + dx, ay + dy
-        lo_x, hi_x = np.minimum(ax, bx), np.maximum(ax, bx)
-        lo_y, hi_y = np.minimum(ay, by), np.maximum(ay, by)
-        x0, y0 = float(lo_x.min()), float(lo_y.min())
-        width = float(hi_x.max()) - x0
-        height = float(hi_y.max()) - y0
+        n = len(ax)
+        x0 = float(min(ax.min(), (ax + dx).min()))
+        y0 = float(min(ay.min(), (ay + dy).min()))
+        width = float(max(ax.max(), (ax + dx).max())) - x0
+        height = float(max(ay.max(), (ay + dy).max())) - y0
         # bound the memory of a sparse network over a large area (a province's roads)
-        cell = max(cell_m, math.sqrt(width * height / (max_cells_per_piece * len(ax))))
-        nx = int(width // cell) + 1
-        ny = int(height // cell) + 1
-        i0 = ((lo_x - x0) // cell).astype(np.int64)
-        i1 = ((hi_x - x0) // cell).astype(np.int64)
-        j0 = ((lo_y - y0) // cell).astype(np.int64)
-        j1 = ((hi_y - y0) // cell).astype(np.int64)
-        wi = i1 - i0 + 1
-        wj = j1 - j0 + 1
-        per = wi * wj
-        piece = np.repeat(np.arange(len(ax), dtype=np.int32), per)
-        k = np.arange(len(piece)) - np.repeat(np.cumsum(per) - per, per)
-        wj_r = np.repeat(wj, per)
-        cells = (np.repeat(j0, per) + k % wj_r) * nx + np.repeat(i0, per) + k // wj_r
-        order = np.argsort(cells, kind="stable")
-        counts = np.bincount(cells, minlength=nx * ny)
-        start = np.zeros(nx * ny + 1, dtype=np.int64)
-        np.cumsum(counts, out=start[1:])
-        den = dx * dx + dy * dy
-        inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
-        packed = np.column_stack([ax, ay, dx, dy, inv])
-        return cls(x0, y0, float(cell), nx, ny, start, piece[order], packed)
+        cell = max(cell_m, math.sqrt(width * height / (max_cells_per_piece * n)))
+        # the kernels compute cells as floor((x - x0) / cell); one spare column and row keep the
+        # largest coordinate inside the grid whatever the rounding
+        nx = math.floor(width / cell) + 2
+        ny = math.floor(height / cell) + 2
+        packed = np.empty((n, 5))
+        cell_start = np.zeros(nx * ny + 1, dtype=np.int64)
+        n_reg = _pack_and_count(ax, ay, dx, dy, x0, y0, cell, nx, packed, cell_start)
+        cell_piece = np.empty(n_reg, dtype=np.int32)
+        _register(packed, x0, y0, cell, nx, cell_start, cell_piece)
+        return cls(x0, y0, float(cell), nx, ny, cell_start, cell_piece, packed)
 
     def nearest(
         self,
@@ -109,6 +97,73 @@ class PieceGrid:
             frac,
         )
         return piece, dist, frac
+
+
+@njit(nogil=True, cache=True)
+def _cells_of(  # pragma: no cover - compiled
+    row: NDArray[np.float64], x0: float, y0: float, cell: float
+) -> tuple[int, int, int, int]:
+    """First and last cell column and row that a piece's bounding box touches."""
+    xa, ya = row[0], row[1]
+    xb, yb = xa + row[2], ya + row[3]
+    return (
+        math.floor((min(xa, xb) - x0) / cell),
+        math.floor((max(xa, xb) - x0) / cell),
+        math.floor((min(ya, yb) - y0) / cell),
+        math.floor((max(ya, yb) - y0) / cell),
+    )
+
+
+@njit(nogil=True, cache=True)
+def _pack_and_count(  # pragma: no cover - compiled; tested through the grid search
+    ax: NDArray[np.float64],
+    ay: NDArray[np.float64],
+    dx: NDArray[np.float64],
+    dy: NDArray[np.float64],
+    x0: float,
+    y0: float,
+    cell: float,
+    nx: int,
+    packed: NDArray[np.float64],
+    cell_start: NDArray[np.int64],
+) -> int:
+    """Fill the packed piece rows; count each cell's pieces into ``cell_start[c + 1]`` and
+    turn the counts into start offsets. Returns the number of registrations."""
+    for k in range(len(ax)):
+        packed[k, 0] = ax[k]
+        packed[k, 1] = ay[k]
+        packed[k, 2] = dx[k]
+        packed[k, 3] = dy[k]
+        den = dx[k] * dx[k] + dy[k] * dy[k]
+        packed[k, 4] = 1.0 / den if den > 0.0 else 0.0
+        i0, i1, j0, j1 = _cells_of(packed[k], x0, y0, cell)
+        for j in range(j0, j1 + 1):
+            for i in range(i0, i1 + 1):
+                cell_start[j * nx + i + 1] += 1
+    for c in range(1, len(cell_start)):
+        cell_start[c] += cell_start[c - 1]
+    return cell_start[-1]
+
+
+@njit(nogil=True, cache=True)
+def _register(  # pragma: no cover - compiled; tested through the grid search
+    packed: NDArray[np.float64],
+    x0: float,
+    y0: float,
+    cell: float,
+    nx: int,
+    cell_start: NDArray[np.int64],
+    cell_piece: NDArray[np.int32],
+) -> None:
+    """Each cell's pieces in increasing order (a counting sort by cell)."""
+    cursor = cell_start[:-1].copy()
+    for k in range(len(packed)):
+        i0, i1, j0, j1 = _cells_of(packed[k], x0, y0, cell)
+        for j in range(j0, j1 + 1):
+            for i in range(i0, i1 + 1):
+                c = j * nx + i
+                cell_piece[cursor[c]] = k
+                cursor[c] += 1
 
 
 @njit(nogil=True, cache=True)
