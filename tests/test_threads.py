@@ -55,3 +55,20 @@ def test_snapping_gives_the_same_answer_on_one_thread_or_many(
         runs.append(snap_to_network(net, x, y))
     for field in ("edge", "offset_m", "access_m", "x", "y", "on_network"):
         np.testing.assert_array_equal(getattr(runs[0], field), getattr(runs[1], field))
+
+
+def test_projections_are_the_same_on_one_thread_or_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import make_grid
+
+    net = make_grid(10, 10)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(net.node_x.min(), net.node_x.max(), 70_000)
+    y = rng.uniform(net.node_y.min(), net.node_y.max(), 70_000)
+    runs = []
+    for n in ("1", "3"):
+        monkeypatch.setenv("LIFECIRCLE_THREADS", n)
+        lon, lat = net.to_lonlat(x, y)
+        runs.append((lon, lat, *net.from_lonlat(lon, lat)))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(runs[0][2], x, atol=1e-6)  # and back where they started
