@@ -25,6 +25,7 @@ ROOT = SRC.parents[1]
 ALLOWED_LOCAL_IMPORTS: set[tuple[str, str]] = {
     ("lifecircle.snapping", "lifecircle._piece_grid"),
     ("lifecircle.routing", "lifecircle._readoff"),
+    ("lifecircle.extract", "lifecircle._opl"),
 }
 
 

@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import osmium
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 from shapely.geometry import box
@@ -195,3 +196,89 @@ def test_bad_clip_inputs(tmp_path, helsinki_pbf):
         buffer_geometry_m(REGION, -1)
     with pytest.raises(NetworkError, match="does not exist"):
         extract_regions(tmp_path / "x.osm.pbf", {"a": REGION}, {"a": tmp_path / "a.osm.pbf"})
+
+
+def _write_ways(path: Path, nodes: dict[int, tuple[float, float]], ways: list[tuple]) -> Path:
+    """A small ``.osm.pbf`` written with pyosmium: nodes ``{id: (lon, lat)}``, ways
+    ``(id, refs, tags)`` (refs may name nodes that are not in the file)."""
+    with osmium.SimpleWriter(str(path)) as w:
+        for nid, loc in sorted(nodes.items()):
+            w.add_node(osmium.osm.mutable.Node(id=nid, location=loc))
+        for wid, refs, tags in ways:
+            w.add_way(osmium.osm.mutable.Way(id=wid, nodes=refs, tags=tags))
+    return path
+
+
+def _read_back(path: Path) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[list, dict]]]:
+    nodes, ways = {}, {}
+    for o in osmium.FileProcessor(str(path)):
+        if isinstance(o, osmium.osm.Node):
+            nodes[o.id] = (o.location.x, o.location.y)
+        elif isinstance(o, osmium.osm.Way):
+            ways[o.id] = ([n.ref for n in o.nodes], {t.k: t.v for t in o.tags})
+    return nodes, ways
+
+
+def test_clipped_file_keeps_tags_coordinates_and_drops_unlocated_nodes(tmp_path):
+    """Escaped tag text (CJK, spaces, commas, '=', '%', '@'), negative and 7-decimal
+    coordinates, nodes missing from the extract, ways with too few located nodes."""
+    nodes = {1: (118.3, 34.6), 2: (-0.0000001, -34.61), 4: (118.3000001, 34.6123456),
+             5: (118.31, 34.61), 6: (-179.9999999, 89.9999999)}  # fmt: skip
+    name = "人民路 1,2=3%@ ü"
+    ways = [
+        (10, [1, 2, 3, 4], {"highway": "residential", "name": name, "note": "a  b"}),
+        (11, [3], {"highway": "footway"}),  # its only node is missing: dropped
+        (12, [1, 3], {"highway": "footway"}),  # one located node: dropped
+        (13, [1, 4], {"highway": "", "foot": "no;yes"}),  # foot=no... : not walkable
+        (14, [4, 5], {"highway": "path", "service": "private road"}),  # escaped, excluded
+        (15, [5, 6, 1], {"highway": "path", "name:zh": "小路"}),
+        (16, [4, 5], {"building": "yes"}),  # not a highway
+    ]
+    src = _write_ways(tmp_path / "src.osm.pbf", nodes, ways)
+    out = tmp_path / "out.osm.pbf"
+    stats = extract_regions(src, {"all": box(-180, -90, 180, 90)}, {"all": out}, buffer_m=0)
+    assert stats.ways_read == 6 and stats.ways_tested == 2 and stats.ways_kept == {"all": 2}
+    got_nodes, got_ways = _read_back(out)
+    assert got_ways == {
+        10: ([1, 2, 4], ways[0][2]),
+        15: ([5, 6, 1], ways[5][2]),
+    }
+    fixed = {k: (round(x * 1e7), round(y * 1e7)) for k, (x, y) in nodes.items()}
+    assert got_nodes == {k: fixed[k] for k in (1, 2, 4, 5, 6)}
+    assert stats.nodes_kept == {"all": 5}
+    # outside every region: nothing kept, an empty but valid file
+    empty = tmp_path / "empty.osm.pbf"
+    stats = extract_regions(src, {"e": box(10, 10, 11, 11)}, {"e": empty}, buffer_m=0)
+    assert stats.ways_kept == {"e": 0} and _read_back(empty) == ({}, {})
+
+
+@pytest.mark.parametrize("mode", ["walk", "bike", "drive"])
+def test_mode_filters_on_opl_tags_equal_way_allowed(helsinki_pbf, tmp_path, mode):
+    """The vectorised filter of the clip pass against the per-way rule on every highway of the
+    Helsinki extract, plus values that OPL escapes."""
+    from lifecircle import _opl
+    from lifecircle.extract import _ways_allowed, _write_highway_opl
+
+    extra = [
+        (900001, [], {"highway": "footway", "service": "private drive"}),
+        (900002, [], {"highway": "residential", "motor_vehicle": "no, except"}),
+        (900003, [], {"highway": "cycle way", "bicycle": "no"}),
+        (900004, [], {"highway": "steps=2", "sidewalk:both": "separate"}),
+        (900005, [], {"highway": "公路", "access": "privat%e"}),
+    ]
+    extra_pbf = _write_ways(tmp_path / "extra.osm.pbf", {}, extra)
+    for src in (helsinki_pbf, extra_pbf):
+        opl = tmp_path / f"{src.stem}.opl"
+        _write_highway_opl(src, opl, "flex_mem", tmp_path)
+        buf = np.fromfile(opl, dtype=np.uint8)
+        ways = _opl.parse_ways(buf)
+        tags = [bytes(buf[a:b]).decode() for a, b in zip(ways.tag_start, ways.tag_end, strict=True)]
+        got = _ways_allowed(pa.array(tags, pa.string()), [mode])
+        truth = {}
+        for w in osmium.FileProcessor(str(src), osmium.osm.WAY):
+            t = {tag.k: tag.v for tag in w.tags}
+            if "highway" in t:
+                truth[w.id] = way_allowed(t, mode)
+        assert dict(zip(ways.way_id.tolist(), got.tolist(), strict=True)) == truth
+        assert len(truth) > (1000 if src == helsinki_pbf else 4)
+        assert 0 < sum(truth.values()) < len(truth)

@@ -1,7 +1,7 @@
 """Cutting large OSM extracts down to regions: one streaming pass, many regions at once.
 
 A province or country ``.osm.pbf`` is far larger than one county's streets. :func:`extract_regions`
-reads it once with pyosmium and keeps, for every region, each way of the requested modes (osmnx's
+reads it once and keeps, for every region, each way of the requested modes (osmnx's
 ``walk``/``bike``/``drive`` filters, :func:`lifecircle.network.way_allowed`) that **intersects the
 region's boundary buffered by** ``buffer_m`` metres. Kept ways are whole (complete node lists, also
 the nodes outside the buffer), so a street that leaves the area is not cut in the middle. Each
@@ -9,34 +9,43 @@ region's ways are written to a small ``.osm.pbf`` that :func:`lifecircle.network
 reads like any other file; the rule is the same as cutting the file beforehand, so distances are
 the same.
 
-Memory: ways are tested in chunks of ``chunk_ways`` and only the kept ones are held, so memory is
-bounded by the clipped area plus the node-location index. The index (pyosmium's ``idx``) is
-``flex_mem`` by default (about 16 bytes per node of the file, in memory); for country-sized files
-pass ``node_index="sparse_file_array"`` to keep it in a temporary file on disk instead.
+How: pyosmium's C++ handlers read the file, fill in node locations and write every ``highway``
+way as a line of OPL text, with no Python call per object; :mod:`lifecircle._opl` reads the text
+back into arrays in blocks, Arrow applies the mode filters to the tags and one STRtree query per
+block finds the regions each way meets. Region files are written the same way round: OPL text
+from the arrays, encoded as ``.osm.pbf`` by libosmium.
+
+Memory: only the kept ways are held, so memory is bounded by the clipped area, one block of text
+and the node-location index. The index (pyosmium's ``idx``) is ``flex_mem`` by default (about 16
+bytes per node of the file, in memory); for country-sized files pass
+``node_index="sparse_file_array"`` to keep it in a temporary file on disk instead. The OPL text
+lies in a temporary folder beside the output (about 35 bytes per node reference of a highway).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
+import re
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
 from lifecircle.config import MODES
 from lifecircle.coords import normalize_crs_name, to_wgs84, utm_epsg
 from lifecircle.errors import InputError, NetworkError
-from lifecircle.network import way_allowed
+from lifecircle.network import way_filters
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +124,19 @@ def to_wgs84_geometry(geom: Any, crs: str) -> Any:
 
 @dataclass
 class _Kept:
-    """Kept ways as Python lists (only ways that intersect some region)."""
+    """The kept ways (those meeting some region) as flat arrays.
 
-    way_id: list[int]
-    refs: list[NDArray[np.int64]]
-    lon: list[NDArray[np.float64]]
-    lat: list[NDArray[np.float64]]
-    tags: list[dict[str, str]]
+    Way ``w`` has the located nodes ``ref/x/y[node_start[w]:node_start[w + 1]]`` (coordinates in
+    1e-7 degrees) and the escaped OPL tags ``tags[tag_start[w]:tag_start[w + 1]]``.
+    """
+
+    way_id: NDArray[np.int64]
+    node_start: NDArray[np.int64]
+    ref: NDArray[np.int64]
+    x: NDArray[np.int32]
+    y: NDArray[np.int32]
+    tags: NDArray[np.uint8]
+    tag_start: NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -148,152 +163,230 @@ class ExtractStats:
     seconds: float
 
 
+#: OPL as the clip pass has libosmium write it: node locations on the ways, no metadata
+_OPL_FORMAT: Final = "opl,locations_on_ways=true,add_metadata=false"
+_OPL_PRECISION: Final = 10_000_000  # libosmium's fixed point: 1e-7 degrees
+_OPL_ESCAPE: Final = re.compile(r"%([0-9a-f]+)%")
+
+
+def _unescape_opl(text: str) -> str:
+    """An OPL tag value with its ``%hex%`` escapes decoded."""
+    return _OPL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _ways_allowed(tags: pa.StringArray, modes: Sequence[str]) -> NDArray[np.bool_]:
+    """:func:`lifecircle.network.way_allowed` of every way, from its escaped OPL tags.
+
+    Each filter key's value is cut out of the tag text and matched by Arrow (the patterns are
+    plain alternatives, which RE2 and Python's ``re`` match alike); the rare value with an
+    escape (``%20%`` for a space) is decoded and matched by Python's own rule.
+    """
+    n = len(tags)
+    allowed = np.zeros(n, dtype=bool)
+    values: dict[str, pa.Array] = {}
+    for mode in modes:
+        ok = np.ones(n, dtype=bool)
+        for key, rx in way_filters(mode):
+            if key not in values:
+                found = pc.extract_regex(tags, rf"(?:^|,){re.escape(key)}=(?P<v>[^,]*)")
+                values[key] = pc.struct_field(found, [0])
+            value = values[key]
+            hit = pc.fill_null(pc.match_substring_regex(value, rx.pattern), False)
+            excluded = np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+            escaped = np.flatnonzero(
+                pc.fill_null(pc.match_substring(value, "%"), False).to_numpy(zero_copy_only=False)
+            )
+            for i in escaped.tolist():
+                excluded[i] = rx.search(_unescape_opl(value[i].as_py())) is not None
+            ok &= ~excluded
+        allowed |= ok
+    return allowed
+
+
+def _line_blocks(path: Path, block_bytes: int) -> Iterator[NDArray[np.uint8]]:
+    """The file in blocks of whole lines of about ``block_bytes``."""
+    rest = b""
+    with path.open("rb") as f:
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield np.frombuffer(data, dtype=np.uint8, count=cut)
+    if rest:
+        yield np.frombuffer(rest, dtype=np.uint8)
+
+
+def _write_highway_opl(path: Path, opl: Path, node_index: str, tmp: Path) -> None:
+    """libosmium writes every ``highway`` way of ``path`` with its node locations as OPL."""
+    import osmium
+
+    idx = node_index
+    if node_index in ("sparse_file_array", "dense_file_array"):
+        idx = f"{node_index},{tmp / 'nodes.idx'}"
+    locations = osmium.NodeLocationsForWays(osmium.index.create_map(idx))
+    locations.ignore_errors()  # a way cut at the edge of an extract keeps its located nodes
+    # everything in C++: the locations handler sees every node, the filters pass on only the
+    # highway ways, the writer formats them (no Python call per object)
+    try:
+        with osmium.SimpleWriter(osmium.io.File(str(opl), _OPL_FORMAT)) as writer:
+            osmium.apply(
+                str(path),
+                locations,
+                osmium.filter.EntityFilter(osmium.osm.WAY),
+                osmium.filter.KeyFilter("highway"),
+                writer,
+            )
+    except RuntimeError as exc:
+        raise NetworkError(f"cannot read OSM file {path}: {exc}") from exc
+
+
 def _clip_pass(
     path: Path,
     areas: Sequence[Any],
     modes: Sequence[str],
     *,
-    chunk_ways: int,
+    block_bytes: int,
     node_index: str,
-) -> tuple[_Kept, list[list[int]], int, int]:
-    """Stream ``path`` once; return the kept ways and, per area, the indices of its ways."""
-    import osmium
+    work_dir: Path,
+) -> tuple[_Kept, list[NDArray[np.int64]], int, int]:
+    """Stream ``path`` once; return the kept ways and, per area, the indices of its ways.
+
+    libosmium writes the highway ways as OPL text into a temporary folder in ``work_dir``
+    (about 35 bytes per node reference of a highway); the text is read back in blocks of
+    ``block_bytes`` by :mod:`lifecircle._opl`, and each block's ways are tested at once: the
+    mode filters by Arrow, the regions by one STRtree query.
+    """
+    from lifecircle import _opl
 
     tree = shapely.STRtree(np.asarray(areas, dtype=object))
-    kept = _Kept([], [], [], [], [])
-    per_area: list[list[int]] = [[] for _ in areas]
-    counts = {"read": 0, "tested": 0}
-    chunk: dict[str, list[Any]] = {"id": [], "refs": [], "lon": [], "lat": [], "tags": []}
-
-    def flush() -> None:
-        n = len(chunk["id"])
-        if n == 0:
-            return
-        sizes = np.fromiter((len(r) for r in chunk["refs"]), dtype=np.int64, count=n)
-        lon = np.concatenate(chunk["lon"])
-        lat = np.concatenate(chunk["lat"])
-        lines = shapely.linestrings(
-            np.column_stack([lon, lat]), indices=np.repeat(np.arange(n), sizes)
-        )
-        li, ai = tree.query(lines, predicate="intersects")
-        if len(li):
-            uniq = np.unique(li)
-            slot = {}
-            for w in uniq.tolist():
-                slot[w] = len(kept.way_id)
-                kept.way_id.append(chunk["id"][w])
-                kept.refs.append(chunk["refs"][w])
-                kept.lon.append(chunk["lon"][w])
-                kept.lat.append(chunk["lat"][w])
-                kept.tags.append(chunk["tags"][w])
-            for w, a in zip(li.tolist(), ai.tolist(), strict=True):
-                per_area[a].append(slot[w])
-        for v in chunk.values():
-            v.clear()
-
     bboxes = np.array([shapely.bounds(a) for a in areas], dtype=float).reshape(-1, 4)
-    ux0, uy0 = (float(v) for v in np.nanmin(bboxes[:, :2], axis=0))
-    ux1, uy1 = (float(v) for v in np.nanmax(bboxes[:, 2:], axis=0))
-    wkb_factory = osmium.geom.WKBFactory()
-    all_nodes = osmium.geom.use_nodes.ALL
-
-    def add(w: Any, tags: dict[str, str], refs: Any, lon: Any, lat: Any) -> None:
-        counts["tested"] += 1
-        chunk["id"].append(w.id)
-        chunk["refs"].append(refs)
-        chunk["lon"].append(lon)
-        chunk["lat"].append(lat)
-        chunk["tags"].append(tags)
-        if len(chunk["id"]) >= chunk_ways:
-            flush()
-
-    class Handler(osmium.SimpleHandler):
-        def way(self, w: Any) -> None:
-            counts["read"] += 1
-            tags = {t.k: t.v for t in w.tags}
-            if not any(way_allowed(tags, m) for m in modes):
-                return
-            try:
-                # the way's geometry built in C++ (one point per node): no loop over nodes here
-                wkb = wkb_factory.create_linestring(w, use_nodes=all_nodes)
-            except (osmium.InvalidLocationError, RuntimeError):
-                wkb = None
-            if wkb is not None:
-                xy = np.frombuffer(bytes.fromhex(wkb), dtype="<f8", offset=9).reshape(-1, 2)
-                x0, y0 = xy.min(axis=0)
-                x1, y1 = xy.max(axis=0)
-                # far from every region (most of a national extract): skipped here, in plain
-                # floats; which regions a way meets is decided per chunk (STRtree, vectorised)
-                if x1 < ux0 or x0 > ux1 or y1 < uy0 or y0 > uy1:
-                    counts["tested"] += 1
-                    return
-                refs = np.fromiter((n.ref for n in w.nodes), dtype=np.int64)
-                add(w, tags, refs, xy[:, 0].copy(), xy[:, 1].copy())
-                return
-            # some node has no location (a way cut at the edge of an extract): keep the others
-            rl: list[int] = []
-            lons: list[float] = []
-            lats: list[float] = []
-            for nd in w.nodes:
-                loc = nd.location
-                if loc.valid():
-                    rl.append(nd.ref)
-                    lons.append(loc.lon)
-                    lats.append(loc.lat)
-            if len(rl) >= 2:
-                add(w, tags, np.array(rl, np.int64), np.array(lons), np.array(lats))
-
-    with tempfile.TemporaryDirectory(prefix="lifecircle-idx-") as tmp:
-        idx = node_index
-        if node_index in ("sparse_file_array", "dense_file_array"):
-            idx = f"{node_index},{Path(tmp) / 'nodes.idx'}"
-        # ways without a highway tag (buildings, most of a real extract) are dropped in C++,
-        # after the location handler has stored every node's position
-        highways = osmium.filter.KeyFilter("highway")
-        highways.enable_for(osmium.osm.WAY)
-        try:
-            Handler().apply_file(
-                str(path),
-                locations=True,
-                idx=idx,
-                filters=[osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY), highways],
+    ux0, uy0 = np.nanmin(bboxes[:, :2], axis=0) * _OPL_PRECISION
+    ux1, uy1 = np.nanmax(bboxes[:, 2:], axis=0) * _OPL_PRECISION
+    parts: dict[str, list[NDArray[Any]]] = {
+        k: [] for k in ("way_id", "sizes", "ref", "x", "y", "tags", "tag_sizes")
+    }
+    per_area: list[list[NDArray[np.int64]]] = [[] for _ in areas]
+    n_read = n_tested = n_kept = 0
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".lifecircle-clip-", dir=work_dir) as tmp:
+        opl = Path(tmp) / "highways.opl"
+        _write_highway_opl(path, opl, node_index, Path(tmp))
+        for buf in _line_blocks(opl, block_bytes):
+            ways = _opl.parse_ways(buf)
+            n = len(ways.way_id)
+            n_read += n
+            # each way's escaped tags, gathered into one Arrow text array
+            tag_len = ways.tag_end - ways.tag_start
+            tag_off = np.r_[0, np.cumsum(tag_len)]
+            tag_bytes = buf[_ranges(ways.tag_start, tag_len)]
+            tags = pa.StringArray.from_buffers(
+                n, pa.py_buffer(tag_off.astype(np.int32)), pa.py_buffer(tag_bytes)
             )
-        except RuntimeError as exc:
-            raise NetworkError(f"cannot read OSM file {path}: {exc}") from exc
-    flush()
-    return kept, per_area, counts["read"], counts["tested"]
+            sizes = np.diff(ways.node_start)
+            way_of = np.repeat(np.arange(n), sizes)
+            located_before = np.r_[0, np.cumsum(ways.located)]
+            n_located = located_before[ways.node_start[1:]] - located_before[ways.node_start[:-1]]
+            tested = _ways_allowed(tags, modes) & (n_located >= 2)
+            n_tested += int(tested.sum())
+            # the located nodes of the tested ways; far from every region: dropped here
+            node_ok = ways.located & tested[way_of]
+            w_idx = way_of[node_ok]
+            x, y = ways.x[node_ok], ways.y[node_ok]
+            ways_t = np.flatnonzero(tested)
+            first = np.searchsorted(w_idx, ways_t)
+            x0, x1 = np.minimum.reduceat(x, first), np.maximum.reduceat(x, first)
+            y0, y1 = np.minimum.reduceat(y, first), np.maximum.reduceat(y, first)
+            near = (x1 >= ux0) & (x0 <= ux1) & (y1 >= uy0) & (y0 <= uy1)
+            cand = ways_t[near]
+            if len(cand) == 0:
+                continue
+            sel = np.isin(w_idx, cand)
+            xy = np.column_stack([x[sel], y[sel]]) / _OPL_PRECISION
+            lines = shapely.linestrings(xy, indices=np.searchsorted(cand, w_idx[sel]))
+            li, ai = tree.query(lines, predicate="intersects")
+            if len(li) == 0:
+                continue
+            keep = np.unique(li)  # indices into cand
+            kept_ways = cand[keep]
+            slot = np.full(len(cand), -1, dtype=np.int64)
+            slot[keep] = n_kept + np.arange(len(keep))
+            by_area = np.argsort(ai, kind="stable")
+            areas_hit, first_hit = np.unique(ai[by_area], return_index=True)
+            for a, hits in zip(
+                areas_hit.tolist(), np.split(li[by_area], first_hit[1:]), strict=True
+            ):
+                per_area[a].append(slot[hits])
+            n_kept += len(keep)
+            knode = np.isin(w_idx, kept_ways)
+            parts["way_id"].append(ways.way_id[kept_ways])
+            parts["sizes"].append(n_located[kept_ways])
+            parts["ref"].append(ways.ref[node_ok][knode])
+            parts["x"].append(x[knode].astype(np.int32))
+            parts["y"].append(y[knode].astype(np.int32))
+            parts["tags"].append(tag_bytes[_ranges(tag_off[kept_ways], tag_len[kept_ways])])
+            parts["tag_sizes"].append(tag_len[kept_ways])
+    kept = _Kept(
+        way_id=_cat(parts["way_id"], np.int64),
+        node_start=np.r_[0, np.cumsum(_cat(parts["sizes"], np.int64))],
+        ref=_cat(parts["ref"], np.int64),
+        x=_cat(parts["x"], np.int32),
+        y=_cat(parts["y"], np.int32),
+        tags=_cat(parts["tags"], np.uint8),
+        tag_start=np.r_[0, np.cumsum(_cat(parts["tag_sizes"], np.int64))],
+    )
+    return kept, [_cat(a, np.int64) for a in per_area], n_read, n_tested
 
 
-def _write_pbf(kept: _Kept, ways: list[int], path: Path) -> int:
-    """Write the given kept ways and their nodes to ``path`` atomically; return the node count."""
+def _ranges(starts: NDArray[np.int64], sizes: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The positions ``starts[i]:starts[i] + sizes[i]`` of every ``i``, one after the other."""
+    ends = np.cumsum(sizes)
+    return np.repeat(starts - (ends - sizes), sizes) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def _cat(arrays: list[NDArray[Any]], dtype: Any) -> NDArray[Any]:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+
+
+def _write_pbf(kept: _Kept, ways: NDArray[np.int64], path: Path) -> int:
+    """Write the given kept ways and their nodes to ``path`` atomically; return the node count.
+
+    The ways (by id) and their nodes (by id) are written as OPL by :func:`lifecircle._opl.write_opl`
+    and encoded as ``.osm.pbf`` by libosmium.
+    """
     import osmium
 
-    order = sorted(set(ways), key=lambda i: kept.way_id[i])
-    if order:
-        refs = np.concatenate([kept.refs[i] for i in order])
-        lon = np.concatenate([kept.lon[i] for i in order])
-        lat = np.concatenate([kept.lat[i] for i in order])
-        node_ids, first = np.unique(refs, return_index=True)
-        lon, lat = lon[first], lat[first]
-    else:
-        node_ids = np.zeros(0, np.int64)
-        lon = lat = np.zeros(0)
+    from lifecircle import _opl
+
+    ways = np.unique(np.asarray(ways, dtype=np.int64))
+    order = ways[np.argsort(kept.way_id[ways], kind="stable")]
+    sizes = kept.node_start[order + 1] - kept.node_start[order]
+    pos = _ranges(kept.node_start[order], sizes)
+    refs = kept.ref[pos]
+    node_ids, first = np.unique(refs, return_index=True)
+    t_sizes = kept.tag_start[order + 1] - kept.tag_start[order]
+    t_pos = _ranges(kept.tag_start[order], t_sizes)
+    node_start = np.r_[0, np.cumsum(sizes)]
+    tag_start = np.r_[0, np.cumsum(t_sizes)]
+    text = _opl.write_opl(
+        node_ids,
+        kept.x[pos][first],
+        kept.y[pos][first],
+        kept.way_id[order],
+        kept.tags[t_pos],
+        tag_start,
+        refs,
+        node_start,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.osm.pbf")
     if tmp.exists():
         tmp.unlink()
-    writer = osmium.SimpleWriter(str(tmp))
-    try:
-        for nid, x, y in zip(node_ids.tolist(), lon.tolist(), lat.tolist(), strict=True):
-            writer.add_node(osmium.osm.mutable.Node(id=nid, location=(x, y)))
-        for i in order:
-            writer.add_way(
-                osmium.osm.mutable.Way(
-                    id=kept.way_id[i], nodes=kept.refs[i].tolist(), tags=kept.tags[i]
-                )
-            )
-    finally:
-        writer.close()
+    with osmium.SimpleWriter(str(tmp)) as writer:
+        osmium.apply(osmium.io.FileBuffer(text.tobytes(), "opl"), writer)
     os.replace(tmp, path)
     return len(node_ids)
 
@@ -305,7 +398,7 @@ def extract_regions(
     *,
     buffer_m: float = DEFAULT_CLIP_BUFFER_M,
     modes: Iterable[str] = ("walk",),
-    chunk_ways: int = 50_000,
+    block_bytes: int = 64 << 20,
     node_index: str = "flex_mem",
 ) -> ExtractStats:
     """Clip one large OSM file to many regions in a single streaming pass.
@@ -322,11 +415,16 @@ def extract_regions(
         Buffer around each region in metres (default 2,000 m).
     modes : iterable of {"walk", "bike", "drive"}
         Ways allowed in any of these modes are kept.
-    chunk_ways : int
-        Ways tested per vectorised batch (bounds the working memory).
+    block_bytes : int
+        Ways are tested in blocks of this much OPL text (bounds the working memory).
     node_index : str
         pyosmium location index: ``flex_mem`` (memory) or ``sparse_file_array`` /
         ``dense_file_array`` (a temporary file on disk, for very large files).
+
+    Notes
+    -----
+    The pass writes the file's highway ways as a temporary text file beside the first output
+    (about 35 bytes per node reference of a highway, deleted at the end).
 
     Returns
     -------
@@ -350,14 +448,15 @@ def extract_regions(
     ids = list(regions)
     areas = [buffer_geometry_m(regions[r], buffer_m) for r in ids]
     t0 = time.perf_counter()
+    work_dir = Path(out_paths[ids[0]]).parent if ids else Path(tempfile.gettempdir())
     kept, per_area, n_read, n_tested = _clip_pass(
-        p, areas, modes, chunk_ways=chunk_ways, node_index=node_index
+        p, areas, modes, block_bytes=block_bytes, node_index=node_index, work_dir=work_dir
     )
     ways_kept: dict[str, int] = {}
     nodes_kept: dict[str, int] = {}
     for r, ways in zip(ids, per_area, strict=True):
         nodes_kept[r] = _write_pbf(kept, ways, Path(out_paths[r]))
-        ways_kept[r] = len(set(ways))
+        ways_kept[r] = len(np.unique(ways))
     stats = ExtractStats(n_read, n_tested, ways_kept, nodes_kept, time.perf_counter() - t0)
     logger.info(
         "clipped %s to %d region(s) in one pass: %d highway ways read, %d kept, %.1f s",
@@ -377,7 +476,7 @@ def clip_to_file(
     *,
     buffer_m: float = DEFAULT_CLIP_BUFFER_M,
     modes: Iterable[str] = ("walk",),
-    chunk_ways: int = 50_000,
+    block_bytes: int = 64 << 20,
     node_index: str = "flex_mem",
 ) -> ExtractStats:
     """The pass of :func:`extract_regions` without the writing: the ways kept for all regions in
@@ -397,26 +496,23 @@ def clip_to_file(
     ids = list(regions)
     areas = [buffer_geometry_m(regions[r], buffer_m) for r in ids]
     t0 = time.perf_counter()
+    target = Path(out)
     kept, per_area, n_read, n_tested = _clip_pass(
-        p, areas, modes, chunk_ways=chunk_ways, node_index=node_index
+        p, areas, modes, block_bytes=block_bytes, node_index=node_index, work_dir=target.parent
     )
-    sizes = np.array([len(r) for r in kept.refs], dtype=np.int64)
-    tags = [json.dumps(t, ensure_ascii=False).encode("utf-8") for t in kept.tags]
-    tag_sizes = np.array([len(t) for t in tags], dtype=np.int64)
-    region_ways = [np.unique(np.asarray(w, dtype=np.int64)) for w in per_area]
+    region_ways = [np.unique(w) for w in per_area]
     arrays = {
-        "way_id": np.asarray(kept.way_id, dtype=np.int64),
-        "way_start": np.r_[0, np.cumsum(sizes)],
-        "refs": np.concatenate(kept.refs) if kept.refs else np.zeros(0, np.int64),
-        "lon": np.concatenate(kept.lon) if kept.lon else np.zeros(0),
-        "lat": np.concatenate(kept.lat) if kept.lat else np.zeros(0),
-        "tags": np.frombuffer(b"".join(tags), dtype=np.uint8),
-        "tag_start": np.r_[0, np.cumsum(tag_sizes)],
+        "way_id": kept.way_id,
+        "node_start": kept.node_start,
+        "ref": kept.ref,
+        "x": kept.x,
+        "y": kept.y,
+        "tags": kept.tags,
+        "tag_start": kept.tag_start,
         "region_id": np.asarray(ids, dtype=str),
         "region_start": np.r_[0, np.cumsum([len(w) for w in region_ways])],
         "region_ways": np.concatenate(region_ways) if region_ways else np.zeros(0, np.int64),
     }
-    target = Path(out)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.npz")
     try:
         np.savez(tmp, **arrays)
@@ -516,20 +612,16 @@ def write_clipped_region(clip_file: str | Path, region_id: str, path: str | Path
         k = ids.index(region_id)
         start = z["region_start"]
         ways = z["region_ways"][start[k] : start[k + 1]]
-        way_start, tag_start = z["way_start"], z["tag_start"]
-        refs, lon, lat, tags = z["refs"], z["lon"], z["lat"], z["tags"]
-        way_id = z["way_id"]
         kept = _Kept(
-            way_id[ways].tolist(),
-            [refs[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
-            [lon[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
-            [lat[way_start[w] : way_start[w + 1]] for w in ways.tolist()],
-            [
-                json.loads(tags[tag_start[w] : tag_start[w + 1]].tobytes().decode("utf-8"))
-                for w in ways.tolist()
-            ],
+            way_id=z["way_id"],
+            node_start=z["node_start"],
+            ref=z["ref"],
+            x=z["x"],
+            y=z["y"],
+            tags=z["tags"],
+            tag_start=z["tag_start"],
         )
-    return _write_pbf(kept, list(range(len(ways))), Path(path))
+    return _write_pbf(kept, ways, Path(path))
 
 
 def clip_fingerprint(path: Path, geom: Any, buffer: float, modes: Sequence[str]) -> str:

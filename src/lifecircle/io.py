@@ -613,6 +613,21 @@ def _flag_out_of_range(lon: np.ndarray, lat: np.ndarray, flag: _Flag) -> None:
     )
 
 
+def _id_strings(ids: pd.Series) -> pd.Series:
+    """The id column as stripped text, "" for a missing id.
+
+    An Arrow-backed text column (every CSV) stays in Arrow: no Python string per row (2.5 M
+    ids: 0.15 s instead of 0.6 s, most of it the memory of the round trip through objects).
+    """
+    if getattr(ids.dtype, "storage", None) == "pyarrow" and pd.api.types.is_string_dtype(ids):
+        return ids.fillna("").str.strip()
+    obj = ids.astype(object)
+    id_str = obj.where(~obj.isna(), "").astype(str).str.strip()
+    if pd.api.types.is_numeric_dtype(ids.dtype):  # 1001.0 read from a float column
+        id_str = id_str.str.replace(r"\.0$", "", regex=True)
+    return id_str
+
+
 def _all_distinct(values: pd.Series) -> bool:
     """Whether no value repeats (Arrow's hash table finds the distinct strings at C speed: the
     common case of a table without duplicates skips the full duplicate pass). ``unique`` is
@@ -897,10 +912,7 @@ def read_points(
     rules = tier_rules if kind == "facilities" else None
     cols, has_xy = _point_columns(df, src, kind, columns, geom, in_memory, standard, rules)
 
-    ids = df[cols["id"]].astype(object)
-    id_str = ids.where(~ids.isna(), "").astype(str).str.strip()
-    if pd.api.types.is_numeric_dtype(df[cols["id"]].dtype):  # 1001.0 read from a float column
-        id_str = id_str.str.replace(r"\.0$", "", regex=True)
+    id_str = _id_strings(df[cols["id"]])
     reason = np.full(n, "", dtype=object)
     detail = np.full(n, "", dtype=object)
 

@@ -116,6 +116,12 @@ _ONEWAY_VALUES: Final = {"yes", "true", "1", "-1", "reverse", "T", "F"}
 _REVERSED_VALUES: Final = {"-1", "reverse", "T"}
 
 
+def way_filters(mode: str) -> list[tuple[str, re.Pattern[str]]]:
+    """The ``(key, pattern)`` pairs that exclude a way from the ``mode`` network: a way whose
+    value of ``key`` contains a match of ``pattern`` is excluded (osmnx's rules)."""
+    return list(_COMPILED[mode])
+
+
 def way_allowed(tags: Mapping[str, str], mode: str) -> bool:
     """True if a way with these OSM tags belongs to the ``mode`` network (osmnx's rules)."""
     if "highway" not in tags:
