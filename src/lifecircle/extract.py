@@ -304,7 +304,9 @@ def _clip_pass(
             cand = ways_t[near]
             if len(cand) == 0:
                 continue
-            sel = np.isin(w_idx, cand)
+            is_cand = np.zeros(n, dtype=bool)
+            is_cand[cand] = True
+            sel = is_cand[w_idx]
             xy = np.column_stack([x[sel], y[sel]]) / _OPL_PRECISION
             lines = shapely.linestrings(xy, indices=np.searchsorted(cand, w_idx[sel]))
             li, ai = tree.query(lines, predicate="intersects")
@@ -321,7 +323,9 @@ def _clip_pass(
             ):
                 per_area[a].append(slot[hits])
             n_kept += len(keep)
-            knode = np.isin(w_idx, kept_ways)
+            is_kept = np.zeros(n, dtype=bool)
+            is_kept[kept_ways] = True
+            knode = is_kept[w_idx]
             parts["way_id"].append(ways.way_id[kept_ways])
             parts["sizes"].append(n_located[kept_ways])
             parts["ref"].append(ways.ref[node_ok][knode])
@@ -543,13 +547,22 @@ class BackgroundClip:
     A batch starts the pass before anything else, so it runs beside reading the points and
     starting the Dask workers instead of after them. The process is spawned (not forked: the
     caller has threads running) and imports only this module; call :meth:`result` to wait for
-    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early. As
+    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early.
+    ``context`` is another multiprocessing context to start it with (the batch's forkserver). As
     with Dask's local cluster, a script that uses it needs the ``if __name__ == "__main__":``
     guard.
     """
 
-    def __init__(self, path: str | Path, regions: Mapping[str, Any], out: str | Path, **kw: Any):
-        ctx = multiprocessing.get_context("spawn")
+    def __init__(
+        self,
+        path: str | Path,
+        regions: Mapping[str, Any],
+        out: str | Path,
+        *,
+        context: multiprocessing.context.BaseContext | None = None,
+        **kw: Any,
+    ):
+        ctx = context or multiprocessing.get_context("spawn")
         self.out = Path(out)
         self._recv, send = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(
