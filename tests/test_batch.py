@@ -21,11 +21,13 @@ from shapely.geometry import box
 
 import lifecircle as lc
 from lifecircle.batch import (
+    FORKSERVER_PRELOAD,
     RegionTask,
     parse_scheduler,
     read_regions,
     run_batch,
     run_region,
+    worker_context,
 )
 from lifecircle.cli import main
 from lifecircle.datasets import write_grid_pbf
@@ -452,6 +454,10 @@ def test_local_workers_keep_glibc_malloc_defaults():
         from lifecircle._threads import thread_budget
 
         assert list(cl.run(thread_budget).values()) == [1]
+        # forked from the forkserver with lifecircle and its kernels imported, before any task
+        preloaded = cl.run(lambda: [m in sys.modules for m in FORKSERVER_PRELOAD])
+        assert list(preloaded.values()) == [[True] * len(FORKSERVER_PRELOAD)]
+        assert worker_context().get_start_method() == "forkserver"
     finally:
         cl.close()
         cl.cluster.close()

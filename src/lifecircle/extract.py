@@ -547,22 +547,13 @@ class BackgroundClip:
     A batch starts the pass before anything else, so it runs beside reading the points and
     starting the Dask workers instead of after them. The process is spawned (not forked: the
     caller has threads running) and imports only this module; call :meth:`result` to wait for
-    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early.
-    ``context`` is another multiprocessing context to start it with (the batch's forkserver). As
+    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early. As
     with Dask's local cluster, a script that uses it needs the ``if __name__ == "__main__":``
     guard.
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        regions: Mapping[str, Any],
-        out: str | Path,
-        *,
-        context: multiprocessing.context.BaseContext | None = None,
-        **kw: Any,
-    ):
-        ctx = context or multiprocessing.get_context("spawn")
+    def __init__(self, path: str | Path, regions: Mapping[str, Any], out: str | Path, **kw: Any):
+        ctx = multiprocessing.get_context("spawn")
         self.out = Path(out)
         self._recv, send = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(
