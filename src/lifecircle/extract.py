@@ -402,7 +402,7 @@ def extract_regions(
     *,
     buffer_m: float = DEFAULT_CLIP_BUFFER_M,
     modes: Iterable[str] = ("walk",),
-    block_bytes: int = 64 << 20,
+    block_bytes: int = 16 << 20,
     node_index: str = "flex_mem",
 ) -> ExtractStats:
     """Clip one large OSM file to many regions in a single streaming pass.
@@ -480,7 +480,7 @@ def clip_to_file(
     *,
     buffer_m: float = DEFAULT_CLIP_BUFFER_M,
     modes: Iterable[str] = ("walk",),
-    block_bytes: int = 64 << 20,
+    block_bytes: int = 16 << 20,
     node_index: str = "flex_mem",
 ) -> ExtractStats:
     """The pass of :func:`extract_regions` without the writing: the ways kept for all regions in
