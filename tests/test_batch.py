@@ -409,6 +409,14 @@ def test_bad_batch_inputs(data, tmp_path):
     with pytest.raises(InputError, match="population"):
         run_batch(data / "regions.geojson", **args)
     assert not (tmp_path / "o3").exists()
+    # an extract libosmium cannot read fails the clip pass (the first task, on a worker): the
+    # error reaches the caller as it is, and nothing is left behind
+    broken = tmp_path / "broken.osm.pbf"
+    broken.write_bytes(b"this is not a PBF file")
+    args = {**_args(data, tmp_path / "o4"), "network": broken, "scheduler": "local:1"}
+    with pytest.raises(NetworkError, match=r"cannot read OSM file .*broken\.osm\.pbf"):
+        run_batch(data / "regions.geojson", **args)
+    assert not (tmp_path / "o4").exists()
 
 
 def test_region_points_files_round_trip(tmp_path):
@@ -435,6 +443,26 @@ def test_region_points_files_round_trip(tmp_path):
     table = read_points(tmp_path / "p.npz", "residents")
     assert table.frame["id"].tolist() == ["R1"]
     assert table.rejects[["row", "reason"]].values.tolist() == [[2, "missing_population"]]
+
+    # a large CSV's text column comes as chunks of Arrow arrays; rows taken in a given order
+    # and cut into regions as slices of the gathered arrays
+    import pyarrow as pa
+
+    from lifecircle._tables import point_arrays, slice_point_arrays
+
+    chunked = pa.chunked_array([["a", None, "三"], ["dd", ""]], type=pa.large_string())
+    big = pd.DataFrame(
+        {
+            "id": pd.Series(chunked.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))),
+            "lon": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    arrays = point_arrays(big, ["id", "lon"], np.array([4, 3, 2, 1, 0]))
+    part = slice_point_arrays(arrays, 1, 4)
+    write_point_arrays(part, None, tmp_path / "part.npz")
+    back = read_raw_table(tmp_path / "part.npz").frame
+    assert back["id"].tolist() == ["dd", "三", ""]
+    assert back["lon"].tolist() == [4.0, 3.0, 2.0]
 
 
 def test_local_workers_keep_glibc_malloc_defaults():

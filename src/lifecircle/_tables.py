@@ -280,18 +280,91 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     return RawTable(df, rows, None, "")
 
 
-def write_point_arrays(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
-    """Points as plain arrays in an ``.npz`` (no pickles), atomically: text columns as
-    fixed-width unicode, numbers as float64. Written and read at memory speed (a batch hands
-    each region's validated points to its task this way), and readable as an input file.
+#: Suffixes of a text column's two arrays in a point-arrays file: UTF-8 bytes and int64 offsets.
+_TEXT_DATA: Final = ".utf8"
+_TEXT_OFFSETS: Final = ".offsets"
+
+
+def point_arrays(
+    frame: pd.DataFrame, columns: Sequence[str], order: NDArray[np.int64] | None = None
+) -> dict[str, NDArray[Any]]:
+    """The columns of ``frame`` (rows in ``order`` if given) as plain arrays, no pickles.
+
+    Numbers become float64; text (missing as "") becomes two arrays, ``{c}.utf8`` (the UTF-8
+    bytes end to end, as Arrow keeps them) and ``{c}.offsets`` (int64, one more than the rows),
+    so millions of ids pass without a Python string each. :func:`slice_point_arrays` cuts rows
+    out; :func:`write_point_arrays` saves them.
+
+    >>> a = point_arrays(pd.DataFrame({"id": ["R1", "二号"], "lon": [118.3, 118.4]}), ["id", "lon"])
+    >>> sorted(a), a["id.offsets"].tolist(), bytes(a["id.utf8"]).decode()
+    (['id.offsets', 'id.utf8', 'lon'], [0, 2, 8], 'R1二号')
     """
-    arrays = {
-        c: frame[c].to_numpy(dtype=float)
-        if pd.api.types.is_numeric_dtype(frame[c].dtype)
-        else frame[c].astype(str).to_numpy(dtype=str)
-        for c in columns
-        if c in frame.columns
-    }
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, NDArray[Any]] = {}
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col.dtype):
+            values = col.to_numpy(dtype=float)
+            out[c] = values if order is None else values[order]
+            continue
+        if getattr(col.dtype, "storage", None) == "pyarrow":
+            text = pa.array(col.array)
+        else:
+            text = pa.array(col.astype(object).where(col.notna(), "").astype(str).tolist())
+        if order is not None:
+            text = pc.take(text, pa.array(order))
+        text = pc.fill_null(text, "").cast(pa.large_string())
+        if isinstance(text, pa.ChunkedArray):  # a large CSV's column comes in chunks
+            text = text.combine_chunks()
+        _, offsets, data = text.buffers()
+        offs = np.frombuffer(offsets, dtype=np.int64)[text.offset : text.offset + len(text) + 1]
+        out[c + _TEXT_DATA] = (
+            np.frombuffer(data, dtype=np.uint8)[offs[0] : offs[-1]]
+            if data
+            else (np.zeros(0, dtype=np.uint8))
+        )
+        out[c + _TEXT_OFFSETS] = offs - offs[0]
+    return out
+
+
+def slice_point_arrays(arrays: dict[str, NDArray[Any]], start: int, stop: int) -> dict[str, Any]:
+    """Rows ``start:stop`` of :func:`point_arrays` (views, no copies).
+
+    >>> a = point_arrays(pd.DataFrame({"id": ["a", "bb", "ccc"]}), ["id"])
+    >>> s = slice_point_arrays(a, 1, 3)
+    >>> s["id.offsets"].tolist(), bytes(s["id.utf8"]).decode()
+    ([0, 2, 5], 'bbccc')
+    """
+    out: dict[str, Any] = {}
+    for k, v in arrays.items():
+        if k.endswith(_TEXT_DATA):
+            base = k[: -len(_TEXT_DATA)]
+            offs = arrays[base + _TEXT_OFFSETS][start : stop + 1]
+            out[k] = v[offs[0] : offs[-1]]
+            out[base + _TEXT_OFFSETS] = offs - offs[0]
+        elif not k.endswith(_TEXT_OFFSETS):
+            out[k] = v[start:stop]
+    return out
+
+
+def write_point_arrays(
+    frame: pd.DataFrame | dict[str, NDArray[Any]],
+    columns: Sequence[str] | None,
+    path: Path,
+) -> None:
+    """Points as plain arrays in an ``.npz`` (no pickles), atomically: a frame's ``columns`` as
+    :func:`point_arrays` gives them, or such arrays themselves (``columns`` None). Written and
+    read at memory speed (a batch hands each region's validated points to its task this way),
+    and readable as an input file.
+    """
+    if isinstance(frame, pd.DataFrame):
+        arrays = point_arrays(frame, columns or [])
+    else:
+        arrays = frame
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     try:
         np.savez(tmp, **arrays)  # type: ignore[arg-type]
@@ -301,8 +374,25 @@ def write_point_arrays(frame: pd.DataFrame, columns: Sequence[str], path: Path) 
 
 
 def _read_point_arrays(path: Path) -> RawTable:
+    import pyarrow as pa
+
+    text_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # what a CSV's text columns get
+    cols: dict[str, Any] = {}
     with np.load(path, allow_pickle=False) as z:
-        df = pd.DataFrame({k: z[k] for k in z.files})
+        for k in z.files:
+            if k.endswith(_TEXT_OFFSETS):
+                continue
+            if k.endswith(_TEXT_DATA):
+                base = k[: -len(_TEXT_DATA)]
+                offs = z[base + _TEXT_OFFSETS]
+                text = pa.LargeStringArray.from_buffers(
+                    len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(z[k])
+                )
+                text.validate(full=True)  # UTF-8 and offsets checked, as for any input file
+                cols[base] = pd.Series(text.to_pandas(types_mapper={text.type: text_dtype}.get))
+            else:
+                cols[k] = z[k]
+    df = pd.DataFrame(cols)
     return RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), None, "")
 
 

@@ -3,9 +3,9 @@
 :func:`run_batch` cuts the inputs once on the client and runs one Dask task per region:
 
 1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
-   to every region plus ``clip_buffer_m`` in **one** streaming pass
-   (:class:`lifecircle.extract.BackgroundClip`, in its own process beside steps 2-3, while the
-   Dask workers start) and each region's task writes its own small ``.osm.pbf`` from it.
+   to every region plus ``clip_buffer_m`` in **one** streaming pass (:class:`ClipJob`, the
+   first Dask task, submitted as soon as the workers are up: it runs on a worker while the
+   client does steps 2-3) and each region's task writes its own small ``.osm.pbf`` from it.
 2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
    (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
    listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
@@ -48,14 +48,14 @@ import pyarrow as pa
 import shapely
 
 from lifecircle._files import write_csv, write_json, write_text
-from lifecircle._tables import write_point_arrays
+from lifecircle._tables import point_arrays, slice_point_arrays, write_point_arrays
 from lifecircle.config import ServiceStandard, load_standard
 from lifecircle.errors import InputError, LifecircleError, NetworkError
 from lifecircle.extract import (
     DEFAULT_CLIP_BUFFER_M,
-    BackgroundClip,
     buffer_geometry_m,
     clip_fingerprint,
+    clip_to_file,
     to_wgs84_geometry,
     write_clipped_region,
 )
@@ -78,6 +78,38 @@ BATCH_VERSION: Final = 1
 ID_FIELDS: Final = ("region_id", "adcode", "code", "id", "gb", "区划代码")
 NAME_FIELDS: Final = ("name", "名称", "县", "区县", "region_name")
 DONE_FILE: Final = "done.json"
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """The batch's one streaming pass over the big extract, as a Dask task.
+
+    It runs on a worker, so the client keeps its cores for reading the points (the pass's
+    libosmium reader and Numba kernel would otherwise compete with them), and a worker pays
+    for loading the kernels once for the pass and its region tasks. The regions' boundaries go
+    as WKB; the pass saves :func:`lifecircle.extract.clip_to_file`'s arrays at ``out``, which
+    the region tasks read (like every batch file, ``out`` must be a path the workers see).
+    """
+
+    source: str
+    regions_wkb: dict[str, bytes]
+    out: str
+    buffer_m: float
+    modes: tuple[str, ...]
+    node_index: str
+
+    def run(self) -> str:
+        """Clip (inside a Dask worker); the saved file's path."""
+        regions = {r: shapely.from_wkb(w) for r, w in self.regions_wkb.items()}
+        clip_to_file(
+            self.source,
+            regions,
+            self.out,
+            buffer_m=self.buffer_m,
+            modes=self.modes,
+            node_index=self.node_index,
+        )
+        return self.out
 
 
 @dataclass(frozen=True)
@@ -190,9 +222,9 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
 def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]:
     """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done.
 
-    A region whose network file is not there yet writes it first from ``clip_file``, the
-    batch's one clip pass (:class:`ClipJob`); given that pass's future, Dask runs the task after
-    it.
+    A region whose network file is not there yet writes it first from ``clip_file``, the file
+    of the batch's one clip pass (:class:`ClipJob`); given that pass's future, Dask runs the task
+    after it and passes the file's path.
     """
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -604,18 +636,18 @@ def run_batch(
     }
     net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
     todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-    # 1. the one clip pass over the big extract starts at once, in its own process, beside
-    # reading the points here and starting the Dask workers in the background
+    # 1. the one clip pass over the big extract is the first Dask task, submitted as soon as the
+    # workers are up (they start in the background while this process reads the points)
     fresh_out = not out_dir.exists()
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.glob(".clip-*.npz"):  # left by an interrupted run
         stale.unlink(missing_ok=True)
     clip_file = work / f".clip-{uuid.uuid4().hex[:8]}.npz"
-    clip = (
-        BackgroundClip(
-            net_src,
-            todo,
-            clip_file,
+    clip_job = (
+        ClipJob(
+            source=str(net_src.resolve()),
+            regions_wkb={r: shapely.to_wkb(g) for r, g in todo.items()},
+            out=str(clip_file.resolve()),
             buffer_m=clip_buffer_m,
             modes=tuple(modes),
             node_index=node_index,
@@ -632,7 +664,9 @@ def run_batch(
     # the end
     environment = {k: os.environ.get(k) for k in worker_environ()}
     pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-    pending: Future[Client] = pool.submit(_start_client, scheduler, memory_per_worker, client)
+    pending: Future[tuple[Client, DaskFuture[str] | None]] = pool.submit(
+        _start_client, scheduler, memory_per_worker, client, clip_job
+    )
     try:
         fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
         res = read_points(residents, "residents", crs=residents_crs)
@@ -668,6 +702,10 @@ def run_batch(
         res_cut = np.searchsorted(region_of[res_order], np.arange(len(ids) + 1))
         fac_order = np.lexsort((fi, ai))
         fac_cut = np.searchsorted(ai[fac_order], np.arange(len(ids) + 1))
+        # the points' columns in region order, gathered once: each region's rows are a slice
+        # (a facility near a border is in each region it serves)
+        res_arrays = point_arrays(res_frame, res_cols, res_order)
+        fac_arrays = point_arrays(fac_frame, fac_cols, fi[fac_order])
         # 3. one Dask task per region, submitted as soon as its files are written (the workers
         # start on the first regions while this process splits the rest); a region not clipped
         # before writes its network file from the clip pass first. With resume, regions done
@@ -676,10 +714,8 @@ def run_batch(
             for stale in (out_dir / "regions").glob(pattern):
                 shutil.rmtree(stale, ignore_errors=True)
         t_split = time.perf_counter()
-        if clip is not None:
-            clip.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
-        t_clip = time.perf_counter()
-        cl = pending.result()
+        cl, clip_future = pending.result()
+        t_workers = time.perf_counter()
         _announce(cl, echo)
         rows: dict[str, dict[str, Any]] = {}
         status: dict[str, str] = {}
@@ -687,14 +723,15 @@ def run_batch(
         for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
             fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
             fpath.parent.mkdir(parents=True, exist_ok=True)
-            fac_rows = fi[fac_order[fac_cut[k] : fac_cut[k + 1]]]
-            write_point_arrays(fac_frame.iloc[fac_rows], fac_cols, fpath)
-            write_point_arrays(
-                res_frame.iloc[res_order[res_cut[k] : res_cut[k + 1]]], res_cols, rpath
-            )
+            fac_part = slice_point_arrays(fac_arrays, fac_cut[k], fac_cut[k + 1])
+            res_part = slice_point_arrays(res_arrays, res_cut[k], res_cut[k + 1])
+            write_point_arrays(fac_part, None, fpath)
+            write_point_arrays(res_part, None, rpath)
             h = hashlib.sha256(clip_keys[r].encode())
-            _hash_file(h, fpath)
-            _hash_file(h, rpath)
+            for part in (fac_part, res_part):
+                for col, values in part.items():
+                    h.update(col.encode())
+                    h.update(np.ascontiguousarray(values).data)
             h.update(json.dumps(options, sort_keys=True, default=str).encode())
             for u in units:
                 _hash_file(h, Path(u))
@@ -717,12 +754,15 @@ def run_batch(
             futures[r] = cl.submit(
                 run_region,
                 task,
-                str(clip_file) if r in todo else None,
+                clip_future if r in todo else None,
                 key=f"region-{r}-{uuid.uuid4().hex[:6]}",
                 retries=retries,
                 pure=False,
             )
         t_run = time.perf_counter()
+        if clip_future is not None:
+            clip_future.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
+        t_clip = time.perf_counter()
         submitted = True
         logger.info(
             "batch: %d region(s), %d to run, %d already done",
@@ -739,8 +779,9 @@ def run_batch(
             "prepare": t_run - t_start,
             "prepare_read_inputs": t_read - t_start,
             "prepare_assign": t_split - t_read,
-            "wait_for_clip": t_clip - t_split,
-            "prepare_split_and_submit": t_run - t_clip,
+            "wait_for_workers": t_workers - t_split,
+            "prepare_split_and_submit": t_run - t_workers,
+            "wait_for_clip": t_clip - t_run,
             "run": time.perf_counter() - t_run,
         }
         table = _results_table(reg, std, rows, status, reasons)
@@ -749,8 +790,6 @@ def run_batch(
         )
         return table
     finally:
-        if clip is not None:
-            clip.stop()
         _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
         _restore_environment(environment)
@@ -761,7 +800,7 @@ def run_batch(
 
 
 def _wind_up(
-    pending: Future[Client],
+    pending: Future[tuple[Client, DaskFuture[str] | None]],
     *,
     own_client: bool,
     futures: Mapping[str, DaskFuture[Any]],
@@ -770,14 +809,14 @@ def _wind_up(
     """Close the cluster we started (which stops anything still running on it); on a cluster
     we were given, cancel our tasks if the batch failed before collecting them."""
     try:
-        cl = pending.result()
+        cl, clip_future = pending.result()
     except Exception:
         logger.debug("Dask client did not start", exc_info=True)
         return
     if own_client:
         _close_client(cl)
     elif not submitted:
-        for f in futures.values():
+        for f in [*futures.values(), *([clip_future] if clip_future is not None else [])]:
             f.cancel()
 
 
@@ -851,14 +890,17 @@ async def _warm_up() -> bool:
     return True
 
 
-def _start_client(scheduler: str, memory_per_worker: str, client: Client | None) -> Client:
-    """Connect or start the cluster (unless ``client`` is given) and let the workers import
-    lifecircle in the background."""
-    if client is not None:
-        return client
-    cl = _client(scheduler, memory_per_worker)
-    cl.run(_warm_up, wait=False)
-    return cl
+def _start_client(
+    scheduler: str, memory_per_worker: str, client: Client | None, clip: ClipJob | None
+) -> tuple[Client, DaskFuture[str] | None]:
+    """Connect or start the cluster (unless ``client`` is given), let the workers import
+    lifecircle in the background, and submit the clip pass if any region needs one."""
+    cl = client if client is not None else _client(scheduler, memory_per_worker)
+    if client is None:
+        cl.run(_warm_up, wait=False)
+    if clip is None:
+        return cl, None
+    return cl, cl.submit(clip.run, key=f"clip-{uuid.uuid4().hex[:8]}", pure=False)
 
 
 def _close_client(cl: Client) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import re
 import tempfile
@@ -539,69 +538,6 @@ def clip_to_file(
         stats.seconds,
     )
     return stats
-
-
-class BackgroundClip:
-    """:func:`clip_to_file` running in a separate process, started at once.
-
-    A batch starts the pass before anything else, so it runs beside reading the points and
-    starting the Dask workers instead of after them. The process is spawned (not forked: the
-    caller has threads running) and imports only this module; call :meth:`result` to wait for
-    the saved file (errors of the pass are raised there) and :meth:`stop` to end it early. As
-    with Dask's local cluster, a script that uses it needs the ``if __name__ == "__main__":``
-    guard.
-    """
-
-    def __init__(self, path: str | Path, regions: Mapping[str, Any], out: str | Path, **kw: Any):
-        ctx = multiprocessing.get_context("spawn")
-        self.out = Path(out)
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=_clip_in_child,
-            args=(send, str(path), dict(regions), str(out), kw),
-            name="lifecircle-clip",
-            daemon=True,
-        )
-        self._proc.start()
-        send.close()
-
-    def result(self) -> Path:
-        """Wait for the pass; the file it saved."""
-        try:
-            ok, value = self._recv.recv()
-        except EOFError:
-            self._proc.join()
-            raise NetworkError(
-                f"the clip pass ended without a result (exit code {self._proc.exitcode}); "
-                "out of memory? try --node-index sparse_file_array"
-            ) from None
-        self._proc.join()
-        if not ok:
-            raise value
-        return self.out
-
-    def stop(self) -> None:
-        """End the pass if it still runs."""
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._proc.join()
-        self._recv.close()
-
-
-def _clip_in_child(
-    conn: Any, path: str, regions: dict[str, Any], out: str, kw: dict[str, Any]
-) -> None:
-    # the caller's own work (reading and validating the points) is what the regions wait for
-    # first: the pass yields the CPU to it and takes the idle cycles
-    if hasattr(os, "nice"):
-        os.nice(10)
-    try:
-        clip_to_file(path, regions, out, **kw)
-        conn.send((True, out))
-    except BaseException as exc:  # sent to the parent, which raises it
-        conn.send((False, exc))
-    finally:
-        conn.close()
 
 
 def write_clipped_region(clip_file: str | Path, region_id: str, path: str | Path) -> int:
