@@ -126,7 +126,6 @@ def _read_coordinate(buf: NDArray[np.uint8], i: int) -> tuple[int, int, bool]:
 @njit(nogil=True, cache=True)
 def _parse(
     buf: NDArray[np.uint8],
-    fill: bool,
     way_id: NDArray[np.int64],
     tag_start: NDArray[np.int64],
     tag_end: NDArray[np.int64],
@@ -136,7 +135,8 @@ def _parse(
     y: NDArray[np.int64],
     located: NDArray[np.bool_],
 ) -> tuple[int, int, int]:
-    """Count (``fill`` False) or fill the arrays: (ways, nodes, -1), or (0, 0, byte) at an error."""
+    """Fill the arrays (long enough: see :func:`parse_ways`): (ways, nodes, -1), or (0, 0, byte)
+    at an error."""
     n = len(buf)
     i = 0
     w = 0
@@ -152,9 +152,8 @@ def _parse(
             return 0, 0, i
         ts = i
         te = i
-        if fill:
-            way_id[w] = wid
-            node_start[w] = k
+        way_id[w] = wid
+        node_start[w] = k
         while i < n and buf[i] != _NL:
             c = buf[i]
             i += 1
@@ -179,21 +178,18 @@ def _parse(
                     if i >= n or buf[i] != _Y_LOWER:
                         return 0, 0, i
                     yv, i, oky = _read_coordinate(buf, i + 1)
-                    if fill:
-                        ref[k] = r
-                        located[k] = okx and oky
-                        x[k] = xv if okx and oky else 0
-                        y[k] = yv if okx and oky else 0
+                    ref[k] = r
+                    located[k] = okx and oky
+                    x[k] = xv if okx and oky else 0
+                    y[k] = yv if okx and oky else 0
                     k += 1
             else:  # a field this reader does not use (metadata): skipped
                 while i < n and buf[i] != _SP and buf[i] != _NL:
                     i += 1
-        if fill:
-            tag_start[w] = ts
-            tag_end[w] = te
+        tag_start[w] = ts
+        tag_end[w] = te
         w += 1
-    if fill:
-        node_start[w] = k
+    node_start[w] = k
     return w, k, -1
 
 
@@ -205,29 +201,32 @@ def parse_ways(buf: NDArray[np.uint8]) -> OplWays:
     OplError
         At the first byte that does not fit the format.
     """
-    empty_i = np.zeros(0, np.int64)
-    n_ways, n_nodes, bad = _parse(
-        buf, False, empty_i, empty_i, empty_i, empty_i, empty_i, empty_i, empty_i,
-        np.zeros(0, np.bool_),
-    )  # fmt: skip
+    # one pass: every way is a line and every node reference holds an "n", so these counts
+    # bound the arrays (tags holding an "n" only make them longer than needed)
+    max_ways = int(np.count_nonzero(buf == _NL)) + 1
+    max_nodes = int(np.count_nonzero(buf == _N_LOWER))
+    way_id = np.empty(max_ways, np.int64)
+    tag_start = np.empty(max_ways, np.int64)
+    tag_end = np.empty(max_ways, np.int64)
+    node_start = np.empty(max_ways + 1, np.int64)
+    ref = np.empty(max_nodes, np.int64)
+    x = np.empty(max_nodes, np.int64)
+    y = np.empty(max_nodes, np.int64)
+    located = np.empty(max_nodes, np.bool_)
+    n_ways, n_nodes, bad = _parse(buf, way_id, tag_start, tag_end, node_start, ref, x, y, located)
     if bad >= 0:
         line = int(np.count_nonzero(buf[:bad] == _NL)) + 1
         raise OplError(f"OPL line {line} (byte {bad}) is not a way with T and N fields")
-    out = OplWays(
-        way_id=np.empty(n_ways, np.int64),
-        tag_start=np.empty(n_ways, np.int64),
-        tag_end=np.empty(n_ways, np.int64),
-        node_start=np.empty(n_ways + 1, np.int64),
-        ref=np.empty(n_nodes, np.int64),
-        x=np.empty(n_nodes, np.int64),
-        y=np.empty(n_nodes, np.int64),
-        located=np.empty(n_nodes, np.bool_),
+    return OplWays(
+        way_id=way_id[:n_ways],
+        tag_start=tag_start[:n_ways],
+        tag_end=tag_end[:n_ways],
+        node_start=node_start[: n_ways + 1],
+        ref=ref[:n_nodes],
+        x=x[:n_nodes],
+        y=y[:n_nodes],
+        located=located[:n_nodes],
     )
-    _parse(
-        buf, True, out.way_id, out.tag_start, out.tag_end, out.node_start, out.ref, out.x,
-        out.y, out.located,
-    )  # fmt: skip
-    return out
 
 
 @njit(nogil=True, cache=True)
