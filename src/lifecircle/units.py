@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,11 @@ OUTSIDE_NAME = {"zh": "（不在任何单元内）", "en": "(outside all units)"
 #: Labels of the sub-district level (the whole study area when no sub-district outline is given).
 SUBDISTRICT_LABELS = {"zh": "街道", "en": "Sub-district"}
 ALL_RESIDENTS_LABELS = {"zh": "全部居民", "en": "All residents"}
+
+
+#: Cells per side of the grid that groups points by place in :func:`assign_units` (16-bit cell
+#: numbers, so the points are grouped by a radix sort).
+_GRID_CELLS: Final = 256
 
 
 def assign_units(
@@ -76,26 +81,55 @@ def assign_units(
     polys = np.asarray(polygons, dtype=object)
     if len(x) == 0 or len(polys) == 0:
         return out
-    # no Point objects (creating millions of them costs more than the tests): the points sorted
-    # by x once; per unit, those within its bounding box tested with intersects_xy (closed
-    # polygon: the border counts); units in file order, so the lowest index wins
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
+    # no Point objects (creating millions of them costs more than the tests): the points are
+    # binned on a grid of at most 256 x 256 cells over the units' extent and grouped by cell (a
+    # radix sort of 16-bit cell numbers); per unit, the points of the cells its bounding box
+    # covers are tested with intersects_xy (closed polygon: the border counts); units in file
+    # order, so the lowest index wins
     valid = np.array([g is not None and not shapely.is_empty(g) for g in polys], dtype=bool)
+    if not valid.any():
+        return out
     bounds = np.full((len(polys), 4), np.nan)
-    if valid.any():
-        bounds[valid] = shapely.bounds(polys[valid])
-    lo = np.searchsorted(xs, bounds[:, 0], side="left")
-    hi = np.searchsorted(xs, bounds[:, 2], side="right")
+    bounds[valid] = shapely.bounds(polys[valid])
+    x0, y0 = np.nanmin(bounds[:, 0]), np.nanmin(bounds[:, 1])
+    x1, y1 = np.nanmax(bounds[:, 2]), np.nanmax(bounds[:, 3])
+    side = _GRID_CELLS
+    dx = max(x1 - x0, 1e-12) / side
+    dy = max(y1 - y0, 1e-12) / side
+    with np.errstate(invalid="ignore"):
+        near = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)  # False for NaN too
+    idx = np.flatnonzero(near)
+    col = np.minimum(((x[idx] - x0) / dx).astype(np.int64), side - 1)
+    row = np.minimum(((y[idx] - y0) / dy).astype(np.int64), side - 1)
+    cell = row * side + col
+    by_cell = np.argsort(cell.astype(np.uint16), kind="stable")  # radix sort: 16-bit keys
+    order = idx[by_cell]
+    start = np.searchsorted(cell[by_cell], np.arange(side * side + 1))
+    # each unit's box in cells (units without a geometry: a box of no interest, never used)
+    cb = np.where(valid[:, None], bounds, [x0, y0, x0, y0])
+    c_lo, r_lo, c_hi, r_hi = (
+        np.minimum(((cb[:, j] - o) / d).astype(np.int64), side - 1)
+        for j, o, d in ((0, x0, dx), (1, y0, dy), (2, x0, dx), (3, y0, dy))
+    )
     n_multi = 0
-    for k in np.flatnonzero(valid & (hi > lo)):
-        cand = order[lo[k] : hi[k]]
-        cand = cand[(y[cand] >= bounds[k, 1]) & (y[cand] <= bounds[k, 3])]
+    for k in np.flatnonzero(valid):
+        # each row of cells under the box is one run of the grouped points
+        rows = np.arange(r_lo[k], r_hi[k] + 1) * side
+        parts = [order[start[r + c_lo[k]] : start[r + c_hi[k] + 1]] for r in rows]
+        cand = np.concatenate(parts) if parts else order[:0]
+        xc, yc = x[cand], y[cand]
+        box = (
+            (xc >= bounds[k, 0])
+            & (xc <= bounds[k, 2])
+            & (yc >= bounds[k, 1])
+            & (yc <= bounds[k, 3])
+        )
+        cand, xc, yc = cand[box], xc[box], yc[box]
         if len(cand) == 0:
             continue
         poly = polys[k]
         shapely.prepare(poly)
-        inside = cand[shapely.intersects_xy(poly, x[cand], y[cand])]
+        inside = cand[shapely.intersects_xy(poly, xc, yc)]
         taken = out[inside] >= 0
         n_multi += int(taken.sum())
         out[inside[~taken]] = k
