@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import sys
@@ -434,8 +435,14 @@ def _client(scheduler: str, memory_per_worker: str) -> Client:
         "distributed.worker.profile.enabled": False,
         "distributed.nanny.pre-spawn-environ": environ,
     }
-    settings["distributed.worker.multiprocessing-method"] = worker_context().get_start_method()
+    ctx = worker_context()
+    settings["distributed.worker.multiprocessing-method"] = ctx.get_start_method()
     with dask.config.set(settings), client_environment_kept(environ):
+        if ctx.get_start_method() == "forkserver":
+            # the forkserver imports lifecircle while the scheduler starts, not after it: started
+            # here with the workers' environment, as a nanny would start it
+            os.environ.update({k: str(v) for k, v in environ.items()})
+            multiprocessing.forkserver.ensure_running()
         cluster = LocalCluster(
             n_workers=int(arg),
             threads_per_worker=1,
