@@ -930,6 +930,8 @@ def _malloc_pool() -> Iterator[None]:
     Here mimalloc hands freed memory back and takes it again as fresh huge pages: reading 2.5 M
     residents took 1.4-2.5 s, most of it the kernel's (zeroing pages), against 1.1-1.25 s with
     ``malloc``. Buffers remember their pool, so arrays made here are freed correctly later.
+    Arrow's default pool is one setting for the process: two reads at once (threads of the HTTP
+    service) may leave ``malloc`` in place after both, which is as correct, only not the default.
     """
     before = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
