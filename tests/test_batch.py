@@ -419,6 +419,30 @@ def test_bad_batch_inputs(data, tmp_path):
     assert not (tmp_path / "o4").exists()
 
 
+def test_clip_pass_that_loses_its_worker_says_what_to_change(data, tmp_path):
+    """The clip pass runs on a worker, under Dask's memory limit: a worker that dies while it
+    clips (here killed on purpose when the clip task starts) ends the batch with advice, not
+    Dask's KilledWorker, and nothing is left behind."""
+    import dask
+    from distributed import Client, LocalCluster, WorkerPlugin
+
+    class DieWhenClipping(WorkerPlugin):
+        def transition(self, key, start, finish, **kwargs):
+            if str(key).startswith("clip-") and finish == "executing":
+                os._exit(1)
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=50
+        )
+    with cluster, Client(cluster) as cl:
+        cl.register_plugin(DieWhenClipping())
+        out = tmp_path / "o"
+        with pytest.raises(NetworkError, match=r"lost its worker.*sparse_file_array"):
+            run_batch(data / "regions.geojson", client=cl, **_args(data, out))
+    assert not out.exists()
+
+
 def test_region_points_files_round_trip(tmp_path):
     """A region's points as .npz arrays read back as an input file: same values, rows from 1."""
     from lifecircle._tables import read_raw_table, write_point_arrays

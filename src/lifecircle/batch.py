@@ -768,7 +768,7 @@ def run_batch(
             )
         t_run = time.perf_counter()
         if clip_future is not None:
-            clip_future.result()  # the clip pass (its errors, e.g. an unreadable file, end here)
+            _clip_result(clip_future, net_src)  # its errors (an unreadable file...) end here
         t_clip = time.perf_counter()
         submitted = True
         logger.info(
@@ -804,6 +804,21 @@ def run_batch(
         if not submitted and fresh_out:
             # failed before the regions ran (bad points, unreadable extract): leave nothing
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _clip_result(future: DaskFuture[str], source: Path) -> str:
+    """The clip pass's file; a worker lost while clipping (the usual cause: its memory limit)
+    becomes an error that says what to change."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        raise NetworkError(
+            f"the clip pass over {source} lost its worker, as many times as Dask allows (out of "
+            "memory? its node index takes about 16 bytes per node of the extract): raise "
+            "--memory-per-worker, or keep the index on disk with --node-index sparse_file_array"
+        ) from None
 
 
 def _wind_up(
