@@ -256,12 +256,12 @@ def main() -> None:
     )
     print(
         "  preparation on the client: read and validate the inputs {:.1f} s, assign {:.1f} s, "
-        "wait for the workers {:.1f} s, split and submit {:.1f} s, then wait for the clip pass "
-        "(the first task, on a worker) {:.1f} s".format(
+        "split {:.1f} s, wait for the workers (and the clip pass's read of the extract) and "
+        "submit {:.1f} s, then wait for the clip pass's pieces (on the workers) {:.1f} s".format(
             t1["prepare_read_inputs"],
             t1["prepare_assign"],
-            t1["wait_for_workers"],
             t1["prepare_split_and_submit"],
+            t1["wait_for_workers"],
             t1["wait_for_clip"],
         )
     )

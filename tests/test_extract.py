@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -21,10 +22,13 @@ from lifecircle.coords import from_wgs84
 from lifecircle.errors import InputError, NetworkError
 from lifecircle.extract import (
     buffer_geometry_m,
+    clip_opl_to_file,
     clip_to_file,
     extract_regions,
+    opl_piece,
     read_clip,
     write_clipped_region,
+    write_highway_opl,
 )
 from lifecircle.network import load_network, way_allowed
 
@@ -148,6 +152,30 @@ def test_one_pass_many_regions_equals_one_region_at_a_time(helsinki_pbf, tmp_pat
         assert again.read_bytes() == outs[r].read_bytes()
     with pytest.raises(ValueError, match="no region 'c'"):
         write_clipped_region(clip, "c", tmp_path / "c.osm.pbf")
+    # a batch's three stages: the pass writes the text once, pieces of it are cut to the
+    # regions (one task each), and a region's file from all pieces is the same, byte for byte
+    opl = tmp_path / "highways.opl"
+    write_highway_opl(helsinki_pbf, opl)
+    size = opl.stat().st_size
+    text = opl.read_bytes()
+    areas = {r: buffer_geometry_m(g, BUFFER_M) for r, g in regions.items()}
+    for n in (1, 3, 7):
+        cuts = [opl_piece(opl, k, n) for k in range(n)]
+        assert cuts[0][0] == 0 and cuts[-1][1] == size
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(cuts))
+        assert all(text[c - 1 : c] == b"\n" for c, _ in cuts[1:])  # cut at line ends
+        files = [tmp_path / f"piece{n}_{k}.npz" for k in range(n)]
+        read = sum(
+            clip_opl_to_file(opl, areas, f, piece=(k, n), block_bytes=1 << 16).ways_read
+            for k, f in enumerate(files)
+        )
+        assert read == stats.ways_read
+        for r in regions:
+            again = tmp_path / f"pieces_{r}.osm.pbf"
+            assert write_clipped_region(files, r, again) == stats.nodes_kept[r]
+            assert again.read_bytes() == outs[r].read_bytes()
+    with pytest.raises(ValueError, match="piece 3 of 3"):
+        opl_piece(opl, 3, 3)
 
 
 def test_gcj02_clip_file_and_extract_command(points, helsinki_pbf, tmp_path, capsys):

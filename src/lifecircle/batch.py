@@ -3,9 +3,11 @@
 :func:`run_batch` cuts the inputs once on the client and runs one Dask task per region:
 
 1. **Regions** (counties, townships) are read from a polygon file; the big OSM extract is clipped
-   to every region plus ``clip_buffer_m`` in **one** streaming pass (:class:`ClipJob`, the
-   first Dask task, submitted as soon as the workers are up: it runs on a worker while the
-   client does steps 2-3) and each region's task writes its own small ``.osm.pbf`` from it.
+   to every region plus ``clip_buffer_m`` in **one** streaming pass (:class:`ClipJob`: the
+   first Dask tasks, submitted as soon as the workers are up, run while the client does steps
+   2-3). The pass over the extract writes its highways as text once; the text is cut to the
+   regions in one piece per worker, side by side; each region's task writes its own small
+   ``.osm.pbf`` from the pieces.
 2. **Residents** are read and validated once; each belongs to exactly one region by the unit rule
    (:func:`lifecircle.units.assign_units`: closed polygons, a border point goes to the region
    listed first). Residents in no region are listed in ``residents_outside_regions.csv``.
@@ -34,12 +36,13 @@ import multiprocessing.forkserver
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,9 +59,10 @@ from lifecircle.extract import (
     DEFAULT_CLIP_BUFFER_M,
     buffer_geometry_m,
     clip_fingerprint,
-    clip_to_file,
+    clip_opl_to_file,
     to_wgs84_geometry,
     write_clipped_region,
+    write_highway_opl,
 )
 from lifecircle.io import PointTable, load_scenario, read_points
 from lifecircle.maps import leaflet_inline, share_colour, write_coverage_map
@@ -79,38 +83,42 @@ BATCH_VERSION: Final = 1
 ID_FIELDS: Final = ("region_id", "adcode", "code", "id", "gb", "区划代码")
 NAME_FIELDS: Final = ("name", "名称", "县", "区县", "region_name")
 DONE_FILE: Final = "done.json"
+#: The clip pass's text is cut in one piece per worker thread, at most this many
+MAX_CLIP_PIECES: Final = 16
 
 
 @dataclass(frozen=True)
 class ClipJob:
-    """The batch's one streaming pass over the big extract, as a Dask task.
+    """The batch's one streaming pass over the big extract, as Dask tasks on the workers.
 
-    It runs on a worker, so the client keeps its cores for reading the points (the pass's
-    libosmium reader and Numba kernel would otherwise compete with them), and a worker pays
-    for loading the kernels once for the pass and its region tasks. The regions' boundaries go
-    as WKB; the pass saves :func:`lifecircle.extract.clip_to_file`'s arrays at ``out``, which
-    the region tasks read (like every batch file, ``out`` must be a path the workers see).
+    The client keeps its cores for reading the points (the pass's libosmium reader and Numba
+    kernel would otherwise compete with them), and the workers pay for loading the kernels once
+    for the pass and their region tasks. :meth:`read_extract` (one task) has libosmium write the
+    extract's highways as OPL text at ``opl``; :meth:`cut` (``pieces`` tasks, side by side on
+    as many workers) cuts one piece of that text each to the regions' buffered ``areas`` (sent
+    as WKB) and saves the ways kept at ``out_pattern.format(k)``, which the region tasks read.
+    Like every batch file, those paths must be paths the workers see.
     """
 
     source: str
-    regions_wkb: dict[str, bytes]
-    out: str
-    buffer_m: float
+    areas_wkb: dict[str, bytes]
+    opl: str
+    out_pattern: str
     modes: tuple[str, ...]
     node_index: str
+    pieces: int = 1
 
-    def run(self) -> str:
-        """Clip (inside a Dask worker); the saved file's path."""
-        regions = {r: shapely.from_wkb(w) for r, w in self.regions_wkb.items()}
-        clip_to_file(
-            self.source,
-            regions,
-            self.out,
-            buffer_m=self.buffer_m,
-            modes=self.modes,
-            node_index=self.node_index,
-        )
-        return self.out
+    def read_extract(self) -> str:
+        """The pass over the extract (inside a Dask worker); the text file's path."""
+        write_highway_opl(self.source, self.opl, node_index=self.node_index)
+        return self.opl
+
+    def cut(self, opl: str, piece: int) -> str:
+        """Piece ``piece`` of the text cut to the regions (inside a Dask worker); its file."""
+        areas = {r: shapely.from_wkb(w) for r, w in self.areas_wkb.items()}
+        out = self.out_pattern.format(piece)
+        clip_opl_to_file(opl, areas, out, modes=self.modes, piece=(piece, self.pieces))
+        return out
 
 
 @dataclass(frozen=True)
@@ -220,12 +228,12 @@ def region_row(cov: CoverageRun) -> dict[str, Any]:
     return row
 
 
-def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]:
+def run_region(task: RegionTask, clip_files: Sequence[str] | None = None) -> dict[str, Any]:
     """Run one region (inside a Dask worker): coverage, report, map; atomic; then marked done.
 
-    A region whose network file is not there yet writes it first from ``clip_file``, the file
-    of the batch's one clip pass (:class:`ClipJob`); given that pass's future, Dask runs the task
-    after it and passes the file's path.
+    A region whose network file is not there yet writes it first from ``clip_files``, the
+    pieces of the batch's one clip pass (:class:`ClipJob`); given those pieces' futures, Dask
+    runs the task after them and passes the files' paths.
     """
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -234,9 +242,9 @@ def run_region(task: RegionTask, clip_file: str | None = None) -> dict[str, Any]
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         if not Path(task.network).exists():
-            if clip_file is None:
+            if not clip_files:
                 raise NetworkError(f"{task.network} is missing and no clip pass was given")
-            write_clipped_region(clip_file, task.region_id, task.network)
+            write_clipped_region(clip_files, task.region_id, task.network)
         inputs = load_inputs(
             network=task.network,
             facilities=task.facilities,  # .npz arrays, WGS84 (converted when the client read them)
@@ -642,20 +650,23 @@ def run_batch(
         for r, g in zip(ids, geoms, strict=True)
     }
     net_paths = {r: work / r / f"network.{clip_keys[r]}.osm.pbf" for r in ids}
-    todo = {r: g for r, g in zip(ids, geoms, strict=True) if not net_paths[r].exists()}
-    # 1. the one clip pass over the big extract is the first Dask task, submitted as soon as the
-    # workers are up (they start in the background while this process reads the points)
+    # the buffered regions: the clip pass keeps the ways that meet them, and a region's
+    # facilities are those inside
+    areas = [buffer_geometry_m(g, clip_buffer_m) for g in geoms]
+    todo = {r: a for r, a in zip(ids, areas, strict=True) if not net_paths[r].exists()}
+    # 1. the one clip pass over the big extract is the first Dask tasks, submitted as soon as
+    # the workers are up (they start in the background while this process reads the points)
     fresh_out = not out_dir.exists()
     work.mkdir(parents=True, exist_ok=True)
-    for stale in work.glob(".clip-*.npz"):  # left by an interrupted run
+    for stale in work.glob(".clip-*"):  # left by an interrupted run
         stale.unlink(missing_ok=True)
-    clip_file = work / f".clip-{uuid.uuid4().hex[:8]}.npz"
+    clip_stem = work / f".clip-{uuid.uuid4().hex[:8]}"
     clip_job = (
         ClipJob(
             source=str(net_src.resolve()),
-            regions_wkb={r: shapely.to_wkb(g) for r, g in todo.items()},
-            out=str(clip_file.resolve()),
-            buffer_m=clip_buffer_m,
+            areas_wkb={r: shapely.to_wkb(a) for r, a in todo.items()},
+            opl=f"{clip_stem.resolve()}.opl",
+            out_pattern=f"{clip_stem.resolve()}-{{}}.npz",
             modes=tuple(modes),
             node_index=node_index,
         )
@@ -671,8 +682,9 @@ def run_batch(
     # the end
     environment = {k: os.environ.get(k) for k in worker_environ()}
     pool = ThreadPoolExecutor(1, thread_name_prefix="lifecircle-dask-start")
-    pending: Future[tuple[Client, DaskFuture[str] | None]] = pool.submit(
-        _start_client, scheduler, memory_per_worker, client, clip_job
+    stop_start = threading.Event()  # set when the batch ends: the start thread stops waiting
+    pending: Future[tuple[Client, list[DaskFuture[str]]]] = pool.submit(
+        _start_client, scheduler, memory_per_worker, client, clip_job, stop_start
     )
     try:
         fac = read_points(facilities, "facilities", crs=facilities_crs, standard=std)
@@ -684,7 +696,6 @@ def run_batch(
         res_frame = res.frame
         region_of = assign_units(res_frame["lon"], res_frame["lat"], geoms)
         outside = res_frame[region_of < 0]
-        areas = [buffer_geometry_m(g, clip_buffer_m) for g in geoms]
         fac_frame = fac.frame
         fi, ai = shapely.STRtree(np.asarray(areas, dtype=object)).query(
             shapely.points(fac_frame["lon"].to_numpy(float), fac_frame["lat"].to_numpy(float)),
@@ -713,20 +724,18 @@ def run_batch(
         # (a facility near a border is in each region it serves)
         res_arrays = point_arrays(res_frame, res_cols, res_order)
         fac_arrays = point_arrays(fac_frame, fac_cols, fi[fac_order])
-        # 3. one Dask task per region, submitted as soon as its files are written (the workers
-        # start on the first regions while this process splits the rest); a region not clipped
-        # before writes its network file from the clip pass first. With resume, regions done
-        # with the same fingerprint are skipped.
+        # 3. one Dask task per region, submitted as soon as its files are written and the clip
+        # pass is submitted (the workers start on the first regions while this process splits
+        # the rest); a region not clipped before writes its network file from the clip pass
+        # first. With resume, regions done with the same fingerprint are skipped.
         for pattern in (".*.tmp-*", ".*.old-*"):
             for stale in (out_dir / "regions").glob(pattern):
                 shutil.rmtree(stale, ignore_errors=True)
         t_split = time.perf_counter()
-        cl, clip_future = pending.result()
-        t_workers = time.perf_counter()
-        _announce(cl, echo)
         rows: dict[str, dict[str, Any]] = {}
         status: dict[str, str] = {}
         reasons: dict[str, str] = {}
+        submitter = _Submitter(pending, futures, set(todo), retries, echo)
         for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
             fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
             fpath.parent.mkdir(parents=True, exist_ok=True)
@@ -758,17 +767,13 @@ def run_batch(
                 if on_region_done:
                     on_region_done(r, "skipped")
                 continue
-            futures[r] = cl.submit(
-                run_region,
-                task,
-                clip_future if r in todo else None,
-                key=f"region-{r}-{uuid.uuid4().hex[:6]}",
-                retries=retries,
-                pure=False,
-            )
+            submitter.add(task)
+        t_workers = time.perf_counter()
+        clip_futures = submitter.flush()
         t_run = time.perf_counter()
-        if clip_future is not None:
-            _clip_result(clip_future, net_src)  # its errors (an unreadable file...) end here
+        if clip_futures:
+            _clip_result(clip_futures, net_src)  # its errors (an unreadable file...) end here
+            Path(f"{clip_stem}.opl").unlink(missing_ok=True)  # cut into pieces: not needed
         t_clip = time.perf_counter()
         submitted = True
         logger.info(
@@ -786,8 +791,8 @@ def run_batch(
             "prepare": t_run - t_start,
             "prepare_read_inputs": t_read - t_start,
             "prepare_assign": t_split - t_read,
-            "wait_for_workers": t_workers - t_split,
-            "prepare_split_and_submit": t_run - t_workers,
+            "prepare_split_and_submit": t_workers - t_split,
+            "wait_for_workers": t_run - t_workers,  # and the clip pass's read, then submit
             "wait_for_clip": t_clip - t_run,
             "run": time.perf_counter() - t_run,
         }
@@ -797,22 +802,65 @@ def run_batch(
         )
         return table
     finally:
+        stop_start.set()
         _wind_up(pending, own_client=client is None, futures=futures, submitted=submitted)
         pool.shutdown()
         _restore_environment(environment)
-        clip_file.unlink(missing_ok=True)  # each region has written its network file
+        for f in work.glob(f"{clip_stem.name}*"):  # each region has written its network file
+            f.unlink(missing_ok=True)
         if not submitted and fresh_out:
             # failed before the regions ran (bad points, unreadable extract): leave nothing
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _clip_result(future: DaskFuture[str], source: Path) -> str:
-    """The clip pass's file; a worker lost while clipping (the usual cause: its memory limit)
+class _Submitter:
+    """Submits region tasks as soon as the cluster is up and the clip pass submitted (a region
+    not clipped before waits for the pass's pieces); until then, keeps them in order."""
+
+    def __init__(
+        self,
+        pending: Future[tuple[Client, list[DaskFuture[str]]]],
+        futures: dict[str, DaskFuture[Any]],
+        clipped_here: set[str],
+        retries: int,
+        echo: Callable[[str], None] | None,
+    ) -> None:
+        self.pending, self.futures, self.clipped_here = pending, futures, clipped_here
+        self.retries, self.echo = retries, echo
+        self.queued: list[RegionTask] = []
+        self.started: tuple[Client, list[DaskFuture[str]]] | None = None
+
+    def add(self, task: RegionTask) -> None:
+        self.queued.append(task)
+        if self.started is not None or self.pending.done():
+            self.flush()
+
+    def flush(self) -> list[DaskFuture[str]]:
+        """Submit every queued task (waiting for the cluster if need be); the clip futures."""
+        if self.started is None:
+            self.started = self.pending.result()
+            _announce(self.started[0], self.echo)
+        cl, clip_futures = self.started
+        for task in self.queued:
+            self.futures[task.region_id] = cl.submit(
+                run_region,
+                task,
+                clip_futures if task.region_id in self.clipped_here else None,
+                key=f"region-{task.region_id}-{uuid.uuid4().hex[:6]}",
+                retries=self.retries,
+                pure=False,
+            )
+        self.queued.clear()
+        return clip_futures
+
+
+def _clip_result(futures: Sequence[DaskFuture[str]], source: Path) -> list[str]:
+    """The clip pass's files; a worker lost while clipping (the usual cause: its memory limit)
     becomes an error that says what to change."""
     from distributed import KilledWorker
 
     try:
-        return future.result()
+        return [f.result() for f in futures]
     except KilledWorker:
         raise NetworkError(
             f"the clip pass over {source} lost its worker, as many times as Dask allows (out of "
@@ -822,7 +870,7 @@ def _clip_result(future: DaskFuture[str], source: Path) -> str:
 
 
 def _wind_up(
-    pending: Future[tuple[Client, DaskFuture[str] | None]],
+    pending: Future[tuple[Client, list[DaskFuture[str]]]],
     *,
     own_client: bool,
     futures: Mapping[str, DaskFuture[Any]],
@@ -831,14 +879,14 @@ def _wind_up(
     """Close the cluster we started (which stops anything still running on it); on a cluster
     we were given, cancel our tasks if the batch failed before collecting them."""
     try:
-        cl, clip_future = pending.result()
+        cl, clip_futures = pending.result()
     except Exception:
         logger.debug("Dask client did not start", exc_info=True)
         return
     if own_client:
         _close_client(cl)
     elif not submitted:
-        for f in [*futures.values(), *([clip_future] if clip_future is not None else [])]:
+        for f in [*futures.values(), *clip_futures]:
             f.cancel()
 
 
@@ -913,16 +961,55 @@ async def _warm_up() -> bool:
 
 
 def _start_client(
-    scheduler: str, memory_per_worker: str, client: Client | None, clip: ClipJob | None
-) -> tuple[Client, DaskFuture[str] | None]:
+    scheduler: str,
+    memory_per_worker: str,
+    client: Client | None,
+    clip: ClipJob | None,
+    stop: threading.Event,
+) -> tuple[Client, list[DaskFuture[str]]]:
     """Connect or start the cluster (unless ``client`` is given), let the workers import
-    lifecircle in the background, and submit the clip pass if any region needs one."""
+    lifecircle in the background, and submit the clip pass if any region needs one: the read
+    of the extract, then, once it is done, its text cut in one piece per worker thread (the
+    region tasks wait for all of them).
+
+    The pieces get the text's path as a plain value, not as the read's future: a worker would
+    otherwise fetch that path from the read's worker, which answers only after its own piece
+    (its task thread holds the GIL). Waiting stops when ``stop`` is set (the batch ended).
+    Returns the client and the futures the region tasks wait for: the pieces, or the read
+    alone if it failed (its error is the batch's).
+    """
     cl = client if client is not None else _client(scheduler, memory_per_worker)
     if client is None:
         cl.run(_warm_up, wait=False)
     if clip is None:
-        return cl, None
-    return cl, cl.submit(clip.run, key=f"clip-{uuid.uuid4().hex[:8]}", pure=False)
+        return cl, []
+    key = uuid.uuid4().hex[:8]
+    text = cl.submit(clip.read_extract, key=f"clip-read-{key}", pure=False)
+    done = threading.Event()
+    text.add_done_callback(lambda _: done.set())
+    while not done.wait(0.1):
+        if stop.is_set():
+            return cl, [text]
+    if text.status != "finished":
+        return cl, [text]
+    # one slot per worker thread; each piece asks for its own slot, or Dask would run them all
+    # on the worker that ran the read (a preference, not a rule: a piece whose worker is lost
+    # runs elsewhere)
+    slots = [w for w, n in sorted(cl.nthreads().items()) for _ in range(n)][:MAX_CLIP_PIECES]
+    clip = replace(clip, pieces=max(1, len(slots)))
+    opl = text.result()
+    return cl, [
+        cl.submit(
+            clip.cut,
+            opl,
+            k,
+            key=f"clip-cut-{k}-{key}",
+            workers=[slots[k]] if slots else None,
+            allow_other_workers=True,
+            pure=False,
+        )
+        for k in range(clip.pieces)
+    ]
 
 
 def _close_client(cl: Client) -> None:

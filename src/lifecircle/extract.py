@@ -202,14 +202,20 @@ def _ways_allowed(tags: pa.StringArray, modes: Sequence[str]) -> NDArray[np.bool
     return allowed
 
 
-def _line_blocks(path: Path, block_bytes: int) -> Iterator[NDArray[np.uint8]]:
-    """The file in blocks of whole lines of about ``block_bytes``."""
+def _line_blocks(
+    path: Path, block_bytes: int, start: int = 0, end: int | None = None
+) -> Iterator[NDArray[np.uint8]]:
+    """Bytes ``start:end`` of the file (whole lines) in blocks of whole lines of about
+    ``block_bytes``."""
     rest = b""
+    left = (path.stat().st_size if end is None else end) - start
     with path.open("rb") as f:
-        while True:
-            data = f.read(block_bytes)
+        f.seek(start)
+        while left > 0:
+            data = f.read(min(block_bytes, left))
             if not data:
                 break
+            left -= len(data)
             data = rest + data
             cut = data.rfind(b"\n") + 1
             rest = data[cut:]
@@ -217,6 +223,46 @@ def _line_blocks(path: Path, block_bytes: int) -> Iterator[NDArray[np.uint8]]:
                 yield np.frombuffer(data, dtype=np.uint8, count=cut)
     if rest:
         yield np.frombuffer(rest, dtype=np.uint8)
+
+
+def opl_piece(opl: str | Path, piece: int, pieces: int) -> tuple[int, int]:
+    """The byte range of piece ``piece`` of ``pieces`` of a text file, cut at line ends.
+
+    The pieces are about equal, cover the file once, and any piece can be found on its own (a
+    cut is the end of the line that holds byte ``size * k // pieces``), so each task of a
+    batch reads just its own part of the clip pass's OPL text.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> f = Path(tempfile.mkdtemp()) / "t.opl"
+    >>> _ = f.write_bytes(b"w1 a\nw2 bb\nw3 ccc\n")
+    >>> [opl_piece(f, k, 2) for k in range(2)]
+    [(0, 11), (11, 18)]
+    """
+    if not 0 <= piece < pieces:
+        raise ValueError(f"piece {piece} of {pieces}")
+    path = Path(opl)
+    size = path.stat().st_size
+
+    def cut(k: int) -> int:
+        at = size * k // pieces
+        if at == 0 or at >= size:
+            return min(at, size)
+        with path.open("rb") as f:
+            f.seek(at - 1)
+            pos = at - 1
+            while True:
+                data = f.read(1 << 16)
+                if not data:
+                    return size
+                i = data.find(b"\n")
+                if i >= 0:
+                    return pos + i + 1
+                pos += len(data)
+
+    return cut(piece), cut(piece + 1)
 
 
 def _write_highway_opl(path: Path, opl: Path, node_index: str, tmp: Path) -> None:
@@ -243,6 +289,28 @@ def _write_highway_opl(path: Path, opl: Path, node_index: str, tmp: Path) -> Non
         raise NetworkError(f"cannot read OSM file {path}: {exc}") from exc
 
 
+def write_highway_opl(path: str | Path, opl: str | Path, *, node_index: str = "flex_mem") -> None:
+    """The one streaming pass over an extract: libosmium writes every ``highway`` way of ``path``
+    with its node locations as OPL text to ``opl`` (atomically; about 35 bytes per node reference
+    of a highway). :func:`clip_opl_to_file` cuts it to regions, in one or several pieces.
+
+    Raises
+    ------
+    NetworkError
+        If libosmium cannot read ``path``.
+    """
+    target = Path(opl)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # left by a lost worker (libosmium won't overwrite a file)
+    with tempfile.TemporaryDirectory(prefix=".lifecircle-index-", dir=target.parent) as index_dir:
+        try:
+            _write_highway_opl(Path(path), tmp, node_index, Path(index_dir))
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def _clip_pass(
     path: Path,
     areas: Sequence[Any],
@@ -255,8 +323,22 @@ def _clip_pass(
     """Stream ``path`` once; return the kept ways and, per area, the indices of its ways.
 
     libosmium writes the highway ways as OPL text into a temporary folder in ``work_dir``
-    (about 35 bytes per node reference of a highway); the text is read back in blocks of
-    ``block_bytes`` by :mod:`lifecircle._opl`, and each block's ways are tested at once: the
+    (:func:`write_highway_opl`), which :func:`_clip_blocks` reads back in blocks.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".lifecircle-clip-", dir=work_dir) as tmp:
+        opl = Path(tmp) / "highways.opl"
+        _write_highway_opl(path, opl, node_index, Path(tmp))
+        return _clip_blocks(_line_blocks(opl, block_bytes), areas, modes)
+
+
+def _clip_blocks(
+    blocks: Iterable[NDArray[np.uint8]], areas: Sequence[Any], modes: Sequence[str]
+) -> tuple[_Kept, list[NDArray[np.int64]], int, int]:
+    """The kept ways of some blocks of OPL text and, per area, the indices of its ways; also
+    the ways read and tested.
+
+    The text is parsed by :mod:`lifecircle._opl`, and each block's ways are tested at once: the
     mode filters by Arrow, the regions by one STRtree query.
     """
     from lifecircle import _opl
@@ -270,68 +352,62 @@ def _clip_pass(
     }
     per_area: list[list[NDArray[np.int64]]] = [[] for _ in areas]
     n_read = n_tested = n_kept = 0
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lifecircle-clip-", dir=work_dir) as tmp:
-        opl = Path(tmp) / "highways.opl"
-        _write_highway_opl(path, opl, node_index, Path(tmp))
-        for buf in _line_blocks(opl, block_bytes):
-            ways = _opl.parse_ways(buf)
-            n = len(ways.way_id)
-            n_read += n
-            # each way's escaped tags, gathered into one Arrow text array
-            tag_len = ways.tag_end - ways.tag_start
-            tag_off = np.r_[0, np.cumsum(tag_len)]
-            tag_bytes = buf[_ranges(ways.tag_start, tag_len)]
-            tags = pa.StringArray.from_buffers(
-                n, pa.py_buffer(tag_off.astype(np.int32)), pa.py_buffer(tag_bytes)
-            )
-            sizes = np.diff(ways.node_start)
-            way_of = np.repeat(np.arange(n), sizes)
-            located_before = np.r_[0, np.cumsum(ways.located)]
-            n_located = located_before[ways.node_start[1:]] - located_before[ways.node_start[:-1]]
-            tested = _ways_allowed(tags, modes) & (n_located >= 2)
-            n_tested += int(tested.sum())
-            # the located nodes of the tested ways; far from every region: dropped here
-            node_ok = ways.located & tested[way_of]
-            w_idx = way_of[node_ok]
-            x, y = ways.x[node_ok], ways.y[node_ok]
-            ways_t = np.flatnonzero(tested)
-            first = np.searchsorted(w_idx, ways_t)
-            x0, x1 = np.minimum.reduceat(x, first), np.maximum.reduceat(x, first)
-            y0, y1 = np.minimum.reduceat(y, first), np.maximum.reduceat(y, first)
-            near = (x1 >= ux0) & (x0 <= ux1) & (y1 >= uy0) & (y0 <= uy1)
-            cand = ways_t[near]
-            if len(cand) == 0:
-                continue
-            is_cand = np.zeros(n, dtype=bool)
-            is_cand[cand] = True
-            sel = is_cand[w_idx]
-            xy = np.column_stack([x[sel], y[sel]]) / _OPL_PRECISION
-            lines = shapely.linestrings(xy, indices=np.searchsorted(cand, w_idx[sel]))
-            li, ai = tree.query(lines, predicate="intersects")
-            if len(li) == 0:
-                continue
-            keep = np.unique(li)  # indices into cand
-            kept_ways = cand[keep]
-            slot = np.full(len(cand), -1, dtype=np.int64)
-            slot[keep] = n_kept + np.arange(len(keep))
-            by_area = np.argsort(ai, kind="stable")
-            areas_hit, first_hit = np.unique(ai[by_area], return_index=True)
-            for a, hits in zip(
-                areas_hit.tolist(), np.split(li[by_area], first_hit[1:]), strict=True
-            ):
-                per_area[a].append(slot[hits])
-            n_kept += len(keep)
-            is_kept = np.zeros(n, dtype=bool)
-            is_kept[kept_ways] = True
-            knode = is_kept[w_idx]
-            parts["way_id"].append(ways.way_id[kept_ways])
-            parts["sizes"].append(n_located[kept_ways])
-            parts["ref"].append(ways.ref[node_ok][knode])
-            parts["x"].append(x[knode].astype(np.int32))
-            parts["y"].append(y[knode].astype(np.int32))
-            parts["tags"].append(tag_bytes[_ranges(tag_off[kept_ways], tag_len[kept_ways])])
-            parts["tag_sizes"].append(tag_len[kept_ways])
+    for buf in blocks:
+        ways = _opl.parse_ways(buf)
+        n = len(ways.way_id)
+        n_read += n
+        # each way's escaped tags, gathered into one Arrow text array
+        tag_len = ways.tag_end - ways.tag_start
+        tag_off = np.r_[0, np.cumsum(tag_len)]
+        tag_bytes = buf[_ranges(ways.tag_start, tag_len)]
+        tags = pa.StringArray.from_buffers(
+            n, pa.py_buffer(tag_off.astype(np.int32)), pa.py_buffer(tag_bytes)
+        )
+        sizes = np.diff(ways.node_start)
+        way_of = np.repeat(np.arange(n), sizes)
+        located_before = np.r_[0, np.cumsum(ways.located)]
+        n_located = located_before[ways.node_start[1:]] - located_before[ways.node_start[:-1]]
+        tested = _ways_allowed(tags, modes) & (n_located >= 2)
+        n_tested += int(tested.sum())
+        # the located nodes of the tested ways; far from every region: dropped here
+        node_ok = ways.located & tested[way_of]
+        w_idx = way_of[node_ok]
+        x, y = ways.x[node_ok], ways.y[node_ok]
+        ways_t = np.flatnonzero(tested)
+        first = np.searchsorted(w_idx, ways_t)
+        x0, x1 = np.minimum.reduceat(x, first), np.maximum.reduceat(x, first)
+        y0, y1 = np.minimum.reduceat(y, first), np.maximum.reduceat(y, first)
+        near = (x1 >= ux0) & (x0 <= ux1) & (y1 >= uy0) & (y0 <= uy1)
+        cand = ways_t[near]
+        if len(cand) == 0:
+            continue
+        is_cand = np.zeros(n, dtype=bool)
+        is_cand[cand] = True
+        sel = is_cand[w_idx]
+        xy = np.column_stack([x[sel], y[sel]]) / _OPL_PRECISION
+        lines = shapely.linestrings(xy, indices=np.searchsorted(cand, w_idx[sel]))
+        li, ai = tree.query(lines, predicate="intersects")
+        if len(li) == 0:
+            continue
+        keep = np.unique(li)  # indices into cand
+        kept_ways = cand[keep]
+        slot = np.full(len(cand), -1, dtype=np.int64)
+        slot[keep] = n_kept + np.arange(len(keep))
+        by_area = np.argsort(ai, kind="stable")
+        areas_hit, first_hit = np.unique(ai[by_area], return_index=True)
+        for a, hits in zip(areas_hit.tolist(), np.split(li[by_area], first_hit[1:]), strict=True):
+            per_area[a].append(slot[hits])
+        n_kept += len(keep)
+        is_kept = np.zeros(n, dtype=bool)
+        is_kept[kept_ways] = True
+        knode = is_kept[w_idx]
+        parts["way_id"].append(ways.way_id[kept_ways])
+        parts["sizes"].append(n_located[kept_ways])
+        parts["ref"].append(ways.ref[node_ok][knode])
+        parts["x"].append(x[knode].astype(np.int32))
+        parts["y"].append(y[knode].astype(np.int32))
+        parts["tags"].append(tag_bytes[_ranges(tag_off[kept_ways], tag_len[kept_ways])])
+        parts["tag_sizes"].append(tag_len[kept_ways])
     kept = _Kept(
         way_id=_cat(parts["way_id"], np.int64),
         node_start=np.r_[0, np.cumsum(_cat(parts["sizes"], np.int64))],
@@ -484,8 +560,10 @@ def clip_to_file(
 ) -> ExtractStats:
     """The pass of :func:`extract_regions` without the writing: the ways kept for all regions in
     one ``.npz`` (plain arrays, no pickles), from which :func:`write_clipped_region` writes any one
-    region's ``.osm.pbf``. A batch writes each region's file inside that region's own task, so
-    the serial part of the work is the pass alone.
+    region's ``.osm.pbf``.
+
+    It is :func:`write_highway_opl` and :func:`clip_opl_to_file` in one piece; a batch runs them
+    as separate tasks, the second in as many pieces as there are workers.
 
     Returns
     -------
@@ -495,13 +573,64 @@ def clip_to_file(
     p = Path(path)
     if not p.exists():
         raise NetworkError(f"network file {p} does not exist")
-    modes = list(dict.fromkeys(modes))
     ids = list(regions)
-    areas = [buffer_geometry_m(regions[r], buffer_m) for r in ids]
-    t0 = time.perf_counter()
+    areas = {r: buffer_geometry_m(regions[r], buffer_m) for r in ids}
     target = Path(out)
-    kept, per_area, n_read, n_tested = _clip_pass(
-        p, areas, modes, block_bytes=block_bytes, node_index=node_index, work_dir=target.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".lifecircle-clip-", dir=target.parent) as tmp:
+        opl = Path(tmp) / "highways.opl"
+        write_highway_opl(p, opl, node_index=node_index)
+        stats = clip_opl_to_file(opl, areas, target, modes=modes, block_bytes=block_bytes)
+    return ExtractStats(
+        stats.ways_read, stats.ways_tested, stats.ways_kept, {}, time.perf_counter() - t0
+    )
+
+
+def clip_opl_to_file(
+    opl: str | Path,
+    areas: Mapping[str, Any],
+    out: str | Path,
+    *,
+    modes: Iterable[str] = ("walk",),
+    piece: tuple[int, int] = (0, 1),
+    block_bytes: int = 16 << 20,
+) -> ExtractStats:
+    """Cut one piece of :func:`write_highway_opl`'s text to the regions' areas; save the kept
+    ways and each region's share of them as one ``.npz`` at ``out`` (atomically).
+
+    Parameters
+    ----------
+    opl : path
+        The OPL text of the pass.
+    areas : mapping
+        ``{region_id: shapely geometry}`` in WGS84 degrees, **already buffered**
+        (:func:`buffer_geometry_m`): a way is kept for each area it intersects.
+    out : path
+        The ``.npz`` to write.
+    modes : iterable of {"walk", "bike", "drive"}
+        Ways allowed in any of these modes are kept.
+    piece : (int, int)
+        ``(k, n)``: the ``k``-th of ``n`` pieces of the text (:func:`opl_piece`). The ``n`` files
+        together hold what one piece ``(0, 1)`` would, and :func:`write_clipped_region` writes
+        the same region file from all ``n`` as from that one.
+    block_bytes : int
+        The text is read in blocks of about this much (bounds the working memory).
+
+    Returns
+    -------
+    ExtractStats
+        Counts of this piece; ``nodes_kept`` is empty.
+    """
+    modes = list(dict.fromkeys(modes))
+    for m in modes:
+        if m not in MODES:
+            raise NetworkError(f"mode {m!r} is not one of {', '.join(MODES)}")
+    ids = list(areas)
+    t0 = time.perf_counter()
+    start, end = opl_piece(opl, *piece)
+    kept, per_area, n_read, n_tested = _clip_blocks(
+        _line_blocks(Path(opl), block_bytes, start, end), [areas[r] for r in ids], modes
     )
     region_ways = [np.unique(w) for w in per_area]
     arrays = {
@@ -516,6 +645,7 @@ def clip_to_file(
         "region_start": np.r_[0, np.cumsum([len(w) for w in region_ways])],
         "region_ways": np.concatenate(region_ways) if region_ways else np.zeros(0, np.int64),
     }
+    target = Path(out)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.npz")
     try:
         np.savez(tmp, **arrays)
@@ -530,8 +660,10 @@ def clip_to_file(
         time.perf_counter() - t0,
     )
     logger.info(
-        "clipped %s for %d region(s) in one pass: %d highway ways read, %d kept, %.1f s",
-        p,
+        "clipped piece %d of %d of %s for %d region(s): %d highway ways read, %d kept, %.1f s",
+        piece[0] + 1,
+        piece[1],
+        opl,
         len(ids),
         n_read,
         len(kept.way_id),
@@ -540,11 +672,8 @@ def clip_to_file(
     return stats
 
 
-def write_clipped_region(clip_file: str | Path, region_id: str, path: str | Path) -> int:
-    """Write one region's ``.osm.pbf`` from a :func:`clip_to_file` result; return its node count.
-
-    The file is the same as :func:`extract_regions` writes for that region.
-    """
+def _region_ways(clip_file: str | Path, region_id: str) -> _Kept:
+    """The ways of one region in one :func:`clip_opl_to_file` file, as their own arrays."""
     with np.load(clip_file, allow_pickle=False) as z:
         ids = z["region_id"].tolist()
         if region_id not in ids:
@@ -552,16 +681,49 @@ def write_clipped_region(clip_file: str | Path, region_id: str, path: str | Path
         k = ids.index(region_id)
         start = z["region_start"]
         ways = z["region_ways"][start[k] : start[k + 1]]
-        kept = _Kept(
-            way_id=z["way_id"],
-            node_start=z["node_start"],
-            ref=z["ref"],
-            x=z["x"],
-            y=z["y"],
-            tags=z["tags"],
-            tag_start=z["tag_start"],
+        node_start, tag_start = z["node_start"], z["tag_start"]
+        sizes = node_start[ways + 1] - node_start[ways]
+        t_sizes = tag_start[ways + 1] - tag_start[ways]
+        pos = _ranges(node_start[ways], sizes)
+        return _Kept(
+            way_id=z["way_id"][ways],
+            node_start=np.r_[0, np.cumsum(sizes)],
+            ref=z["ref"][pos],
+            x=z["x"][pos],
+            y=z["y"][pos],
+            tags=z["tags"][_ranges(tag_start[ways], t_sizes)],
+            tag_start=np.r_[0, np.cumsum(t_sizes)],
         )
-    return _write_pbf(kept, ways, Path(path))
+
+
+def write_clipped_region(
+    clip_files: str | Path | Sequence[str | Path], region_id: str, path: str | Path
+) -> int:
+    """Write one region's ``.osm.pbf`` from the file(s) of :func:`clip_to_file` or of the pieces
+    of :func:`clip_opl_to_file`; return its node count.
+
+    The file is the same as :func:`extract_regions` writes for that region.
+    """
+    files = [clip_files] if isinstance(clip_files, str | Path) else list(clip_files)
+    parts = [_region_ways(f, region_id) for f in files]
+    node_start = [np.zeros(1, np.int64)]
+    tag_start = [np.zeros(1, np.int64)]
+    n_nodes = n_tags = 0
+    for part in parts:
+        node_start.append(part.node_start[1:] + n_nodes)
+        tag_start.append(part.tag_start[1:] + n_tags)
+        n_nodes += int(part.node_start[-1])
+        n_tags += int(part.tag_start[-1])
+    kept = _Kept(
+        way_id=_cat([q.way_id for q in parts], np.int64),
+        node_start=np.concatenate(node_start),
+        ref=_cat([q.ref for q in parts], np.int64),
+        x=_cat([q.x for q in parts], np.int32),
+        y=_cat([q.y for q in parts], np.int32),
+        tags=_cat([q.tags for q in parts], np.uint8),
+        tag_start=np.concatenate(tag_start),
+    )
+    return _write_pbf(kept, np.arange(len(kept.way_id)), Path(path))
 
 
 def clip_fingerprint(path: Path, geom: Any, buffer: float, modes: Sequence[str]) -> str:
