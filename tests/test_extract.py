@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 from pathlib import Path
@@ -310,3 +311,22 @@ def test_mode_filters_on_opl_tags_equal_way_allowed(helsinki_pbf, tmp_path, mode
         assert dict(zip(ways.way_id.tolist(), got.tolist(), strict=True)) == truth
         assert len(truth) > (1000 if src == helsinki_pbf else 4)
         assert 0 < sum(truth.values()) < len(truth)
+
+
+def test_preloaded_parser_is_the_one_the_clip_pass_calls(helsinki_pbf, tmp_path):
+    """The batch's forkserver loads the OPL parser for the sample's argument types; the clip
+    pass's blocks of text have those types, so the workers use the loaded parser (Numba would
+    compile another one for other types)."""
+    import numba
+
+    from lifecircle import _opl
+    from lifecircle.extract import _line_blocks
+
+    opl = tmp_path / "highways.opl"
+    write_highway_opl(helsinki_pbf, opl)
+    block = next(_line_blocks(opl, 1 << 16, *opl_piece(opl, 1, 2)))
+    sample = np.frombuffer(_opl.PARSER_SAMPLE, dtype=np.uint8)
+    assert numba.typeof(block) == numba.typeof(sample)
+    importlib.import_module("lifecircle._worker_preload")  # what the forkserver imports
+    assert any(sig[0] == numba.typeof(sample) for sig in _opl._parse.signatures)
+    assert _opl.parse_ways(sample).way_id.tolist() == [1]

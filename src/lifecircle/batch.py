@@ -392,7 +392,7 @@ def _restore_environment(saved: Mapping[str, str | None]) -> None:
 FORKSERVER_PRELOAD: Final = (
     "distributed",
     "lifecircle.batch",
-    "lifecircle._opl",
+    "lifecircle._worker_preload",
     "lifecircle._piece_grid",
     "lifecircle._readoff",
 )

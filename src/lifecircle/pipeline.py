@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -103,6 +103,7 @@ from lifecircle.workbook import write_tables_workbook
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    import networkx as nx
     from shapely.geometry.base import BaseGeometry
 
 logger = logging.getLogger(__name__)
@@ -316,7 +317,10 @@ def load_inputs(
     t1 = time.perf_counter()
     nets: dict[str, RoadNetwork]
     clip_area = None  # the --clip boundary (WGS84): a population raster is cut to it too
-    if isinstance(net_src, nx.Graph):
+    # a graph exists only if networkx was imported: no import here (0.05 s of every batch
+    # worker's start), and none for a file
+    nx_module = sys.modules.get("networkx")
+    if nx_module is not None and isinstance(net_src, nx_module.Graph):
         nets = {m: from_networkx(net_src, mode=m, crs=network_crs) for m in modes}
     else:
         if clip is not None:
