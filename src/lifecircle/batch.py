@@ -736,7 +736,11 @@ def run_batch(
         status: dict[str, str] = {}
         reasons: dict[str, str] = {}
         submitter = _Submitter(pending, futures, set(todo), retries, echo)
-        for k, (r, name) in enumerate(zip(ids, reg["name"], strict=True)):
+        # the regions with most residents first: Dask runs tasks in the order given, so the
+        # last ones to run are small and the workers finish together
+        names = reg["name"].tolist()
+        for k in np.argsort(-np.diff(res_cut), kind="stable").tolist():
+            r, name = ids[k], names[k]
             fpath, rpath = work / r / "facilities.npz", work / r / "residents.npz"
             fpath.parent.mkdir(parents=True, exist_ok=True)
             fac_part = slice_point_arrays(fac_arrays, fac_cut[k], fac_cut[k + 1])
