@@ -237,7 +237,7 @@ def opl_piece(opl: str | Path, piece: int, pieces: int) -> tuple[int, int]:
     >>> import tempfile
     >>> from pathlib import Path
     >>> f = Path(tempfile.mkdtemp()) / "t.opl"
-    >>> _ = f.write_bytes(b"w1 a\nw2 bb\nw3 ccc\n")
+    >>> _ = f.write_bytes(b"w1 a\\nw2 bb\\nw3 ccc\\n")
     >>> [opl_piece(f, k, 2) for k in range(2)]
     [(0, 11), (11, 18)]
     """
