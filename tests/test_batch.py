@@ -22,6 +22,7 @@ from shapely.geometry import box
 import lifecircle as lc
 from lifecircle.batch import (
     FORKSERVER_PRELOAD,
+    LOCAL_CLUSTER_TIMERS,
     RegionTask,
     parse_scheduler,
     read_regions,
@@ -510,6 +511,12 @@ def test_local_workers_keep_glibc_malloc_defaults():
         preloaded = cl.run(lambda: [m in sys.modules for m in FORKSERVER_PRELOAD])
         assert list(preloaded.values()) == [[True] * len(FORKSERVER_PRELOAD)]
         assert worker_context().get_start_method() == "forkserver"
+        # the workers' event loops wake up less often than Dask's defaults (tick, monitor)
+        import dask
+
+        timers = cl.run(lambda: {k: dask.config.get(k) for k in LOCAL_CLUSTER_TIMERS})
+        assert list(timers.values()) == [LOCAL_CLUSTER_TIMERS]
+        assert dask.config.get("distributed.admin.tick.interval") == "20ms"  # not this process
     finally:
         cl.close()
         cl.cluster.close()
