@@ -243,6 +243,13 @@ def main() -> None:
         + ", ".join(f"{r:.2f}x" for r in ratios)
         + " (target >= 1.6x)"
     )
+    walls1 = [float(p1["wall"]) for p1, _ in pairs]  # type: ignore[arg-type]
+    walls2 = [float(p2["wall"]) for _, p2 in pairs]  # type: ignore[arg-type]
+    print(
+        f"  over the {len(pairs)} pair(s): local:1 {min(walls1):.1f}-{max(walls1):.1f} s, "
+        f"local:2 {min(walls2):.1f}-{max(walls2):.1f} s; "
+        f"{sum(r >= 1.6 for r in ratios)} of {len(ratios)} ratios >= 1.6x"
+    )
     t1, t2 = one["timings"], two["timings"]
     assert isinstance(t1, dict) and isinstance(t2, dict)
     print(
