@@ -420,16 +420,17 @@ def test_bad_batch_inputs(data, tmp_path):
     assert not (tmp_path / "o4").exists()
 
 
-def test_clip_pass_that_loses_its_worker_says_what_to_change(data, tmp_path):
-    """The clip pass runs on a worker, under Dask's memory limit: a worker that dies while it
-    clips (here killed on purpose when the clip task starts) ends the batch with advice, not
-    Dask's KilledWorker, and nothing is left behind."""
+@pytest.mark.parametrize("stage", ["clip-read-", "clip-cut-"])
+def test_clip_pass_that_loses_its_worker_says_what_to_change(data, tmp_path, stage):
+    """The clip pass runs on the workers, under Dask's memory limit: a worker that dies while it
+    reads the extract or cuts its piece (here killed on purpose when that task starts) ends the
+    batch with advice, not Dask's KilledWorker, and nothing is left behind."""
     import dask
     from distributed import Client, LocalCluster, WorkerPlugin
 
     class DieWhenClipping(WorkerPlugin):
         def transition(self, key, start, finish, **kwargs):
-            if str(key).startswith("clip-") and finish == "executing":
+            if str(key).startswith(stage) and finish == "executing":
                 os._exit(1)
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
