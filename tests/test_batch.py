@@ -554,3 +554,33 @@ def test_run_region_is_atomic_in_process(local_run, tmp_path):
     with pytest.raises(NetworkError, match="no highway"):
         run_region(task("X", tmp_path / "regions" / "X"))
     assert sorted(p.name for p in (tmp_path / "regions").iterdir()) == ["B"]
+
+
+def test_clip_piece_recomputed_after_its_worker_is_lost(data, tmp_path):
+    """Dask recomputes a piece whose result only a lost worker held; by then the batch has
+    deleted the text, and the piece's file, complete, is what the piece returns."""
+    import shapely
+
+    from lifecircle.batch import ClipJob
+    from lifecircle.extract import buffer_geometry_m, write_clipped_region
+
+    area = buffer_geometry_m(box(118.30, 34.55, MID[0], MID[1]), BUFFER_M)
+    job = ClipJob(
+        source=str(data / "big.osm.pbf"),
+        areas_wkb={"T1": shapely.to_wkb(area)},
+        opl=str(tmp_path / "t.opl"),
+        out_pattern=str(tmp_path / "t-{}.npz"),
+        modes=("walk",),
+        node_index="flex_mem",
+        pieces=2,
+    )
+    opl = job.read_extract()
+    files = [job.cut(opl, k) for k in range(2)]
+    one = tmp_path / "T1.osm.pbf"
+    nodes = write_clipped_region(files, "T1", one)
+    assert nodes > 0
+    Path(opl).unlink()  # the batch deletes the text once every piece is saved
+    assert job.cut(opl, 1) == files[1]
+    again = tmp_path / "again.osm.pbf"
+    write_clipped_region(files, "T1", again)
+    assert again.read_bytes() == one.read_bytes()

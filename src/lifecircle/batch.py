@@ -114,9 +114,16 @@ class ClipJob:
         return self.opl
 
     def cut(self, opl: str, piece: int) -> str:
-        """Piece ``piece`` of the text cut to the regions (inside a Dask worker); its file."""
-        areas = {r: shapely.from_wkb(w) for r, w in self.areas_wkb.items()}
+        """Piece ``piece`` of the text cut to the regions (inside a Dask worker); its file.
+
+        A piece already saved is not cut again: Dask recomputes a piece whose result was held
+        only by a lost worker, when the text may be gone, and the file, written atomically under
+        a name of this batch alone, is complete.
+        """
         out = self.out_pattern.format(piece)
+        if Path(out).exists():
+            return out
+        areas = {r: shapely.from_wkb(w) for r, w in self.areas_wkb.items()}
         clip_opl_to_file(opl, areas, out, modes=self.modes, piece=(piece, self.pieces))
         return out
 
